@@ -1,0 +1,4 @@
+//! The sub-commands of the `candle` program. Each module holds one command's
+//! options and its `run` function; `main.rs` only parses and dispatches.
+
+pub mod scalar_demo;

@@ -1,0 +1,230 @@
+//! The `Backend` trait: the few primitives a device must provide.
+//!
+//! Everything a tensor can do is built on top of the handful of methods
+//! below. A new device (CUDA in chapter 07) implements this trait and its own
+//! storage type, and every tensor operation, layer and model of the later
+//! chapters runs on it unchanged.
+//!
+//! The primitives follow one convention: inputs arrive as *storage plus
+//! layout* (so views are never copied just to be read), and outputs are fresh,
+//! contiguous storage. Broadcasting and dimension bookkeeping are done once,
+//! in `Tensor`, before a primitive is called; a backend only loops.
+
+use crate::{CpuStorage, DType, Layout, Result, Shape};
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+// ANCHOR: ops
+/// Elementwise functions of one argument.
+///
+/// Parameterised ones (`Affine`, `Powf`, ...) carry their constants, so one
+/// pass over memory does `x * mul + add` instead of two.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UnaryOp {
+    Neg,
+    Recip,
+    Sqr,
+    Sqrt,
+    Exp,
+    Log,
+    Abs,
+    Sign,
+    Sin,
+    Cos,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Erf,
+    /// `x * mul + add`
+    Affine { mul: f64, add: f64 },
+    /// `x ^ e`
+    Powf(f64),
+    /// `min(max(x, min), max)`
+    Clamp { min: f64, max: f64 },
+    /// `x` if `x > 0` else `slope * x`
+    LeakyRelu(f64),
+}
+
+/// Elementwise functions of two arguments (of the same shape after broadcasting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Maximum,
+    Minimum,
+}
+
+/// Comparisons; their result is a `u8` tensor of 0s and 1s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// Reductions over a set of axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+    /// Index (as `i64`) of the first maximum; one axis only.
+    ArgMax,
+    /// Index (as `i64`) of the first minimum; one axis only.
+    ArgMin,
+}
+// ANCHOR_END: ops
+
+// ANCHOR: backend_storage
+/// A block of device memory holding elements of one dtype.
+///
+/// Each backend has its own storage type; the tensor holds it as a trait
+/// object and hands it back to its backend, which downcasts it with `as_any`.
+pub trait BackendStorage: Any + Send + Sync + Debug {
+    fn dtype(&self) -> DType;
+    /// Number of elements.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// Shared, reference-counted storage: views share it, `Clone` is cheap.
+pub type Storage = Arc<dyn BackendStorage>;
+// ANCHOR_END: backend_storage
+
+// ANCHOR: backend
+/// A device: where storage lives and where the primitives run.
+pub trait Backend: Send + Sync + Debug {
+    /// A short name for messages and `Display`: `cpu`, `cuda:0`.
+    fn name(&self) -> String;
+
+    // Moving data.
+    /// Copies host data (contiguous) onto the device.
+    fn from_cpu(&self, data: CpuStorage) -> Result<Storage>;
+    /// Copies the elements of a view back to the host, in row-major order.
+    fn to_cpu(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage>;
+    /// A contiguous tensor of `shape` filled with `value`.
+    fn full(&self, shape: &Shape, value: f64, dtype: DType) -> Result<Storage>;
+    /// Makes a view contiguous (a copy in row-major order).
+    fn copy(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<Storage>;
+    /// Writes `src` (viewed through `src_layout`) into the elements of `dst`
+    /// that `dst_layout` selects; both layouts have the same shape. This one
+    /// primitive gives `cat`, `pad` and slice assignment.
+    fn copy_into(
+        &self,
+        dst: &mut dyn BackendStorage,
+        dst_layout: &Layout,
+        src: &dyn BackendStorage,
+        src_layout: &Layout,
+    ) -> Result<()>;
+    /// Converts elements to another dtype.
+    fn cast(&self, src: &dyn BackendStorage, layout: &Layout, dtype: DType) -> Result<Storage>;
+
+    // Computing.
+    fn unary(&self, op: UnaryOp, src: &dyn BackendStorage, layout: &Layout) -> Result<Storage>;
+    /// `lhs` and `rhs` layouts have the same shape (already broadcast).
+    fn binary(
+        &self,
+        op: BinaryOp,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<Storage>;
+    fn cmp(
+        &self,
+        op: CmpOp,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<Storage>;
+    /// `cond ? on_true : on_false`, elementwise; all three layouts have the
+    /// same shape and `cond` is `u8`.
+    fn where_cond(
+        &self,
+        cond: &dyn BackendStorage,
+        cond_layout: &Layout,
+        on_true: &dyn BackendStorage,
+        true_layout: &Layout,
+        on_false: &dyn BackendStorage,
+        false_layout: &Layout,
+    ) -> Result<Storage>;
+    /// Reduces over the (sorted, distinct) `axes`. The result is contiguous,
+    /// with the reduced axes kept as size 1.
+    fn reduce(
+        &self,
+        op: ReduceOp,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        axes: &[usize],
+    ) -> Result<Storage>;
+    /// Batched matrix product. `lhs` is `[batch.., m, k]`, `rhs` is
+    /// `[batch.., k, n]` with identical batch dimensions (broadcast ones have
+    /// stride 0); the result is contiguous `[batch.., m, n]`.
+    fn matmul(
+        &self,
+        lhs: &dyn BackendStorage,
+        lhs_layout: &Layout,
+        rhs: &dyn BackendStorage,
+        rhs_layout: &Layout,
+    ) -> Result<Storage>;
+
+    // Indexing (indices are `i64`).
+    /// `out[.., i, ..] = src[.., ids[i], ..]` along `dim`; `ids` is 1-D.
+    fn index_select(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        ids: &dyn BackendStorage,
+        ids_layout: &Layout,
+        dim: usize,
+    ) -> Result<Storage>;
+    /// `out[i][j] = src[ids[i][j]][j]` for `dim = 0` (and likewise for other
+    /// dims); `out` has the shape of `ids`.
+    fn gather(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        ids: &dyn BackendStorage,
+        ids_layout: &Layout,
+        dim: usize,
+    ) -> Result<Storage>;
+    /// A copy of `base` where `out[ids[i][j]][j] += src[i][j]` (for
+    /// `dim = 0`); `ids` and `src` have the same shape. The adjoint of `gather`.
+    #[allow(clippy::too_many_arguments)]
+    fn scatter_add(
+        &self,
+        base: &dyn BackendStorage,
+        base_layout: &Layout,
+        ids: &dyn BackendStorage,
+        ids_layout: &Layout,
+        src: &dyn BackendStorage,
+        src_layout: &Layout,
+        dim: usize,
+    ) -> Result<Storage>;
+    /// A copy of `base` where `out[.., ids[i], ..] += src[.., i, ..]` along
+    /// `dim`; `ids` is 1-D. The adjoint of `index_select`.
+    #[allow(clippy::too_many_arguments)]
+    fn index_add(
+        &self,
+        base: &dyn BackendStorage,
+        base_layout: &Layout,
+        ids: &dyn BackendStorage,
+        ids_layout: &Layout,
+        src: &dyn BackendStorage,
+        src_layout: &Layout,
+        dim: usize,
+    ) -> Result<Storage>;
+}
+// ANCHOR_END: backend

@@ -1,0 +1,82 @@
+//! Batched matrix multiplication on top of `matrixmultiply`.
+//!
+//! `matrixmultiply` implements the BLIS approach (packing panels of A and B
+//! into cache-sized blocks and running a register-blocked micro-kernel) and
+//! accepts arbitrary row and column strides. That last property means a
+//! transposed view never needs copying: `a.t().matmul(b)` passes the swapped
+//! strides straight through.
+
+use super::CpuStorage;
+use crate::{Error, Layout, Result};
+
+// ANCHOR: matmul
+/// `[batch.., m, k] @ [batch.., k, n] -> [batch.., m, n]` (contiguous).
+pub(crate) fn matmul(a: &CpuStorage, la: &Layout, b: &CpuStorage, lb: &Layout) -> Result<CpuStorage> {
+    let rank = la.rank();
+    let (m, k, n) = (la.dims()[rank - 2], la.dims()[rank - 1], lb.dims()[rank - 1]);
+    let batch_dims = &la.dims()[..rank - 2];
+    let batch: usize = batch_dims.iter().product();
+    // Offsets of each batch's matrices: walk the batch dims of both layouts.
+    let batch_layout = |l: &Layout| {
+        Layout::new(
+            batch_dims.to_vec().into(),
+            l.strides()[..rank - 2].to_vec(),
+            l.offset(),
+        )
+    };
+    let a_offsets: Vec<usize> = batch_layout(la).offsets().collect();
+    let b_offsets: Vec<usize> = batch_layout(lb).offsets().collect();
+    let (rsa, csa) = (la.strides()[rank - 2] as isize, la.strides()[rank - 1] as isize);
+    let (rsb, csb) = (lb.strides()[rank - 2] as isize, lb.strides()[rank - 1] as isize);
+
+    macro_rules! run {
+        ($x:expr, $y:expr, $t:ty, $gemm:path, $variant:ident) => {{
+            let mut out = vec![<$t>::default(); batch * m * n];
+            if m * n > 0 {
+                for (i, (&oa, &ob)) in a_offsets.iter().zip(&b_offsets).enumerate() {
+                    let c = &mut out[i * m * n..(i + 1) * m * n];
+                    // SAFETY: the tensor layer checked that both layouts lie
+                    // within their storage, and `c` holds exactly m*n elements
+                    // with row stride n and column stride 1.
+                    unsafe {
+                        $gemm(
+                            m,
+                            k,
+                            n,
+                            1.0,
+                            $x.as_ptr().add(oa),
+                            rsa,
+                            csa,
+                            $y.as_ptr().add(ob),
+                            rsb,
+                            csb,
+                            0.0,
+                            c.as_mut_ptr(),
+                            n as isize,
+                            1,
+                        );
+                    }
+                }
+            }
+            CpuStorage::$variant(out)
+        }};
+    }
+    Ok(match (a, b) {
+        (CpuStorage::F32(x), CpuStorage::F32(y)) => run!(x, y, f32, matrixmultiply::sgemm, F32),
+        (CpuStorage::F64(x), CpuStorage::F64(y)) => run!(x, y, f64, matrixmultiply::dgemm, F64),
+        (x, y) if x.dtype() != y.dtype() => {
+            return Err(Error::DTypeMismatch {
+                op: "matmul",
+                lhs: x.dtype(),
+                rhs: y.dtype(),
+            })
+        }
+        (x, _) => {
+            return Err(Error::UnsupportedDType {
+                op: "matmul",
+                dtype: x.dtype(),
+            })
+        }
+    })
+}
+// ANCHOR_END: matmul

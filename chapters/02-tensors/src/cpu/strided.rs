@@ -1,0 +1,171 @@
+//! Walking strided views row by row.
+//!
+//! A kernel that visits elements one at a time through an index odometer is
+//! correct but slow. Instead we first *coalesce* dimensions that are laid out
+//! back to back in every operand (a contiguous `[64, 128]` becomes one row
+//! of 8192), then loop over rows with a tight inner loop the compiler can
+//! vectorise. Only the outer dimensions pay for index arithmetic.
+
+use crate::Layout;
+
+// ANCHOR: coalesce
+/// Dimensions and per-operand strides after dropping size-1 dimensions and
+/// merging neighbours that are contiguous with each other in *all* operands.
+pub(crate) fn coalesce<const N: usize>(
+    dims: &[usize],
+    strides: [&[usize]; N],
+) -> (Vec<usize>, [Vec<usize>; N]) {
+    let mut out_dims: Vec<usize> = Vec::with_capacity(dims.len());
+    let mut out_strides: [Vec<usize>; N] = std::array::from_fn(|_| Vec::new());
+    for (d, &size) in dims.iter().enumerate() {
+        if size == 1 {
+            continue;
+        }
+        let mergeable = match out_dims.last() {
+            Some(_) => (0..N).all(|k| {
+                let prev = *out_strides[k].last().unwrap();
+                prev == strides[k][d] * size
+            }),
+            None => false,
+        };
+        if mergeable {
+            *out_dims.last_mut().unwrap() *= size;
+            for k in 0..N {
+                *out_strides[k].last_mut().unwrap() = strides[k][d];
+            }
+        } else {
+            out_dims.push(size);
+            for k in 0..N {
+                out_strides[k].push(strides[k][d]);
+            }
+        }
+    }
+    if out_dims.is_empty() {
+        // A single element: one row of length 1.
+        out_dims.push(1);
+        for s in out_strides.iter_mut() {
+            s.push(0);
+        }
+    }
+    (out_dims, out_strides)
+}
+// ANCHOR_END: coalesce
+
+// ANCHOR: for_each_row
+/// Calls `f(offsets, len, inner_strides)` once per row of the (coalesced)
+/// views, where `offsets[k]` is where operand `k`'s row starts.
+pub(crate) fn for_each_row<const N: usize>(
+    layouts: [&Layout; N],
+    mut f: impl FnMut([usize; N], usize, [usize; N]),
+) {
+    let dims = layouts[0].dims();
+    if dims.iter().product::<usize>() == 0 {
+        return;
+    }
+    let (cdims, cstrides) = coalesce(dims, layouts.map(|l| l.strides()));
+    let rank = cdims.len();
+    let len = cdims[rank - 1];
+    let inner: [usize; N] = std::array::from_fn(|k| cstrides[k][rank - 1]);
+    let mut offsets: [usize; N] = std::array::from_fn(|k| layouts[k].offset());
+    let mut index = vec![0usize; rank - 1];
+    loop {
+        f(offsets, len, inner);
+        // Odometer over the outer dimensions.
+        let mut d = rank - 1;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            index[d] += 1;
+            for k in 0..N {
+                offsets[k] += cstrides[k][d];
+            }
+            if index[d] < cdims[d] {
+                break;
+            }
+            for k in 0..N {
+                offsets[k] -= cstrides[k][d] * cdims[d];
+            }
+            index[d] = 0;
+        }
+    }
+}
+// ANCHOR_END: for_each_row
+
+/// Applies `f` to every element of a view, in row-major order.
+pub(crate) fn map1<T: Copy, U>(src: &[T], l: &Layout, f: impl Fn(T) -> U) -> Vec<U> {
+    let n = l.elem_count();
+    if l.is_contiguous() {
+        let o = l.offset();
+        return src[o..o + n].iter().map(|&x| f(x)).collect();
+    }
+    let mut out = Vec::with_capacity(n);
+    for_each_row([l], |[o], len, [s]| {
+        if s == 1 {
+            out.extend(src[o..o + len].iter().map(|&x| f(x)));
+        } else {
+            out.extend((0..len).map(|i| f(src[o + i * s])));
+        }
+    });
+    out
+}
+
+// ANCHOR: map2
+/// Applies `f` to pairs of elements of two views of the same shape. The
+/// inner loop is specialised for the common stride patterns: both
+/// contiguous, or one side broadcast (stride 0) as in adding a bias row.
+pub(crate) fn map2<T: Copy, U: Copy, V>(
+    a: &[T],
+    la: &Layout,
+    b: &[U],
+    lb: &Layout,
+    f: impl Fn(T, U) -> V,
+) -> Vec<V> {
+    let n = la.elem_count();
+    if la.is_contiguous() && lb.is_contiguous() {
+        let (oa, ob) = (la.offset(), lb.offset());
+        return a[oa..oa + n]
+            .iter()
+            .zip(&b[ob..ob + n])
+            .map(|(&x, &y)| f(x, y))
+            .collect();
+    }
+    let mut out = Vec::with_capacity(n);
+    for_each_row([la, lb], |[oa, ob], len, [sa, sb]| match (sa, sb) {
+        (1, 1) => out.extend(
+            a[oa..oa + len]
+                .iter()
+                .zip(&b[ob..ob + len])
+                .map(|(&x, &y)| f(x, y)),
+        ),
+        (1, 0) => {
+            let y = b[ob];
+            out.extend(a[oa..oa + len].iter().map(|&x| f(x, y)));
+        }
+        (0, 1) => {
+            let x = a[oa];
+            out.extend(b[ob..ob + len].iter().map(|&y| f(x, y)));
+        }
+        _ => out.extend((0..len).map(|i| f(a[oa + i * sa], b[ob + i * sb]))),
+    });
+    out
+}
+// ANCHOR_END: map2
+
+/// Three-operand version of [`map2`] (for `where`).
+pub(crate) fn map3<T: Copy, U: Copy, W: Copy, V>(
+    a: &[T],
+    la: &Layout,
+    b: &[U],
+    lb: &Layout,
+    c: &[W],
+    lc: &Layout,
+    f: impl Fn(T, U, W) -> V,
+) -> Vec<V> {
+    let mut out = Vec::with_capacity(la.elem_count());
+    for_each_row([la, lb, lc], |[oa, ob, oc], len, [sa, sb, sc]| {
+        out.extend((0..len).map(|i| f(a[oa + i * sa], b[ob + i * sb], c[oc + i * sc])))
+    });
+    out
+}

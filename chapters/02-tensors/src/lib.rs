@@ -1,0 +1,32 @@
+//! # Chapter 02: tensors and the device trait
+//!
+//! An n-dimensional array is a flat buffer plus a rule for finding element
+//! `[i, j, k]` in it. This crate builds that rule ([`Layout`]: shape,
+//! strides, offset), the views it makes free (transpose, slice, broadcast),
+//! the element types ([`DType`]), and the [`Backend`] trait that keeps every
+//! later chapter independent of where the numbers live. The CPU backend
+//! ([`CpuBackend`]) implements it with plain loops and `matrixmultiply`.
+
+pub mod backend;
+mod cpu;
+mod device;
+mod display;
+mod dtype;
+mod error;
+mod layout;
+mod ops;
+mod random;
+mod shape;
+mod tensor;
+mod views;
+mod arith;
+
+pub use backend::{Backend, BackendStorage, BinaryOp, CmpOp, ReduceOp, Storage, UnaryOp};
+pub use cpu::{CpuBackend, CpuStorage};
+pub use device::Device;
+pub use dtype::{DType, WithDType};
+pub use error::{Error, Result};
+pub use layout::{Layout, StridedOffsets};
+pub use random::{manual_seed, with_default_generator, Generator};
+pub use shape::{Dim, Dims, Shape};
+pub use tensor::Tensor;

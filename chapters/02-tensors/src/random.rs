@@ -1,0 +1,68 @@
+//! Seedable random numbers.
+//!
+//! Reproducibility is a feature: the same seed must give the same initial
+//! weights, the same shuffles and therefore the same training run. We use
+//! ChaCha8, whose output is fixed by its specification (unlike `StdRng`,
+//! which may change between `rand` releases), and draw on the host so that
+//! a seed gives the same numbers on every device.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use std::cell::RefCell;
+
+// ANCHOR: generator
+/// A seeded random number generator, the analogue of `torch.Generator`.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    rng: ChaCha8Rng,
+}
+
+impl Generator {
+    pub fn new(seed: u64) -> Self {
+        Generator {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+    /// Uniform in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.rng.random::<f64>()
+    }
+    /// Normal with the given mean and standard deviation.
+    pub fn normal(&mut self, mean: f64, std: f64) -> f64 {
+        let z: f64 = StandardNormal.sample(&mut self.rng);
+        mean + std * z
+    }
+    /// Uniform integer in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        self.rng.random_range(0..n)
+    }
+    /// A random permutation of `0..n` (Fisher–Yates).
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = self.rng.random_range(0..=i);
+            v.swap(i, j);
+        }
+        v
+    }
+    /// The raw generator, for crates that take any `rand::Rng`.
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+}
+// ANCHOR_END: generator
+
+thread_local! {
+    static DEFAULT: RefCell<Generator> = RefCell::new(Generator::new(0));
+}
+
+/// Reseeds this thread's default generator (like `torch.manual_seed`).
+pub fn manual_seed(seed: u64) {
+    DEFAULT.with(|g| *g.borrow_mut() = Generator::new(seed));
+}
+
+/// Runs `f` with this thread's default generator.
+pub fn with_default_generator<R>(f: impl FnOnce(&mut Generator) -> R) -> R {
+    DEFAULT.with(|g| f(&mut g.borrow_mut()))
+}

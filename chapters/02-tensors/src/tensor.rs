@@ -1,0 +1,310 @@
+//! The `Tensor` type: storage + layout + dtype + device.
+
+use crate::backend::Storage;
+use crate::random::{with_default_generator, Generator};
+use crate::{CpuStorage, DType, Device, Dim, Error, Layout, Result, Shape, WithDType};
+use std::sync::Arc;
+
+// ANCHOR: tensor
+/// An n-dimensional array of numbers on some device.
+///
+/// A tensor is a *view*: a [`Layout`] (shape, strides, offset) over shared
+/// storage. Views such as `transpose` or `slice` make a new `Tensor` that
+/// points at the same storage; `Clone` copies only a reference count.
+#[derive(Clone)]
+pub struct Tensor(Arc<TensorInner>);
+
+struct TensorInner {
+    storage: Storage,
+    layout: Layout,
+    device: Device,
+}
+// ANCHOR_END: tensor
+
+impl Tensor {
+    /// Wraps storage produced by a backend. `layout` must fit inside it.
+    pub fn from_storage(storage: Storage, layout: Layout, device: Device) -> Tensor {
+        debug_assert!(layout.max_storage_index() <= storage.len());
+        Tensor(Arc::new(TensorInner {
+            storage,
+            layout,
+            device,
+        }))
+    }
+
+    /// A new view of the same storage.
+    pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
+        Tensor::from_storage(self.0.storage.clone(), layout, self.0.device.clone())
+    }
+
+    /// A contiguous result of `shape` from a backend.
+    pub(crate) fn from_result(storage: Storage, shape: Shape, device: &Device) -> Tensor {
+        Tensor::from_storage(storage, Layout::contiguous(shape), device.clone())
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.0.storage
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+    pub fn shape(&self) -> &Shape {
+        self.0.layout.shape()
+    }
+    pub fn dims(&self) -> &[usize] {
+        self.0.layout.dims()
+    }
+    /// Size of one dimension (negative counts from the end).
+    pub fn dim(&self, d: impl Dim) -> Result<usize> {
+        Ok(self.dims()[d.to_index(self.shape(), "dim")?])
+    }
+    pub fn rank(&self) -> usize {
+        self.0.layout.rank()
+    }
+    pub fn elem_count(&self) -> usize {
+        self.0.layout.elem_count()
+    }
+    pub fn dtype(&self) -> DType {
+        self.0.storage.dtype()
+    }
+    pub fn device(&self) -> &Device {
+        &self.0.device
+    }
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+    /// Whether two tensors share storage (one is a view of the other).
+    pub fn same_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+}
+
+// ANCHOR: creation
+impl Tensor {
+    /// A tensor from a flat `Vec` in row-major order.
+    pub fn from_vec<T: WithDType>(data: Vec<T>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.elem_count() {
+            return Err(Error::invalid(
+                "from_vec",
+                format!(
+                    "{} elements cannot have shape {shape} ({} elements)",
+                    data.len(),
+                    shape.elem_count()
+                ),
+            ));
+        }
+        let storage = device.backend().from_cpu(T::to_storage(data))?;
+        Ok(Tensor::from_result(storage, shape, device))
+    }
+
+    /// A 1-D tensor on the CPU: `Tensor::new(&[1.0f32, 2.0, 3.0])`.
+    pub fn new<T: WithDType>(data: &[T]) -> Tensor {
+        let n = data.len();
+        Tensor::from_vec(data.to_vec(), n, &Device::cpu()).expect("length matches")
+    }
+
+    /// A 0-d tensor holding one value.
+    pub fn scalar<T: WithDType>(value: T, device: &Device) -> Result<Tensor> {
+        Tensor::from_vec(vec![value], (), device)
+    }
+
+    pub fn full(value: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        let storage = device.backend().full(&shape, value, dtype)?;
+        Ok(Tensor::from_result(storage, shape, device))
+    }
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::full(0.0, shape, dtype, device)
+    }
+    pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        Tensor::full(1.0, shape, dtype, device)
+    }
+    pub fn zeros_like(&self) -> Result<Tensor> {
+        Tensor::zeros(self.shape(), self.dtype(), self.device())
+    }
+    pub fn ones_like(&self) -> Result<Tensor> {
+        Tensor::ones(self.shape(), self.dtype(), self.device())
+    }
+    pub fn full_like(&self, value: f64) -> Result<Tensor> {
+        Tensor::full(value, self.shape(), self.dtype(), self.device())
+    }
+
+    /// `start, start + step, ...` below `end` (like `torch.arange`).
+    pub fn arange(start: f64, end: f64, step: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        if step == 0.0 || !step.is_finite() {
+            return Err(Error::invalid("arange", format!("step must be finite and non-zero, got {step}")));
+        }
+        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        let values: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
+        Tensor::from_f64_vec(values, n, dtype, device)
+    }
+
+    /// `n` evenly spaced points from `start` to `end` inclusive.
+    pub fn linspace(start: f64, end: f64, n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+        let values: Vec<f64> = match n {
+            0 => vec![],
+            1 => vec![start],
+            _ => (0..n)
+                .map(|i| start + (end - start) * i as f64 / (n - 1) as f64)
+                .collect(),
+        };
+        Tensor::from_f64_vec(values, n, dtype, device)
+    }
+
+    /// The `n x n` identity matrix.
+    pub fn eye(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+        let mut v = vec![0.0; n * n];
+        for i in 0..n {
+            v[i * n + i] = 1.0;
+        }
+        Tensor::from_f64_vec(v, (n, n), dtype, device)
+    }
+
+    /// Values given as `f64`, stored as `dtype`.
+    pub fn from_f64_vec(values: Vec<f64>, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        match dtype {
+            DType::F32 => Tensor::from_vec(values.iter().map(|&v| v as f32).collect::<Vec<_>>(), shape, device),
+            DType::F64 => Tensor::from_vec(values, shape, device),
+            DType::I64 => Tensor::from_vec(values.iter().map(|&v| v as i64).collect::<Vec<_>>(), shape, device),
+            DType::U8 => Tensor::from_vec(values.iter().map(|&v| v as u8).collect::<Vec<_>>(), shape, device),
+        }
+    }
+
+    /// Uniform samples in `[lo, hi)` from `generator`.
+    pub fn rand_with(lo: f64, hi: f64, shape: impl Into<Shape>, dtype: DType, device: &Device, generator: &mut Generator) -> Result<Tensor> {
+        let shape = shape.into();
+        let v = (0..shape.elem_count()).map(|_| generator.uniform(lo, hi)).collect();
+        Tensor::from_f64_vec(v, shape, dtype, device)
+    }
+    /// Normal samples from `generator`.
+    pub fn randn_with(mean: f64, std: f64, shape: impl Into<Shape>, dtype: DType, device: &Device, generator: &mut Generator) -> Result<Tensor> {
+        let shape = shape.into();
+        let v = (0..shape.elem_count()).map(|_| generator.normal(mean, std)).collect();
+        Tensor::from_f64_vec(v, shape, dtype, device)
+    }
+    /// Uniform samples in `[lo, hi)` from the thread's default generator
+    /// (see [`manual_seed`](crate::manual_seed)).
+    pub fn rand(lo: f64, hi: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        with_default_generator(|g| Tensor::rand_with(lo, hi, shape, dtype, device, g))
+    }
+    /// Normal samples from the thread's default generator.
+    pub fn randn(mean: f64, std: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        with_default_generator(|g| Tensor::randn_with(mean, std, shape, dtype, device, g))
+    }
+}
+// ANCHOR_END: creation
+
+// ANCHOR: to_host
+impl Tensor {
+    /// The elements on the host, row-major, as the host-side storage enum.
+    pub fn to_cpu_storage(&self) -> Result<CpuStorage> {
+        self.device().backend().to_cpu(self.storage().as_ref(), self.layout())
+    }
+
+    /// The elements as a flat `Vec<T>`; `T` must match the dtype.
+    pub fn to_vec<T: WithDType>(&self) -> Result<Vec<T>> {
+        if T::DTYPE != self.dtype() {
+            return Err(Error::DTypeMismatch {
+                op: "to_vec",
+                lhs: self.dtype(),
+                rhs: T::DTYPE,
+            });
+        }
+        let host = self.to_cpu_storage()?;
+        Ok(T::from_storage(&host).expect("dtype checked").to_vec())
+    }
+
+    /// The elements converted to `f64`, whatever the dtype.
+    pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
+        let host = self.to_cpu_storage()?;
+        Ok((0..host.len()).map(|i| host.get_f64(i)).collect())
+    }
+
+    /// Rows of a 2-D tensor.
+    pub fn to_vec2<T: WithDType>(&self) -> Result<Vec<Vec<T>>> {
+        if self.rank() != 2 {
+            return Err(Error::invalid("to_vec2", format!("expected a 2-D tensor, got shape {}", self.shape())));
+        }
+        let cols = self.dims()[1].max(1);
+        Ok(self.to_vec::<T>()?.chunks(cols).map(|c| c.to_vec()).collect())
+    }
+
+    /// The single value of a one-element tensor.
+    pub fn to_scalar<T: WithDType>(&self) -> Result<T> {
+        if self.elem_count() != 1 {
+            return Err(Error::invalid("to_scalar", format!("expected one element, got shape {}", self.shape())));
+        }
+        Ok(self.to_vec::<T>()?[0])
+    }
+
+    /// The single value of a one-element tensor, as `f64` (like `.item()`).
+    pub fn item(&self) -> Result<f64> {
+        if self.elem_count() != 1 {
+            return Err(Error::invalid("item", format!("expected one element, got shape {}", self.shape())));
+        }
+        Ok(self.to_vec_f64()?[0])
+    }
+
+    /// Converts to another dtype (a copy, unless it already has it).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        let s = self.device().backend().cast(self.storage().as_ref(), self.layout(), dtype)?;
+        Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
+    }
+
+    /// Moves to another device through the host.
+    pub fn to_device(&self, device: &Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        let host = self.to_cpu_storage()?;
+        let s = device.backend().from_cpu(host)?;
+        Ok(Tensor::from_result(s, self.shape().clone(), device))
+    }
+
+    /// A contiguous copy, or `self` when it already is contiguous.
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        let s = self.device().backend().copy(self.storage().as_ref(), self.layout())?;
+        Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
+    }
+
+    /// A deep copy that shares nothing with `self`.
+    pub fn copy(&self) -> Result<Tensor> {
+        let s = self.device().backend().copy(self.storage().as_ref(), self.layout())?;
+        Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
+    }
+}
+// ANCHOR_END: to_host
+
+/// Converts a tensor into an `ndarray` array (on the host), for interop with
+/// the Rust numeric ecosystem.
+impl TryFrom<&Tensor> for ndarray::ArrayD<f64> {
+    type Error = Error;
+    fn try_from(t: &Tensor) -> Result<Self> {
+        ndarray::ArrayD::from_shape_vec(t.dims().to_vec(), t.to_vec_f64()?)
+            .map_err(|e| Error::invalid("to_ndarray", e.to_string()))
+    }
+}
+
+impl TryFrom<&Tensor> for ndarray::ArrayD<f32> {
+    type Error = Error;
+    fn try_from(t: &Tensor) -> Result<Self> {
+        ndarray::ArrayD::from_shape_vec(t.dims().to_vec(), t.to_dtype(DType::F32)?.to_vec::<f32>()?)
+            .map_err(|e| Error::invalid("to_ndarray", e.to_string()))
+    }
+}
+
+impl<T: WithDType> TryFrom<ndarray::ArrayD<T>> for Tensor {
+    type Error = Error;
+    fn try_from(a: ndarray::ArrayD<T>) -> Result<Self> {
+        let shape = a.shape().to_vec();
+        let data: Vec<T> = a.iter().copied().collect();
+        Tensor::from_vec(data, shape, &Device::cpu())
+    }
+}
