@@ -1,0 +1,230 @@
+//! State dicts: a model's parameters and buffers by name, saved as
+//! safetensors.
+//!
+//! safetensors is a deliberately simple format: an 8-byte little-endian
+//! header length, a JSON header mapping each name to its dtype, shape and
+//! byte range, then the raw little-endian data. Unlike a pickle, loading it
+//! runs no code, and every length in it can be checked before use, so a
+//! corrupt file gives an error instead of a crash.
+
+use crate::module::{Slot, Visit};
+use chapter_02::{DType, Device, Shape, Tensor as RawTensor};
+use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Tensors by dotted name, sorted.
+pub type StateDict = BTreeMap<String, RawTensor>;
+
+// ANCHOR: state_dict_error
+/// Why a state dict could not be saved, read or loaded into a model.
+#[derive(Debug)]
+pub enum StateDictError {
+    /// Reading or writing the file failed.
+    Io { path: PathBuf, source: std::io::Error },
+    /// The file is not valid safetensors, or holds an unsupported dtype.
+    Corrupt { path: PathBuf, msg: String },
+    /// The names or shapes do not match the model. Every problem is
+    /// listed, not just the first, so one run shows everything to fix.
+    Mismatch {
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+        shapes: Vec<(String, Shape, Shape)>,
+    },
+    /// A tensor operation failed.
+    Tensor(chapter_02::Error),
+}
+// ANCHOR_END: state_dict_error
+
+impl fmt::Display for StateDictError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StateDictError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            StateDictError::Corrupt { path, msg } => write!(f, "{}: {msg}", path.display()),
+            StateDictError::Mismatch { missing, unexpected, shapes } => {
+                write!(f, "load_state_dict:")?;
+                if !missing.is_empty() {
+                    write!(f, " missing keys: {};", missing.join(", "))?;
+                }
+                if !unexpected.is_empty() {
+                    write!(f, " unexpected keys: {};", unexpected.join(", "))?;
+                }
+                for (name, expected, got) in shapes {
+                    write!(f, " size mismatch for {name}: expected {expected}, got {got};")?;
+                }
+                Ok(())
+            }
+            StateDictError::Tensor(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StateDictError {}
+
+impl From<chapter_02::Error> for StateDictError {
+    fn from(e: chapter_02::Error) -> Self {
+        StateDictError::Tensor(e)
+    }
+}
+
+// ANCHOR: to_bytes
+/// Little-endian bytes of a tensor, with its safetensors dtype.
+fn to_bytes(t: &RawTensor) -> Result<(StDtype, Vec<u8>), chapter_02::Error> {
+    Ok(match t.dtype() {
+        DType::F32 => (StDtype::F32, t.to_vec::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F64 => (StDtype::F64, t.to_vec::<f64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::I64 => (StDtype::I64, t.to_vec::<i64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::U8 => (StDtype::U8, t.to_vec::<u8>()?),
+    })
+}
+
+/// A tensor from a safetensors view (the data is copied out of the file buffer).
+fn from_view(view: &TensorView<'_>, device: &Device) -> Result<RawTensor, String> {
+    let shape = view.shape().to_vec();
+    let bytes = view.data();
+    let t = match view.dtype() {
+        StDtype::F32 => RawTensor::from_vec(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>(), shape, device),
+        StDtype::F64 => RawTensor::from_vec(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>(), shape, device),
+        StDtype::I64 => RawTensor::from_vec(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>(), shape, device),
+        StDtype::U8 | StDtype::BOOL => RawTensor::from_vec(bytes.to_vec(), shape, device),
+        other => return Err(format!("unsupported dtype {other:?}")),
+    };
+    t.map_err(|e| e.to_string())
+}
+// ANCHOR_END: to_bytes
+
+// ANCHOR: save_load
+/// Serialises tensors to safetensors bytes (with optional metadata).
+pub fn to_safetensors_bytes(tensors: &StateDict, metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>, StateDictError> {
+    let mut owned = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let (dtype, bytes) = to_bytes(t)?;
+        owned.push((name.clone(), dtype, t.dims().to_vec(), bytes));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            let view = TensorView::new(*dtype, shape.clone(), bytes)
+                .map_err(|e| StateDictError::Corrupt { path: PathBuf::from(name), msg: e.to_string() })?;
+            Ok((name.clone(), view))
+        })
+        .collect::<Result<Vec<_>, StateDictError>>()?;
+    safetensors::serialize(views, metadata).map_err(|e| StateDictError::Corrupt { path: PathBuf::from("<memory>"), msg: e.to_string() })
+}
+
+/// Writes a safetensors file atomically: to `path.tmp` first, then renamed
+/// over `path`, so a crash mid-write never leaves a half-written file.
+pub fn save_safetensors(path: impl AsRef<Path>, tensors: &StateDict, metadata: Option<HashMap<String, String>>) -> Result<(), StateDictError> {
+    let path = path.as_ref();
+    let bytes = to_safetensors_bytes(tensors, metadata)?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, flushes it to disk,
+/// and renames it into place (an atomic replace on POSIX file systems).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateDictError> {
+    use std::io::Write;
+    let io = |source| StateDictError::Io { path: path.to_path_buf(), source };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(bytes).map_err(io)?;
+        file.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Parses safetensors bytes; `path` is only used in error messages.
+pub fn from_safetensors_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<StateDict, StateDictError> {
+    let corrupt = |msg: String| StateDictError::Corrupt { path: path.to_path_buf(), msg };
+    let st = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("not a valid safetensors file: {e}")))?;
+    let mut out = StateDict::new();
+    for (name, view) in st.tensors() {
+        let t = from_view(&view, device).map_err(|m| corrupt(format!("tensor {name}: {m}")))?;
+        out.insert(name, t);
+    }
+    Ok(out)
+}
+
+/// Reads a safetensors file into a state dict (on the CPU).
+pub fn load_safetensors(path: impl AsRef<Path>) -> Result<StateDict, StateDictError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| StateDictError::Io { path: path.to_path_buf(), source })?;
+    from_safetensors_bytes(&bytes, path, &Device::cpu())
+}
+// ANCHOR_END: save_load
+
+// ANCHOR: state_dict_ext
+/// State-dict methods for every module.
+pub trait StateDictExt: Visit {
+    /// Parameters and buffers by name (the values, detached).
+    fn state_dict(&self) -> StateDict {
+        let mut out = StateDict::new();
+        self.visit("", &mut |name, slot| match slot {
+            Slot::Param(t) => {
+                out.insert(name.to_string(), t.data());
+            }
+            Slot::Buffer(b) => {
+                out.insert(name.to_string(), b.get());
+            }
+            Slot::Training(_) => {}
+        });
+        out
+    }
+
+    /// Copies values from `dict` into the module's parameters and buffers.
+    /// Nothing is changed unless every key matches and every shape agrees;
+    /// otherwise the error lists all missing keys, unexpected keys and
+    /// shape mismatches.
+    fn load_state_dict(&self, dict: &StateDict) -> Result<(), StateDictError> {
+        let mut missing = Vec::new();
+        let mut shapes = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        self.visit("", &mut |name, slot| {
+            let expected = match &slot {
+                Slot::Param(t) => t.shape(),
+                Slot::Buffer(b) => b.get().shape().clone(),
+                Slot::Training(_) => return,
+            };
+            seen.insert(name.to_string());
+            match dict.get(name) {
+                None => missing.push(name.to_string()),
+                Some(v) if v.shape() != &expected => shapes.push((name.to_string(), expected, v.shape().clone())),
+                Some(_) => {}
+            }
+        });
+        let unexpected: Vec<String> = dict.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+        if !missing.is_empty() || !unexpected.is_empty() || !shapes.is_empty() {
+            return Err(StateDictError::Mismatch { missing, unexpected, shapes });
+        }
+        let mut result = Ok(());
+        self.visit("", &mut |name, slot| {
+            if result.is_err() || matches!(slot, Slot::Training(_)) {
+                return;
+            }
+            let value = &dict[name];
+            result = match slot {
+                Slot::Param(t) => value.to_dtype(t.dtype()).and_then(|v| v.to_device(&t.device())).and_then(|v| t.set_data(v)),
+                Slot::Buffer(b) => value.to_dtype(b.get().dtype()).and_then(|v| b.set(v)),
+                Slot::Training(_) => Ok(()),
+            };
+        });
+        result.map_err(StateDictError::Tensor)
+    }
+
+    /// Saves the state dict to a safetensors file (atomically).
+    fn save(&self, path: impl AsRef<Path>) -> Result<(), StateDictError> {
+        save_safetensors(path, &self.state_dict(), None)
+    }
+
+    /// Loads a safetensors file written by [`save`](Self::save).
+    fn load(&self, path: impl AsRef<Path>) -> Result<(), StateDictError> {
+        self.load_state_dict(&load_safetensors(path)?)
+    }
+}
+
+impl<T: Visit + ?Sized> StateDictExt for T {}
+// ANCHOR_END: state_dict_ext
