@@ -110,7 +110,7 @@ pub trait Backend: Send + Sync + Debug {
 
     // Moving data.
     /// Copies host data (contiguous) onto the device.
-    fn from_cpu(&self, data: CpuStorage) -> Result<Storage>;
+    fn upload(&self, data: CpuStorage) -> Result<Storage>;
     /// Copies the elements of a view back to the host, in row-major order.
     fn to_cpu(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage>;
     /// A contiguous tensor of `shape` filled with `value`.

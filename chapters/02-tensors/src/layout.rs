@@ -121,7 +121,12 @@ impl Layout {
         let mut dims = self.dims().to_vec();
         let mut strides = self.strides.clone();
         dims[dim] = len;
-        let offset = self.offset + start * strides[dim];
+        // An empty slice keeps the offset: `start` may be one past the end.
+        let offset = if len == 0 {
+            self.offset
+        } else {
+            self.offset + start * strides[dim]
+        };
         strides[dim] *= step;
         Layout::new(dims.into(), strides, offset)
     }
@@ -161,8 +166,9 @@ impl Layout {
     /// always be reshaped; otherwise we try to express each new dimension as
     /// a merge or split of old ones with compatible strides (as PyTorch's
     /// `view` does), and return `None` when the elements are not evenly spaced.
+    /// A layout with no elements can take any shape of no elements.
     pub fn reshape_view(&self, shape: &Shape) -> Option<Layout> {
-        if self.is_contiguous() {
+        if self.is_contiguous() || self.elem_count() == 0 {
             let strides = shape.contiguous_strides();
             return Some(Layout::new(shape.clone(), strides, self.offset));
         }

@@ -94,6 +94,12 @@ impl Tensor {
     pub fn binary(&self, rhs: &Tensor, op: BinaryOp, name: &'static str) -> Result<Tensor> {
         self.check_same_device(rhs, name)?;
         self.check_same_dtype(rhs, name)?;
+        // Masks are not numbers, and integer division has no single answer
+        // (floor or truncate?): ask for a cast instead.
+        let float_only = matches!(op, BinaryOp::Div | BinaryOp::Pow);
+        if self.dtype() == DType::U8 || (float_only && !self.dtype().is_float()) {
+            return Err(Error::UnsupportedDType { op: name, dtype: self.dtype() });
+        }
         let (l, r, shape) = self.broadcast_pair(rhs, name)?;
         let s = self.device().backend().binary(op, self.storage().as_ref(), &l, rhs.storage().as_ref(), &r)?;
         Ok(Tensor::from_result(s, shape, self.device()))
@@ -177,17 +183,19 @@ impl Tensor {
     pub fn affine(&self, mul: f64, add: f64) -> Result<Tensor> {
         self.unary(UnaryOp::Affine { mul, add }, "affine")
     }
+    // The scalar forms are `affine` under their own names, so that an
+    // error from `&x + 1.0` says `add_scalar`.
     pub fn add_scalar(&self, v: f64) -> Result<Tensor> {
-        self.affine(1.0, v)
+        self.unary(UnaryOp::Affine { mul: 1.0, add: v }, "add_scalar")
     }
     pub fn sub_scalar(&self, v: f64) -> Result<Tensor> {
-        self.affine(1.0, -v)
+        self.unary(UnaryOp::Affine { mul: 1.0, add: -v }, "sub_scalar")
     }
     pub fn mul_scalar(&self, v: f64) -> Result<Tensor> {
-        self.affine(v, 0.0)
+        self.unary(UnaryOp::Affine { mul: v, add: 0.0 }, "mul_scalar")
     }
     pub fn div_scalar(&self, v: f64) -> Result<Tensor> {
-        self.affine(1.0 / v, 0.0)
+        self.unary(UnaryOp::Affine { mul: 1.0 / v, add: 0.0 }, "div_scalar")
     }
     /// `x ^ e` for a scalar exponent.
     pub fn powf(&self, e: f64) -> Result<Tensor> {

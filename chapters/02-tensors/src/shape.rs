@@ -208,3 +208,9 @@ impl<D: Dim> Dims for Vec<D> {
         self[..].to_indexes(shape, op)
     }
 }
+/// A borrowed list works too: `x.sum(&dims[..], false)`.
+impl<T: Dims + ?Sized> Dims for &T {
+    fn to_indexes(&self, shape: &Shape, op: &'static str) -> Result<Vec<usize>> {
+        (**self).to_indexes(shape, op)
+    }
+}

@@ -94,7 +94,7 @@ impl Tensor {
                 ),
             ));
         }
-        let storage = device.backend().from_cpu(T::to_storage(data))?;
+        let storage = device.backend().upload(T::to_storage(data))?;
         Ok(Tensor::from_result(storage, shape, device))
     }
 
@@ -226,8 +226,9 @@ impl Tensor {
         if self.rank() != 2 {
             return Err(Error::invalid("to_vec2", format!("expected a 2-D tensor, got shape {}", self.shape())));
         }
-        let cols = self.dims()[1].max(1);
-        Ok(self.to_vec::<T>()?.chunks(cols).map(|c| c.to_vec()).collect())
+        let (rows, cols) = (self.dims()[0], self.dims()[1]);
+        let v = self.to_vec::<T>()?;
+        Ok((0..rows).map(|r| v[r * cols..(r + 1) * cols].to_vec()).collect())
     }
 
     /// The single value of a one-element tensor.
@@ -261,7 +262,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let host = self.to_cpu_storage()?;
-        let s = device.backend().from_cpu(host)?;
+        let s = device.backend().upload(host)?;
         Ok(Tensor::from_result(s, self.shape().clone(), device))
     }
 

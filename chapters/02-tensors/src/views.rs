@@ -95,7 +95,7 @@ impl Tensor {
     pub fn reshape_infer(&self, dims: &[isize]) -> Result<Tensor> {
         let holes = dims.iter().filter(|&&d| d == -1).count();
         let known: usize = dims.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
-        if holes > 1 || dims.iter().any(|&d| d < -1) || (holes == 1 && (known == 0 || self.elem_count() % known != 0)) {
+        if holes > 1 || dims.iter().any(|&d| d < -1) || (holes == 1 && (known == 0 || !self.elem_count().is_multiple_of(known))) {
             return Err(Error::invalid("reshape", format!("cannot reshape {} into {dims:?}", self.shape())));
         }
         let shape: Vec<usize> = dims

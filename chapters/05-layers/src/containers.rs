@@ -17,7 +17,7 @@ impl Sequential {
         Sequential::default()
     }
     /// Appends a module (builder style).
-    pub fn add(mut self, layer: impl Module + Send + Sync + 'static) -> Self {
+    pub fn add_layer(mut self, layer: impl Module + Send + Sync + 'static) -> Self {
         self.layers.push(Box::new(layer));
         self
     }

@@ -188,11 +188,17 @@ pub(crate) fn scatter_add(
             add_into(&mut out, &pos, &contiguous(s, lsrc));
             CpuStorage::I64(out)
         }
-        (b, s) => {
+        (b, s) if b.dtype() != s.dtype() => {
             return Err(Error::DTypeMismatch {
                 op: "scatter_add",
                 lhs: b.dtype(),
                 rhs: s.dtype(),
+            })
+        }
+        (b, _) => {
+            return Err(Error::UnsupportedDType {
+                op: "scatter_add",
+                dtype: b.dtype(),
             })
         }
     })
@@ -248,11 +254,17 @@ pub(crate) fn index_add(
         (CpuStorage::F32(b), CpuStorage::F32(s)) => CpuStorage::F32(run(b, lbase, s, lsrc, &ids, geom)),
         (CpuStorage::F64(b), CpuStorage::F64(s)) => CpuStorage::F64(run(b, lbase, s, lsrc, &ids, geom)),
         (CpuStorage::I64(b), CpuStorage::I64(s)) => CpuStorage::I64(run(b, lbase, s, lsrc, &ids, geom)),
-        (b, s) => {
+        (b, s) if b.dtype() != s.dtype() => {
             return Err(Error::DTypeMismatch {
                 op: "index_add",
                 lhs: b.dtype(),
                 rhs: s.dtype(),
+            })
+        }
+        (b, _) => {
+            return Err(Error::UnsupportedDType {
+                op: "index_add",
+                dtype: b.dtype(),
             })
         }
     })

@@ -32,7 +32,8 @@ pub(crate) fn matmul(a: &CpuStorage, la: &Layout, b: &CpuStorage, lb: &Layout) -
     macro_rules! run {
         ($x:expr, $y:expr, $t:ty, $gemm:path, $variant:ident) => {{
             let mut out = vec![<$t>::default(); batch * m * n];
-            if m * n > 0 {
+            // With k = 0 the product is all zeros, which `out` already is.
+            if m * n * k > 0 {
                 for (i, (&oa, &ob)) in a_offsets.iter().zip(&b_offsets).enumerate() {
                     let c = &mut out[i * m * n..(i + 1) * m * n];
                     // SAFETY: the tensor layer checked that both layouts lie

@@ -100,7 +100,7 @@ impl Backend for CpuBackend {
         "cpu".to_string()
     }
 
-    fn from_cpu(&self, data: CpuStorage) -> Result<Storage> {
+    fn upload(&self, data: CpuStorage) -> Result<Storage> {
         Ok(wrap(data))
     }
 

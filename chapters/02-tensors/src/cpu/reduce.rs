@@ -35,10 +35,23 @@ reduce_elem!(i64, 0, |_| false);
 reduce_elem!(u8, 0, |_| false);
 
 // ANCHOR: sum_slice
-/// Sums a contiguous slice with eight independent accumulators. The
-/// compiler turns the eight lanes into one SIMD register, and splitting the
-/// sum also halves the rounding error of a single running total.
+/// Sums a contiguous slice pairwise (as NumPy does): split it in halves
+/// until a piece has at most 1024 elements, sum those with [`sum_lanes`],
+/// and add the halves back up. Each element then passes through about
+/// log2(n) additions of similar-sized numbers instead of n, so a million
+/// `f32` values come out right to about 1e-7 (relative) instead of the 1e-2
+/// of one running total.
 fn sum_slice<T: ReduceElem>(x: &[T]) -> T {
+    if x.len() <= 1024 {
+        return sum_lanes(x);
+    }
+    let (left, right) = x.split_at(x.len() / 2);
+    sum_slice(left).add(sum_slice(right))
+}
+
+/// Sums a slice with eight independent accumulators, which the compiler
+/// turns into one SIMD register.
+fn sum_lanes<T: ReduceElem>(x: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let chunks = x.chunks_exact(8);
     let rest = chunks.remainder();
@@ -89,8 +102,15 @@ fn reduce_typed<T: ReduceElem>(op: ReduceOp, x: &[T], l: &Layout, axes: &[usize]
     // gradient `[batch, n] -> [n]`): add whole rows, which vectorises.
     let leading = axes.iter().enumerate().all(|(i, &a)| a == i);
     if op == ReduceOp::Sum && leading && l.is_contiguous() && !axes.is_empty() {
-        let o = l.offset();
         let mut out = vec![T::zero(); out_n];
+        if out_n * block == 0 {
+            return Ok(out);
+        }
+        let o = l.offset();
+        if out_n == 1 {
+            // Everything into one number: one long vectorised sum.
+            return Ok(vec![sum_slice(&x[o..o + block])]);
+        }
         for row in x[o..o + out_n * block].chunks_exact(out_n.max(1)) {
             for (acc, &v) in out.iter_mut().zip(row) {
                 *acc = acc.add(v);

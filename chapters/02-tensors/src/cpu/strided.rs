@@ -96,6 +96,9 @@ pub(crate) fn for_each_row<const N: usize>(
 /// Applies `f` to every element of a view, in row-major order.
 pub(crate) fn map1<T: Copy, U>(src: &[T], l: &Layout, f: impl Fn(T) -> U) -> Vec<U> {
     let n = l.elem_count();
+    if n == 0 {
+        return Vec::new();
+    }
     if l.is_contiguous() {
         let o = l.offset();
         return src[o..o + n].iter().map(|&x| f(x)).collect();
@@ -123,6 +126,9 @@ pub(crate) fn map2<T: Copy, U: Copy, V>(
     f: impl Fn(T, U) -> V,
 ) -> Vec<V> {
     let n = la.elem_count();
+    if n == 0 {
+        return Vec::new();
+    }
     if la.is_contiguous() && lb.is_contiguous() {
         let (oa, ob) = (la.offset(), lb.offset());
         return a[oa..oa + n]
