@@ -1,0 +1,15 @@
+//! # Chapter 06: training
+//!
+//! Everything between a model and a trained model: optimisers that turn
+//! gradients into updates, schedules for the learning rate, gradient
+//! clipping, data sets and loaders, the training loop, checkpoints that
+//! resume exactly, and metrics with a dashboard.
+
+pub mod clip;
+pub mod data;
+pub mod optim;
+pub mod schedule;
+
+pub use clip::{clip_grad_norm_, clip_grad_value_, grad_norm};
+pub use optim::{Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, Optimizer, OptimizerState, ParamGroup, RmsProp, RmsPropConfig, Sgd, SgdConfig};
+pub use schedule::{Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr, LrSchedule, MultiStepLr, OneCycleLr, Scheduler, SequentialLr, StepLr};
