@@ -10,14 +10,40 @@ pub mod scalar {
     pub use chapter_01::*;
 }
 
-/// Chapter 02: n-dimensional tensors, dtypes, devices and the CPU backend.
+/// Chapter 02: raw n-dimensional tensors, dtypes, devices and the CPU backend.
 pub mod tensor {
     pub use chapter_02::*;
+}
+
+/// Chapter 03: the autograd engine (the `Tensor` you train with).
+pub mod autograd {
+    pub use chapter_03::*;
+}
+
+/// Chapter 04: every differentiable operation, as extension traits.
+pub mod ops {
+    pub use chapter_04::prelude::*;
+    pub use chapter_04::{elementwise, index, product, reduce, shape, softmax};
+}
+
+/// Chapter 05: modules, layers, initialisers, losses, state dicts.
+pub mod nn {
+    pub use chapter_05::*;
+}
+
+/// Chapter 06: optimisers, schedules, data, the training loop, checkpoints, metrics.
+pub mod train {
+    pub use chapter_06::*;
 }
 
 pub mod commands;
 
 /// The everyday types, in one `use candle::prelude::*;`.
 pub mod prelude {
-    pub use chapter_02::{DType, Device, Shape, Tensor};
+    pub use chapter_02::{manual_seed, DType, Device, Shape};
+    pub use chapter_03::{no_grad, Tensor};
+    pub use chapter_04::prelude::*;
+    pub use chapter_05::loss::{cross_entropy, CrossEntropyOptions};
+    pub use chapter_05::{Linear, Module, ModuleExt, Sequential, StateDictExt};
+    pub use chapter_06::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 }

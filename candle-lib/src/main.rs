@@ -13,12 +13,18 @@ struct Cli {
 enum Command {
     /// Chapter 01: train a scalar-autograd MLP on the moons data and draw its decision boundary.
     ScalarDemo(candle::commands::scalar_demo::Args),
+    /// Chapter 06: train a model on a data set shipped in data/ (`candle train mnist`).
+    Train(candle::commands::train::Args),
+    /// Chapter 06: download data sets for a checkout without data/ (`candle data download mnist`).
+    Data(candle::commands::data::Args),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::ScalarDemo(args) => candle::commands::scalar_demo::run(&args),
+        Command::Train(args) => candle::commands::train::run(&args),
+        Command::Data(args) => candle::commands::data::run(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

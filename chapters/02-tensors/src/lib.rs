@@ -7,6 +7,7 @@
 //! later chapter independent of where the numbers live. The CPU backend
 //! ([`CpuBackend`]) implements it with plain loops and `matrixmultiply`.
 
+mod arith;
 pub mod backend;
 mod cpu;
 mod device;
@@ -19,7 +20,6 @@ mod random;
 mod shape;
 mod tensor;
 mod views;
-mod arith;
 
 pub use backend::{Backend, BackendStorage, BinaryOp, CmpOp, ReduceOp, Storage, UnaryOp};
 pub use cpu::{CpuBackend, CpuStorage};
@@ -27,6 +27,9 @@ pub use device::Device;
 pub use dtype::{DType, WithDType};
 pub use error::{Error, Result};
 pub use layout::{Layout, StridedOffsets};
-pub use random::{manual_seed, with_default_generator, Generator};
+pub use random::{
+    default_generator_state, manual_seed, set_default_generator_state, with_default_generator,
+    Generator, GeneratorState,
+};
 pub use shape::{Dim, Dims, Shape};
 pub use tensor::Tensor;

@@ -46,12 +46,58 @@ impl Generator {
         }
         v
     }
+    /// The generator's complete state: seed, stream and position. Saving
+    /// it in a checkpoint and restoring it with
+    /// [`from_state`](Self::from_state) continues the exact same sequence.
+    pub fn state(&self) -> GeneratorState {
+        GeneratorState {
+            seed: self.rng.get_seed(),
+            stream: self.rng.get_stream(),
+            word_pos: self.rng.get_word_pos(),
+        }
+    }
+    /// A generator positioned exactly where `state` was taken.
+    pub fn from_state(state: &GeneratorState) -> Self {
+        let mut rng = ChaCha8Rng::from_seed(state.seed);
+        rng.set_stream(state.stream);
+        rng.set_word_pos(state.word_pos);
+        Generator { rng }
+    }
     /// The raw generator, for crates that take any `rand::Rng`.
     pub fn rng(&mut self) -> &mut ChaCha8Rng {
         &mut self.rng
     }
 }
 // ANCHOR_END: generator
+
+/// Everything needed to recreate a [`Generator`] mid-sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratorState {
+    pub seed: [u8; 32],
+    pub stream: u64,
+    pub word_pos: u128,
+}
+
+impl GeneratorState {
+    /// 56 bytes: seed, stream (little-endian), word position (little-endian).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = self.seed.to_vec();
+        v.extend_from_slice(&self.stream.to_le_bytes());
+        v.extend_from_slice(&self.word_pos.to_le_bytes());
+        v
+    }
+    /// The inverse of [`to_bytes`](Self::to_bytes); `None` unless exactly 56 bytes.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != 56 {
+            return None;
+        }
+        Some(GeneratorState {
+            seed: b[..32].try_into().ok()?,
+            stream: u64::from_le_bytes(b[32..40].try_into().ok()?),
+            word_pos: u128::from_le_bytes(b[40..56].try_into().ok()?),
+        })
+    }
+}
 
 thread_local! {
     static DEFAULT: RefCell<Generator> = RefCell::new(Generator::new(0));
@@ -60,6 +106,16 @@ thread_local! {
 /// Reseeds this thread's default generator (like `torch.manual_seed`).
 pub fn manual_seed(seed: u64) {
     DEFAULT.with(|g| *g.borrow_mut() = Generator::new(seed));
+}
+
+/// The state of this thread's default generator (like `torch.get_rng_state`).
+pub fn default_generator_state() -> GeneratorState {
+    DEFAULT.with(|g| g.borrow().state())
+}
+
+/// Restores this thread's default generator (like `torch.set_rng_state`).
+pub fn set_default_generator_state(state: &GeneratorState) {
+    DEFAULT.with(|g| *g.borrow_mut() = Generator::from_state(state));
 }
 
 /// Runs `f` with this thread's default generator.

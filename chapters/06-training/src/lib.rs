@@ -5,11 +5,18 @@
 //! clipping, data sets and loaders, the training loop, checkpoints that
 //! resume exactly, and metrics with a dashboard.
 
+pub mod checkpoint;
 pub mod clip;
 pub mod data;
+pub mod metrics;
+pub mod models;
 pub mod optim;
 pub mod schedule;
+pub mod trainer;
 
 pub use clip::{clip_grad_norm_, clip_grad_value_, grad_norm};
 pub use optim::{Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, Optimizer, OptimizerState, ParamGroup, RmsProp, RmsPropConfig, Sgd, SgdConfig};
 pub use schedule::{Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr, LrSchedule, MultiStepLr, OneCycleLr, Scheduler, SequentialLr, StepLr};
+pub use checkpoint::Checkpoint;
+pub use models::Mlp;
+pub use trainer::{evaluate, fit, OptimizerKind, RunDir, ScheduleKind, TrainConfig, TrainSummary};

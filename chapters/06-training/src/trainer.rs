@@ -1,0 +1,328 @@
+//! The training loop.
+
+use crate::checkpoint::Checkpoint;
+use crate::clip::{clip_grad_norm_, grad_norm};
+use crate::data::DataLoader;
+use crate::metrics::{histogram, MetricsWriter, Record};
+use crate::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+use crate::schedule::{ConstantLr, CosineAnnealingLr, LinearLr, OneCycleLr, Scheduler, SequentialLr};
+use chapter_02::{default_generator_state, set_default_generator_state};
+use chapter_03::{no_grad, RawTensor, Result, Tensor};
+use chapter_05::loss::{cross_entropy, CrossEntropyOptions};
+use chapter_05::{Module, ModuleExt, StateDictExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Which optimiser to train with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    AdamW,
+}
+
+/// How the learning rate moves over the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// The same rate throughout.
+    Constant,
+    /// One-cycle: warm up to `lr`, then anneal to almost zero.
+    OneCycle,
+    /// 5% linear warm-up, then cosine decay to zero.
+    WarmupCosine,
+}
+
+// ANCHOR: config
+/// Everything that defines a run. Saved as `config.json` in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub optimizer: OptimizerKind,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: ScheduleKind,
+    pub clip_grad_norm: Option<f64>,
+    pub seed: u64,
+    /// Write a `train` metrics line every this many steps.
+    pub log_every: usize,
+    /// Report when test accuracy first reaches this (e.g. 0.98).
+    pub target_accuracy: Option<f64>,
+}
+// ANCHOR_END: config
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 128,
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.9,
+            weight_decay: 0.0,
+            schedule: ScheduleKind::Constant,
+            clip_grad_norm: None,
+            seed: 0,
+            log_every: 50,
+            target_accuracy: None,
+        }
+    }
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainSummary {
+    pub test_accuracy: f64,
+    pub test_loss: f64,
+    pub epochs_run: usize,
+    /// Training seconds (evaluation excluded) of the epochs run here.
+    pub train_seconds: f64,
+    /// `(epoch, training seconds)` when `target_accuracy` was first reached.
+    pub reached_target: Option<(u64, f64)>,
+}
+
+/// Loss and accuracy of `model` on every batch of `loader`, without
+/// recording a graph and with dropout and batch norm in evaluation mode.
+pub fn evaluate(model: &dyn Module, loader: &DataLoader) -> Result<(f64, f64)> {
+    let _guard = no_grad();
+    model.eval();
+    let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+    for batch in loader.epoch(0) {
+        let (x, y) = batch.map_err(|e| chapter_02::Error::invalid("evaluate", e.to_string()))?;
+        let logits = model.forward(&x)?;
+        let n = y.elem_count();
+        loss_sum += cross_entropy(&logits, &y, &CrossEntropyOptions::default())?.item()? * n as f64;
+        correct += count_correct(&logits, &y)?;
+        seen += n;
+    }
+    model.train();
+    Ok((loss_sum / seen.max(1) as f64, correct as f64 / seen.max(1) as f64))
+}
+
+fn count_correct(logits: &Tensor, targets: &Tensor) -> Result<usize> {
+    let pred = logits.data().argmax(-1, false)?;
+    Ok(pred.eq(&targets.data())?.to_dtype(chapter_02::DType::I64)?.sum_all()?.item()? as usize)
+}
+
+fn make_optimizer(config: &TrainConfig, params: Vec<Tensor>) -> Result<Box<dyn Optimizer>> {
+    Ok(match config.optimizer {
+        OptimizerKind::Sgd => Box::new(Sgd::new(
+            params,
+            SgdConfig { momentum: config.momentum, weight_decay: config.weight_decay, nesterov: config.momentum > 0.0, ..SgdConfig::new(config.lr) },
+        )?),
+        OptimizerKind::Adam => Box::new(Adam::new(params, AdamConfig { weight_decay: config.weight_decay, ..AdamConfig::adam(config.lr) })?),
+        OptimizerKind::AdamW => Box::new(Adam::new(params, AdamConfig { weight_decay: config.weight_decay, ..AdamConfig::adamw(config.lr) })?),
+    })
+}
+
+fn make_scheduler(config: &TrainConfig, total_steps: usize, optimizer: &mut dyn Optimizer) -> Scheduler {
+    match config.schedule {
+        ScheduleKind::Constant => Scheduler::new(ConstantLr, optimizer),
+        ScheduleKind::OneCycle => {
+            let mut s = OneCycleLr::new(config.lr, total_steps);
+            s.cycle_momentum = config.optimizer == OptimizerKind::Sgd && config.momentum > 0.0;
+            Scheduler::new(s, optimizer)
+        }
+        ScheduleKind::WarmupCosine => {
+            let warmup = (total_steps / 20).max(1);
+            let schedule = SequentialLr {
+                schedules: vec![
+                    Box::new(LinearLr { start_factor: 0.01, end_factor: 1.0, total_iters: warmup }),
+                    Box::new(CosineAnnealingLr { t_max: total_steps - warmup, eta_min: 0.0 }),
+                ],
+                milestones: vec![warmup],
+            };
+            Scheduler::new(schedule, optimizer)
+        }
+    }
+}
+
+/// Where a run keeps its files.
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        RunDir { path: path.into() }
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.path.join("checkpoint.safetensors")
+    }
+    pub fn config(&self) -> PathBuf {
+        self.path.join("config.json")
+    }
+}
+
+/// Hidden-layer activations for the dashboard's histograms.
+pub type ActivationProbe<'a> = &'a dyn Fn(&Tensor) -> Result<Vec<(String, RawTensor)>>;
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> chapter_02::Error {
+    chapter_02::Error::invalid("train", format!("{}: {e}", path.display()))
+}
+
+// ANCHOR: fit
+/// Trains `model` on `train`, evaluating on `test` after every epoch,
+/// writing metrics and a checkpoint into `run`. With `resume`, it first
+/// restores the run's checkpoint and continues after its last epoch.
+pub fn fit(
+    model: &dyn Module,
+    train: &DataLoader,
+    test: &DataLoader,
+    config: &TrainConfig,
+    run: &RunDir,
+    resume: bool,
+    probe: Option<ActivationProbe<'_>>,
+    show_progress: bool,
+) -> Result<TrainSummary> {
+    std::fs::create_dir_all(&run.path).map_err(|e| io_err(&run.path, e))?;
+    let params = model.parameters();
+    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let mut optimizer = make_optimizer(config, params.clone())?;
+    let steps_per_epoch = train.num_batches();
+    let mut scheduler = make_scheduler(config, steps_per_epoch * config.epochs, optimizer.as_mut());
+    let (mut first_epoch, mut step) = (0u64, 0u64);
+    if resume {
+        let ckpt = Checkpoint::load(run.checkpoint()).map_err(|e| chapter_02::Error::invalid("resume", e.to_string()))?;
+        model.load_state_dict(&ckpt.model).map_err(|e| chapter_02::Error::invalid("resume", e.to_string()))?;
+        optimizer.load_state_dict(&ckpt.optimizer)?;
+        scheduler.set_steps(ckpt.scheduler_steps, optimizer.as_mut());
+        set_default_generator_state(&ckpt.rng);
+        (first_epoch, step) = (ckpt.epoch, ckpt.global_step);
+    } else {
+        let json = serde_json::to_string_pretty(config).map_err(|e| io_err(&run.config(), e))?;
+        std::fs::write(run.config(), json).map_err(|e| io_err(&run.config(), e))?;
+        let _ = std::fs::remove_file(run.path.join("metrics.jsonl"));
+    }
+    let mut metrics = MetricsWriter::open(&run.path).map_err(|e| io_err(&run.path, e))?;
+    let mut summary = TrainSummary { test_accuracy: 0.0, test_loss: 0.0, epochs_run: 0, train_seconds: 0.0, reached_target: None };
+    let ce = CrossEntropyOptions::default();
+    model.train();
+
+    for epoch in first_epoch..config.epochs as u64 {
+        let bar = progress_bar(steps_per_epoch, epoch, config.epochs, show_progress);
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        for batch in train.epoch(epoch) {
+            let (x, y) = batch.map_err(|e| chapter_02::Error::invalid("train", e.to_string()))?;
+            // The five lines every training loop has:
+            let logits = model.forward(&x)?;
+            let loss = cross_entropy(&logits, &y, &ce)?;
+            optimizer.zero_grad();
+            loss.backward()?;
+            if let Some(max_norm) = config.clip_grad_norm {
+                clip_grad_norm_(&params, max_norm, 2.0)?;
+            }
+            optimizer.step()?;
+            scheduler.step(optimizer.as_mut());
+            step += 1;
+
+            let n = y.elem_count();
+            let batch_loss = loss.item()?;
+            loss_sum += batch_loss * n as f64;
+            correct += count_correct(&logits, &y)?;
+            seen += n;
+            let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {:.4}  acc {:.2}%  {:.0} ex/s", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, rate));
+            bar.inc(1);
+            if config.log_every > 0 && step % config.log_every as u64 == 0 {
+                let record = train_record(step, epoch, batch_loss, count_correct(&logits, &y)? as f64 / n as f64, optimizer.learning_rates()[0], rate, &names, &params)?;
+                metrics.write(&record).map_err(|e| io_err(metrics.path(), e))?;
+            }
+        }
+        let epoch_seconds = started.elapsed().as_secs_f64();
+        summary.train_seconds += epoch_seconds;
+        bar.finish_and_clear();
+
+        let (test_loss, test_accuracy) = evaluate(model, test)?;
+        let record = Record::Eval {
+            step,
+            epoch: epoch + 1,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            test_loss,
+            test_accuracy,
+            seconds: summary.train_seconds,
+        };
+        metrics.write(&record).map_err(|e| io_err(metrics.path(), e))?;
+        if let Some(probe) = probe {
+            write_histograms(probe, test, step, epoch + 1, &mut metrics)?;
+        }
+        if show_progress {
+            eprintln!(
+                "epoch {:>2}/{}: train loss {:.4}, train acc {:.2}%, test loss {:.4}, test acc {:.2}% ({epoch_seconds:.2} s)",
+                epoch + 1,
+                config.epochs,
+                loss_sum / seen.max(1) as f64,
+                100.0 * correct as f64 / seen.max(1) as f64,
+                test_loss,
+                100.0 * test_accuracy
+            );
+        }
+        if let (Some(target), None) = (config.target_accuracy, summary.reached_target) {
+            if test_accuracy >= target {
+                summary.reached_target = Some((epoch + 1, summary.train_seconds));
+            }
+        }
+        summary.test_accuracy = test_accuracy;
+        summary.test_loss = test_loss;
+        summary.epochs_run += 1;
+
+        let ckpt = Checkpoint {
+            model: model.state_dict(),
+            optimizer: optimizer.state_dict()?,
+            scheduler_steps: scheduler.steps(),
+            rng: default_generator_state(),
+            epoch: epoch + 1,
+            global_step: step,
+            extra: BTreeMap::from([("config".to_string(), serde_json::to_string(config).unwrap_or_default())]),
+        };
+        ckpt.save(run.checkpoint()).map_err(|e| chapter_02::Error::invalid("checkpoint", e.to_string()))?;
+    }
+    Ok(summary)
+}
+// ANCHOR_END: fit
+
+fn progress_bar(len: usize, epoch: u64, epochs: usize, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{}/{epochs}", epoch + 1));
+    bar
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_record(step: u64, epoch: u64, loss: f64, accuracy: f64, lr: f64, rate: f64, names: &[String], params: &[Tensor]) -> Result<Record> {
+    let mut param_norms = BTreeMap::new();
+    let mut grad_norms = BTreeMap::new();
+    for (name, p) in names.iter().zip(params) {
+        param_norms.insert(name.clone(), p.data().sqr()?.sum_all()?.item()?.sqrt());
+        if let Some(g) = p.grad_opt() {
+            grad_norms.insert(name.clone(), g.data().sqr()?.sum_all()?.item()?.sqrt());
+        }
+    }
+    Ok(Record::Train { step, epoch: epoch + 1, loss, accuracy, lr, grad_norm: grad_norm(params)?, examples_per_sec: rate, param_norms, grad_norms })
+}
+
+fn write_histograms(probe: ActivationProbe<'_>, test: &DataLoader, step: u64, epoch: u64, metrics: &mut MetricsWriter) -> Result<()> {
+    let _guard = no_grad();
+    let Some(batch) = test.epoch(0).next() else { return Ok(()) };
+    let (x, _) = batch.map_err(|e| chapter_02::Error::invalid("histogram", e.to_string()))?;
+    for (name, act) in probe(&x)? {
+        let (edges, counts) = histogram(&act.to_vec_f64()?, 40);
+        metrics.write(&Record::Histogram { step, epoch, name, edges, counts }).map_err(|e| io_err(metrics.path(), e))?;
+    }
+    Ok(())
+}
