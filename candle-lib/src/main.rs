@@ -17,6 +17,8 @@ enum Command {
     Train(candle::commands::train::Args),
     /// Chapter 06: download data sets for a checkout without data/ (`candle data download mnist`).
     Data(candle::commands::data::Args),
+    /// Chapter 06: draw a run's metrics as PNG/SVG figures and one HTML page.
+    Dashboard(candle::commands::dashboard::Args),
 }
 
 fn main() {
@@ -25,6 +27,7 @@ fn main() {
         Command::ScalarDemo(args) => candle::commands::scalar_demo::run(&args),
         Command::Train(args) => candle::commands::train::run(&args),
         Command::Data(args) => candle::commands::data::run(&args),
+        Command::Dashboard(args) => candle::commands::dashboard::run(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

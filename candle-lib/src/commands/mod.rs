@@ -1,6 +1,7 @@
 //! The sub-commands of the `candle` program. Each module holds one command's
 //! options and its `run` function; `main.rs` only parses and dispatches.
 
+pub mod dashboard;
 pub mod data;
 pub mod scalar_demo;
 pub mod train;

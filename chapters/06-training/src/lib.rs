@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod clip;
+pub mod dashboard;
 pub mod data;
 pub mod metrics;
 pub mod models;

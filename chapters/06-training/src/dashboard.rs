@@ -1,0 +1,286 @@
+//! The dashboard: figures of a run's metrics, and one HTML page showing them.
+//!
+//! `candle dashboard RUN_DIR` reads `RUN_DIR/metrics.jsonl` and writes into
+//! `RUN_DIR/dashboard/` one PNG and one SVG per figure plus `index.html`, a
+//! self-contained page (the SVGs are inlined) that opens without a server.
+
+use crate::metrics::{read_metrics, Record};
+use chapter_01::plot::{register_font, FONT_FAMILY};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+type DynError = Box<dyn Error>;
+
+/// A named line: `(x, y)` points.
+pub type Series = (String, Vec<(f64, f64)>);
+
+/// One figure of the dashboard.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// File stem (`loss` gives `loss.png` and `loss.svg`).
+    pub name: String,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_y: bool,
+    pub series: Vec<Series>,
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(38, 96, 200),
+    RGBColor(214, 72, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+];
+
+// ANCHOR: figures
+/// The figures a run's records make: loss, accuracy, learning rate,
+/// gradient norm, per-parameter norms, per-parameter gradient norms.
+pub fn figures_from(records: &[Record]) -> Vec<Figure> {
+    let mut train_loss = vec![];
+    let mut train_acc = vec![];
+    let mut lr = vec![];
+    let mut gnorm = vec![];
+    let mut test_loss = vec![];
+    let mut test_acc = vec![];
+    let mut epoch_train_loss = vec![];
+    let mut pnorms: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut gnorms: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for r in records {
+        match r {
+            Record::Train { step, loss, accuracy, lr: l, grad_norm, param_norms, grad_norms, .. } => {
+                let s = *step as f64;
+                train_loss.push((s, *loss));
+                train_acc.push((s, *accuracy));
+                lr.push((s, *l));
+                gnorm.push((s, *grad_norm));
+                for (k, v) in param_norms {
+                    pnorms.entry(k.clone()).or_default().push((s, *v));
+                }
+                for (k, v) in grad_norms {
+                    gnorms.entry(k.clone()).or_default().push((s, *v));
+                }
+            }
+            Record::Eval { step, train_loss, test_loss: tl, test_accuracy, .. } => {
+                let s = *step as f64;
+                test_loss.push((s, *tl));
+                test_acc.push((s, *test_accuracy));
+                epoch_train_loss.push((s, *train_loss));
+            }
+            Record::Histogram { .. } => {}
+        }
+    }
+    let fig = |name: &str, title: &str, y: &str, log_y: bool, series: Vec<Series>| Figure {
+        name: name.into(),
+        title: title.into(),
+        x_label: "step".into(),
+        y_label: y.into(),
+        log_y,
+        series,
+    };
+    vec![
+        fig("loss", "Loss", "cross-entropy (log scale)", true, vec![
+            ("train (batch)".into(), train_loss),
+            ("train (epoch mean)".into(), epoch_train_loss),
+            ("test".into(), test_loss),
+        ]),
+        fig("accuracy", "Accuracy", "accuracy", false, vec![("train (batch)".into(), train_acc), ("test".into(), test_acc)]),
+        fig("learning_rate", "Learning rate", "learning rate", false, vec![("lr".into(), lr)]),
+        fig("grad_norm", "Global gradient norm", "‖g‖₂ (log scale)", true, vec![("all parameters".into(), gnorm)]),
+        fig("param_norms", "Parameter norms", "‖θ‖₂", false, pnorms.into_iter().collect()),
+        fig("grad_norms", "Gradient norms per parameter", "‖g‖₂ (log scale)", true, gnorms.into_iter().collect()),
+    ]
+}
+// ANCHOR_END: figures
+
+fn bounds(series: &[Series], log_y: bool) -> ((f64, f64), (f64, f64)) {
+    let pts = series.iter().flat_map(|(_, p)| p.iter()).filter(|(_, y)| y.is_finite() && (!log_y || *y > 0.0));
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        return ((0.0, 1.0), (if log_y { 0.1 } else { 0.0 }, 1.0));
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if log_y {
+        ((x0, x1), (y0 / 1.5, y1 * 1.5))
+    } else {
+        let pad = ((y1 - y0) * 0.05).max(1e-12);
+        ((x0, x1), (y0 - pad, y1 + pad))
+    }
+}
+
+fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, f: &Figure) -> Result<(), DynError>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let ((x0, x1), (y0, y1)) = bounds(&f.series, f.log_y);
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(&f.title, (FONT_FAMILY, 20)).margin(12).x_label_area_size(36).y_label_area_size(64);
+    macro_rules! finish {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(&f.x_label)
+                .y_desc(&f.y_label)
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .label_style((FONT_FAMILY, 13))
+                .axis_desc_style((FONT_FAMILY, 15))
+                .draw()?;
+            for (i, (name, pts)) in f.series.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                let pts: Vec<(f64, f64)> = pts.iter().copied().filter(|(_, y)| y.is_finite() && (!f.log_y || *y > 0.0)).collect();
+                let style = ShapeStyle::from(&color).stroke_width(2);
+                if pts.len() < 30 {
+                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+                }
+                chart
+                    .draw_series(LineSeries::new(pts, style))?
+                    .label(name.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .label_font((FONT_FAMILY, 13))
+                .draw()?;
+        }};
+    }
+    if f.log_y {
+        finish!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?);
+    } else {
+        finish!(builder.build_cartesian_2d(x0..x1, y0..y1)?);
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The activation histograms of the last epoch recorded, one panel per layer,
+/// with the first epoch's histogram drawn faintly behind for comparison.
+fn draw_histograms<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, records: &[Record]) -> Result<(), DynError>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let mut by_name: BTreeMap<&str, Vec<(u64, &Vec<f64>, &Vec<u64>)>> = BTreeMap::new();
+    for r in records {
+        if let Record::Histogram { epoch, name, edges, counts, .. } = r {
+            by_name.entry(name.as_str()).or_default().push((*epoch, edges, counts));
+        }
+    }
+    let root = root.titled("Activation histograms (first epoch faint, last epoch solid)", (FONT_FAMILY, 20))?;
+    let panels = root.split_evenly((1, by_name.len().max(1)));
+    for (panel, (name, hists)) in panels.into_iter().zip(by_name) {
+        let (first, last) = (hists[0], hists[hists.len() - 1]);
+        let lo = first.1[0].min(last.1[0]);
+        let hi = first.1[first.1.len() - 1].max(last.1[last.1.len() - 1]);
+        let total = |c: &Vec<u64>| c.iter().sum::<u64>().max(1) as f64;
+        let ymax = [first, last]
+            .iter()
+            .flat_map(|(_, _, c)| c.iter().map(move |&v| v as f64 / total(c)))
+            .fold(0.0, f64::max);
+        let mut chart = ChartBuilder::on(&panel)
+            .caption(format!("{name}, epochs {} and {}", first.0, last.0), (FONT_FAMILY, 14))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(lo..hi, 0.0..ymax * 1.1)?;
+        chart.configure_mesh().x_desc("activation").y_desc("fraction").label_style((FONT_FAMILY, 12)).axis_desc_style((FONT_FAMILY, 13)).draw()?;
+        for (i, (_, edges, counts)) in [first, last].into_iter().enumerate() {
+            let color = if i == 0 { PALETTE[6].mix(0.35) } else { PALETTE[0].mix(0.8) };
+            let t = total(counts);
+            chart.draw_series(counts.iter().enumerate().map(|(b, &c)| Rectangle::new([(edges[b], 0.0), (edges[b + 1], c as f64 / t)], color.filled())))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn save_both(dir: &Path, name: &str, size: (u32, u32), draw: &dyn Fn(&Path, bool) -> Result<(), DynError>) -> Result<Vec<PathBuf>, DynError> {
+    let png = dir.join(format!("{name}.png"));
+    let svg = dir.join(format!("{name}.svg"));
+    let _ = size;
+    draw(&png, false)?;
+    draw(&svg, true)?;
+    Ok(vec![png, svg])
+}
+
+// ANCHOR: dashboard
+/// Draws every figure of the run in `run_dir` into `run_dir/dashboard/`
+/// and writes `index.html`. Returns the files written.
+pub fn write_dashboard(run_dir: &Path) -> Result<Vec<PathBuf>, DynError> {
+    register_font()?;
+    let records = read_metrics(run_dir)?;
+    if records.is_empty() {
+        return Err(format!("{}: no metrics recorded yet", run_dir.join("metrics.jsonl").display()).into());
+    }
+    let out = run_dir.join("dashboard");
+    std::fs::create_dir_all(&out)?;
+    let mut written = Vec::new();
+    let size = (720, 420);
+    for f in figures_from(&records) {
+        written.extend(save_both(&out, &f.name, size, &|p, svg| {
+            if svg {
+                draw_lines(SVGBackend::new(p, size).into_drawing_area(), &f)
+            } else {
+                draw_lines(BitMapBackend::new(p, size).into_drawing_area(), &f)
+            }
+        })?);
+    }
+    let has_hist = records.iter().any(|r| matches!(r, Record::Histogram { .. }));
+    if has_hist {
+        let hsize = (1080, 380);
+        written.extend(save_both(&out, "activations", hsize, &|p, svg| {
+            if svg {
+                draw_histograms(SVGBackend::new(p, hsize).into_drawing_area(), &records)
+            } else {
+                draw_histograms(BitMapBackend::new(p, hsize).into_drawing_area(), &records)
+            }
+        })?);
+    }
+    let html = out.join("index.html");
+    std::fs::write(&html, html_page(run_dir, &records, &written)?)?;
+    written.push(html);
+    Ok(written)
+}
+// ANCHOR_END: dashboard
+
+fn html_page(run_dir: &Path, records: &[Record], files: &[PathBuf]) -> Result<String, DynError> {
+    let mut rows = String::new();
+    for r in records {
+        if let Record::Eval { epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds, .. } = r {
+            rows.push_str(&format!(
+                "<tr><td>{epoch}</td><td>{train_loss:.4}</td><td>{:.2}%</td><td>{test_loss:.4}</td><td>{:.2}%</td><td>{seconds:.2}</td></tr>\n",
+                100.0 * train_accuracy,
+                100.0 * test_accuracy
+            ));
+        }
+    }
+    let mut figures = String::new();
+    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "svg")) {
+        let svg = std::fs::read_to_string(f)?;
+        let svg = svg.trim_start_matches(|c| c != '<');
+        let svg = if svg.starts_with("<?xml") { &svg[svg.find("?>").map(|i| i + 2).unwrap_or(0)..] } else { svg };
+        figures.push_str(&format!("<figure>{svg}</figure>\n"));
+    }
+    let title = format!("Candle run: {}", run_dir.display());
+    Ok(format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>body{{font-family:sans-serif;margin:2em;}}figure{{display:inline-block;margin:0.5em;}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:0.3em 0.8em;text-align:right}}</style></head>\n<body><h1>{title}</h1>\n<h2>Per epoch</h2>\n<table><tr><th>epoch</th><th>train loss</th><th>train acc</th><th>test loss</th><th>test acc</th><th>training s</th></tr>\n{rows}</table>\n<h2>Figures</h2>\n{figures}</body></html>\n"
+    ))
+}
