@@ -9,6 +9,7 @@
 use crate::Tensor;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
+// ANCHOR: operators
 macro_rules! operator {
     ($trait:ident, $fn:ident, $method:ident, $scalar:expr) => {
         impl $trait<&Tensor> for &Tensor {
@@ -17,6 +18,7 @@ macro_rules! operator {
                 self.$method(rhs).unwrap_or_else(|e| panic!("{e}"))
             }
         }
+        // ANCHOR_END: operators
         impl $trait<Tensor> for Tensor {
             type Output = Tensor;
             fn $fn(self, rhs: Tensor) -> Tensor {

@@ -37,11 +37,17 @@ pub enum UnaryOp {
     Relu,
     Erf,
     /// `x * mul + add`
-    Affine { mul: f64, add: f64 },
+    Affine {
+        mul: f64,
+        add: f64,
+    },
     /// `x ^ e`
     Powf(f64),
     /// `min(max(x, min), max)`
-    Clamp { min: f64, max: f64 },
+    Clamp {
+        min: f64,
+        max: f64,
+    },
     /// `x` if `x > 0` else `slope * x`
     LeakyRelu(f64),
 }

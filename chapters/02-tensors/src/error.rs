@@ -12,7 +12,11 @@ use crate::{DType, Shape};
 pub enum Error {
     /// Two shapes that the operation needs to agree (after broadcasting) do not.
     #[error("{op}: cannot broadcast {lhs} with {rhs}")]
-    Broadcast { op: &'static str, lhs: Shape, rhs: Shape },
+    Broadcast {
+        op: &'static str,
+        lhs: Shape,
+        rhs: Shape,
+    },
 
     /// Two shapes that must agree exactly (or in one dimension) do not.
     #[error("{op}: shape mismatch {lhs} vs {rhs}{detail}")]
@@ -25,7 +29,11 @@ pub enum Error {
 
     /// The operands of a binary operation have different element types.
     #[error("{op}: dtype mismatch {lhs} vs {rhs}")]
-    DTypeMismatch { op: &'static str, lhs: DType, rhs: DType },
+    DTypeMismatch {
+        op: &'static str,
+        lhs: DType,
+        rhs: DType,
+    },
 
     /// The operation is not defined for this element type (e.g. `exp` of `i64`).
     #[error("{op}: not supported for dtype {dtype}")]

@@ -9,19 +9,30 @@ use std::sync::Arc;
 impl Tensor {
     fn check_same_device(&self, other: &Tensor, op: &'static str) -> Result<()> {
         if self.device() != other.device() {
-            return Err(Error::DeviceMismatch { op, lhs: self.device().name(), rhs: other.device().name() });
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: self.device().name(),
+                rhs: other.device().name(),
+            });
         }
         Ok(())
     }
     fn check_same_dtype(&self, other: &Tensor, op: &'static str) -> Result<()> {
         if self.dtype() != other.dtype() {
-            return Err(Error::DTypeMismatch { op, lhs: self.dtype(), rhs: other.dtype() });
+            return Err(Error::DTypeMismatch {
+                op,
+                lhs: self.dtype(),
+                rhs: other.dtype(),
+            });
         }
         Ok(())
     }
     fn check_float(&self, op: &'static str) -> Result<()> {
         if !self.dtype().is_float() {
-            return Err(Error::UnsupportedDType { op, dtype: self.dtype() });
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: self.dtype(),
+            });
         }
         Ok(())
     }
@@ -72,18 +83,36 @@ unary_methods! {
 impl Tensor {
     /// Applies a unary primitive elementwise.
     pub fn unary(&self, op: UnaryOp, name: &'static str) -> Result<Tensor> {
-        let float_only = !matches!(op, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqr | UnaryOp::Sign | UnaryOp::Relu | UnaryOp::Clamp { .. });
+        let float_only = !matches!(
+            op,
+            UnaryOp::Neg
+                | UnaryOp::Abs
+                | UnaryOp::Sqr
+                | UnaryOp::Sign
+                | UnaryOp::Relu
+                | UnaryOp::Clamp { .. }
+        );
         if float_only {
             self.check_float(name)?;
         } else if self.dtype() == DType::U8 {
-            return Err(Error::UnsupportedDType { op: name, dtype: DType::U8 });
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: DType::U8,
+            });
         }
-        let s = self.device().backend().unary(op, self.storage().as_ref(), self.layout())?;
+        let s = self
+            .device()
+            .backend()
+            .unary(op, self.storage().as_ref(), self.layout())?;
         Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
     }
 
     /// Broadcasts two tensors to their common shape (views, no copy).
-    pub fn broadcast_pair(&self, rhs: &Tensor, op: &'static str) -> Result<(Layout, Layout, Shape)> {
+    pub fn broadcast_pair(
+        &self,
+        rhs: &Tensor,
+        op: &'static str,
+    ) -> Result<(Layout, Layout, Shape)> {
         let shape = self.shape().broadcast_with(rhs.shape(), op)?;
         let l = self.layout().broadcast_as(&shape, op)?;
         let r = rhs.layout().broadcast_as(&shape, op)?;
@@ -98,10 +127,19 @@ impl Tensor {
         // (floor or truncate?): ask for a cast instead.
         let float_only = matches!(op, BinaryOp::Div | BinaryOp::Pow);
         if self.dtype() == DType::U8 || (float_only && !self.dtype().is_float()) {
-            return Err(Error::UnsupportedDType { op: name, dtype: self.dtype() });
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: self.dtype(),
+            });
         }
         let (l, r, shape) = self.broadcast_pair(rhs, name)?;
-        let s = self.device().backend().binary(op, self.storage().as_ref(), &l, rhs.storage().as_ref(), &r)?;
+        let s = self.device().backend().binary(
+            op,
+            self.storage().as_ref(),
+            &l,
+            rhs.storage().as_ref(),
+            &r,
+        )?;
         Ok(Tensor::from_result(s, shape, self.device()))
     }
 }
@@ -169,7 +207,13 @@ impl Tensor {
         self.check_same_device(rhs, name)?;
         self.check_same_dtype(rhs, name)?;
         let (l, r, shape) = self.broadcast_pair(rhs, name)?;
-        let s = self.device().backend().cmp(op, self.storage().as_ref(), &l, rhs.storage().as_ref(), &r)?;
+        let s = self.device().backend().cmp(
+            op,
+            self.storage().as_ref(),
+            &l,
+            rhs.storage().as_ref(),
+            &r,
+        )?;
         Ok(Tensor::from_result(s, shape, self.device()))
     }
 
@@ -195,7 +239,13 @@ impl Tensor {
         self.unary(UnaryOp::Affine { mul: v, add: 0.0 }, "mul_scalar")
     }
     pub fn div_scalar(&self, v: f64) -> Result<Tensor> {
-        self.unary(UnaryOp::Affine { mul: 1.0 / v, add: 0.0 }, "div_scalar")
+        self.unary(
+            UnaryOp::Affine {
+                mul: 1.0 / v,
+                add: 0.0,
+            },
+            "div_scalar",
+        )
     }
     /// `x ^ e` for a scalar exponent.
     pub fn powf(&self, e: f64) -> Result<Tensor> {
@@ -204,7 +254,10 @@ impl Tensor {
     /// Limits every element to `[min, max]`.
     pub fn clamp(&self, min: f64, max: f64) -> Result<Tensor> {
         if min > max {
-            return Err(Error::invalid("clamp", format!("min {min} is greater than max {max}")));
+            return Err(Error::invalid(
+                "clamp",
+                format!("min {min} is greater than max {max}"),
+            ));
         }
         self.unary(UnaryOp::Clamp { min, max }, "clamp")
     }
@@ -218,7 +271,10 @@ impl Tensor {
     /// `self` is the condition (a `u8` mask).
     pub fn where_cond(&self, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         if self.dtype() != DType::U8 {
-            return Err(Error::UnsupportedDType { op: "where_cond (condition must be u8)", dtype: self.dtype() });
+            return Err(Error::UnsupportedDType {
+                op: "where_cond (condition must be u8)",
+                dtype: self.dtype(),
+            });
         }
         on_true.check_same_dtype(on_false, "where_cond")?;
         self.check_same_device(on_true, "where_cond")?;
@@ -229,9 +285,12 @@ impl Tensor {
         let lt = on_true.layout().broadcast_as(&shape, "where_cond")?;
         let lf = on_false.layout().broadcast_as(&shape, "where_cond")?;
         let s = self.device().backend().where_cond(
-            self.storage().as_ref(), &lc,
-            on_true.storage().as_ref(), &lt,
-            on_false.storage().as_ref(), &lf,
+            self.storage().as_ref(),
+            &lc,
+            on_true.storage().as_ref(),
+            &lt,
+            on_false.storage().as_ref(),
+            &lf,
         )?;
         Ok(Tensor::from_result(s, shape, self.device()))
     }
@@ -241,18 +300,39 @@ impl Tensor {
 // ANCHOR: reductions
 impl Tensor {
     /// Runs a reduction primitive and drops the reduced axes unless `keepdim`.
-    pub fn reduce(&self, op: ReduceOp, axes: &[usize], keepdim: bool, name: &'static str) -> Result<Tensor> {
+    pub fn reduce(
+        &self,
+        op: ReduceOp,
+        axes: &[usize],
+        keepdim: bool,
+        name: &'static str,
+    ) -> Result<Tensor> {
         if self.dtype() == DType::U8 && op == ReduceOp::Sum {
-            return Err(Error::UnsupportedDType { op: name, dtype: DType::U8 });
+            return Err(Error::UnsupportedDType {
+                op: name,
+                dtype: DType::U8,
+            });
         }
-        let s = self.device().backend().reduce(op, self.storage().as_ref(), self.layout(), axes)?;
-        let kept: Vec<usize> = self.dims().iter().enumerate()
-            .map(|(d, &n)| if axes.contains(&d) { 1 } else { n }).collect();
+        let s = self
+            .device()
+            .backend()
+            .reduce(op, self.storage().as_ref(), self.layout(), axes)?;
+        let kept: Vec<usize> = self
+            .dims()
+            .iter()
+            .enumerate()
+            .map(|(d, &n)| if axes.contains(&d) { 1 } else { n })
+            .collect();
         let out = Tensor::from_result(s, kept.clone().into(), self.device());
         if keepdim {
             return Ok(out);
         }
-        let dropped: Vec<usize> = kept.iter().enumerate().filter(|(d, _)| !axes.contains(d)).map(|(_, &n)| n).collect();
+        let dropped: Vec<usize> = kept
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| !axes.contains(d))
+            .map(|(_, &n)| n)
+            .collect();
         out.reshape(dropped)
     }
 
@@ -271,7 +351,8 @@ impl Tensor {
         self.check_float("mean")?;
         let axes = dims.to_indexes(self.shape(), "mean")?;
         let n: usize = axes.iter().map(|&d| self.dims()[d]).product();
-        self.reduce(ReduceOp::Sum, &axes, keepdim, "mean")?.affine(1.0 / n as f64, 0.0)
+        self.reduce(ReduceOp::Sum, &axes, keepdim, "mean")?
+            .affine(1.0 / n as f64, 0.0)
     }
     /// Mean of all elements, as a 0-d tensor.
     pub fn mean_all(&self) -> Result<Tensor> {
@@ -321,10 +402,25 @@ impl Tensor {
         self.check_same_device(rhs, "matmul")?;
         self.check_same_dtype(rhs, "matmul")?;
         if self.rank() == 0 || rhs.rank() == 0 {
-            return Err(Error::invalid("matmul", format!("both arguments need at least 1 dimension, got {} and {}", self.shape(), rhs.shape())));
+            return Err(Error::invalid(
+                "matmul",
+                format!(
+                    "both arguments need at least 1 dimension, got {} and {}",
+                    self.shape(),
+                    rhs.shape()
+                ),
+            ));
         }
-        let a = if self.rank() == 1 { self.unsqueeze(0)? } else { self.clone() };
-        let b = if rhs.rank() == 1 { rhs.unsqueeze(1)? } else { rhs.clone() };
+        let a = if self.rank() == 1 {
+            self.unsqueeze(0)?
+        } else {
+            self.clone()
+        };
+        let b = if rhs.rank() == 1 {
+            rhs.unsqueeze(1)?
+        } else {
+            rhs.clone()
+        };
         let (ar, br) = (a.rank(), b.rank());
         let (m, k) = (a.dims()[ar - 2], a.dims()[ar - 1]);
         let (k2, n) = (b.dims()[br - 2], b.dims()[br - 1]);
@@ -338,18 +434,23 @@ impl Tensor {
         }
         let batch_a: Shape = a.dims()[..ar - 2].to_vec().into();
         let batch_b: Shape = b.dims()[..br - 2].to_vec().into();
-        let batch = batch_a.broadcast_with(&batch_b, "matmul").map_err(|_| Error::Broadcast {
-            op: "matmul",
-            lhs: self.shape().clone(),
-            rhs: rhs.shape().clone(),
-        })?;
+        let batch = batch_a
+            .broadcast_with(&batch_b, "matmul")
+            .map_err(|_| Error::Broadcast {
+                op: "matmul",
+                lhs: self.shape().clone(),
+                rhs: rhs.shape().clone(),
+            })?;
         let mut a_shape = batch.dims().to_vec();
         a_shape.extend([m, k]);
         let mut b_shape = batch.dims().to_vec();
         b_shape.extend([k, n]);
         let la = a.layout().broadcast_as(&a_shape.into(), "matmul")?;
         let lb = b.layout().broadcast_as(&b_shape.into(), "matmul")?;
-        let s = self.device().backend().matmul(a.storage().as_ref(), &la, b.storage().as_ref(), &lb)?;
+        let s =
+            self.device()
+                .backend()
+                .matmul(a.storage().as_ref(), &la, b.storage().as_ref(), &lb)?;
         let mut out_shape = batch.dims().to_vec();
         out_shape.extend([m, n]);
         let mut out = Tensor::from_result(s, out_shape.into(), self.device());
@@ -368,7 +469,10 @@ impl Tensor {
 impl Tensor {
     fn check_index_tensor(ids: &Tensor, op: &'static str) -> Result<()> {
         if ids.dtype() != DType::I64 {
-            return Err(Error::UnsupportedDType { op, dtype: ids.dtype() });
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: ids.dtype(),
+            });
         }
         Ok(())
     }
@@ -379,9 +483,18 @@ impl Tensor {
         Tensor::check_index_tensor(ids, "index_select")?;
         self.check_same_device(ids, "index_select")?;
         if ids.rank() != 1 {
-            return Err(Error::invalid("index_select", format!("index must be 1-D, got shape {}", ids.shape())));
+            return Err(Error::invalid(
+                "index_select",
+                format!("index must be 1-D, got shape {}", ids.shape()),
+            ));
         }
-        let s = self.device().backend().index_select(self.storage().as_ref(), self.layout(), ids.storage().as_ref(), ids.layout(), d)?;
+        let s = self.device().backend().index_select(
+            self.storage().as_ref(),
+            self.layout(),
+            ids.storage().as_ref(),
+            ids.layout(),
+            d,
+        )?;
         let mut shape = self.dims().to_vec();
         shape[d] = ids.elem_count();
         Ok(Tensor::from_result(s, shape.into(), self.device()))
@@ -393,7 +506,13 @@ impl Tensor {
         let d = dim.to_index(self.shape(), "gather")?;
         Tensor::check_index_tensor(ids, "gather")?;
         self.check_same_device(ids, "gather")?;
-        let s = self.device().backend().gather(self.storage().as_ref(), self.layout(), ids.storage().as_ref(), ids.layout(), d)?;
+        let s = self.device().backend().gather(
+            self.storage().as_ref(),
+            self.layout(),
+            ids.storage().as_ref(),
+            ids.layout(),
+            d,
+        )?;
         Ok(Tensor::from_result(s, ids.shape().clone(), self.device()))
     }
 
@@ -406,9 +525,13 @@ impl Tensor {
         self.check_same_device(ids, "scatter_add")?;
         self.check_same_device(src, "scatter_add")?;
         let s = self.device().backend().scatter_add(
-            self.storage().as_ref(), self.layout(),
-            ids.storage().as_ref(), ids.layout(),
-            src.storage().as_ref(), src.layout(), d,
+            self.storage().as_ref(),
+            self.layout(),
+            ids.storage().as_ref(),
+            ids.layout(),
+            src.storage().as_ref(),
+            src.layout(),
+            d,
         )?;
         Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
     }
@@ -422,12 +545,19 @@ impl Tensor {
         self.check_same_device(ids, "index_add")?;
         self.check_same_device(src, "index_add")?;
         if ids.rank() != 1 {
-            return Err(Error::invalid("index_add", format!("index must be 1-D, got shape {}", ids.shape())));
+            return Err(Error::invalid(
+                "index_add",
+                format!("index must be 1-D, got shape {}", ids.shape()),
+            ));
         }
         let s = self.device().backend().index_add(
-            self.storage().as_ref(), self.layout(),
-            ids.storage().as_ref(), ids.layout(),
-            src.storage().as_ref(), src.layout(), d,
+            self.storage().as_ref(),
+            self.layout(),
+            ids.storage().as_ref(),
+            ids.layout(),
+            src.storage().as_ref(),
+            src.layout(),
+            d,
         )?;
         Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
     }
@@ -440,7 +570,9 @@ impl Tensor {
     /// agree. One output buffer is allocated and each input is copied into
     /// its slice of it with the `copy_into` primitive.
     pub fn cat(tensors: &[&Tensor], dim: impl Dim) -> Result<Tensor> {
-        let first = *tensors.first().ok_or_else(|| Error::invalid("cat", "needs at least one tensor"))?;
+        let first = *tensors
+            .first()
+            .ok_or_else(|| Error::invalid("cat", "needs at least one tensor"))?;
         let d = dim.to_index(first.shape(), "cat")?;
         let mut out_dims = first.dims().to_vec();
         out_dims[d] = 0;
@@ -448,7 +580,12 @@ impl Tensor {
             first.check_same_dtype(t, "cat")?;
             first.check_same_device(t, "cat")?;
             let same_rank = t.rank() == first.rank();
-            let agree = same_rank && t.dims().iter().zip(first.dims()).enumerate().all(|(i, (a, b))| i == d || a == b);
+            let agree = same_rank
+                && t.dims()
+                    .iter()
+                    .zip(first.dims())
+                    .enumerate()
+                    .all(|(i, (a, b))| i == d || a == b);
             if !agree {
                 return Err(Error::ShapeMismatch {
                     op: "cat",
@@ -459,6 +596,7 @@ impl Tensor {
             }
             out_dims[d] += t.dims()[d];
         }
+        // ANCHOR: cat_copy_into
         let shape: Shape = out_dims.into();
         let backend = first.device().backend();
         let mut storage = backend.full(&shape, 0.0, first.dtype())?;
@@ -474,16 +612,24 @@ impl Tensor {
             }
         }
         Ok(Tensor::from_result(storage, shape, first.device()))
+        // ANCHOR_END: cat_copy_into
     }
 
     /// Joins tensors of equal shape along a new dimension.
     pub fn stack(tensors: &[&Tensor], dim: impl Dim) -> Result<Tensor> {
-        let first = *tensors.first().ok_or_else(|| Error::invalid("stack", "needs at least one tensor"))?;
+        let first = *tensors
+            .first()
+            .ok_or_else(|| Error::invalid("stack", "needs at least one tensor"))?;
         let d = dim.to_index_plus_one(first.shape(), "stack")?;
         let mut views = Vec::with_capacity(tensors.len());
         for t in tensors {
             if t.shape() != first.shape() {
-                return Err(Error::ShapeMismatch { op: "stack", lhs: first.shape().clone(), rhs: t.shape().clone(), detail: " (all shapes must be equal)".into() });
+                return Err(Error::ShapeMismatch {
+                    op: "stack",
+                    lhs: first.shape().clone(),
+                    rhs: t.shape().clone(),
+                    detail: " (all shapes must be equal)".into(),
+                });
             }
             views.push(t.unsqueeze(d)?);
         }
@@ -498,18 +644,33 @@ impl Tensor {
         let mut region = Layout::contiguous(self.shape().clone());
         for (d, r) in ranges.iter().enumerate() {
             if d >= self.rank() || r.end > self.dims()[d] || r.start > r.end {
-                return Err(Error::invalid("slice_assign", format!("range {r:?} is out of bounds for dimension {d} of shape {}", self.shape())));
+                return Err(Error::invalid(
+                    "slice_assign",
+                    format!(
+                        "range {r:?} is out of bounds for dimension {d} of shape {}",
+                        self.shape()
+                    ),
+                ));
             }
             region = region.slice(d, r.start, r.end, 1);
         }
         if region.shape() != src.shape() {
-            return Err(Error::ShapeMismatch { op: "slice_assign", lhs: region.shape().clone(), rhs: src.shape().clone(), detail: " (region and source differ)".into() });
+            return Err(Error::ShapeMismatch {
+                op: "slice_assign",
+                lhs: region.shape().clone(),
+                rhs: src.shape().clone(),
+                detail: " (region and source differ)".into(),
+            });
         }
         let backend = self.device().backend();
         let mut storage = backend.copy(self.storage().as_ref(), self.layout())?;
         let dst = Arc::get_mut(&mut storage).expect("fresh copy is unique");
         backend.copy_into(dst, &region, src.storage().as_ref(), src.layout())?;
-        Ok(Tensor::from_result(storage, self.shape().clone(), self.device()))
+        Ok(Tensor::from_result(
+            storage,
+            self.shape().clone(),
+            self.device(),
+        ))
     }
 }
 // ANCHOR_END: cat

@@ -82,7 +82,11 @@ impl Tensor {
 // ANCHOR: creation
 impl Tensor {
     /// A tensor from a flat `Vec` in row-major order.
-    pub fn from_vec<T: WithDType>(data: Vec<T>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+    pub fn from_vec<T: WithDType>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         if data.len() != shape.elem_count() {
             return Err(Error::invalid(
@@ -109,7 +113,12 @@ impl Tensor {
         Tensor::from_vec(vec![value], (), device)
     }
 
-    pub fn full(value: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn full(
+        value: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         let storage = device.backend().full(&shape, value, dtype)?;
         Ok(Tensor::from_result(storage, shape, device))
@@ -131,9 +140,18 @@ impl Tensor {
     }
 
     /// `start, start + step, ...` below `end` (like `torch.arange`).
-    pub fn arange(start: f64, end: f64, step: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn arange(
+        start: f64,
+        end: f64,
+        step: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         if step == 0.0 || !step.is_finite() {
-            return Err(Error::invalid("arange", format!("step must be finite and non-zero, got {step}")));
+            return Err(Error::invalid(
+                "arange",
+                format!("step must be finite and non-zero, got {step}"),
+            ));
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
         let values: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
@@ -141,7 +159,13 @@ impl Tensor {
     }
 
     /// `n` evenly spaced points from `start` to `end` inclusive.
-    pub fn linspace(start: f64, end: f64, n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn linspace(
+        start: f64,
+        end: f64,
+        n: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         let values: Vec<f64> = match n {
             0 => vec![],
             1 => vec![start],
@@ -162,34 +186,81 @@ impl Tensor {
     }
 
     /// Values given as `f64`, stored as `dtype`.
-    pub fn from_f64_vec(values: Vec<f64>, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn from_f64_vec(
+        values: Vec<f64>,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         match dtype {
-            DType::F32 => Tensor::from_vec(values.iter().map(|&v| v as f32).collect::<Vec<_>>(), shape, device),
+            DType::F32 => Tensor::from_vec(
+                values.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                shape,
+                device,
+            ),
             DType::F64 => Tensor::from_vec(values, shape, device),
-            DType::I64 => Tensor::from_vec(values.iter().map(|&v| v as i64).collect::<Vec<_>>(), shape, device),
-            DType::U8 => Tensor::from_vec(values.iter().map(|&v| v as u8).collect::<Vec<_>>(), shape, device),
+            DType::I64 => Tensor::from_vec(
+                values.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+                shape,
+                device,
+            ),
+            DType::U8 => Tensor::from_vec(
+                values.iter().map(|&v| v as u8).collect::<Vec<_>>(),
+                shape,
+                device,
+            ),
         }
     }
 
     /// Uniform samples in `[lo, hi)` from `generator`.
-    pub fn rand_with(lo: f64, hi: f64, shape: impl Into<Shape>, dtype: DType, device: &Device, generator: &mut Generator) -> Result<Tensor> {
+    pub fn rand_with(
+        lo: f64,
+        hi: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+        generator: &mut Generator,
+    ) -> Result<Tensor> {
         let shape = shape.into();
-        let v = (0..shape.elem_count()).map(|_| generator.uniform(lo, hi)).collect();
+        let v = (0..shape.elem_count())
+            .map(|_| generator.uniform(lo, hi))
+            .collect();
         Tensor::from_f64_vec(v, shape, dtype, device)
     }
     /// Normal samples from `generator`.
-    pub fn randn_with(mean: f64, std: f64, shape: impl Into<Shape>, dtype: DType, device: &Device, generator: &mut Generator) -> Result<Tensor> {
+    pub fn randn_with(
+        mean: f64,
+        std: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+        generator: &mut Generator,
+    ) -> Result<Tensor> {
         let shape = shape.into();
-        let v = (0..shape.elem_count()).map(|_| generator.normal(mean, std)).collect();
+        let v = (0..shape.elem_count())
+            .map(|_| generator.normal(mean, std))
+            .collect();
         Tensor::from_f64_vec(v, shape, dtype, device)
     }
     /// Uniform samples in `[lo, hi)` from the thread's default generator
     /// (see [`manual_seed`](crate::manual_seed)).
-    pub fn rand(lo: f64, hi: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn rand(
+        lo: f64,
+        hi: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         with_default_generator(|g| Tensor::rand_with(lo, hi, shape, dtype, device, g))
     }
     /// Normal samples from the thread's default generator.
-    pub fn randn(mean: f64, std: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+    pub fn randn(
+        mean: f64,
+        std: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
         with_default_generator(|g| Tensor::randn_with(mean, std, shape, dtype, device, g))
     }
 }
@@ -199,7 +270,9 @@ impl Tensor {
 impl Tensor {
     /// The elements on the host, row-major, as the host-side storage enum.
     pub fn to_cpu_storage(&self) -> Result<CpuStorage> {
-        self.device().backend().to_cpu(self.storage().as_ref(), self.layout())
+        self.device()
+            .backend()
+            .to_cpu(self.storage().as_ref(), self.layout())
     }
 
     /// The elements as a flat `Vec<T>`; `T` must match the dtype.
@@ -224,17 +297,25 @@ impl Tensor {
     /// Rows of a 2-D tensor.
     pub fn to_vec2<T: WithDType>(&self) -> Result<Vec<Vec<T>>> {
         if self.rank() != 2 {
-            return Err(Error::invalid("to_vec2", format!("expected a 2-D tensor, got shape {}", self.shape())));
+            return Err(Error::invalid(
+                "to_vec2",
+                format!("expected a 2-D tensor, got shape {}", self.shape()),
+            ));
         }
         let (rows, cols) = (self.dims()[0], self.dims()[1]);
         let v = self.to_vec::<T>()?;
-        Ok((0..rows).map(|r| v[r * cols..(r + 1) * cols].to_vec()).collect())
+        Ok((0..rows)
+            .map(|r| v[r * cols..(r + 1) * cols].to_vec())
+            .collect())
     }
 
     /// The single value of a one-element tensor.
     pub fn to_scalar<T: WithDType>(&self) -> Result<T> {
         if self.elem_count() != 1 {
-            return Err(Error::invalid("to_scalar", format!("expected one element, got shape {}", self.shape())));
+            return Err(Error::invalid(
+                "to_scalar",
+                format!("expected one element, got shape {}", self.shape()),
+            ));
         }
         Ok(self.to_vec::<T>()?[0])
     }
@@ -242,7 +323,10 @@ impl Tensor {
     /// The single value of a one-element tensor, as `f64` (like `.item()`).
     pub fn item(&self) -> Result<f64> {
         if self.elem_count() != 1 {
-            return Err(Error::invalid("item", format!("expected one element, got shape {}", self.shape())));
+            return Err(Error::invalid(
+                "item",
+                format!("expected one element, got shape {}", self.shape()),
+            ));
         }
         Ok(self.to_vec_f64()?[0])
     }
@@ -252,7 +336,10 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        let s = self.device().backend().cast(self.storage().as_ref(), self.layout(), dtype)?;
+        let s = self
+            .device()
+            .backend()
+            .cast(self.storage().as_ref(), self.layout(), dtype)?;
         Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
     }
 
@@ -271,13 +358,19 @@ impl Tensor {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
-        let s = self.device().backend().copy(self.storage().as_ref(), self.layout())?;
+        let s = self
+            .device()
+            .backend()
+            .copy(self.storage().as_ref(), self.layout())?;
         Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
     }
 
     /// A deep copy that shares nothing with `self`.
     pub fn copy(&self) -> Result<Tensor> {
-        let s = self.device().backend().copy(self.storage().as_ref(), self.layout())?;
+        let s = self
+            .device()
+            .backend()
+            .copy(self.storage().as_ref(), self.layout())?;
         Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
     }
 }

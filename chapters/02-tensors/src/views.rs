@@ -14,7 +14,10 @@ impl Tensor {
     /// Transposes the last two dimensions (the matrix transpose).
     pub fn t(&self) -> Result<Tensor> {
         if self.rank() < 2 {
-            return Err(Error::invalid("t", format!("needs at least 2 dimensions, got shape {}", self.shape())));
+            return Err(Error::invalid(
+                "t",
+                format!("needs at least 2 dimensions, got shape {}", self.shape()),
+            ));
         }
         self.transpose(-2, -1)
     }
@@ -22,10 +25,18 @@ impl Tensor {
     /// Reorders dimensions: output dimension `i` is input dimension `perm[i]`.
     pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
         let mut seen = vec![false; self.rank()];
-        if perm.len() != self.rank() || perm.iter().any(|&p| p >= self.rank() || std::mem::replace(&mut seen[p], true)) {
+        if perm.len() != self.rank()
+            || perm
+                .iter()
+                .any(|&p| p >= self.rank() || std::mem::replace(&mut seen[p], true))
+        {
             return Err(Error::invalid(
                 "permute",
-                format!("{perm:?} is not a permutation of the {} dimensions of shape {}", self.rank(), self.shape()),
+                format!(
+                    "{perm:?} is not a permutation of the {} dimensions of shape {}",
+                    self.rank(),
+                    self.shape()
+                ),
             ));
         }
         Ok(self.with_layout(self.layout().permute(perm)))
@@ -51,7 +62,11 @@ impl Tensor {
         if start + len > size {
             return Err(Error::invalid(
                 "narrow",
-                format!("range {start}..{} is out of bounds for dimension {d} of shape {}", start + len, self.shape()),
+                format!(
+                    "range {start}..{} is out of bounds for dimension {d} of shape {}",
+                    start + len,
+                    self.shape()
+                ),
             ));
         }
         Ok(self.with_layout(self.layout().slice(d, start, start + len, 1)))
@@ -94,13 +109,29 @@ impl Tensor {
     /// "whatever makes the element count match".
     pub fn reshape_infer(&self, dims: &[isize]) -> Result<Tensor> {
         let holes = dims.iter().filter(|&&d| d == -1).count();
-        let known: usize = dims.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
-        if holes > 1 || dims.iter().any(|&d| d < -1) || (holes == 1 && (known == 0 || !self.elem_count().is_multiple_of(known))) {
-            return Err(Error::invalid("reshape", format!("cannot reshape {} into {dims:?}", self.shape())));
+        let known: usize = dims
+            .iter()
+            .filter(|&&d| d >= 0)
+            .map(|&d| d as usize)
+            .product();
+        if holes > 1
+            || dims.iter().any(|&d| d < -1)
+            || (holes == 1 && (known == 0 || !self.elem_count().is_multiple_of(known)))
+        {
+            return Err(Error::invalid(
+                "reshape",
+                format!("cannot reshape {} into {dims:?}", self.shape()),
+            ));
         }
         let shape: Vec<usize> = dims
             .iter()
-            .map(|&d| if d == -1 { self.elem_count() / known } else { d as usize })
+            .map(|&d| {
+                if d == -1 {
+                    self.elem_count() / known
+                } else {
+                    d as usize
+                }
+            })
             .collect();
         self.reshape(shape)
     }
@@ -110,13 +141,22 @@ impl Tensor {
     pub fn view(&self, shape: impl Into<Shape>) -> Result<Tensor> {
         let shape = shape.into();
         if shape.elem_count() != self.elem_count() {
-            return Err(Error::ShapeMismatch { op: "view", lhs: self.shape().clone(), rhs: shape, detail: " (element counts differ)".into() });
+            return Err(Error::ShapeMismatch {
+                op: "view",
+                lhs: self.shape().clone(),
+                rhs: shape,
+                detail: " (element counts differ)".into(),
+            });
         }
         match self.layout().reshape_view(&shape) {
             Some(layout) => Ok(self.with_layout(layout)),
             None => Err(Error::invalid(
                 "view",
-                format!("shape {} with strides {:?} cannot be viewed as {shape}; use reshape", self.shape(), self.layout().strides()),
+                format!(
+                    "shape {} with strides {:?} cannot be viewed as {shape}; use reshape",
+                    self.shape(),
+                    self.layout().strides()
+                ),
             )),
         }
     }
@@ -129,7 +169,10 @@ impl Tensor {
         let s = start.to_index(self.shape(), "flatten")?;
         let e = end.to_index(self.shape(), "flatten")?;
         if s > e {
-            return Err(Error::invalid("flatten", format!("start dimension {s} is after end dimension {e}")));
+            return Err(Error::invalid(
+                "flatten",
+                format!("start dimension {s} is after end dimension {e}"),
+            ));
         }
         let d = self.dims();
         let mut shape = d[..s].to_vec();
@@ -142,7 +185,10 @@ impl Tensor {
     pub fn squeeze(&self, dim: impl Dim) -> Result<Tensor> {
         let d = dim.to_index(self.shape(), "squeeze")?;
         if self.dims()[d] != 1 {
-            return Err(Error::invalid("squeeze", format!("dimension {d} of shape {} is not 1", self.shape())));
+            return Err(Error::invalid(
+                "squeeze",
+                format!("dimension {d} of shape {} is not 1", self.shape()),
+            ));
         }
         let mut dims = self.dims().to_vec();
         let mut strides = self.layout().strides().to_vec();
@@ -156,7 +202,11 @@ impl Tensor {
         let d = dim.to_index_plus_one(self.shape(), "unsqueeze")?;
         let mut dims = self.dims().to_vec();
         let mut strides = self.layout().strides().to_vec();
-        let stride = if d < dims.len() { strides[d] * dims[d] } else { 1 };
+        let stride = if d < dims.len() {
+            strides[d] * dims[d]
+        } else {
+            1
+        };
         dims.insert(d, 1);
         strides.insert(d, stride);
         Ok(self.with_layout(Layout::new(dims.into(), strides, self.layout().offset())))
@@ -164,14 +214,25 @@ impl Tensor {
 
     /// A view with explicit strides and offset into the same storage
     /// (`torch.as_strided`). Checked to stay inside the storage.
-    pub fn as_strided(&self, shape: impl Into<Shape>, strides: &[usize], offset: usize) -> Result<Tensor> {
+    pub fn as_strided(
+        &self,
+        shape: impl Into<Shape>,
+        strides: &[usize],
+        offset: usize,
+    ) -> Result<Tensor> {
         let shape = shape.into();
         if strides.len() != shape.rank() {
-            return Err(Error::invalid("as_strided", format!("{} strides for shape {shape}", strides.len())));
+            return Err(Error::invalid(
+                "as_strided",
+                format!("{} strides for shape {shape}", strides.len()),
+            ));
         }
         let layout = Layout::new(shape, strides.to_vec(), offset);
         if layout.max_storage_index() > self.storage().len() {
-            return Err(Error::invalid("as_strided", "the view reaches past the end of the storage"));
+            return Err(Error::invalid(
+                "as_strided",
+                "the view reaches past the end of the storage",
+            ));
         }
         Ok(self.with_layout(layout))
     }

@@ -80,27 +80,40 @@ fn run_backward(
     let mut grads: HashMap<u64, Tensor> = HashMap::new();
     let mut captured = HashMap::new();
     grads.insert(root.id(), seed);
-    for t in order.iter().rev() {
-        let Some(g) = grads.remove(&t.id()) else { continue };
+    // Consuming `order` drops each tensor's handle once it is processed, so
+    // (without retain_graph) an intermediate is freed as soon as its op's
+    // backward has run, not at the end of the pass.
+    for t in order.into_iter().rev() {
+        let Some(g) = grads.remove(&t.id()) else {
+            continue;
+        };
         match capture {
             Some(wanted) if wanted.contains(&t.id()) => {
                 captured.insert(t.id(), g.clone());
             }
-            None if t.keeps_grad() => accumulate_into_grad(t, &g)?,
+            None if t.keeps_grad() => accumulate_into_grad(&t, &g)?,
             _ => {}
         }
         let Some(node) = &t.0.node else { continue };
         let inputs = node.inputs().expect("checked by topological_order");
         let ctx = BackwardCtx {
             inputs: &inputs,
-            output: t,
+            output: &t,
             needs_grad: inputs.iter().map(|i| i.requires_grad()).collect(),
         };
-        let input_grads = node.op.backward(&ctx, &g)?;
+        let input_grads = node
+            .op
+            .backward(&ctx, &g)
+            .map_err(|e| in_backward_of(node.op.name(), e))?;
         if input_grads.len() != inputs.len() {
             return Err(Error::invalid(
                 "backward",
-                format!("`{}` returned {} gradients for {} inputs", node.op.name(), input_grads.len(), inputs.len()),
+                format!(
+                    "`{}` returned {} gradients for {} inputs",
+                    node.op.name(),
+                    input_grads.len(),
+                    inputs.len()
+                ),
             ));
         }
         for (input, ig) in inputs.iter().zip(input_grads) {
@@ -113,11 +126,25 @@ fn run_backward(
                     op: node.op.name(),
                     lhs: ig.shape(),
                     rhs: input.shape(),
-                    detail: " (backward returned a gradient whose shape differs from its input)".into(),
+                    detail: " (backward returned a gradient whose shape differs from its input)"
+                        .into(),
+                });
+            }
+            if ig.dtype() != input.dtype() {
+                return Err(Error::DTypeMismatch {
+                    op: node.op.name(),
+                    lhs: ig.dtype(),
+                    rhs: input.dtype(),
                 });
             }
             if is_anomaly_enabled() {
-                check_finite(&ig.data(), node.op.name(), "backward", &[&g.data()])?;
+                let raw: Vec<_> = inputs.iter().map(|i| i.data()).collect();
+                check_finite(
+                    &ig.data(),
+                    node.op.name(),
+                    "backward",
+                    &raw.iter().collect::<Vec<_>>(),
+                )?;
             }
             let total = match grads.remove(&input.id()) {
                 Some(prev) => prev.add(&ig)?,
@@ -132,6 +159,19 @@ fn run_backward(
     Ok(captured)
 }
 // ANCHOR_END: engine
+
+/// In anomaly mode, the ops a backward formula runs are checked like any
+/// other, so a NaN made there is first reported as (say) `div`'s forward;
+/// this adds which op's backward pass it was computing.
+fn in_backward_of(name: &'static str, e: Error) -> Error {
+    match e {
+        Error::Invalid { op: "anomaly", msg } => Error::invalid(
+            "anomaly",
+            format!("{msg}, while computing the backward pass of `{name}`"),
+        ),
+        e => e,
+    }
+}
 
 /// `t.grad += g`. Gradients accumulate across backward calls until
 /// `zero_grad`, as in PyTorch (that is what makes gradient accumulation over
@@ -176,7 +216,11 @@ fn check_root(root: &Tensor, grad: Option<&Tensor>) -> Result<Tensor> {
                 });
             }
             if g.dtype() != root.dtype() {
-                return Err(Error::DTypeMismatch { op: "backward", lhs: g.dtype(), rhs: root.dtype() });
+                return Err(Error::DTypeMismatch {
+                    op: "backward",
+                    lhs: g.dtype(),
+                    rhs: root.dtype(),
+                });
             }
             Ok(g.clone())
         }
@@ -214,11 +258,17 @@ pub fn grad(
     let seed = check_root(output, grad_output)?;
     for t in inputs {
         if !t.requires_grad() {
-            return Err(Error::invalid("grad", "one of the inputs does not require grad"));
+            return Err(Error::invalid(
+                "grad",
+                "one of the inputs does not require grad",
+            ));
         }
     }
     let wanted: HashSet<u64> = inputs.iter().map(|t| t.id()).collect();
     let captured = run_backward(output, seed, opts, Some(&wanted))?;
-    Ok(inputs.iter().map(|t| captured.get(&t.id()).cloned()).collect())
+    Ok(inputs
+        .iter()
+        .map(|t| captured.get(&t.id()).cloned())
+        .collect())
 }
 // ANCHOR_END: backward_api

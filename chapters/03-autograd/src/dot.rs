@@ -10,7 +10,8 @@ impl Tensor {
     /// ellipses (blue when they require grad), ops are boxes labelled with
     /// the op name and result shape. Render with `dot -Tsvg`.
     pub fn to_dot(&self) -> String {
-        let mut out = String::from("digraph autograd {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
+        let mut out =
+            String::from("digraph autograd {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
         let mut seen = HashSet::new();
         let mut stack = vec![self.clone()];
         while let Some(t) = stack.pop() {
@@ -20,7 +21,11 @@ impl Tensor {
             let shape = t.shape();
             match &t.0.node {
                 None => {
-                    let color = if t.requires_grad() { "lightblue" } else { "lightgray" };
+                    let color = if t.requires_grad() {
+                        "lightblue"
+                    } else {
+                        "lightgray"
+                    };
                     let _ = writeln!(
                         out,
                         "  t{} [label=\"leaf {shape}\", shape=ellipse, style=filled, fillcolor={color}];",
@@ -28,7 +33,12 @@ impl Tensor {
                     );
                 }
                 Some(node) => {
-                    let _ = writeln!(out, "  t{} [label=\"{}\\n{shape}\", shape=box];", t.id(), node.op.name());
+                    let _ = writeln!(
+                        out,
+                        "  t{} [label=\"{}\\n{shape}\", shape=box];",
+                        t.id(),
+                        node.op.name()
+                    );
                     match node.inputs() {
                         Some(inputs) => {
                             for input in inputs {
@@ -37,7 +47,11 @@ impl Tensor {
                             }
                         }
                         None => {
-                            let _ = writeln!(out, "  t{}_freed [label=\"(freed by backward)\", shape=plaintext];", t.id());
+                            let _ = writeln!(
+                                out,
+                                "  t{}_freed [label=\"(freed by backward)\", shape=plaintext];",
+                                t.id()
+                            );
                             let _ = writeln!(out, "  t{}_freed -> t{};", t.id(), t.id());
                         }
                     }

@@ -17,7 +17,12 @@ pub struct GradcheckOptions {
 
 impl Default for GradcheckOptions {
     fn default() -> Self {
-        GradcheckOptions { eps: 1e-6, atol: 1e-5, rtol: 1e-3, seed: 0 }
+        GradcheckOptions {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-3,
+            seed: 0,
+        }
     }
 }
 
@@ -40,8 +45,8 @@ pub struct GradcheckReport {
 /// backward pass (any wrong Jacobian entry shows up with probability 1).
 /// Float inputs must be `f64`: in `f32` the finite difference itself is
 /// too noisy to judge. Non-float inputs (indices) are passed through as
-/// constants. Returns an error naming the worst element when an element is
-/// outside `atol + rtol·|numeric|`.
+/// constants. When any element is outside `atol + rtol·|numeric|`, returns
+/// an error naming the worst one (and how many failed).
 pub fn gradcheck(
     f: impl Fn(&[Tensor]) -> Result<Tensor>,
     inputs: &[RawTensor],
@@ -49,7 +54,10 @@ pub fn gradcheck(
 ) -> Result<GradcheckReport> {
     for (i, x) in inputs.iter().enumerate() {
         if x.dtype() == DType::F32 {
-            return Err(Error::invalid("gradcheck", format!("input {i} is f32; use f64 inputs")));
+            return Err(Error::invalid(
+                "gradcheck",
+                format!("input {i} is f32; use f64 inputs"),
+            ));
         }
     }
     let leaves: Vec<Tensor> = inputs
@@ -64,11 +72,25 @@ pub fn gradcheck(
         .collect::<Result<_>>()?;
     let out = f(&leaves)?;
     let mut rng = Generator::new(opts.seed);
-    let w = Tensor::from_raw(RawTensor::randn_with(0.0, 1.0, out.shape(), out.dtype(), &out.device(), &mut rng)?);
+    let w = Tensor::from_raw(RawTensor::randn_with(
+        0.0,
+        1.0,
+        out.shape(),
+        out.dtype(),
+        &out.device(),
+        &mut rng,
+    )?);
     let loss = |o: &Tensor| -> Result<f64> { o.mul(&w)?.sum_all()?.item() };
     out.mul(&w)?.sum_all()?.backward()?;
 
-    let mut report = GradcheckReport { checked: 0, max_abs_err: 0.0, worst: (0, 0) };
+    let mut report = GradcheckReport {
+        checked: 0,
+        max_abs_err: 0.0,
+        worst: (0, 0),
+    };
+    // The failing element with the largest error: (input, index, analytic, numeric, error).
+    let mut worst_failure: Option<(usize, usize, f64, f64, f64)> = None;
+    let mut failures = 0;
     for (i, x) in inputs.iter().enumerate() {
         if !x.dtype().is_float() {
             continue;
@@ -87,7 +109,13 @@ pub fn gradcheck(
                 let args: Vec<Tensor> = leaves
                     .iter()
                     .enumerate()
-                    .map(|(k, l)| if k == i { Tensor::from_raw(xj.clone()) } else { l.detach() })
+                    .map(|(k, l)| {
+                        if k == i {
+                            Tensor::from_raw(xj.clone())
+                        } else {
+                            l.detach()
+                        }
+                    })
                     .collect();
                 loss(&f(&args)?)
             };
@@ -98,18 +126,26 @@ pub fn gradcheck(
                 report.max_abs_err = err;
                 report.worst = (i, j);
             }
-            if !(err <= opts.atol + opts.rtol * numeric.abs()) {
-                return Err(Error::invalid(
-                    "gradcheck",
-                    format!(
-                        "input {i} (shape {}) element {j}: analytic {:.10e} vs numeric {:.10e} (abs error {err:.3e})",
-                        x.shape(),
-                        analytic[j],
-                        numeric
-                    ),
-                ));
+            // Written so that a NaN error fails too.
+            let within = err <= opts.atol + opts.rtol * numeric.abs();
+            if !within {
+                failures += 1;
+                if worst_failure.is_none_or(|w| err > w.4 || err.is_nan()) {
+                    worst_failure = Some((i, j, analytic[j], numeric, err));
+                }
             }
         }
+    }
+    if let Some((i, j, analytic, numeric, err)) = worst_failure {
+        return Err(Error::invalid(
+            "gradcheck",
+            format!(
+                "input {i} (shape {}) element {j}: analytic {analytic:.10e} vs numeric {numeric:.10e} \
+                 (abs error {err:.3e}); {failures} of {} elements outside tolerance",
+                inputs[i].shape(),
+                report.checked
+            ),
+        ));
     }
     Ok(report)
 }

@@ -17,7 +17,10 @@ mod ops;
 mod tensor;
 
 pub use backward::{grad, BackwardOptions};
-pub use grad_mode::{detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad, set_grad_enabled, AnomalyGuard, GradModeGuard};
+pub use grad_mode::{
+    detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad, set_grad_enabled, AnomalyGuard,
+    GradModeGuard,
+};
 pub use gradcheck::{gradcheck, GradcheckOptions, GradcheckReport};
 pub use op::{BackwardCtx, CustomOp};
 pub use tensor::Tensor;

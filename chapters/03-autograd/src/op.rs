@@ -94,7 +94,12 @@ impl Tensor {
 
 /// Anomaly mode: fails with the op's name and input shapes when `t` holds a
 /// NaN or an infinity.
-pub(crate) fn check_finite(t: &RawTensor, op: &str, pass: &str, inputs: &[&RawTensor]) -> Result<()> {
+pub(crate) fn check_finite(
+    t: &RawTensor,
+    op: &str,
+    pass: &str,
+    inputs: &[&RawTensor],
+) -> Result<()> {
     if !t.dtype().is_float() {
         return Ok(());
     }
@@ -103,7 +108,10 @@ pub(crate) fn check_finite(t: &RawTensor, op: &str, pass: &str, inputs: &[&RawTe
         let shapes: Vec<String> = inputs.iter().map(|i| i.shape().to_string()).collect();
         return Err(Error::invalid(
             "anomaly",
-            format!("{op} produced {bad} in its {pass} pass (input shapes {})", shapes.join(", ")),
+            format!(
+                "{op} produced {bad} in its {pass} pass (input shapes {})",
+                shapes.join(", ")
+            ),
         ));
     }
     Ok(())

@@ -78,7 +78,10 @@ impl Tensor {
     /// in-place update does in PyTorch). The shape and dtype must not change.
     pub fn set_data(&self, data: RawTensor) -> Result<()> {
         if !self.is_leaf() {
-            return Err(Error::invalid("set_data", "only leaf tensors can be updated in place"));
+            return Err(Error::invalid(
+                "set_data",
+                "only leaf tensors can be updated in place",
+            ));
         }
         let mut d = self.0.data.write().expect("tensor data lock");
         if d.shape() != data.shape() || d.dtype() != data.dtype() {
@@ -132,7 +135,10 @@ impl Tensor {
             ));
         }
         if requires && !self.dtype().is_float() {
-            return Err(Error::UnsupportedDType { op: "requires_grad", dtype: self.dtype() });
+            return Err(Error::UnsupportedDType {
+                op: "requires_grad",
+                dtype: self.dtype(),
+            });
         }
         self.0.requires_grad.store(requires, Ordering::Relaxed);
         Ok(())
@@ -159,7 +165,10 @@ impl Tensor {
     /// intermediate that did not ask to `retain_grad`.
     pub fn grad(&self) -> Result<Tensor> {
         if !self.requires_grad() {
-            return Err(Error::invalid("grad", "this tensor does not require grad (call requires_grad_() on the leaf first)"));
+            return Err(Error::invalid(
+                "grad",
+                "this tensor does not require grad (call requires_grad_() on the leaf first)",
+            ));
         }
         if !self.keeps_grad() {
             return Err(Error::invalid("grad", "this tensor is not a leaf, so backward does not keep its gradient; call retain_grad() before backward"));
@@ -200,7 +209,11 @@ impl Tensor {
     pub fn new<T: WithDType>(data: &[T]) -> Tensor {
         Tensor::from_raw(RawTensor::new(data))
     }
-    pub fn from_vec<T: WithDType>(data: Vec<T>, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
+    pub fn from_vec<T: WithDType>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
         Ok(Tensor::from_raw(RawTensor::from_vec(data, shape, device)?))
     }
     pub fn zeros(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
@@ -209,14 +222,37 @@ impl Tensor {
     pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         Ok(Tensor::from_raw(RawTensor::ones(shape, dtype, device)?))
     }
-    pub fn full(value: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        Ok(Tensor::from_raw(RawTensor::full(value, shape, dtype, device)?))
+    pub fn full(
+        value: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        Ok(Tensor::from_raw(RawTensor::full(
+            value, shape, dtype, device,
+        )?))
     }
-    pub fn randn(mean: f64, std: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        Ok(Tensor::from_raw(RawTensor::randn(mean, std, shape, dtype, device)?))
+    pub fn randn(
+        mean: f64,
+        std: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        Ok(Tensor::from_raw(RawTensor::randn(
+            mean, std, shape, dtype, device,
+        )?))
     }
-    pub fn rand(lo: f64, hi: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
-        Ok(Tensor::from_raw(RawTensor::rand(lo, hi, shape, dtype, device)?))
+    pub fn rand(
+        lo: f64,
+        hi: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        Ok(Tensor::from_raw(RawTensor::rand(
+            lo, hi, shape, dtype, device,
+        )?))
     }
     pub fn to_vec<T: WithDType>(&self) -> Result<Vec<T>> {
         self.data().to_vec()
@@ -250,7 +286,13 @@ impl std::fmt::Display for Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor[shape={}, dtype={}, requires_grad={}", self.shape(), self.dtype(), self.requires_grad())?;
+        write!(
+            f,
+            "Tensor[shape={}, dtype={}, requires_grad={}",
+            self.shape(),
+            self.dtype(),
+            self.requires_grad()
+        )?;
         if let Some(op) = self.op_name() {
             write!(f, ", grad_fn={op}")?;
         }
@@ -265,7 +307,9 @@ impl std::fmt::Debug for Tensor {
 /// explicit stack instead.
 impl Drop for Inner {
     fn drop(&mut self) {
-        let Some(node) = self.node.as_ref() else { return };
+        let Some(node) = self.node.as_ref() else {
+            return;
+        };
         let mut stack: Vec<Tensor> = node.take_inputs().unwrap_or_default();
         while let Some(t) = stack.pop() {
             // Only the last owner may unlink; others leave the node alive.

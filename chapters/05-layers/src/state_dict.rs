@@ -5,11 +5,14 @@
 //! header length, a JSON header mapping each name to its dtype, shape and
 //! byte range, then the raw little-endian data. Unlike a pickle, loading it
 //! runs no code, and every length in it can be checked before use, so a
-//! corrupt file gives an error instead of a crash.
+//! corrupt file gives an error instead of a crash. Files we write also carry
+//! a SHA-256 checksum in their metadata, so damage that leaves the file well
+//! formed (a flipped bit in a weight) is caught too.
 
 use crate::module::{Slot, Visit};
 use chapter_02::{DType, Device, Shape, Tensor as RawTensor};
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -95,8 +98,12 @@ fn from_view(view: &TensorView<'_>, device: &Device) -> Result<RawTensor, String
 // ANCHOR_END: to_bytes
 
 // ANCHOR: save_load
-/// Serialises tensors to safetensors bytes (with optional metadata).
-pub fn to_safetensors_bytes(tensors: &StateDict, metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>, StateDictError> {
+/// Serialises tensors to safetensors bytes (with optional metadata), sealed
+/// with a checksum of the whole file (see [`seal`]).
+pub fn to_safetensors_bytes(
+    tensors: &StateDict,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, StateDictError> {
     let mut owned = Vec::with_capacity(tensors.len());
     for (name, t) in tensors {
         let (dtype, bytes) = to_bytes(t)?;
@@ -110,37 +117,59 @@ pub fn to_safetensors_bytes(tensors: &StateDict, metadata: Option<HashMap<String
             Ok((name.clone(), view))
         })
         .collect::<Result<Vec<_>, StateDictError>>()?;
-    safetensors::serialize(views, metadata).map_err(|e| StateDictError::Corrupt { path: PathBuf::from("<memory>"), msg: e.to_string() })
+    let mut metadata = metadata.unwrap_or_default();
+    metadata.insert(CHECKSUM_KEY.to_string(), unsealed());
+    let mut bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| StateDictError::Corrupt { path: PathBuf::from("<memory>"), msg: e.to_string() })?;
+    seal(&mut bytes);
+    Ok(bytes)
 }
 
-/// Writes a safetensors file atomically: to `path.tmp` first, then renamed
-/// over `path`, so a crash mid-write never leaves a half-written file.
-pub fn save_safetensors(path: impl AsRef<Path>, tensors: &StateDict, metadata: Option<HashMap<String, String>>) -> Result<(), StateDictError> {
+/// Writes a safetensors file atomically (see [`write_atomically`]).
+pub fn save_safetensors(
+    path: impl AsRef<Path>,
+    tensors: &StateDict,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<(), StateDictError> {
     let path = path.as_ref();
     let bytes = to_safetensors_bytes(tensors, metadata)?;
     write_atomically(path, &bytes)
 }
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it to disk,
-/// and renames it into place (an atomic replace on POSIX file systems).
+/// and renames it into place. A rename within one directory is atomic on
+/// POSIX file systems (and replaces on Windows), so a reader, or a run that
+/// crashes mid-save, sees either the old file or the new one, never half
+/// of one. The temporary name carries the process id, so two processes
+/// saving to the same path do not write into each other's file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateDictError> {
     use std::io::Write;
     let io = |source| StateDictError::Io { path: path.to_path_buf(), source };
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    {
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path).map_err(io)
+    written.map_err(io)
 }
 
-/// Parses safetensors bytes; `path` is only used in error messages.
+/// Parses safetensors bytes; `path` is only used in error messages. Any
+/// malformed, truncated or (for files we wrote) altered input is an
+/// error, never a panic.
 pub fn from_safetensors_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<StateDict, StateDictError> {
     let corrupt = |msg: String| StateDictError::Corrupt { path: path.to_path_buf(), msg };
     let st = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("not a valid safetensors file: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if let Some(metadata) = header.metadata() {
+        verify_checksum(bytes, metadata).map_err(corrupt)?;
+    }
     let mut out = StateDict::new();
     for (name, view) in st.tensors() {
         let t = from_view(&view, device).map_err(|m| corrupt(format!("tensor {name}: {m}")))?;
@@ -156,6 +185,72 @@ pub fn load_safetensors(path: impl AsRef<Path>) -> Result<StateDict, StateDictEr
     from_safetensors_bytes(&bytes, path, &Device::cpu())
 }
 // ANCHOR_END: save_load
+
+// ANCHOR: checksum
+/// The metadata entry holding the file's checksum.
+pub const CHECKSUM_KEY: &str = "candle.checksum";
+const CHECKSUM_PREFIX: &str = "sha256:";
+
+/// The checksum's value before it is known: the prefix and 64 zeros.
+fn unsealed() -> String {
+    format!("{CHECKSUM_PREFIX}{}", "0".repeat(64))
+}
+
+/// Where the checksum `value` sits in the file: the byte range of its
+/// digits inside the JSON header.
+fn digits_span(bytes: &[u8], value: &str) -> Option<std::ops::Range<usize>> {
+    let header_len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
+    let header = bytes.get(8..8usize.checked_add(header_len)?)?;
+    let quoted = format!("\"{value}\"");
+    let at = header.windows(quoted.len()).position(|w| w == quoted.as_bytes())?;
+    let start = 8 + at + 1 + CHECKSUM_PREFIX.len();
+    Some(start..8 + at + quoted.len() - 1)
+}
+
+/// SHA-256 of the whole file with the checksum digits read as zeros.
+fn file_digest(bytes: &[u8], digits: std::ops::Range<usize>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(&bytes[..digits.start]);
+    hasher.update("0".repeat(digits.len()).as_bytes());
+    hasher.update(&bytes[digits.end..]);
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes the SHA-256 of the file (header and data, with the checksum's own
+/// digits counted as zeros) into the placeholder [`to_safetensors_bytes`]
+/// put in the metadata. The checksum's length is fixed, so no offset moves.
+///
+/// safetensors checks that a file is *well formed*; the checksum also
+/// catches a file that is well formed but wrong: a flipped bit in a weight,
+/// a renamed tensor, a copy cut short at a tensor boundary.
+fn seal(bytes: &mut [u8]) {
+    let digits = digits_span(bytes, &unsealed()).expect("the placeholder was just written");
+    let digest = file_digest(bytes, digits.clone());
+    bytes[digits].copy_from_slice(digest.as_bytes());
+}
+
+/// Checks a file's checksum, if it has one: files written by other tools
+/// (PyTorch's, the fixtures) have none and load as they are. A checksum is
+/// recognised by its key or, should the key itself be damaged, by its
+/// `sha256:` prefix, so no single damaged byte can switch the check off.
+fn verify_checksum(bytes: &[u8], metadata: &HashMap<String, String>) -> Result<(), String> {
+    let claimed = metadata
+        .get(CHECKSUM_KEY)
+        .or_else(|| metadata.values().find(|v| v.starts_with(CHECKSUM_PREFIX)));
+    let Some(claimed) = claimed else { return Ok(()) };
+    let well_formed = claimed.len() == unsealed().len()
+        && claimed.starts_with(CHECKSUM_PREFIX)
+        && claimed[CHECKSUM_PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit());
+    let digits = digits_span(bytes, claimed).filter(|_| well_formed);
+    let Some(digits) = digits else {
+        return Err(format!("malformed checksum {claimed:?}"));
+    };
+    if file_digest(bytes, digits) != claimed[CHECKSUM_PREFIX.len()..] {
+        return Err("checksum mismatch: the file was altered or damaged after it was written".into());
+    }
+    Ok(())
+}
+// ANCHOR_END: checksum
 
 // ANCHOR: state_dict_ext
 /// State-dict methods for every module.

@@ -73,7 +73,15 @@ fn unary_float<T: Float>(op: UnaryOp, x: &[T], l: &Layout) -> Vec<T> {
         }
         UnaryOp::Clamp { min, max } => {
             let (lo, hi) = (c(min), c(max));
-            map1(x, l, |v| if v < lo { lo } else if v > hi { hi } else { v })
+            map1(x, l, |v| {
+                if v < lo {
+                    lo
+                } else if v > hi {
+                    hi
+                } else {
+                    v
+                }
+            })
         }
         UnaryOp::LeakyRelu(slope) => {
             let s = c(slope);
@@ -124,20 +132,8 @@ fn binary_float<T: Float>(op: BinaryOp, a: &[T], la: &Layout, b: &[T], lb: &Layo
         BinaryOp::Div => map2(a, la, b, lb, |x, y| x / y),
         BinaryOp::Pow => map2(a, la, b, lb, |x, y| x.powf(y)),
         // NaN-propagating, like torch.maximum.
-        BinaryOp::Maximum => map2(a, la, b, lb, |x, y| {
-            if x.is_nan() || x > y {
-                x
-            } else {
-                y
-            }
-        }),
-        BinaryOp::Minimum => map2(a, la, b, lb, |x, y| {
-            if x.is_nan() || x < y {
-                x
-            } else {
-                y
-            }
-        }),
+        BinaryOp::Maximum => map2(a, la, b, lb, |x, y| if x.is_nan() || x > y { x } else { y }),
+        BinaryOp::Minimum => map2(a, la, b, lb, |x, y| if x.is_nan() || x < y { x } else { y }),
     }
 }
 // ANCHOR_END: binary_float
@@ -166,12 +162,8 @@ pub(crate) fn binary(
     lb: &Layout,
 ) -> Result<CpuStorage> {
     Ok(match (a, b) {
-        (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-            CpuStorage::F32(binary_float(op, a, la, b, lb))
-        }
-        (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-            CpuStorage::F64(binary_float(op, a, la, b, lb))
-        }
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(binary_float(op, a, la, b, lb)),
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(binary_float(op, a, la, b, lb)),
         (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(binary_int(op, a, la, b, lb)?),
         _ => {
             return Err(Error::DTypeMismatch {
@@ -183,7 +175,13 @@ pub(crate) fn binary(
     })
 }
 
-fn cmp_typed<T: PartialOrd + Copy>(op: CmpOp, a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Vec<u8> {
+fn cmp_typed<T: PartialOrd + Copy>(
+    op: CmpOp,
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+) -> Vec<u8> {
     match op {
         CmpOp::Eq => map2(a, la, b, lb, |x, y| (x == y) as u8),
         CmpOp::Ne => map2(a, la, b, lb, |x, y| (x != y) as u8),
@@ -240,10 +238,18 @@ pub(crate) fn where_cond(
         });
     };
     Ok(match (t, f) {
-        (CpuStorage::F32(t), CpuStorage::F32(f)) => CpuStorage::F32(map3(c, lc, t, lt, f, lf, pick::<_>)),
-        (CpuStorage::F64(t), CpuStorage::F64(f)) => CpuStorage::F64(map3(c, lc, t, lt, f, lf, pick::<_>)),
-        (CpuStorage::I64(t), CpuStorage::I64(f)) => CpuStorage::I64(map3(c, lc, t, lt, f, lf, pick::<_>)),
-        (CpuStorage::U8(t), CpuStorage::U8(f)) => CpuStorage::U8(map3(c, lc, t, lt, f, lf, pick::<_>)),
+        (CpuStorage::F32(t), CpuStorage::F32(f)) => {
+            CpuStorage::F32(map3(c, lc, t, lt, f, lf, pick::<_>))
+        }
+        (CpuStorage::F64(t), CpuStorage::F64(f)) => {
+            CpuStorage::F64(map3(c, lc, t, lt, f, lf, pick::<_>))
+        }
+        (CpuStorage::I64(t), CpuStorage::I64(f)) => {
+            CpuStorage::I64(map3(c, lc, t, lt, f, lf, pick::<_>))
+        }
+        (CpuStorage::U8(t), CpuStorage::U8(f)) => {
+            CpuStorage::U8(map3(c, lc, t, lt, f, lf, pick::<_>))
+        }
         _ => {
             return Err(Error::DTypeMismatch {
                 op: "where_cond",

@@ -79,12 +79,7 @@ pub(crate) fn index_select(
 /// For each element of `ids` (row-major), the flat position in a contiguous
 /// tensor of `target` dims that it addresses: the element's own
 /// multi-index with coordinate `dim` replaced by the index value.
-fn gather_positions(
-    target: &[usize],
-    ids_dims: &[usize],
-    ids: &[usize],
-    dim: usize,
-) -> Vec<usize> {
+fn gather_positions(target: &[usize], ids_dims: &[usize], ids: &[usize], dim: usize) -> Vec<usize> {
     let strides = Shape::from(target.to_vec()).contiguous_strides();
     let mut index = vec![0usize; ids_dims.len()];
     let mut out = Vec::with_capacity(ids.len());
@@ -224,8 +219,9 @@ pub(crate) fn index_add(
             op: "index_add",
             lhs: lsrc.shape().clone(),
             rhs: expected.into(),
-            detail: " (src must match base with the indexed dimension replaced by the index length)"
-                .into(),
+            detail:
+                " (src must match base with the indexed dimension replaced by the index length)"
+                    .into(),
         });
     }
     fn run<T: Copy + std::ops::Add<Output = T>>(
@@ -251,9 +247,15 @@ pub(crate) fn index_add(
     }
     let geom = (pre, size, post);
     Ok(match (base, src) {
-        (CpuStorage::F32(b), CpuStorage::F32(s)) => CpuStorage::F32(run(b, lbase, s, lsrc, &ids, geom)),
-        (CpuStorage::F64(b), CpuStorage::F64(s)) => CpuStorage::F64(run(b, lbase, s, lsrc, &ids, geom)),
-        (CpuStorage::I64(b), CpuStorage::I64(s)) => CpuStorage::I64(run(b, lbase, s, lsrc, &ids, geom)),
+        (CpuStorage::F32(b), CpuStorage::F32(s)) => {
+            CpuStorage::F32(run(b, lbase, s, lsrc, &ids, geom))
+        }
+        (CpuStorage::F64(b), CpuStorage::F64(s)) => {
+            CpuStorage::F64(run(b, lbase, s, lsrc, &ids, geom))
+        }
+        (CpuStorage::I64(b), CpuStorage::I64(s)) => {
+            CpuStorage::I64(run(b, lbase, s, lsrc, &ids, geom))
+        }
         (b, s) if b.dtype() != s.dtype() => {
             return Err(Error::DTypeMismatch {
                 op: "index_add",

@@ -11,9 +11,18 @@ use crate::{Error, Layout, Result};
 
 // ANCHOR: matmul
 /// `[batch.., m, k] @ [batch.., k, n] -> [batch.., m, n]` (contiguous).
-pub(crate) fn matmul(a: &CpuStorage, la: &Layout, b: &CpuStorage, lb: &Layout) -> Result<CpuStorage> {
+pub(crate) fn matmul(
+    a: &CpuStorage,
+    la: &Layout,
+    b: &CpuStorage,
+    lb: &Layout,
+) -> Result<CpuStorage> {
     let rank = la.rank();
-    let (m, k, n) = (la.dims()[rank - 2], la.dims()[rank - 1], lb.dims()[rank - 1]);
+    let (m, k, n) = (
+        la.dims()[rank - 2],
+        la.dims()[rank - 1],
+        lb.dims()[rank - 1],
+    );
     let batch_dims = &la.dims()[..rank - 2];
     let batch: usize = batch_dims.iter().product();
     // Offsets of each batch's matrices: walk the batch dims of both layouts.
@@ -26,8 +35,14 @@ pub(crate) fn matmul(a: &CpuStorage, la: &Layout, b: &CpuStorage, lb: &Layout) -
     };
     let a_offsets: Vec<usize> = batch_layout(la).offsets().collect();
     let b_offsets: Vec<usize> = batch_layout(lb).offsets().collect();
-    let (rsa, csa) = (la.strides()[rank - 2] as isize, la.strides()[rank - 1] as isize);
-    let (rsb, csb) = (lb.strides()[rank - 2] as isize, lb.strides()[rank - 1] as isize);
+    let (rsa, csa) = (
+        la.strides()[rank - 2] as isize,
+        la.strides()[rank - 1] as isize,
+    );
+    let (rsb, csb) = (
+        lb.strides()[rank - 2] as isize,
+        lb.strides()[rank - 1] as isize,
+    );
 
     macro_rules! run {
         ($x:expr, $y:expr, $t:ty, $gemm:path, $variant:ident) => {{

@@ -75,6 +75,7 @@ impl BackendStorage for CpuStorage {
 #[derive(Debug, Default)]
 pub struct CpuBackend;
 
+// ANCHOR: downcast
 /// Downcasts a storage handed to the CPU backend; a storage from another
 /// device here is a bug in the caller, reported as an error.
 fn cpu(s: &dyn BackendStorage) -> Result<&CpuStorage> {
@@ -86,6 +87,7 @@ fn cpu(s: &dyn BackendStorage) -> Result<&CpuStorage> {
 fn wrap(s: CpuStorage) -> Storage {
     Arc::new(s)
 }
+// ANCHOR_END: downcast
 
 fn copy_rows<T: Copy>(dst: &mut [T], ld: &Layout, src: &[T], ls: &Layout) {
     strided::for_each_row([ld, ls], |[od, os], len, [sd, ss]| {
@@ -266,7 +268,13 @@ impl Backend for CpuBackend {
         ids_layout: &Layout,
         dim: usize,
     ) -> Result<Storage> {
-        Ok(wrap(index::gather(cpu(src)?, layout, cpu(ids)?, ids_layout, dim)?))
+        Ok(wrap(index::gather(
+            cpu(src)?,
+            layout,
+            cpu(ids)?,
+            ids_layout,
+            dim,
+        )?))
     }
 
     fn scatter_add(

@@ -83,7 +83,12 @@ fn better<T: ReduceElem>(a: T, best: T, max: bool) -> bool {
 /// Reduces `x` (viewed through `l`) over `axes`. We permute the view so the
 /// reduced axes come last; then each output element is a reduction over a
 /// block of the permuted view, visited row by row.
-fn reduce_typed<T: ReduceElem>(op: ReduceOp, x: &[T], l: &Layout, axes: &[usize]) -> Result<Vec<T>> {
+fn reduce_typed<T: ReduceElem>(
+    op: ReduceOp,
+    x: &[T],
+    l: &Layout,
+    axes: &[usize],
+) -> Result<Vec<T>> {
     let rank = l.rank();
     let kept: Vec<usize> = (0..rank).filter(|d| !axes.contains(d)).collect();
     let mut perm = kept.clone();
@@ -189,10 +194,18 @@ fn arg_reduce<T: ReduceElem>(op: ReduceOp, x: &[T], l: &Layout, axis: usize) -> 
         .collect()
 }
 
-pub(crate) fn reduce(op: ReduceOp, s: &CpuStorage, l: &Layout, axes: &[usize]) -> Result<CpuStorage> {
+pub(crate) fn reduce(
+    op: ReduceOp,
+    s: &CpuStorage,
+    l: &Layout,
+    axes: &[usize],
+) -> Result<CpuStorage> {
     if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) {
         if axes.len() != 1 {
-            return Err(Error::invalid("reduce", format!("{op:?} takes exactly one axis")));
+            return Err(Error::invalid(
+                "reduce",
+                format!("{op:?} takes exactly one axis"),
+            ));
         }
         if l.dims()[axes[0]] == 0 {
             return Err(Error::invalid(

@@ -25,7 +25,10 @@ impl CustomOp for Add {
         x[0].add(x[1])
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![reduce_to(ctx, 0, g.clone())?, reduce_to(ctx, 1, g.clone())?])
+        Ok(vec![
+            reduce_to(ctx, 0, g.clone())?,
+            reduce_to(ctx, 1, g.clone())?,
+        ])
     }
 }
 // ANCHOR_END: add
@@ -39,7 +42,11 @@ impl CustomOp for Sub {
         x[0].sub(x[1])
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let gb = if ctx.needs_grad(1) { reduce_to(ctx, 1, g.neg()?)? } else { None };
+        let gb = if ctx.needs_grad(1) {
+            reduce_to(ctx, 1, g.neg()?)?
+        } else {
+            None
+        };
         Ok(vec![reduce_to(ctx, 0, g.clone())?, gb])
     }
 }
@@ -56,8 +63,16 @@ impl CustomOp for Mul {
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (a, b) = (ctx.input(0), ctx.input(1));
-        let ga = if ctx.needs_grad(0) { reduce_to(ctx, 0, g.mul(b)?)? } else { None };
-        let gb = if ctx.needs_grad(1) { reduce_to(ctx, 1, g.mul(a)?)? } else { None };
+        let ga = if ctx.needs_grad(0) {
+            reduce_to(ctx, 0, g.mul(b)?)?
+        } else {
+            None
+        };
+        let gb = if ctx.needs_grad(1) {
+            reduce_to(ctx, 1, g.mul(a)?)?
+        } else {
+            None
+        };
         Ok(vec![ga, gb])
     }
 }
@@ -74,7 +89,11 @@ impl CustomOp for Div {
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (a, b) = (ctx.input(0), ctx.input(1));
-        let ga = if ctx.needs_grad(0) { reduce_to(ctx, 0, g.div(b)?)? } else { None };
+        let ga = if ctx.needs_grad(0) {
+            reduce_to(ctx, 0, g.div(b)?)?
+        } else {
+            None
+        };
         let gb = if ctx.needs_grad(1) {
             let q = g.mul(a)?.div(&b.mul(b)?)?;
             reduce_to(ctx, 1, q.neg()?)?

@@ -46,7 +46,7 @@ impl CustomOp for SumTo {
         sum_to_raw(x[0], &self.shape)
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(g.broadcast_to(&ctx.input(0).dims())?)])
+        Ok(vec![Some(g.broadcast_to(ctx.input(0).dims())?)])
     }
 }
 
@@ -56,18 +56,25 @@ pub(crate) fn sum_to_raw(x: &RawTensor, shape: &[usize]) -> Result<RawTensor> {
     if dims == shape {
         return Ok(x.clone());
     }
-    let lead = dims.len().checked_sub(shape.len()).ok_or_else(|| Error::Broadcast {
-        op: "sum_to",
-        lhs: x.shape().clone(),
-        rhs: shape.to_vec().into(),
-    })?;
+    let lead = dims
+        .len()
+        .checked_sub(shape.len())
+        .ok_or_else(|| Error::Broadcast {
+            op: "sum_to",
+            lhs: x.shape().clone(),
+            rhs: shape.to_vec().into(),
+        })?;
     let mut axes: Vec<usize> = (0..lead).collect();
     for (i, &s) in shape.iter().enumerate() {
         let d = dims[lead + i];
         if s == 1 && d != 1 {
             axes.push(lead + i);
         } else if s != d {
-            return Err(Error::Broadcast { op: "sum_to", lhs: x.shape().clone(), rhs: shape.to_vec().into() });
+            return Err(Error::Broadcast {
+                op: "sum_to",
+                lhs: x.shape().clone(),
+                rhs: shape.to_vec().into(),
+            });
         }
     }
     x.sum(axes, true)?.reshape(shape.to_vec())
@@ -83,7 +90,13 @@ impl Tensor {
     /// Sum of every element, as a 0-d tensor.
     pub fn sum_all(&self) -> Result<Tensor> {
         let axes: Vec<usize> = (0..self.rank()).collect();
-        Tensor::apply(Sum { axes, keepdim: false }, &[self])
+        Tensor::apply(
+            Sum {
+                axes,
+                keepdim: false,
+            },
+            &[self],
+        )
     }
     /// Mean over `dims`.
     pub fn mean(&self, dims: impl Dims, keepdim: bool) -> Result<Tensor> {
@@ -101,6 +114,11 @@ impl Tensor {
         if self.dims() == shape {
             return Ok(self.clone());
         }
-        Tensor::apply(SumTo { shape: shape.to_vec() }, &[self])
+        Tensor::apply(
+            SumTo {
+                shape: shape.to_vec(),
+            },
+            &[self],
+        )
     }
 }

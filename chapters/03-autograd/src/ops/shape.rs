@@ -79,4 +79,3 @@ impl Tensor {
         Tensor::apply(BroadcastTo { shape }, &[self])
     }
 }
-

@@ -1,0 +1,236 @@
+//! The softmax family, `cumsum` and `one_hot`.
+//!
+//! `softmax` and `log_softmax` run in every attention layer and every
+//! classification loss, so each is a single [`CustomOp`] with its
+//! closed-form backward instead of a chain of `exp`, `sum` and `div` nodes:
+//! one node in the graph, one formula, and no intermediate results kept
+//! alive for the backward pass beyond the output itself.
+
+use chapter_02::{DType, Dim, Error, Result, Tensor as RawTensor};
+use chapter_03::{BackwardCtx, CustomOp, Tensor};
+
+fn check_float(x: &RawTensor, op: &'static str) -> Result<()> {
+    if !x.dtype().is_float() {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: x.dtype(),
+        });
+    }
+    Ok(())
+}
+
+// ANCHOR: softmax
+/// `yᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m)` along `dim`, with `m = maxⱼ xⱼ`.
+///
+/// Subtracting the max changes nothing mathematically (it cancels between
+/// numerator and denominator) but keeps every exponent ≤ 0: `exp(1000)`
+/// overflows to ∞ and `∞/∞` is NaN, while `exp(1000 − 1000) = 1`.
+///
+/// Backward: the Jacobian is `∂yᵢ/∂xⱼ = yᵢ(δᵢⱼ − yⱼ)`, so the
+/// vector-Jacobian product is `yᵢ(gᵢ − Σⱼ gⱼyⱼ)`: one reduction, no `n×n`
+/// matrix.
+struct Softmax {
+    dim: usize,
+}
+impl CustomOp for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+    fn forward(&self, x: &[&RawTensor]) -> Result<RawTensor> {
+        check_float(x[0], "softmax")?;
+        let m = x[0].max([self.dim], true)?;
+        let e = x[0].sub(&m)?.exp()?;
+        e.div(&e.sum([self.dim], true)?)
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let y = ctx.output;
+        let dot = g.mul(y)?.sum([self.dim], true)?;
+        Ok(vec![Some(y.mul(&g.sub(&dot)?)?)])
+    }
+}
+// ANCHOR_END: softmax
+
+// ANCHOR: log_softmax
+/// `yᵢ = xᵢ − log Σⱼ exp(xⱼ) = (xᵢ − m) − log Σⱼ exp(xⱼ − m)`.
+///
+/// Computing `log(softmax(x))` instead would round tiny probabilities to 0
+/// and return `−∞`; here the log never sees anything smaller than 1.
+///
+/// Backward: `∂yᵢ/∂xⱼ = δᵢⱼ − softmax(x)ⱼ`, so the gradient is
+/// `gᵢ − softmax(x)ᵢ·Σⱼ gⱼ`, with `softmax(x) = exp(y)`.
+struct LogSoftmax {
+    dim: usize,
+}
+impl CustomOp for LogSoftmax {
+    fn name(&self) -> &'static str {
+        "log_softmax"
+    }
+    fn forward(&self, x: &[&RawTensor]) -> Result<RawTensor> {
+        check_float(x[0], "log_softmax")?;
+        let m = x[0].max([self.dim], true)?;
+        let z = x[0].sub(&m)?;
+        z.sub(&z.exp()?.sum([self.dim], true)?.log()?)
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let p = ctx.output.exp()?;
+        let total = g.sum([self.dim], true)?;
+        Ok(vec![Some(g.sub(&p.mul(&total)?)?)])
+    }
+}
+// ANCHOR_END: log_softmax
+
+// ANCHOR: cumsum
+/// Running sum along `dim`: `yᵢ = Σ_{j ≤ i} xⱼ` (or `Σ_{j ≥ i}` reversed).
+///
+/// Each `xⱼ` contributes to every `yᵢ` with `i ≥ j`, so the gradient is
+/// the running sum of `g` taken from the other end:
+/// `∂L/∂xⱼ = Σ_{i ≥ j} gᵢ`. The backward is therefore a reversed `CumSum`,
+/// whose own backward is a forward one again.
+struct CumSum {
+    dim: usize,
+    reverse: bool,
+}
+impl CustomOp for CumSum {
+    fn name(&self) -> &'static str {
+        "cumsum"
+    }
+    fn forward(&self, x: &[&RawTensor]) -> Result<RawTensor> {
+        cumsum_raw(x[0], self.dim, self.reverse)
+    }
+    fn backward(&self, _: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let op = CumSum {
+            dim: self.dim,
+            reverse: !self.reverse,
+        };
+        Ok(vec![Some(Tensor::apply(op, &[g])?)])
+    }
+}
+// ANCHOR_END: cumsum
+
+// ANCHOR: scan
+/// An `n × n` 0/1 matrix `T` such that `x·T` is a scan of the row `x`:
+/// `T[i][j] = 1` when `i ≤ j` (inclusive) or `i < j` (exclusive), mirrored
+/// for a reverse scan.
+fn scan_matrix(n: usize, inclusive: bool, reverse: bool, like: &RawTensor) -> Result<RawTensor> {
+    let mut v = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            let (from, to) = if reverse { (j, i) } else { (i, j) };
+            if from < to || (inclusive && from == to) {
+                v[i * n + j] = 1.0;
+            }
+        }
+    }
+    RawTensor::from_f64_vec(v, (n, n), like.dtype(), like.device())
+}
+
+/// The scan itself, built from the matmul primitive (there is no scan
+/// primitive, and a host loop would leave the device). A single `n × n`
+/// triangular matrix would cost `n²` memory: 2.5·10⁹ entries for GPT-2's
+/// vocabulary. So we scan in two levels, as GPU scans do: split each row
+/// into blocks of `b ≈ √n`, scan inside every block with one `b × b`
+/// matmul, scan the block totals with one small matmul, and add each
+/// block's offset. Cost `O(n√n)` per row, memory `O(n)`.
+///
+/// Integer tensors are scanned in `f64` (exact below 2⁵³) and returned as
+/// `i64`, as PyTorch returns `int64` for integer inputs.
+fn cumsum_raw(x: &RawTensor, dim: usize, reverse: bool) -> Result<RawTensor> {
+    if !x.dtype().is_float() {
+        return cumsum_raw(&x.to_dtype(DType::F64)?, dim, reverse)?.to_dtype(DType::I64);
+    }
+    if x.elem_count() == 0 {
+        return x.copy();
+    }
+    let last = x.rank() - 1;
+    let moved = x.transpose(dim, last)?;
+    let moved_dims = moved.dims().to_vec();
+    let n = moved_dims[last];
+    let rows = x.elem_count() / n;
+    let b = (n as f64).sqrt().ceil() as usize;
+    let blocks = n.div_ceil(b);
+    let mut flat = moved.reshape((rows, n))?;
+    if blocks * b > n {
+        let pad = RawTensor::zeros((rows, blocks * b - n), x.dtype(), x.device())?;
+        flat = RawTensor::cat(&[&flat, &pad], 1)?;
+    }
+    // [rows, blocks, b]: scan inside each block.
+    let within = flat
+        .reshape((rows, blocks, b))?
+        .matmul(&scan_matrix(b, true, reverse, x)?)?;
+    // [rows, blocks]: each block's total, then the exclusive scan of totals.
+    let total_at = if reverse { 0 } else { b - 1 };
+    let totals = within.narrow(2, total_at, 1)?.reshape((rows, blocks))?;
+    let offsets = totals.matmul(&scan_matrix(blocks, false, reverse, x)?)?;
+    let out = within.add(&offsets.reshape((rows, blocks, 1))?)?;
+    let out = out.reshape((rows, blocks * b))?.narrow(1, 0, n)?;
+    out.reshape(moved_dims)?.transpose(dim, last)?.contiguous()
+}
+// ANCHOR_END: scan
+
+// ANCHOR: one_hot
+/// `ids` (`i64`, any shape) as one-hot rows: an `f32` tensor of shape
+/// `ids.shape + [num_classes]` with a 1 at each id. Built by comparing
+/// `ids[.., None]` with `arange(num_classes)` (a broadcast `eq`). The ids
+/// are range-checked on the host first, so a bad label is reported by
+/// value rather than silently producing an all-zero row.
+pub fn one_hot(ids: &Tensor, num_classes: usize) -> Result<Tensor> {
+    if ids.dtype() != DType::I64 {
+        return Err(Error::UnsupportedDType {
+            op: "one_hot (ids must be i64)",
+            dtype: ids.dtype(),
+        });
+    }
+    let raw = ids.data();
+    if let Some(bad) = raw
+        .to_vec::<i64>()?
+        .into_iter()
+        .find(|&i| i < 0 || i as usize >= num_classes)
+    {
+        return Err(Error::invalid(
+            "one_hot",
+            format!(
+                "class id {bad} is out of range 0..{num_classes} (ids of shape {})",
+                raw.shape()
+            ),
+        ));
+    }
+    let classes = RawTensor::arange(0.0, num_classes as f64, 1.0, DType::I64, raw.device())?;
+    let mut column = raw.dims().to_vec();
+    column.push(1);
+    let hot = raw.reshape(column)?.eq(&classes)?;
+    Ok(Tensor::from_raw(hot.to_dtype(DType::F32)?))
+}
+// ANCHOR_END: one_hot
+
+// ANCHOR: trait
+/// Softmax, log-softmax and cumulative sum along one dimension.
+pub trait SoftmaxOps {
+    /// `exp(x) / Σ exp(x)` along `dim`, computed without overflow.
+    fn softmax(&self, dim: impl Dim) -> Result<Tensor>;
+    /// `x − log Σ exp(x)` along `dim`, computed without overflow.
+    fn log_softmax(&self, dim: impl Dim) -> Result<Tensor>;
+    /// Running sum along `dim` (`torch.cumsum`).
+    fn cumsum(&self, dim: impl Dim) -> Result<Tensor>;
+}
+
+impl SoftmaxOps for Tensor {
+    fn softmax(&self, dim: impl Dim) -> Result<Tensor> {
+        let dim = dim.to_index(&self.shape(), "softmax")?;
+        Tensor::apply(Softmax { dim }, &[self])
+    }
+    fn log_softmax(&self, dim: impl Dim) -> Result<Tensor> {
+        let dim = dim.to_index(&self.shape(), "log_softmax")?;
+        Tensor::apply(LogSoftmax { dim }, &[self])
+    }
+    fn cumsum(&self, dim: impl Dim) -> Result<Tensor> {
+        let dim = dim.to_index(&self.shape(), "cumsum")?;
+        Tensor::apply(
+            CumSum {
+                dim,
+                reverse: false,
+            },
+            &[self],
+        )
+    }
+}
+// ANCHOR_END: trait

@@ -1,0 +1,108 @@
+//! Group `nn` (chapter 05): `Linear`, `Embedding`, `layer_norm`, `rms_norm`
+//! and `batch_norm` in training mode (with the running statistics after the
+//! update as aux results) and in evaluation mode.
+//!
+//! Where the case is a layer's forward pass, the dispatcher builds the layer
+//! around the fixture's tensors (so the gradients reach them) and calls the
+//! layer; the functional form covers what a layer of this chapter does not
+//! (batch norm over `[N, C, H, W]` is chapter 09's `BatchNorm2d`).
+
+use super::{OpCall, OpOutputs};
+use crate::parity::Failure;
+use chapter_03::Tensor;
+use chapter_05::{
+    batch_norm, layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, Buffer, Embedding, Linear,
+    Module, ModuleExt,
+};
+
+pub fn run(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
+    let args = c.args();
+    let optional = |name: &str| c.input(name).ok().cloned();
+    let out = match c.op() {
+        // F.linear(x, weight, bias): y = x Wᵀ + b
+        "linear" => {
+            let bias = if args.bool("bias")? {
+                Some(c.input("bias")?.clone())
+            } else {
+                None
+            };
+            Linear::from_weights(c.input("weight")?.clone(), bias).forward(c.input("x")?)?
+        }
+        // F.embedding(indices, weight)
+        "embedding" => Embedding::from_weights(c.input("weight")?.clone(), None)?
+            .forward(c.input("indices")?)?,
+        "layer_norm" => layer_norm(
+            c.input("x")?,
+            &args.usize_list("normalized_shape")?,
+            optional("weight").as_ref(),
+            optional("bias").as_ref(),
+            args.f64("eps")?,
+        )?,
+        "rms_norm" => rms_norm(
+            c.input("x")?,
+            &args.usize_list("normalized_shape")?,
+            optional("weight").as_ref(),
+            Some(args.f64("eps")?),
+        )?,
+        "batch_norm" => return run_batch_norm(c),
+        _ => return Err(c.unknown_op()),
+    };
+    Ok(OpOutputs::one(out))
+}
+
+/// `F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)`.
+/// Inputs of rank 2 or 3 go through a `BatchNorm1d` holding the fixture's
+/// tensors; other ranks through the functional form.
+fn run_batch_norm(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
+    let args = c.args();
+    let x = c.input("x")?;
+    let training = args.bool("training")?;
+    let momentum = if args.has("momentum") {
+        args.f64("momentum")?
+    } else {
+        0.1
+    };
+    let eps = args.f64("eps")?;
+    let running_mean = Buffer::new(c.input("running_mean")?.data().copy()?);
+    let running_var = Buffer::new(c.input("running_var")?.data().copy()?);
+    let (weight, bias) = (c.input("weight")?.clone(), c.input("bias")?.clone());
+    let channels = x.dims()[1];
+    let (out, running_mean, running_var) = if matches!(x.rank(), 2 | 3) {
+        let config = BatchNormConfig {
+            eps,
+            momentum: Some(momentum),
+            ..BatchNormConfig::default()
+        };
+        let mut bn = BatchNorm1d::with_options(channels, config, x.dtype(), &x.device())?;
+        bn.weight = Some(weight);
+        bn.bias = Some(bias);
+        bn.running_mean = Some(running_mean);
+        bn.running_var = Some(running_var);
+        bn.set_training(training);
+        let out = bn.forward(x)?;
+        let stats = (bn.running_mean.take(), bn.running_var.take());
+        match stats {
+            (Some(m), Some(v)) => (out, m, v),
+            _ => return Err(Failure::new("BatchNorm1d lost its running statistics")),
+        }
+    } else {
+        let out = batch_norm(
+            x,
+            Some(&running_mean),
+            Some(&running_var),
+            Some(&weight),
+            Some(&bias),
+            training,
+            momentum,
+            eps,
+        )?;
+        (out, running_mean, running_var)
+    };
+    let mut outputs = OpOutputs::one(out);
+    if training {
+        outputs = outputs
+            .with_aux("running_mean_after", Tensor::from_raw(running_mean.get()))
+            .with_aux("running_var_after", Tensor::from_raw(running_var.get()));
+    }
+    Ok(outputs)
+}
