@@ -3,8 +3,9 @@
 # in PyTorch (`bench/pytorch_ops.py`), then prints the results side by side
 # with the ratio ours/pytorch. See bench/README.md.
 #
-#   bench/compare_ops.sh            # both, then the table
-#   PYTHON=/path/to/python bench/compare_ops.sh
+#   bench/compare_ops.sh                          # both, then the table
+#   PYTHON=/path/to/python bench/compare_ops.sh   # another Python with torch
+#   OMP_WAIT_POLICY=PASSIVE bench/compare_ops.sh  # on a busy machine
 #
 # Needs PyTorch in a venv at .venv (or PYTHON pointing at a Python with torch).
 set -euo pipefail

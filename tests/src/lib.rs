@@ -6,6 +6,7 @@
 
 pub mod book;
 pub mod checksums;
+pub mod notebooks;
 pub mod parity;
 pub mod problem;
 pub mod readme;

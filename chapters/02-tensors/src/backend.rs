@@ -232,5 +232,109 @@ pub trait Backend: Send + Sync + Debug {
         src_layout: &Layout,
         dim: usize,
     ) -> Result<Storage>;
+
+    // ANCHOR: fused_default
+    /// Runs a fused elementwise [`Program`] over inputs of one shape and
+    /// returns its outputs (contiguous). The default runs the program one
+    /// instruction at a time with the primitives above, so every backend
+    /// supports it; a backend overrides it to do the whole program in one
+    /// pass over memory (the CPU backend does; a GPU backend would generate
+    /// one kernel).
+    fn fused(&self, program: &Program, inputs: &[(&dyn BackendStorage, &Layout)]) -> Result<Vec<Storage>> {
+        program.run_unfused(self, inputs)
+    }
+    // ANCHOR_END: fused_default
 }
 // ANCHOR_END: backend
+
+// ANCHOR: program
+/// One step of a fused elementwise program. Operands name earlier steps
+/// (registers) by index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Instr {
+    /// The value of input `i`.
+    Input(usize),
+    /// A constant.
+    Const(f64),
+    Unary(UnaryOp, usize),
+    Binary(BinaryOp, usize, usize),
+}
+
+/// A straight-line elementwise computation with several inputs and
+/// outputs, such as one optimiser update `(p, g, m, v) -> (p', m', v')`.
+/// Running it fused reads each input once and writes each output once,
+/// instead of making a full pass over memory (and a fresh allocation) per
+/// operation.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Program {
+    pub instrs: Vec<Instr>,
+    pub outputs: Vec<usize>,
+}
+
+impl Program {
+    pub fn new() -> Self {
+        Program::default()
+    }
+    fn push(&mut self, i: Instr) -> usize {
+        self.instrs.push(i);
+        self.instrs.len() - 1
+    }
+    /// Register holding input `i`.
+    pub fn input(&mut self, i: usize) -> usize {
+        self.push(Instr::Input(i))
+    }
+    /// Register holding a constant.
+    pub fn constant(&mut self, v: f64) -> usize {
+        self.push(Instr::Const(v))
+    }
+    pub fn unary(&mut self, op: UnaryOp, a: usize) -> usize {
+        self.push(Instr::Unary(op, a))
+    }
+    pub fn binary(&mut self, op: BinaryOp, a: usize, b: usize) -> usize {
+        self.push(Instr::Binary(op, a, b))
+    }
+    /// Marks a register as an output (in call order).
+    pub fn output(&mut self, r: usize) {
+        self.outputs.push(r);
+    }
+
+    /// Checks that every operand names an earlier register and every
+    /// input index is in range.
+    pub fn validate(&self, n_inputs: usize) -> Result<()> {
+        for (k, ins) in self.instrs.iter().enumerate() {
+            let ok = match *ins {
+                Instr::Input(i) => i < n_inputs,
+                Instr::Const(_) => true,
+                Instr::Unary(_, a) => a < k,
+                Instr::Binary(_, a, b) => a < k && b < k,
+            };
+            if !ok {
+                return Err(crate::Error::invalid("fused", format!("instruction {k} ({ins:?}) refers to a later register or a missing input")));
+            }
+        }
+        if self.outputs.iter().any(|&o| o >= self.instrs.len()) {
+            return Err(crate::Error::invalid("fused", "an output names a missing register"));
+        }
+        Ok(())
+    }
+
+    /// The reference semantics: one primitive call per instruction.
+    pub fn run_unfused<B: Backend + ?Sized>(&self, backend: &B, inputs: &[(&dyn BackendStorage, &Layout)]) -> Result<Vec<Storage>> {
+        self.validate(inputs.len())?;
+        let (first, layout) = inputs.first().ok_or_else(|| crate::Error::invalid("fused", "needs at least one input"))?;
+        let shape = layout.shape().clone();
+        let contiguous = Layout::contiguous(shape.clone());
+        let mut regs: Vec<Storage> = Vec::with_capacity(self.instrs.len());
+        for ins in &self.instrs {
+            let r = match *ins {
+                Instr::Input(i) => backend.copy(inputs[i].0, inputs[i].1)?,
+                Instr::Const(v) => backend.full(&shape, v, first.dtype())?,
+                Instr::Unary(op, a) => backend.unary(op, regs[a].as_ref(), &contiguous)?,
+                Instr::Binary(op, a, b) => backend.binary(op, regs[a].as_ref(), &contiguous, regs[b].as_ref(), &contiguous)?,
+            };
+            regs.push(r);
+        }
+        Ok(self.outputs.iter().map(|&o| regs[o].clone()).collect())
+    }
+}
+// ANCHOR_END: program

@@ -33,13 +33,14 @@ const MLP: (usize, usize, usize, usize) = (128, 784, 256, 10); // batch, in, hid
 /// Times `f` with criterion under `name` and returns the best (lowest)
 /// seconds per call over criterion's samples: on a machine shared with other
 /// work the minimum is the least disturbed estimate of what `f` costs.
+/// `None` when the benchmark was filtered out on the command line.
 fn measure(
     c: &mut Criterion,
     group: &str,
     name: &str,
     throughput: Option<Throughput>,
     mut f: impl FnMut(),
-) -> f64 {
+) -> Option<f64> {
     let samples: RefCell<Vec<f64>> = RefCell::new(Vec::new());
     let mut g = c.benchmark_group(group);
     if let Some(t) = throughput {
@@ -59,7 +60,7 @@ fn measure(
         })
     });
     g.finish();
-    samples.into_inner().into_iter().fold(f64::NAN, f64::min)
+    samples.into_inner().into_iter().reduce(f64::min)
 }
 
 fn randn(shape: &[usize], std: f64) -> Tensor {
@@ -126,23 +127,24 @@ fn main() -> Result<()> {
     let x = Tensor::from_vec(vec![1.0f32; 4], 4, &dev)?.requires_grad_()?;
     let cst = Tensor::from_vec(vec![1.0001f32; 4], 4, &dev)?;
     let dst = Tensor::from_vec(vec![1e-4f32; 4], 4, &dev)?;
-    let t = measure(
+    if let Some(t) = measure(
         &mut c,
         "autograd",
         "chain_1000_ops_fwd_bwd",
         Some(Throughput::Elements(CHAIN_OPS as u64)),
         || autograd_chain(&x, &cst, &dst).expect("chain"),
-    );
-    lines.push(format!(
-        "autograd overhead: {:.2} µs/op",
-        t / CHAIN_OPS as f64 * 1e6
-    ));
+    ) {
+        lines.push(format!(
+            "autograd overhead: {:.2} µs/op",
+            t / CHAIN_OPS as f64 * 1e6
+        ));
+    }
 
     // (2) Memory-bound kernels on 1M floats: bytes read + written.
     let a = randn(&[SIDE, SIDE], 1.0);
     let row = randn(&[SIDE], 1.0);
     let bytes = (2 * SIDE * SIDE + SIDE) * 4;
-    let t = measure(
+    if let Some(t) = measure(
         &mut c,
         "bandwidth",
         "broadcast_add_1024x1024_plus_1024",
@@ -150,13 +152,14 @@ fn main() -> Result<()> {
         || {
             black_box(a.add(&row).expect("add"));
         },
-    );
-    lines.push(format!(
-        "broadcast add [1024,1024]+[1024]: {:.2} GB/s",
-        bytes as f64 / t / 1e9
-    ));
+    ) {
+        lines.push(format!(
+            "broadcast add [1024,1024]+[1024]: {:.2} GB/s",
+            bytes as f64 / t / 1e9
+        ));
+    }
     let bytes = 2 * SIDE * SIDE * 4;
-    let t = measure(
+    if let Some(t) = measure(
         &mut c,
         "bandwidth",
         "softmax_1024x1024_last_dim",
@@ -164,18 +167,19 @@ fn main() -> Result<()> {
         || {
             black_box(a.softmax(-1).expect("softmax"));
         },
-    );
-    lines.push(format!(
-        "softmax [1024,1024] last dim: {:.2} GB/s",
-        bytes as f64 / t / 1e9
-    ));
+    ) {
+        lines.push(format!(
+            "softmax [1024,1024] last dim: {:.2} GB/s",
+            bytes as f64 / t / 1e9
+        ));
+    }
 
     // (3) Batched matmul: 2·m·k·n FLOPs per matrix.
     let (batch, m, k, n) = BMM;
     let lhs = randn(&[batch, m, k], 1.0);
     let rhs = randn(&[batch, k, n], 1.0);
     let flops = 2 * batch * m * k * n;
-    let t = measure(
+    if let Some(t) = measure(
         &mut c,
         "matmul",
         "bmm_64x128x64_times_64x64x128",
@@ -183,11 +187,12 @@ fn main() -> Result<()> {
         || {
             black_box(bmm(&lhs, &rhs).expect("bmm"));
         },
-    );
-    lines.push(format!(
-        "bmm 64x(128x64 @ 64x128): {:.2} GFLOP/s",
-        flops as f64 / t / 1e9
-    ));
+    ) {
+        lines.push(format!(
+            "bmm 64x(128x64 @ 64x128): {:.2} GFLOP/s",
+            flops as f64 / t / 1e9
+        ));
+    }
 
     // (4) MLP training step (forward + backward).
     let (batch, inp, _, classes) = MLP;
@@ -195,7 +200,7 @@ fn main() -> Result<()> {
     let input = randn(&[batch, inp], 1.0);
     let targets: Vec<i64> = (0..batch).map(|i| ((i * 7) % classes) as i64).collect();
     let targets = Tensor::from_vec(targets, (batch, 1), &dev)?;
-    let t = measure(
+    if let Some(t) = measure(
         &mut c,
         "mlp",
         "mlp_784_256_10_batch128_fwd_bwd",
@@ -203,11 +208,12 @@ fn main() -> Result<()> {
         || {
             black_box(mlp.step(&input, &targets).expect("mlp step"));
         },
-    );
-    lines.push(format!(
-        "mlp 784-256-10 batch 128 fwd+bwd: {:.3} ms/step",
-        t * 1e3
-    ));
+    ) {
+        lines.push(format!(
+            "mlp 784-256-10 batch 128 fwd+bwd: {:.3} ms/step",
+            t * 1e3
+        ));
+    }
 
     c.final_summary();
     println!("\nchapter-04 operations (best of criterion's samples):");

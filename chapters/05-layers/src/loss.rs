@@ -81,15 +81,15 @@ fn target_shape(logits: &[usize]) -> Vec<usize> {
     }
 }
 
-/// Class indices must be `i64`, shaped like the logits without their class
-/// dimension, and in `0..C` unless ignored. Checked on the host, so a bad
-/// label is reported by value.
-fn check_class_targets(
+/// Reads class-index targets to the host and checks them: `i64`, shaped
+/// like the logits without their class dimension, and in `0..C` unless equal
+/// to `ignore_index`. A bad label is reported by value.
+fn read_class_targets(
     target: &Tensor,
     logits_dims: &[usize],
     ignore_index: Option<i64>,
     op: &'static str,
-) -> Result<usize> {
+) -> Result<Vec<i64>> {
     if logits_dims.is_empty() {
         return Err(Error::invalid(op, "the input needs at least one dimension (the classes)"));
     }
@@ -106,17 +106,13 @@ fn check_class_targets(
         });
     }
     let classes = if logits_dims.len() == 1 { logits_dims[0] } else { logits_dims[1] };
-    let mut counted = 0;
-    for t in target.to_vec::<i64>()? {
-        if Some(t) == ignore_index {
-            continue;
-        }
-        if t < 0 || t as usize >= classes {
+    let labels = target.to_vec::<i64>()?;
+    for &t in &labels {
+        if Some(t) != ignore_index && (t < 0 || t as usize >= classes) {
             return Err(Error::invalid(op, format!("target {t} is out of range for {classes} classes")));
         }
-        counted += 1;
     }
-    Ok(counted)
+    Ok(labels)
 }
 
 // ANCHOR: options
@@ -142,15 +138,6 @@ impl Default for CrossEntropyOptions {
 }
 // ANCHOR_END: options
 
-/// What the forward pass of [`CrossEntropy`] leaves for its backward.
-#[derive(Clone, Default)]
-struct Saved {
-    /// `rowsum(T)·softmax(x) − T`: the gradient of the summed, unreduced loss.
-    grad: Option<RawTensor>,
-    /// What `Mean` divides by.
-    divisor: f64,
-}
-
 // ANCHOR: cross_entropy_op
 /// Cross entropy of logit rows `x: [M, C]` against a target distribution
 /// `T: [M, C]` built from the labels (see [`target_distribution`]):
@@ -166,16 +153,24 @@ struct Saved {
 /// `∂ℓᵢ/∂xᵢₖ = (Σⱼ Tᵢⱼ) · pᵢₖ − Tᵢₖ`,  which is `p − onehot` for plain labels.
 ///
 /// The forward pass already has `p` and `T`, so it computes this matrix
-/// once and the backward pass only scales it by the incoming gradient: no
-/// graph of `max`/`exp`/`sum`/`log`/`gather` nodes, one node in all. When
-/// the backward pass is itself recorded (`create_graph`), it rebuilds the
-/// same formula from the differentiable `softmax` instead, so the second
-/// derivative is right too.
+/// once and the backward pass only scales it by the incoming gradient: one
+/// node in the graph instead of a chain of `max`/`exp`/`sum`/`log`/`gather`
+/// nodes, and nothing else kept alive. When the backward pass is itself
+/// recorded (`create_graph`), it rebuilds the same formula from the
+/// differentiable `softmax` instead, so second derivatives are right too.
+///
+/// Inputs: the logit rows, the labels `[M]` (`i64`, `−1` marks an ignored
+/// row) or probabilities `[M, C]`, and optionally the class weights `[C]`.
 struct CrossEntropy {
     label_smoothing: f64,
-    ignore_index: Option<i64>,
     reduction: Reduction,
-    saved: Mutex<Saved>,
+    /// What `Mean` divides by: the number of counted labels (or their total
+    /// weight), worked out on the host while the labels were checked.
+    divisor: f64,
+    /// Whether some labels are `−1` (ignored).
+    has_ignored: bool,
+    /// `rowsum(T)·p − T` from the forward pass: the gradient of `Σᵢ ℓᵢ`.
+    saved_grad: Mutex<Option<RawTensor>>,
 }
 
 impl CustomOp for CrossEntropy {
@@ -185,24 +180,33 @@ impl CustomOp for CrossEntropy {
 
     fn forward(&self, x: &[&RawTensor]) -> Result<RawTensor> {
         let (logits, target, weight) = (x[0], x[1], x.get(2).copied());
-        let (t, divisor) = self.target_distribution(logits, target, weight)?;
         let z = logits.sub(&logits.max([1], true)?)?;
         let log_p = z.sub(&z.exp()?.sum([1], true)?.log()?)?;
-        // A class the target gives no weight contributes nothing, even
-        // where its logit is −∞ (masked) and `0·(−∞)` would be NaN.
-        let zero = RawTensor::zeros((), t.dtype(), t.device())?;
-        let terms = t.cmp_scalar(CmpOp::Ne, 0.0)?.where_cond(&t.mul(&log_p)?, &zero)?;
-        let losses = terms.sum([1], false)?.neg()?;
-        // Only worth computing when a backward pass may follow.
-        let grad = match is_grad_enabled() {
-            true => Some(log_p.exp()?.mul(&t.sum([1], true)?)?.sub(&t)?),
-            false => None,
+        let (t, hit) = self.target_distribution(logits, target, weight)?;
+        // With unsmoothed labels `T` is zero off the label column. Selecting
+        // rather than multiplying there keeps a −∞ logit (a masked class)
+        // from turning `0·(−∞)` into NaN, and is one operation fewer.
+        let zero = RawTensor::zeros((), logits.dtype(), logits.device())?;
+        let terms = match (&hit, self.label_smoothing == 0.0, weight) {
+            (Some(hit), true, None) => hit.where_cond(&log_p, &zero)?,
+            (Some(hit), true, Some(_)) => hit.where_cond(&t.mul(&log_p)?, &zero)?,
+            _ => t.mul(&log_p)?,
         };
-        *self.saved.lock().expect("cross_entropy lock") = Saved { grad, divisor };
+        // Only worth computing when a backward pass may follow.
+        if is_grad_enabled() {
+            let p = log_p.exp()?;
+            let unit_rows = hit.is_some() && weight.is_none() && !self.has_ignored;
+            let grad = match unit_rows {
+                // Each row of `T` sums to 1 (also when smoothed).
+                true => p.sub(&t)?,
+                false => p.mul(&t.sum([1], true)?)?.sub(&t)?,
+            };
+            *self.saved_grad.lock().expect("cross_entropy lock") = Some(grad);
+        }
         match self.reduction {
-            Reduction::None => Ok(losses),
-            Reduction::Sum => losses.sum_all(),
-            Reduction::Mean => losses.sum_all()?.div_scalar(divisor),
+            Reduction::None => terms.sum([1], false)?.neg(),
+            Reduction::Sum => terms.sum_all()?.neg(),
+            Reduction::Mean => terms.sum_all()?.affine(-1.0 / self.divisor, 0.0),
         }
     }
 
@@ -212,8 +216,8 @@ impl CustomOp for CrossEntropy {
             return Ok(grads);
         }
         let logits = ctx.input(0);
-        let saved = self.saved.lock().expect("cross_entropy lock").clone();
-        let d = match saved.grad {
+        let saved = self.saved_grad.lock().expect("cross_entropy lock").clone();
+        let d = match saved {
             Some(d) if !is_grad_enabled() => Tensor::from_raw(d),
             _ => {
                 let weight = ctx.inputs.get(2).map(|w| w.data());
@@ -225,7 +229,7 @@ impl CustomOp for CrossEntropy {
         let scale = match self.reduction {
             Reduction::None => g.reshape((g.elem_count(), 1))?,
             Reduction::Sum => g.clone(),
-            Reduction::Mean => g.affine(1.0 / saved.divisor, 0.0)?,
+            Reduction::Mean => g.affine(1.0 / self.divisor, 0.0)?,
         };
         grads[0] = Some(d.mul(&scale)?);
         Ok(grads)
@@ -235,52 +239,42 @@ impl CustomOp for CrossEntropy {
 
 // ANCHOR: target_distribution
 impl CrossEntropy {
-    /// The target distribution `T: [M, C]` and the divisor of `Mean`.
+    /// The target distribution `T: [M, C]`, and for labels the `u8` mask of
+    /// the label column.
     ///
-    /// For class indices `y` (`[M]`, `i64`), row `i` is
+    /// For labels `y` (`[M]`, `i64`), row `i` is
     /// `keepᵢ · ((1 − ε)·onehot(yᵢ) + ε/C) ⊙ w`: label smoothing moves mass
     /// `ε` from the right class to a uniform spread, class weights `w` scale
-    /// each column, and `keepᵢ = 0` wipes ignored rows. `Mean` divides by
-    /// `Σᵢ keepᵢ·w[yᵢ]` (the number of counted targets without weights),
-    /// exactly PyTorch's rule, also with smoothing.
-    ///
-    /// For probabilities (`[M, C]`, float) the row is `((1 − ε)·y + ε/C) ⊙ w`
-    /// and `Mean` divides by `M`.
+    /// each column, and `keepᵢ = 0` wipes ignored rows (an ignored label is
+    /// `−1`, which matches no class, so its one-hot row is already zero).
+    /// For probabilities (`[M, C]`, float) the row is `((1 − ε)·y + ε/C) ⊙ w`.
     fn target_distribution(
         &self,
         logits: &RawTensor,
         target: &RawTensor,
         weight: Option<&RawTensor>,
-    ) -> Result<(RawTensor, f64)> {
+    ) -> Result<(RawTensor, Option<RawTensor>)> {
         let (m, c) = (logits.dims()[0], logits.dims()[1]);
-        let (dtype, device) = (logits.dtype(), logits.device());
-        let weight = weight.map(|w| w.to_dtype(dtype)?.reshape((1, c))).transpose()?;
+        let dtype = logits.dtype();
         let eps = self.label_smoothing;
-        let smooth = |base: RawTensor| match eps == 0.0 {
-            true => Ok(base),
-            false => base.affine(1.0 - eps, eps / c as f64),
+        let (mut t, hit) = if target.dtype().is_float() {
+            (target.to_dtype(dtype)?, None)
+        } else {
+            let classes = RawTensor::arange(0.0, c as f64, 1.0, DType::I64, logits.device())?;
+            let hit = target.reshape((m, 1))?.eq(&classes)?;
+            (hit.to_dtype(dtype)?, Some(hit))
         };
-        let weigh = |t: RawTensor| match &weight {
-            Some(w) => t.mul(w),
-            None => Ok(t),
-        };
-        if target.dtype().is_float() {
-            let t = weigh(smooth(target.to_dtype(dtype)?)?)?;
-            return Ok((t, m as f64));
+        if eps > 0.0 {
+            t = t.affine(1.0 - eps, eps / c as f64)?;
+            if self.has_ignored {
+                let keep = target.cmp_scalar(CmpOp::Ge, 0.0)?.to_dtype(dtype)?.reshape((m, 1))?;
+                t = t.mul(&keep)?;
+            }
         }
-        let classes = RawTensor::arange(0.0, c as f64, 1.0, DType::I64, device)?;
-        let onehot = target.reshape((m, 1))?.eq(&classes)?.to_dtype(dtype)?;
-        let keep = self
-            .ignore_index
-            .map(|i| target.cmp_scalar(CmpOp::Ne, i as f64)?.to_dtype(dtype)?.reshape((m, 1)))
-            .transpose()?;
-        let masked = |t: RawTensor| match &keep {
-            Some(k) => t.mul(k),
-            None => Ok(t),
-        };
-        let divisor = masked(weigh(onehot.clone())?)?.sum_all()?.to_vec_f64()?[0];
-        let t = masked(weigh(smooth(onehot)?)?)?;
-        Ok((t, divisor))
+        if let Some(w) = weight {
+            t = t.mul(&w.to_dtype(dtype)?.reshape((1, c))?)?;
+        }
+        Ok((t, hit))
     }
 }
 // ANCHOR_END: target_distribution
@@ -292,7 +286,10 @@ impl CrossEntropy {
 /// `target` holds either class indices (`i64`, shape of the logits without
 /// the class dim: `[N]`, `[N, d₁, ...]` or `[]`) or class probabilities
 /// (float, the logits' shape). With [`Reduction::None`] the result has the
-/// target's (batch) shape; otherwise it is a scalar.
+/// target's (batch) shape; otherwise it is a scalar. `Mean` divides by the
+/// number of labels that are not `ignore_index`, or by their total class
+/// weight when there are weights (PyTorch's rule, also with smoothing); for
+/// probability targets, by the number of rows.
 pub fn cross_entropy(logits: &Tensor, target: &Tensor, opts: &CrossEntropyOptions) -> Result<Tensor> {
     check_float(logits, "cross_entropy")?;
     let dims = logits.dims();
@@ -306,18 +303,21 @@ pub fn cross_entropy(logits: &Tensor, target: &Tensor, opts: &CrossEntropyOption
         ));
     }
     let c = if dims.len() == 1 { dims[0] } else { dims[1] };
-    if let Some(w) = &opts.weight {
-        if w.dims() != [c] {
+    let class_weights = match &opts.weight {
+        Some(w) if w.dims() != [c] => {
             return Err(Error::ShapeMismatch {
                 op: "cross_entropy",
                 lhs: w.shape(),
                 rhs: Shape::from(c),
                 detail: " (class weights need one entry per class)".into(),
-            });
+            })
         }
-    }
+        Some(w) => Some(w.to_vec_f64()?),
+        None => None,
+    };
     let rows = class_rows(logits)?;
-    let target_rows = if target.dtype().is_float() {
+    let m = rows.dims()[0];
+    let (target_rows, divisor, has_ignored) = if target.dtype().is_float() {
         if target.dims() != dims {
             return Err(Error::ShapeMismatch {
                 op: "cross_entropy",
@@ -326,16 +326,31 @@ pub fn cross_entropy(logits: &Tensor, target: &Tensor, opts: &CrossEntropyOption
                 detail: " (probability targets must have the logits' shape)".into(),
             });
         }
-        class_rows(target)?
+        (class_rows(target)?, m as f64, false)
     } else {
-        check_class_targets(target, &dims, opts.ignore_index, "cross_entropy")?;
-        target.reshape(target.elem_count())?
+        let labels = read_class_targets(target, &dims, opts.ignore_index, "cross_entropy")?;
+        let kept = |t: &&i64| Some(**t) != opts.ignore_index;
+        let divisor = match &class_weights {
+            Some(w) => labels.iter().filter(kept).map(|&t| w[t as usize]).sum(),
+            None => labels.iter().filter(kept).count() as f64,
+        };
+        let has_ignored = labels.iter().any(|t| Some(*t) == opts.ignore_index);
+        let rows = match has_ignored {
+            // Mark ignored rows with −1, a label that matches no class.
+            true => {
+                let marked = labels.iter().map(|&t| if Some(t) == opts.ignore_index { -1 } else { t }).collect();
+                Tensor::from_vec(marked, m, &target.device())?
+            }
+            false => target.reshape(m)?,
+        };
+        (rows, divisor, has_ignored)
     };
     let op = CrossEntropy {
         label_smoothing: opts.label_smoothing,
-        ignore_index: opts.ignore_index,
         reduction: opts.reduction,
-        saved: Mutex::new(Saved::default()),
+        divisor,
+        has_ignored,
+        saved_grad: Mutex::new(None),
     };
     let mut inputs = vec![&rows, &target_rows];
     if let Some(w) = &opts.weight {
@@ -362,7 +377,8 @@ pub fn cross_entropy(logits: &Tensor, target: &Tensor, opts: &CrossEntropyOption
 pub fn nll_loss(log_probs: &Tensor, target: &Tensor, reduction: Reduction, ignore_index: Option<i64>) -> Result<Tensor> {
     check_float(log_probs, "nll_loss")?;
     let dims = log_probs.dims();
-    let counted = check_class_targets(target, &dims, ignore_index, "nll_loss")?;
+    let labels = read_class_targets(target, &dims, ignore_index, "nll_loss")?;
+    let counted = labels.iter().filter(|&&t| Some(t) != ignore_index).count();
     let rows = class_rows(log_probs)?;
     let m = rows.dims()[0];
     let t = target.data().reshape(m)?;

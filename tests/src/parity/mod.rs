@@ -53,6 +53,12 @@ pub const COVERED: &[Coverage] = &[
     Coverage::group("nn", ops::nn::run),
     // Chapter 05: cross_entropy (smoothing, ignore_index), nll_loss, mse_loss, BCE with logits.
     Coverage::group("loss", ops::loss::run),
+    // Chapter 06: SGD, Adam, AdamW, RMSprop, Adagrad replayed step by step.
+    Coverage::custom("optimizers", ops::optimizers::check),
+    // Chapter 06: the schedules of `lr_schedulers.json` (one case), momentum included.
+    Coverage::custom("lr_schedulers", ops::lr_schedulers::check),
+    // Chapter 06: clip_grad_norm_ (2-norm and inf-norm), the norm and the clipped grads.
+    Coverage::custom("clip_grad_norm", ops::clip_grad_norm::check),
 ];
 
 /// One covered kind of fixture case: a group, optionally narrowed to some

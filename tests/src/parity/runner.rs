@@ -323,8 +323,9 @@ fn structural(name: &str, why: &str) -> Mismatch {
     }
 }
 
-/// The case's failure: its worst mismatch, naming the other tensors off.
-fn worst(mismatches: Vec<Mismatch>) -> Result<(), Failure> {
+/// The case's failure: its worst mismatch, naming the other tensors off
+/// (also what checks of their own layouts report).
+pub fn worst(mismatches: Vec<Mismatch>) -> Result<(), Failure> {
     let Some(first) = mismatches
         .iter()
         .reduce(|a, b| if b.severity > a.severity { b } else { a })

@@ -29,18 +29,47 @@ impl Float for f64 {
 }
 
 // ANCHOR: unary_float
-/// One unary op on a float view. Each arm is its own monomorphised loop.
-fn unary_float<T: Float>(op: UnaryOp, x: &[T], l: &Layout) -> Vec<T> {
+/// Something that can run an elementwise function: over a strided view
+/// ([`MapView`]) or from one chunk buffer into another ([`IntoSlice`], for
+/// fused programs). Each op below is written once and each (op, applier)
+/// pair compiles to its own tight loop.
+pub(crate) trait Apply1<T> {
+    type Out;
+    fn apply(self, f: impl Fn(T) -> T) -> Self::Out;
+}
+
+/// Applies a function to every element of a view, into a new `Vec`.
+pub(crate) struct MapView<'a, T>(pub &'a [T], pub &'a Layout);
+impl<T: Copy> Apply1<T> for MapView<'_, T> {
+    type Out = Vec<T>;
+    fn apply(self, f: impl Fn(T) -> T) -> Vec<T> {
+        map1(self.0, self.1, f)
+    }
+}
+
+/// Applies a function from one slice into another of the same length.
+pub(crate) struct IntoSlice<'a, T>(pub &'a [T], pub &'a mut [T]);
+impl<T: Copy> Apply1<T> for IntoSlice<'_, T> {
+    type Out = ();
+    fn apply(self, f: impl Fn(T) -> T) {
+        for (d, &s) in self.1.iter_mut().zip(self.0) {
+            *d = f(s);
+        }
+    }
+}
+
+/// One unary op on floats. Each arm is its own monomorphised loop.
+pub(crate) fn unary_float<T: Float, A: Apply1<T>>(op: UnaryOp, ap: A) -> A::Out {
     let c = T::from_f64c;
     match op {
-        UnaryOp::Neg => map1(x, l, |v| -v),
-        UnaryOp::Recip => map1(x, l, |v| v.recip()),
-        UnaryOp::Sqr => map1(x, l, |v| v * v),
-        UnaryOp::Sqrt => map1(x, l, |v| v.sqrt()),
-        UnaryOp::Exp => map1(x, l, |v| v.exp()),
-        UnaryOp::Log => map1(x, l, |v| v.ln()),
-        UnaryOp::Abs => map1(x, l, |v| v.abs()),
-        UnaryOp::Sign => map1(x, l, |v| {
+        UnaryOp::Neg => ap.apply(|v| -v),
+        UnaryOp::Recip => ap.apply(|v| v.recip()),
+        UnaryOp::Sqr => ap.apply(|v| v * v),
+        UnaryOp::Sqrt => ap.apply(|v| v.sqrt()),
+        UnaryOp::Exp => ap.apply(|v| v.exp()),
+        UnaryOp::Log => ap.apply(|v| v.ln()),
+        UnaryOp::Abs => ap.apply(|v| v.abs()),
+        UnaryOp::Sign => ap.apply(|v| {
             if v > T::zero() {
                 T::one()
             } else if v < T::zero() {
@@ -49,11 +78,11 @@ fn unary_float<T: Float>(op: UnaryOp, x: &[T], l: &Layout) -> Vec<T> {
                 v // keeps 0, -0 and NaN
             }
         }),
-        UnaryOp::Sin => map1(x, l, |v| v.sin()),
-        UnaryOp::Cos => map1(x, l, |v| v.cos()),
-        UnaryOp::Tanh => map1(x, l, |v| v.tanh()),
+        UnaryOp::Sin => ap.apply(|v| v.sin()),
+        UnaryOp::Cos => ap.apply(|v| v.cos()),
+        UnaryOp::Tanh => ap.apply(|v| v.tanh()),
         // 1 / (1 + e^-x), written to never overflow: for x < 0 use e^x / (1 + e^x).
-        UnaryOp::Sigmoid => map1(x, l, |v| {
+        UnaryOp::Sigmoid => ap.apply(|v| {
             if v >= T::zero() {
                 T::one() / (T::one() + (-v).exp())
             } else {
@@ -61,19 +90,19 @@ fn unary_float<T: Float>(op: UnaryOp, x: &[T], l: &Layout) -> Vec<T> {
                 e / (T::one() + e)
             }
         }),
-        UnaryOp::Relu => map1(x, l, |v| if v > T::zero() { v } else { T::zero() }),
-        UnaryOp::Erf => map1(x, l, |v| v.erf()),
+        UnaryOp::Relu => ap.apply(|v| if v > T::zero() { v } else { T::zero() }),
+        UnaryOp::Erf => ap.apply(|v| v.erf()),
         UnaryOp::Affine { mul, add } => {
             let (m, a) = (c(mul), c(add));
-            map1(x, l, |v| v * m + a)
+            ap.apply(|v| v * m + a)
         }
         UnaryOp::Powf(e) => {
             let e = c(e);
-            map1(x, l, |v| v.powf(e))
+            ap.apply(|v| v.powf(e))
         }
         UnaryOp::Clamp { min, max } => {
             let (lo, hi) = (c(min), c(max));
-            map1(x, l, |v| {
+            ap.apply(|v| {
                 if v < lo {
                     lo
                 } else if v > hi {
@@ -85,7 +114,7 @@ fn unary_float<T: Float>(op: UnaryOp, x: &[T], l: &Layout) -> Vec<T> {
         }
         UnaryOp::LeakyRelu(slope) => {
             let s = c(slope);
-            map1(x, l, |v| if v > T::zero() { v } else { v * s })
+            ap.apply(|v| if v > T::zero() { v } else { v * s })
         }
     }
 }
@@ -106,8 +135,8 @@ fn unary_int(op: UnaryOp, x: &[i64], l: &Layout) -> Option<Vec<i64>> {
 
 pub(crate) fn unary(op: UnaryOp, s: &CpuStorage, l: &Layout) -> Result<CpuStorage> {
     Ok(match s {
-        CpuStorage::F32(x) => CpuStorage::F32(unary_float(op, x, l)),
-        CpuStorage::F64(x) => CpuStorage::F64(unary_float(op, x, l)),
+        CpuStorage::F32(x) => CpuStorage::F32(unary_float(op, MapView(x, l))),
+        CpuStorage::F64(x) => CpuStorage::F64(unary_float(op, MapView(x, l))),
         CpuStorage::I64(x) => match unary_int(op, x, l) {
             Some(v) => CpuStorage::I64(v),
             None => return Err(unsupported(op, s)),
@@ -124,16 +153,42 @@ fn unsupported(op: UnaryOp, s: &CpuStorage) -> Error {
 }
 
 // ANCHOR: binary_float
-fn binary_float<T: Float>(op: BinaryOp, a: &[T], la: &Layout, b: &[T], lb: &Layout) -> Vec<T> {
+/// The two-argument counterpart of [`Apply1`].
+pub(crate) trait Apply2<T> {
+    type Out;
+    fn apply(self, f: impl Fn(T, T) -> T) -> Self::Out;
+}
+
+/// Applies a function to pairs of elements of two views (broadcast already).
+pub(crate) struct MapViews<'a, T>(pub &'a [T], pub &'a Layout, pub &'a [T], pub &'a Layout);
+impl<T: Copy> Apply2<T> for MapViews<'_, T> {
+    type Out = Vec<T>;
+    fn apply(self, f: impl Fn(T, T) -> T) -> Vec<T> {
+        map2(self.0, self.1, self.2, self.3, f)
+    }
+}
+
+/// Applies a function to two slices, into a third.
+pub(crate) struct IntoSlice2<'a, T>(pub &'a [T], pub &'a [T], pub &'a mut [T]);
+impl<T: Copy> Apply2<T> for IntoSlice2<'_, T> {
+    type Out = ();
+    fn apply(self, f: impl Fn(T, T) -> T) {
+        for ((d, &x), &y) in self.2.iter_mut().zip(self.0).zip(self.1) {
+            *d = f(x, y);
+        }
+    }
+}
+
+pub(crate) fn binary_float<T: Float, A: Apply2<T>>(op: BinaryOp, a: A) -> A::Out {
     match op {
-        BinaryOp::Add => map2(a, la, b, lb, |x, y| x + y),
-        BinaryOp::Sub => map2(a, la, b, lb, |x, y| x - y),
-        BinaryOp::Mul => map2(a, la, b, lb, |x, y| x * y),
-        BinaryOp::Div => map2(a, la, b, lb, |x, y| x / y),
-        BinaryOp::Pow => map2(a, la, b, lb, |x, y| x.powf(y)),
+        BinaryOp::Add => a.apply(|x, y| x + y),
+        BinaryOp::Sub => a.apply(|x, y| x - y),
+        BinaryOp::Mul => a.apply(|x, y| x * y),
+        BinaryOp::Div => a.apply(|x, y| x / y),
+        BinaryOp::Pow => a.apply(|x, y| x.powf(y)),
         // NaN-propagating, like torch.maximum.
-        BinaryOp::Maximum => map2(a, la, b, lb, |x, y| if x.is_nan() || x > y { x } else { y }),
-        BinaryOp::Minimum => map2(a, la, b, lb, |x, y| if x.is_nan() || x < y { x } else { y }),
+        BinaryOp::Maximum => a.apply(|x, y| if x.is_nan() || x > y { x } else { y }),
+        BinaryOp::Minimum => a.apply(|x, y| if x.is_nan() || x < y { x } else { y }),
     }
 }
 // ANCHOR_END: binary_float
@@ -162,8 +217,8 @@ pub(crate) fn binary(
     lb: &Layout,
 ) -> Result<CpuStorage> {
     Ok(match (a, b) {
-        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(binary_float(op, a, la, b, lb)),
-        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(binary_float(op, a, la, b, lb)),
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(binary_float(op, MapViews(a, la, b, lb))),
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(binary_float(op, MapViews(a, la, b, lb))),
         (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(binary_int(op, a, la, b, lb)?),
         _ => {
             return Err(Error::DTypeMismatch {

@@ -3,12 +3,13 @@
 //! handed to `matrixmultiply`.
 
 mod elementwise;
+mod fused;
 mod index;
 mod matmul;
 mod reduce;
 pub(crate) mod strided;
 
-use crate::backend::{Backend, BackendStorage, BinaryOp, CmpOp, ReduceOp, Storage, UnaryOp};
+use crate::backend::{Backend, BackendStorage, BinaryOp, CmpOp, Program, ReduceOp, Storage, UnaryOp};
 use crate::{DType, Error, Layout, Result, Shape};
 use std::any::Any;
 use std::sync::Arc;
@@ -317,5 +318,26 @@ impl Backend for CpuBackend {
             src_layout,
             dim,
         )?))
+    }
+
+    fn fused(&self, program: &Program, inputs: &[(&dyn BackendStorage, &Layout)]) -> Result<Vec<Storage>> {
+        program.validate(inputs.len())?;
+        // Strided inputs (a transposed gradient, say) are copied to
+        // contiguous buffers first: one extra pass for that input only.
+        let copies: Vec<Option<CpuStorage>> = inputs
+            .iter()
+            .map(|(s, l)| Ok(if l.is_contiguous() { None } else { Some(elementwise::cast(cpu(*s)?, l, s.dtype())) }))
+            .collect::<Result<_>>()?;
+        let mut views = Vec::with_capacity(inputs.len());
+        for ((s, l), copy) in inputs.iter().zip(&copies) {
+            views.push(match copy {
+                Some(c) => (c, 0, c.len()),
+                None => (cpu(*s)?, l.offset(), l.elem_count()),
+            });
+        }
+        match fused::try_fused(program, &views) {
+            Some(outs) => Ok(outs.into_iter().map(wrap).collect()),
+            None => program.run_unfused(self, inputs),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Adam and AdamW.
 
 use super::{grad_of, impl_lr_access, Optimizer, OptimizerState, ParamGroup};
+use chapter_02::{BinaryOp, Program, UnaryOp};
 use chapter_03::{RawTensor, Result, Tensor};
 
 /// Adam hyper-parameters. `decoupled_weight_decay` selects AdamW.
@@ -25,6 +26,58 @@ impl AdamConfig {
         AdamConfig { weight_decay: 0.01, decoupled_weight_decay: true, ..AdamConfig::adam(lr) }
     }
 }
+
+// ANCHOR: adam_program
+/// The Adam update at step `t` as a fused program over
+/// `(p, g, m, v[, v_max])`, producing `(p', m', v'[, v_max'])`.
+fn adam_program(c: &AdamConfig, t: u64) -> Program {
+    let (b1, b2) = c.betas;
+    let bias1 = 1.0 - b1.powi(t as i32);
+    let bias2 = 1.0 - b2.powi(t as i32);
+    let affine = |mul, add| UnaryOp::Affine { mul, add };
+    let mut pr = Program::new();
+    let mut x = pr.input(0);
+    let mut g = pr.input(1);
+    let m = pr.input(2);
+    let v = pr.input(3);
+    if c.maximize {
+        g = pr.unary(UnaryOp::Neg, g);
+    }
+    if c.weight_decay != 0.0 {
+        if c.decoupled_weight_decay {
+            x = pr.unary(affine(1.0 - c.lr * c.weight_decay, 0.0), x);
+        } else {
+            let decay = pr.unary(affine(c.weight_decay, 0.0), x);
+            g = pr.binary(BinaryOp::Add, g, decay);
+        }
+    }
+    let m_old = pr.unary(affine(b1, 0.0), m);
+    let m_new_part = pr.unary(affine(1.0 - b1, 0.0), g);
+    let m_new = pr.binary(BinaryOp::Add, m_old, m_new_part);
+    let v_old = pr.unary(affine(b2, 0.0), v);
+    let g2 = pr.unary(UnaryOp::Sqr, g);
+    let v_new_part = pr.unary(affine(1.0 - b2, 0.0), g2);
+    let v_new = pr.binary(BinaryOp::Add, v_old, v_new_part);
+    let v_hat = if c.amsgrad {
+        let vm = pr.input(4);
+        pr.binary(BinaryOp::Maximum, vm, v_new)
+    } else {
+        v_new
+    };
+    let root = pr.unary(UnaryOp::Sqrt, v_hat);
+    let denom = pr.unary(affine(1.0 / bias2.sqrt(), c.eps), root);
+    let ratio = pr.binary(BinaryOp::Div, m_new, denom);
+    let update = pr.unary(affine(c.lr / bias1, 0.0), ratio);
+    let x_new = pr.binary(BinaryOp::Sub, x, update);
+    pr.output(x_new);
+    pr.output(m_new);
+    pr.output(v_new);
+    if c.amsgrad {
+        pr.output(v_hat);
+    }
+    pr
+}
+// ANCHOR_END: adam_program
 
 #[derive(Clone)]
 struct Moments {
@@ -61,23 +114,16 @@ impl Optimizer for Adam {
     /// Adam adds weight decay to the gradient (`g ← g + λp`, an L2
     /// penalty); AdamW shrinks the weights directly (`p ← p(1 − ηλ)`), which
     /// does not get rescaled by `v` (Loshchilov & Hutter, 2019).
+    ///
+    /// The whole update is one fused elementwise program (chapter 02): one
+    /// pass reading `p, g, m, v` and writing `p, m, v`, instead of a dozen
+    /// passes and allocations.
     fn step(&mut self) -> Result<()> {
         for (group, states) in self.groups.iter().zip(&mut self.state) {
             let c = group.config;
-            let (b1, b2) = c.betas;
             for (p, st) in group.params.iter().zip(states.iter_mut()) {
-                let Some(mut g) = grad_of(p) else { continue };
-                let mut x = p.data();
-                if c.maximize {
-                    g = g.neg()?;
-                }
-                if c.weight_decay != 0.0 {
-                    if c.decoupled_weight_decay {
-                        x = x.affine(1.0 - c.lr * c.weight_decay, 0.0)?;
-                    } else {
-                        g = g.add(&x.affine(c.weight_decay, 0.0)?)?;
-                    }
-                }
+                let Some(g) = grad_of(p) else { continue };
+                let x = p.data();
                 let s = st.get_or_insert_with(|| Moments {
                     step: 0,
                     m: g.zeros_like().expect("zeros"),
@@ -85,24 +131,22 @@ impl Optimizer for Adam {
                     v_max: None,
                 });
                 s.step += 1;
-                s.m = s.m.affine(b1, 0.0)?.add(&g.affine(1.0 - b1, 0.0)?)?;
-                s.v = s.v.affine(b2, 0.0)?.add(&g.sqr()?.affine(1.0 - b2, 0.0)?)?;
-                let t = s.step as i32;
-                let bias1 = 1.0 - b1.powi(t);
-                let bias2 = 1.0 - b2.powi(t);
-                let v_hat = if c.amsgrad {
-                    let vm = match &s.v_max {
-                        Some(vm) => vm.maximum(&s.v)?,
-                        None => s.v.clone(),
-                    };
-                    s.v_max = Some(vm.clone());
-                    vm
-                } else {
-                    s.v.clone()
-                };
-                let denom = v_hat.sqrt()?.affine(1.0 / bias2.sqrt(), c.eps)?;
-                let update = s.m.div(&denom)?.affine(c.lr / bias1, 0.0)?;
-                p.set_data(x.sub(&update)?)?;
+                if c.amsgrad && s.v_max.is_none() {
+                    s.v_max = Some(g.zeros_like()?);
+                }
+                let program = adam_program(&c, s.step);
+                let mut inputs = vec![&x, &g, &s.m, &s.v];
+                if let Some(vm) = &s.v_max {
+                    inputs.push(vm);
+                }
+                let mut out = RawTensor::fused(&program, &inputs)?.into_iter();
+                let (new_x, m, v) = (out.next().unwrap(), out.next().unwrap(), out.next().unwrap());
+                s.m = m;
+                s.v = v;
+                if c.amsgrad {
+                    s.v_max = out.next();
+                }
+                p.set_data(new_x)?;
             }
         }
         Ok(())

@@ -45,19 +45,22 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     // ANCHOR: sgd_step
-    /// `g ← ∇ + λp`; with momentum `b ← μb + (1−τ)g` (`b ← g` at first),
-    /// then `g ← g + μb` (Nesterov) or `g ← b`; finally `p ← p − ηg`.
+    /// `g ← ∇ + λp` (`g ← −∇ + λp` when maximising); with momentum
+    /// `b ← μb + (1−τ)g` (`b ← g` at first), then `g ← g + μb` (Nesterov)
+    /// or `g ← b`; finally `p ← p − ηg`.
     fn step(&mut self) -> Result<()> {
         for (group, buffers) in self.groups.iter().zip(&mut self.buffers) {
             let c = group.config;
             for (p, buf) in group.params.iter().zip(buffers.iter_mut()) {
                 let Some(mut g) = grad_of(p) else { continue };
                 let x = p.data();
-                if c.weight_decay != 0.0 {
-                    g = g.add(&x.affine(c.weight_decay, 0.0)?)?;
-                }
+                // As in PyTorch, `maximize` flips the gradient before weight
+                // decay is added, so decay still pulls the weights to zero.
                 if c.maximize {
                     g = g.neg()?;
+                }
+                if c.weight_decay != 0.0 {
+                    g = g.add(&x.affine(c.weight_decay, 0.0)?)?;
                 }
                 if c.momentum != 0.0 {
                     let b = match buf.take() {

@@ -7,10 +7,13 @@
 //! [`COVERED`](super::COVERED).
 
 pub mod attention;
+pub mod clip_grad_norm;
 pub mod elementwise;
 pub mod loss;
+pub mod lr_schedulers;
 pub mod matmul;
 pub mod nn;
+pub mod optimizers;
 pub mod reductions;
 pub mod shape;
 
