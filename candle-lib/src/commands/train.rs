@@ -49,12 +49,12 @@ pub struct Args {
     /// MNIST, 64,64,64,64 for digits.
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
-    /// Number of passes over the training set.
+    /// Number of passes over the training set (default 5 for MNIST, 200 for digits).
     #[arg(long)]
     pub epochs: Option<usize>,
     #[arg(long, default_value_t = 128)]
     pub batch_size: usize,
-    /// Peak learning rate.
+    /// Peak learning rate (default 3e-3 for MNIST, 3e-2 for digits).
     #[arg(long)]
     pub lr: Option<f64>,
     #[arg(long, value_enum, default_value = "adamw")]
@@ -111,9 +111,9 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let mnist = args.dataset == DatasetName::Mnist;
     let config = TrainConfig {
-        epochs: args.epochs.unwrap_or(if mnist { 8 } else { 60 }),
+        epochs: args.epochs.unwrap_or(if mnist { 5 } else { 200 }),
         batch_size: args.batch_size,
-        lr: args.lr.unwrap_or(if mnist { 3e-3 } else { 3e-3 }),
+        lr: args.lr.unwrap_or(if mnist { 3e-3 } else { 3e-2 }),
         optimizer: match args.optimizer {
             OptimizerName::Sgd => OptimizerKind::Sgd,
             OptimizerName::Adam => OptimizerKind::Adam,
@@ -130,6 +130,7 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         seed: args.seed,
         log_every: 50,
         target_accuracy: Some(args.target),
+        stop_after_epochs: None,
     };
     let (train, test, features, classes) = loaders(args, &data_dir)?;
     let hidden = args.hidden.clone().unwrap_or(if mnist { vec![256] } else { vec![64; 4] });

@@ -24,7 +24,9 @@ pub fn dropout(x: &Tensor, p: f64, training: bool) -> Result<Tensor> {
     let data = x.data();
     let scale = if p == 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
     let mask: Vec<f64> = with_default_generator(|g| {
-        (0..data.elem_count()).map(|_| if g.uniform(0.0, 1.0) < p { 0.0 } else { scale }).collect()
+        (0..data.elem_count())
+            .map(|_| if g.uniform(0.0, 1.0) < p { 0.0 } else { scale })
+            .collect()
     });
     let mask = RawTensor::from_f64_vec(mask, data.shape().clone(), data.dtype(), data.device())?;
     x.mul(&Tensor::from_raw(mask))
@@ -33,7 +35,10 @@ pub fn dropout(x: &Tensor, p: f64, training: bool) -> Result<Tensor> {
 
 fn check_probability(p: f64) -> Result<()> {
     if !(0.0..=1.0).contains(&p) {
-        return Err(Error::invalid("dropout", format!("probability must be between 0 and 1, got {p}")));
+        return Err(Error::invalid(
+            "dropout",
+            format!("probability must be between 0 and 1, got {p}"),
+        ));
     }
     Ok(())
 }
@@ -54,7 +59,10 @@ impl Dropout {
     /// PyTorch's default is `p = 0.5`; GPT-2 uses `0.1`.
     pub fn new(p: f64) -> Result<Self> {
         check_probability(p)?;
-        Ok(Dropout { p, training: TrainingFlag::new() })
+        Ok(Dropout {
+            p,
+            training: TrainingFlag::new(),
+        })
     }
 }
 

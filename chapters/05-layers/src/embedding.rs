@@ -33,7 +33,10 @@ impl CustomOp for Lookup {
             Some(p) => {
                 let ids_raw = ids.data();
                 let n = ids_raw.elem_count();
-                let keep = ids_raw.cmp_scalar(CmpOp::Ne, p as f64)?.to_dtype(g.dtype())?.reshape((n, 1))?;
+                let keep = ids_raw
+                    .cmp_scalar(CmpOp::Ne, p as f64)?
+                    .to_dtype(g.dtype())?
+                    .reshape((n, 1))?;
                 g.mul(&Tensor::from_raw(keep))?
             }
         };
@@ -49,10 +52,19 @@ impl CustomOp for Lookup {
 /// flattened to one list for the lookup, and the result reshaped back.
 pub fn embedding(ids: &Tensor, weight: &Tensor, padding_idx: Option<usize>) -> Result<Tensor> {
     if ids.dtype() != DType::I64 {
-        return Err(Error::UnsupportedDType { op: "embedding (ids must be i64)", dtype: ids.dtype() });
+        return Err(Error::UnsupportedDType {
+            op: "embedding (ids must be i64)",
+            dtype: ids.dtype(),
+        });
     }
     if weight.rank() != 2 {
-        return Err(Error::invalid("embedding", format!("weight must be [num_embeddings, dim], got shape {}", weight.shape())));
+        return Err(Error::invalid(
+            "embedding",
+            format!(
+                "weight must be [num_embeddings, dim], got shape {}",
+                weight.shape()
+            ),
+        ));
     }
     let mut out_dims = ids.dims();
     out_dims.push(weight.dims()[1]);
@@ -78,7 +90,13 @@ pub struct Embedding {
 
 impl Embedding {
     pub fn new(num_embeddings: usize, embedding_dim: usize) -> Result<Self> {
-        Embedding::with_options(num_embeddings, embedding_dim, None, DType::F32, &Device::cpu())
+        Embedding::with_options(
+            num_embeddings,
+            embedding_dim,
+            None,
+            DType::F32,
+            &Device::cpu(),
+        )
     }
 
     pub fn with_options(
@@ -96,17 +114,33 @@ impl Embedding {
                     format!("padding_idx {p} is out of range for {num_embeddings} embeddings"),
                 ));
             }
-            weight = weight.slice_assign(&[p..p + 1], &zeros((1, embedding_dim), dtype, device)?)?;
+            let row = p..p + 1;
+            weight = weight.slice_assign(
+                std::slice::from_ref(&row),
+                &zeros((1, embedding_dim), dtype, device)?,
+            )?;
         }
-        Ok(Embedding { weight: Tensor::param(weight)?, padding_idx })
+        Ok(Embedding {
+            weight: Tensor::param(weight)?,
+            padding_idx,
+        })
     }
 
     /// A layer around given weights `[num, dim]` (pretrained, or a fixture's).
     pub fn from_weights(weight: Tensor, padding_idx: Option<usize>) -> Result<Self> {
         if weight.rank() != 2 {
-            return Err(Error::invalid("Embedding", format!("weight must be [num_embeddings, dim], got shape {}", weight.shape())));
+            return Err(Error::invalid(
+                "Embedding",
+                format!(
+                    "weight must be [num_embeddings, dim], got shape {}",
+                    weight.shape()
+                ),
+            ));
         }
-        Ok(Embedding { weight, padding_idx })
+        Ok(Embedding {
+            weight,
+            padding_idx,
+        })
     }
 
     pub fn num_embeddings(&self) -> usize {

@@ -10,7 +10,9 @@
 //! All draws come from the thread's default generator, so
 //! `chapter_02::manual_seed(s)` makes model construction reproducible.
 
-use chapter_02::{with_default_generator, DType, Device, Error, Result, Shape, Tensor as RawTensor};
+use chapter_02::{
+    with_default_generator, DType, Device, Error, Result, Shape, Tensor as RawTensor,
+};
 
 /// The nonlinearity that follows a layer, for [`calculate_gain`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,7 +51,10 @@ pub fn calculate_gain(nonlinearity: Nonlinearity) -> f64 {
 pub fn fan_in_fan_out(shape: &Shape) -> Result<(usize, usize)> {
     let d = shape.dims();
     if d.len() < 2 {
-        return Err(Error::invalid("init", format!("fan in and fan out need at least 2 dimensions, got shape {shape}")));
+        return Err(Error::invalid(
+            "init",
+            format!("fan in and fan out need at least 2 dimensions, got shape {shape}"),
+        ));
     }
     let receptive: usize = d[2..].iter().product();
     Ok((d[1] * receptive, d[0] * receptive))
@@ -57,12 +62,24 @@ pub fn fan_in_fan_out(shape: &Shape) -> Result<(usize, usize)> {
 // ANCHOR_END: gain
 
 /// Uniform in `[lo, hi)`.
-pub fn uniform(shape: impl Into<Shape>, lo: f64, hi: f64, dtype: DType, device: &Device) -> Result<RawTensor> {
+pub fn uniform(
+    shape: impl Into<Shape>,
+    lo: f64,
+    hi: f64,
+    dtype: DType,
+    device: &Device,
+) -> Result<RawTensor> {
     RawTensor::rand(lo, hi, shape, dtype, device)
 }
 
 /// Normal with the given mean and standard deviation.
-pub fn normal(shape: impl Into<Shape>, mean: f64, std: f64, dtype: DType, device: &Device) -> Result<RawTensor> {
+pub fn normal(
+    shape: impl Into<Shape>,
+    mean: f64,
+    std: f64,
+    dtype: DType,
+    device: &Device,
+) -> Result<RawTensor> {
     RawTensor::randn(mean, std, shape, dtype, device)
 }
 
@@ -76,7 +93,12 @@ pub fn ones(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Ra
 
 // ANCHOR: xavier_kaiming
 /// Xavier/Glorot uniform: `U(−b, b)` with `b = gain·√(6 / (fan_in + fan_out))`.
-pub fn xavier_uniform(shape: impl Into<Shape>, gain: f64, dtype: DType, device: &Device) -> Result<RawTensor> {
+pub fn xavier_uniform(
+    shape: impl Into<Shape>,
+    gain: f64,
+    dtype: DType,
+    device: &Device,
+) -> Result<RawTensor> {
     let shape = shape.into();
     let (fan_in, fan_out) = fan_in_fan_out(&shape)?;
     let bound = gain * (6.0 / (fan_in + fan_out) as f64).sqrt();
@@ -84,7 +106,12 @@ pub fn xavier_uniform(shape: impl Into<Shape>, gain: f64, dtype: DType, device: 
 }
 
 /// Xavier/Glorot normal: `N(0, σ²)` with `σ = gain·√(2 / (fan_in + fan_out))`.
-pub fn xavier_normal(shape: impl Into<Shape>, gain: f64, dtype: DType, device: &Device) -> Result<RawTensor> {
+pub fn xavier_normal(
+    shape: impl Into<Shape>,
+    gain: f64,
+    dtype: DType,
+    device: &Device,
+) -> Result<RawTensor> {
     let shape = shape.into();
     let (fan_in, fan_out) = fan_in_fan_out(&shape)?;
     let std = gain * (2.0 / (fan_in + fan_out) as f64).sqrt();
@@ -101,14 +128,26 @@ fn kaiming_std(shape: &Shape, mode: FanMode, nonlinearity: Nonlinearity) -> Resu
 }
 
 /// Kaiming/He uniform: `U(−b, b)` with `b = gain·√(3 / fan)`.
-pub fn kaiming_uniform(shape: impl Into<Shape>, mode: FanMode, nonlinearity: Nonlinearity, dtype: DType, device: &Device) -> Result<RawTensor> {
+pub fn kaiming_uniform(
+    shape: impl Into<Shape>,
+    mode: FanMode,
+    nonlinearity: Nonlinearity,
+    dtype: DType,
+    device: &Device,
+) -> Result<RawTensor> {
     let shape = shape.into();
     let bound = 3f64.sqrt() * kaiming_std(&shape, mode, nonlinearity)?;
     uniform(shape, -bound, bound, dtype, device)
 }
 
 /// Kaiming/He normal: `N(0, σ²)` with `σ = gain / √fan`.
-pub fn kaiming_normal(shape: impl Into<Shape>, mode: FanMode, nonlinearity: Nonlinearity, dtype: DType, device: &Device) -> Result<RawTensor> {
+pub fn kaiming_normal(
+    shape: impl Into<Shape>,
+    mode: FanMode,
+    nonlinearity: Nonlinearity,
+    dtype: DType,
+    device: &Device,
+) -> Result<RawTensor> {
     let shape = shape.into();
     let std = kaiming_std(&shape, mode, nonlinearity)?;
     normal(shape, 0.0, std, dtype, device)

@@ -20,7 +20,9 @@ pub mod module;
 pub mod norm;
 pub mod state_dict;
 
-pub use activation::{GeluApproximation, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh, GELU};
+pub use activation::{
+    GeluApproximation, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh, GELU,
+};
 pub use chapter_05_derive::Module;
 pub use containers::{ModuleList, ParameterList, Sequential};
 pub use dropout::{dropout, Dropout};
@@ -28,8 +30,11 @@ pub use embedding::{embedding, Embedding};
 pub use flatten::Flatten;
 pub use linear::Linear;
 pub use loss::{
-    binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, CrossEntropyOptions, Reduction,
+    binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, CrossEntropyOptions,
+    Reduction,
 };
 pub use module::{join_name, Buffer, Module, ModuleExt, Slot, TrainingFlag, Visit};
-pub use norm::{batch_norm, layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RMSNorm};
+pub use norm::{
+    batch_norm, layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RMSNorm,
+};
 pub use state_dict::{load_safetensors, save_safetensors, StateDict, StateDictError, StateDictExt};

@@ -23,11 +23,36 @@ impl Linear {
         Linear::with_options(in_features, out_features, bias, DType::F32, &Device::cpu())
     }
 
-    pub fn with_options(in_features: usize, out_features: usize, bias: bool, dtype: DType, device: &Device) -> Result<Self> {
-        let w = kaiming_uniform((out_features, in_features), FanMode::FanIn, Nonlinearity::LeakyRelu(5f64.sqrt()), dtype, device)?;
+    pub fn with_options(
+        in_features: usize,
+        out_features: usize,
+        bias: bool,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let w = kaiming_uniform(
+            (out_features, in_features),
+            FanMode::FanIn,
+            Nonlinearity::LeakyRelu(5f64.sqrt()),
+            dtype,
+            device,
+        )?;
         let bound = 1.0 / (in_features as f64).sqrt();
-        let b = if bias { Some(Tensor::param(uniform(out_features, -bound, bound, dtype, device)?)?) } else { None };
-        Ok(Linear { weight: Tensor::param(w)?, bias: b })
+        let b = if bias {
+            Some(Tensor::param(uniform(
+                out_features,
+                -bound,
+                bound,
+                dtype,
+                device,
+            )?)?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight: Tensor::param(w)?,
+            bias: b,
+        })
     }
 
     /// A layer from given weights (e.g. loaded from elsewhere).

@@ -34,7 +34,10 @@ impl Reduction {
             "mean" => Ok(Reduction::Mean),
             "sum" => Ok(Reduction::Sum),
             "none" => Ok(Reduction::None),
-            other => Err(Error::invalid("reduction", format!("expected mean, sum or none, got {other:?}"))),
+            other => Err(Error::invalid(
+                "reduction",
+                format!("expected mean, sum or none, got {other:?}"),
+            )),
         }
     }
 
@@ -49,7 +52,10 @@ impl Reduction {
 
 fn check_float(x: &Tensor, op: &'static str) -> Result<()> {
     if !x.dtype().is_float() {
-        return Err(Error::UnsupportedDType { op, dtype: x.dtype() });
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: x.dtype(),
+        });
     }
     Ok(())
 }
@@ -59,7 +65,10 @@ fn check_float(x: &Tensor, op: &'static str) -> Result<()> {
 fn class_rows(x: &Tensor) -> Result<Tensor> {
     let dims = x.dims();
     match dims.len() {
-        0 => Err(Error::invalid("cross_entropy", "logits need at least one dimension (the classes)")),
+        0 => Err(Error::invalid(
+            "cross_entropy",
+            "logits need at least one dimension (the classes)",
+        )),
         1 => x.reshape((1, dims[0])),
         2 => Ok(x.clone()),
         r => {
@@ -77,7 +86,12 @@ fn class_rows(x: &Tensor) -> Result<Tensor> {
 fn target_shape(logits: &[usize]) -> Vec<usize> {
     match logits.len() {
         1 => vec![],
-        _ => logits.iter().enumerate().filter(|&(d, _)| d != 1).map(|(_, &n)| n).collect(),
+        _ => logits
+            .iter()
+            .enumerate()
+            .filter(|&(d, _)| d != 1)
+            .map(|(_, &n)| n)
+            .collect(),
     }
 }
 
@@ -91,10 +105,16 @@ fn read_class_targets(
     op: &'static str,
 ) -> Result<Vec<i64>> {
     if logits_dims.is_empty() {
-        return Err(Error::invalid(op, "the input needs at least one dimension (the classes)"));
+        return Err(Error::invalid(
+            op,
+            "the input needs at least one dimension (the classes)",
+        ));
     }
     if target.dtype() != DType::I64 {
-        return Err(Error::UnsupportedDType { op, dtype: target.dtype() });
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: target.dtype(),
+        });
     }
     let expected = target_shape(logits_dims);
     if target.dims() != expected {
@@ -105,11 +125,18 @@ fn read_class_targets(
             detail: format!(" (class-index targets must have shape {:?})", expected),
         });
     }
-    let classes = if logits_dims.len() == 1 { logits_dims[0] } else { logits_dims[1] };
+    let classes = if logits_dims.len() == 1 {
+        logits_dims[0]
+    } else {
+        logits_dims[1]
+    };
     let labels = target.to_vec::<i64>()?;
     for &t in &labels {
         if Some(t) != ignore_index && (t < 0 || t as usize >= classes) {
-            return Err(Error::invalid(op, format!("target {t} is out of range for {classes} classes")));
+            return Err(Error::invalid(
+                op,
+                format!("target {t} is out of range for {classes} classes"),
+            ));
         }
     }
     Ok(labels)
@@ -133,7 +160,12 @@ pub struct CrossEntropyOptions {
 
 impl Default for CrossEntropyOptions {
     fn default() -> Self {
-        CrossEntropyOptions { reduction: Reduction::Mean, label_smoothing: 0.0, ignore_index: Some(-100), weight: None }
+        CrossEntropyOptions {
+            reduction: Reduction::Mean,
+            label_smoothing: 0.0,
+            ignore_index: Some(-100),
+            weight: None,
+        }
     }
 }
 // ANCHOR_END: options
@@ -221,7 +253,11 @@ impl CustomOp for CrossEntropy {
             Some(d) if !is_grad_enabled() => Tensor::from_raw(d),
             _ => {
                 let weight = ctx.inputs.get(2).map(|w| w.data());
-                let (t, _) = self.target_distribution(&logits.data(), &ctx.input(1).data(), weight.as_ref())?;
+                let (t, _) = self.target_distribution(
+                    &logits.data(),
+                    &ctx.input(1).data(),
+                    weight.as_ref(),
+                )?;
                 let t_sum = Tensor::from_raw(t.sum([1], true)?);
                 logits.softmax(1)?.mul(&t_sum)?.sub(&Tensor::from_raw(t))?
             }
@@ -267,7 +303,10 @@ impl CrossEntropy {
         if eps > 0.0 {
             t = t.affine(1.0 - eps, eps / c as f64)?;
             if self.has_ignored {
-                let keep = target.cmp_scalar(CmpOp::Ge, 0.0)?.to_dtype(dtype)?.reshape((m, 1))?;
+                let keep = target
+                    .cmp_scalar(CmpOp::Ge, 0.0)?
+                    .to_dtype(dtype)?
+                    .reshape((m, 1))?;
                 t = t.mul(&keep)?;
             }
         }
@@ -290,16 +329,26 @@ impl CrossEntropy {
 /// number of labels that are not `ignore_index`, or by their total class
 /// weight when there are weights (PyTorch's rule, also with smoothing); for
 /// probability targets, by the number of rows.
-pub fn cross_entropy(logits: &Tensor, target: &Tensor, opts: &CrossEntropyOptions) -> Result<Tensor> {
+pub fn cross_entropy(
+    logits: &Tensor,
+    target: &Tensor,
+    opts: &CrossEntropyOptions,
+) -> Result<Tensor> {
     check_float(logits, "cross_entropy")?;
     let dims = logits.dims();
     if dims.is_empty() {
-        return Err(Error::invalid("cross_entropy", "logits need at least one dimension (the classes)"));
+        return Err(Error::invalid(
+            "cross_entropy",
+            "logits need at least one dimension (the classes)",
+        ));
     }
     if !(0.0..=1.0).contains(&opts.label_smoothing) {
         return Err(Error::invalid(
             "cross_entropy",
-            format!("label_smoothing must be in [0, 1], got {}", opts.label_smoothing),
+            format!(
+                "label_smoothing must be in [0, 1], got {}",
+                opts.label_smoothing
+            ),
         ));
     }
     let c = if dims.len() == 1 { dims[0] } else { dims[1] };
@@ -338,7 +387,10 @@ pub fn cross_entropy(logits: &Tensor, target: &Tensor, opts: &CrossEntropyOption
         let rows = match has_ignored {
             // Mark ignored rows with −1, a label that matches no class.
             true => {
-                let marked = labels.iter().map(|&t| if Some(t) == opts.ignore_index { -1 } else { t }).collect();
+                let marked = labels
+                    .iter()
+                    .map(|&t| if Some(t) == opts.ignore_index { -1 } else { t })
+                    .collect();
                 Tensor::from_vec(marked, m, &target.device())?
             }
             false => target.reshape(m)?,
@@ -374,7 +426,12 @@ pub fn cross_entropy(logits: &Tensor, target: &Tensor, opts: &CrossEntropyOption
 /// (ignored rows pick column 0 and are then multiplied by 0), and autograd
 /// does the rest. `log_softmax` followed by this is the unfused version of
 /// [`cross_entropy`], with the same values and gradients.
-pub fn nll_loss(log_probs: &Tensor, target: &Tensor, reduction: Reduction, ignore_index: Option<i64>) -> Result<Tensor> {
+pub fn nll_loss(
+    log_probs: &Tensor,
+    target: &Tensor,
+    reduction: Reduction,
+    ignore_index: Option<i64>,
+) -> Result<Tensor> {
     check_float(log_probs, "nll_loss")?;
     let dims = log_probs.dims();
     let labels = read_class_targets(target, &dims, ignore_index, "nll_loss")?;
@@ -386,11 +443,16 @@ pub fn nll_loss(log_probs: &Tensor, target: &Tensor, reduction: Reduction, ignor
         Some(i) => {
             let zero = RawTensor::zeros((), DType::I64, t.device())?;
             let safe = t.cmp_scalar(CmpOp::Eq, i as f64)?.where_cond(&zero, &t)?;
-            (safe, t.cmp_scalar(CmpOp::Ne, i as f64)?.to_dtype(rows.dtype())?)
+            (
+                safe,
+                t.cmp_scalar(CmpOp::Ne, i as f64)?.to_dtype(rows.dtype())?,
+            )
         }
         None => (t.clone(), RawTensor::ones(m, rows.dtype(), t.device())?),
     };
-    let picked = rows.gather(&Tensor::from_raw(safe.reshape((m, 1))?), 1)?.reshape(m)?;
+    let picked = rows
+        .gather(&Tensor::from_raw(safe.reshape((m, 1))?), 1)?
+        .reshape(m)?;
     let losses = picked.mul(&Tensor::from_raw(keep))?.neg()?;
     match reduction {
         Reduction::None => losses.reshape(target_shape(&dims)),
@@ -436,7 +498,9 @@ struct BceWithLogits;
 
 /// `softplus(−x) = −log σ(x)`, and `log(1 + e^(−|x|))`, computed stably.
 fn softplus_raw(z: &RawTensor) -> Result<RawTensor> {
-    Ok(Tensor::from_raw(z.clone()).softplus(1.0, f64::INFINITY)?.data())
+    Ok(Tensor::from_raw(z.clone())
+        .softplus(1.0, f64::INFINITY)?
+        .data())
 }
 
 impl CustomOp for BceWithLogits {
@@ -475,7 +539,10 @@ impl CustomOp for BceWithLogits {
         if ctx.needs_grad(1) {
             let d = match pw {
                 None => x.neg()?,
-                Some(w) => x.neg()?.add(&w.add_scalar(-1.0)?.mul(&x.neg()?.softplus(1.0, f64::INFINITY)?)?)?,
+                Some(w) => x.neg()?.add(
+                    &w.add_scalar(-1.0)?
+                        .mul(&x.neg()?.softplus(1.0, f64::INFINITY)?)?,
+                )?,
             };
             grads[1] = sum_to(g.mul(&d)?, 1)?;
         }

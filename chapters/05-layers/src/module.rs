@@ -135,7 +135,18 @@ macro_rules! visit_nothing {
         })*
     };
 }
-visit_nothing!(usize, u64, u32, i64, i32, f32, f64, bool, String, chapter_03::DType);
+visit_nothing!(
+    usize,
+    u64,
+    u32,
+    i64,
+    i32,
+    f32,
+    f64,
+    bool,
+    String,
+    chapter_03::DType
+);
 
 // ANCHOR: module_ext
 /// Everything derived from `visit`, available on every module.
@@ -151,7 +162,10 @@ pub trait ModuleExt: Visit {
         out
     }
     fn parameters(&self) -> Vec<Tensor> {
-        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
     /// Buffers with their dotted names.
     fn named_buffers(&self) -> Vec<(String, RawTensor)> {

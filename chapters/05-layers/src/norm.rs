@@ -22,7 +22,10 @@ use chapter_05_derive::Module as DeriveModule;
 
 fn check_float(x: &RawTensor, op: &'static str) -> Result<()> {
     if !x.dtype().is_float() {
-        return Err(Error::UnsupportedDType { op, dtype: x.dtype() });
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: x.dtype(),
+        });
     }
     Ok(())
 }
@@ -57,7 +60,10 @@ impl CustomOp for Normalize {
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (x, y) = (ctx.input(0), ctx.output);
-        let r = x.var(self.axes.clone(), 0, true)?.add_scalar(self.eps)?.powf(-0.5)?;
+        let r = x
+            .var(self.axes.clone(), 0, true)?
+            .add_scalar(self.eps)?
+            .powf(-0.5)?;
         let g_mean = g.mean(self.axes.clone(), true)?;
         let gy_mean = g.mul(y)?.mean(self.axes.clone(), true)?;
         let dx = g.sub(&g_mean)?.sub(&y.mul(&gy_mean)?)?.mul(&r)?;
@@ -90,7 +96,11 @@ impl CustomOp for RmsNormalize {
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (x, y) = (ctx.input(0), ctx.output);
-        let r = x.mul(x)?.mean(self.axes.clone(), true)?.add_scalar(self.eps)?.powf(-0.5)?;
+        let r = x
+            .mul(x)?
+            .mean(self.axes.clone(), true)?
+            .add_scalar(self.eps)?
+            .powf(-0.5)?;
         let gy_mean = g.mul(y)?.mean(self.axes.clone(), true)?;
         Ok(vec![Some(g.sub(&y.mul(&gy_mean)?)?.mul(&r)?)])
     }
@@ -154,7 +164,12 @@ pub fn machine_epsilon(dtype: DType) -> f64 {
 /// `F.rms_norm`: `x / √(mean(x²) + ε) ⊙ weight` over the trailing
 /// `normalized_shape` dims. `eps: None` means the dtype's machine epsilon,
 /// PyTorch's default.
-pub fn rms_norm(x: &Tensor, normalized_shape: &[usize], weight: Option<&Tensor>, eps: Option<f64>) -> Result<Tensor> {
+pub fn rms_norm(
+    x: &Tensor,
+    normalized_shape: &[usize],
+    weight: Option<&Tensor>,
+    eps: Option<f64>,
+) -> Result<Tensor> {
     let axes = trailing_axes(x, normalized_shape, "rms_norm")?;
     let eps = eps.unwrap_or_else(|| machine_epsilon(x.dtype()));
     let y = Tensor::apply(RmsNormalize { axes, eps }, &[x])?;
@@ -186,7 +201,10 @@ pub fn batch_norm(
 ) -> Result<Tensor> {
     let dims = x.dims();
     if dims.len() < 2 {
-        return Err(Error::invalid("batch_norm", format!("expected an input [N, C, ...], got shape {}", x.shape())));
+        return Err(Error::invalid(
+            "batch_norm",
+            format!("expected an input [N, C, ...], got shape {}", x.shape()),
+        ));
     }
     let c = dims[1];
     // [1, C, 1, ...]: per-channel values broadcast against the input.
@@ -202,7 +220,10 @@ pub fn batch_norm(
         if training && n <= 1 {
             return Err(Error::invalid(
                 "batch_norm",
-                format!("expected more than 1 value per channel when training, got input shape {}", x.shape()),
+                format!(
+                    "expected more than 1 value per channel when training, got input shape {}",
+                    x.shape()
+                ),
             ));
         }
         if let (true, Some(rm), Some(rv)) = (training, running_mean, running_var) {
@@ -210,9 +231,16 @@ pub fn batch_norm(
         }
         Tensor::apply(Normalize { axes, eps }, &[x])?
     } else {
-        let (rm, rv) = (running_mean.expect("checked"), running_var.expect("checked"));
+        let (rm, rv) = (
+            running_mean.expect("checked"),
+            running_var.expect("checked"),
+        );
         let mean = Tensor::from_raw(rm.get().reshape(per_channel.clone())?);
-        let inv_std = rv.get().add_scalar(eps)?.powf(-0.5)?.reshape(per_channel.clone())?;
+        let inv_std = rv
+            .get()
+            .add_scalar(eps)?
+            .powf(-0.5)?
+            .reshape(per_channel.clone())?;
         x.sub(&mean)?.mul(&Tensor::from_raw(inv_std))?
     };
     affine(x_hat, weight.as_ref(), bias.as_ref())
@@ -221,16 +249,29 @@ pub fn batch_norm(
 /// `running ← (1 − m)·running + m·batch`, for the mean and the unbiased
 /// variance of `x` over `axes`. Plain raw-tensor arithmetic: the running
 /// statistics are not part of any graph.
-fn update_running_stats(x: &RawTensor, axes: &[usize], rm: &Buffer, rv: &Buffer, momentum: f64) -> Result<()> {
+fn update_running_stats(
+    x: &RawTensor,
+    axes: &[usize],
+    rm: &Buffer,
+    rv: &Buffer,
+    momentum: f64,
+) -> Result<()> {
     let n: usize = axes.iter().map(|&d| x.dims()[d]).product();
     let c = x.dims()[1];
     let mean = x.mean(axes.to_vec(), false)?;
     let centered = x.sub(&x.mean(axes.to_vec(), true)?)?;
-    let unbiased_var = centered.sqr()?.sum(axes.to_vec(), false)?.div_scalar((n - 1) as f64)?;
+    let unbiased_var = centered
+        .sqr()?
+        .sum(axes.to_vec(), false)?
+        .div_scalar((n - 1) as f64)?;
     let blend = |old: RawTensor, new: RawTensor| -> Result<RawTensor> {
         let old_shape = old.shape().clone();
         old.affine(1.0 - momentum, 0.0)?
-            .add(&new.reshape(c)?.to_dtype(old.dtype())?.affine(momentum, 0.0)?)?
+            .add(
+                &new.reshape(c)?
+                    .to_dtype(old.dtype())?
+                    .affine(momentum, 0.0)?,
+            )?
             .reshape(old_shape)
     };
     rm.set(blend(rm.get(), mean)?)?;
@@ -279,13 +320,24 @@ impl LayerNorm {
         } else {
             (None, None)
         };
-        Ok(LayerNorm { weight, bias, normalized_shape: shape.dims().to_vec(), eps })
+        Ok(LayerNorm {
+            weight,
+            bias,
+            normalized_shape: shape.dims().to_vec(),
+            eps,
+        })
     }
 }
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        layer_norm(x, &self.normalized_shape, self.weight.as_ref(), self.bias.as_ref(), self.eps)
+        layer_norm(
+            x,
+            &self.normalized_shape,
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            self.eps,
+        )
     }
 }
 // ANCHOR_END: layer_norm
@@ -324,7 +376,11 @@ impl RMSNorm {
             true => Some(Tensor::param(RawTensor::ones(&shape, dtype, device)?)?),
             false => None,
         };
-        Ok(RMSNorm { weight, normalized_shape: shape.dims().to_vec(), eps })
+        Ok(RMSNorm {
+            weight,
+            normalized_shape: shape.dims().to_vec(),
+            eps,
+        })
     }
 }
 
@@ -353,7 +409,12 @@ pub struct BatchNormConfig {
 
 impl Default for BatchNormConfig {
     fn default() -> Self {
-        BatchNormConfig { eps: 1e-5, momentum: Some(0.1), affine: true, track_running_stats: true }
+        BatchNormConfig {
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        }
     }
 }
 
@@ -390,10 +451,20 @@ pub struct BatchNorm1d {
 
 impl BatchNorm1d {
     pub fn new(num_features: usize) -> Result<Self> {
-        BatchNorm1d::with_options(num_features, BatchNormConfig::default(), DType::F32, &Device::cpu())
+        BatchNorm1d::with_options(
+            num_features,
+            BatchNormConfig::default(),
+            DType::F32,
+            &Device::cpu(),
+        )
     }
 
-    pub fn with_options(num_features: usize, config: BatchNormConfig, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn with_options(
+        num_features: usize,
+        config: BatchNormConfig,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let c = num_features;
         let (weight, bias) = match config.affine {
             true => (
@@ -445,14 +516,21 @@ impl Module for BatchNorm1d {
         if !(dims.len() == 2 || dims.len() == 3) || dims[1] != self.num_features {
             return Err(Error::invalid(
                 "BatchNorm1d",
-                format!("expected an input [N, {0}] or [N, {0}, L], got shape {1}", self.num_features, x.shape()),
+                format!(
+                    "expected an input [N, {0}] or [N, {0}, L], got shape {1}",
+                    self.num_features,
+                    x.shape()
+                ),
             ));
         }
         let training = self.training.get();
         if training && dims[0] * dims.get(2).unwrap_or(&1) <= 1 {
             return Err(Error::invalid(
                 "BatchNorm1d",
-                format!("expected more than 1 value per channel when training, got input shape {}", x.shape()),
+                format!(
+                    "expected more than 1 value per channel when training, got input shape {}",
+                    x.shape()
+                ),
             ));
         }
         let momentum = match training && self.running_mean.is_some() {

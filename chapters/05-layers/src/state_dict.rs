@@ -25,7 +25,10 @@ pub type StateDict = BTreeMap<String, RawTensor>;
 #[derive(Debug)]
 pub enum StateDictError {
     /// Reading or writing the file failed.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The file is not valid safetensors, or holds an unsupported dtype.
     Corrupt { path: PathBuf, msg: String },
     /// The names or shapes do not match the model. Every problem is
@@ -45,7 +48,11 @@ impl fmt::Display for StateDictError {
         match self {
             StateDictError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             StateDictError::Corrupt { path, msg } => write!(f, "{}: {msg}", path.display()),
-            StateDictError::Mismatch { missing, unexpected, shapes } => {
+            StateDictError::Mismatch {
+                missing,
+                unexpected,
+                shapes,
+            } => {
                 write!(f, "load_state_dict:")?;
                 if !missing.is_empty() {
                     write!(f, " missing keys: {};", missing.join(", "))?;
@@ -54,7 +61,10 @@ impl fmt::Display for StateDictError {
                     write!(f, " unexpected keys: {};", unexpected.join(", "))?;
                 }
                 for (name, expected, got) in shapes {
-                    write!(f, " size mismatch for {name}: expected {expected}, got {got};")?;
+                    write!(
+                        f,
+                        " size mismatch for {name}: expected {expected}, got {got};"
+                    )?;
                 }
                 Ok(())
             }
@@ -75,9 +85,27 @@ impl From<chapter_02::Error> for StateDictError {
 /// Little-endian bytes of a tensor, with its safetensors dtype.
 fn to_bytes(t: &RawTensor) -> Result<(StDtype, Vec<u8>), chapter_02::Error> {
     Ok(match t.dtype() {
-        DType::F32 => (StDtype::F32, t.to_vec::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        DType::F64 => (StDtype::F64, t.to_vec::<f64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        DType::I64 => (StDtype::I64, t.to_vec::<i64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F32 => (
+            StDtype::F32,
+            t.to_vec::<f32>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
+        DType::F64 => (
+            StDtype::F64,
+            t.to_vec::<f64>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
+        DType::I64 => (
+            StDtype::I64,
+            t.to_vec::<i64>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
         DType::U8 => (StDtype::U8, t.to_vec::<u8>()?),
     })
 }
@@ -87,9 +115,30 @@ fn from_view(view: &TensorView<'_>, device: &Device) -> Result<RawTensor, String
     let shape = view.shape().to_vec();
     let bytes = view.data();
     let t = match view.dtype() {
-        StDtype::F32 => RawTensor::from_vec(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>(), shape, device),
-        StDtype::F64 => RawTensor::from_vec(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>(), shape, device),
-        StDtype::I64 => RawTensor::from_vec(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>(), shape, device),
+        StDtype::F32 => RawTensor::from_vec(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect::<Vec<_>>(),
+            shape,
+            device,
+        ),
+        StDtype::F64 => RawTensor::from_vec(
+            bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect::<Vec<_>>(),
+            shape,
+            device,
+        ),
+        StDtype::I64 => RawTensor::from_vec(
+            bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect::<Vec<_>>(),
+            shape,
+            device,
+        ),
         StDtype::U8 | StDtype::BOOL => RawTensor::from_vec(bytes.to_vec(), shape, device),
         other => return Err(format!("unsupported dtype {other:?}")),
     };
@@ -112,15 +161,22 @@ pub fn to_safetensors_bytes(
     let views = owned
         .iter()
         .map(|(name, dtype, shape, bytes)| {
-            let view = TensorView::new(*dtype, shape.clone(), bytes)
-                .map_err(|e| StateDictError::Corrupt { path: PathBuf::from(name), msg: e.to_string() })?;
+            let view = TensorView::new(*dtype, shape.clone(), bytes).map_err(|e| {
+                StateDictError::Corrupt {
+                    path: PathBuf::from(name),
+                    msg: e.to_string(),
+                }
+            })?;
             Ok((name.clone(), view))
         })
         .collect::<Result<Vec<_>, StateDictError>>()?;
     let mut metadata = metadata.unwrap_or_default();
     metadata.insert(CHECKSUM_KEY.to_string(), unsealed());
-    let mut bytes = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| StateDictError::Corrupt { path: PathBuf::from("<memory>"), msg: e.to_string() })?;
+    let mut bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| StateDictError::Corrupt {
+            path: PathBuf::from("<memory>"),
+            msg: e.to_string(),
+        })?;
     seal(&mut bytes);
     Ok(bytes)
 }
@@ -144,7 +200,10 @@ pub fn save_safetensors(
 /// saving to the same path do not write into each other's file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateDictError> {
     use std::io::Write;
-    let io = |source| StateDictError::Io { path: path.to_path_buf(), source };
+    let io = |source| StateDictError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
@@ -163,9 +222,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StateDictError>
 /// Parses safetensors bytes; `path` is only used in error messages. Any
 /// malformed, truncated or (for files we wrote) altered input is an
 /// error, never a panic.
-pub fn from_safetensors_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<StateDict, StateDictError> {
-    let corrupt = |msg: String| StateDictError::Corrupt { path: path.to_path_buf(), msg };
-    let st = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("not a valid safetensors file: {e}")))?;
+pub fn from_safetensors_bytes(
+    bytes: &[u8],
+    path: &Path,
+    device: &Device,
+) -> Result<StateDict, StateDictError> {
+    let corrupt = |msg: String| StateDictError::Corrupt {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| corrupt(format!("not a valid safetensors file: {e}")))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| corrupt(e.to_string()))?;
     if let Some(metadata) = header.metadata() {
         verify_checksum(bytes, metadata).map_err(corrupt)?;
@@ -181,7 +248,10 @@ pub fn from_safetensors_bytes(bytes: &[u8], path: &Path, device: &Device) -> Res
 /// Reads a safetensors file into a state dict (on the CPU).
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<StateDict, StateDictError> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| StateDictError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| StateDictError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     from_safetensors_bytes(&bytes, path, &Device::cpu())
 }
 // ANCHOR_END: save_load
@@ -202,7 +272,9 @@ fn digits_span(bytes: &[u8], value: &str) -> Option<std::ops::Range<usize>> {
     let header_len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
     let header = bytes.get(8..8usize.checked_add(header_len)?)?;
     let quoted = format!("\"{value}\"");
-    let at = header.windows(quoted.len()).position(|w| w == quoted.as_bytes())?;
+    let at = header
+        .windows(quoted.len())
+        .position(|w| w == quoted.as_bytes())?;
     let start = 8 + at + 1 + CHECKSUM_PREFIX.len();
     Some(start..8 + at + quoted.len() - 1)
 }
@@ -213,7 +285,11 @@ fn file_digest(bytes: &[u8], digits: std::ops::Range<usize>) -> String {
     hasher.update(&bytes[..digits.start]);
     hasher.update("0".repeat(digits.len()).as_bytes());
     hasher.update(&bytes[digits.end..]);
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Writes the SHA-256 of the file (header and data, with the checksum's own
@@ -237,16 +313,22 @@ fn verify_checksum(bytes: &[u8], metadata: &HashMap<String, String>) -> Result<(
     let claimed = metadata
         .get(CHECKSUM_KEY)
         .or_else(|| metadata.values().find(|v| v.starts_with(CHECKSUM_PREFIX)));
-    let Some(claimed) = claimed else { return Ok(()) };
+    let Some(claimed) = claimed else {
+        return Ok(());
+    };
     let well_formed = claimed.len() == unsealed().len()
         && claimed.starts_with(CHECKSUM_PREFIX)
-        && claimed[CHECKSUM_PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit());
+        && claimed[CHECKSUM_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit());
     let digits = digits_span(bytes, claimed).filter(|_| well_formed);
     let Some(digits) = digits else {
         return Err(format!("malformed checksum {claimed:?}"));
     };
     if file_digest(bytes, digits) != claimed[CHECKSUM_PREFIX.len()..] {
-        return Err("checksum mismatch: the file was altered or damaged after it was written".into());
+        return Err(
+            "checksum mismatch: the file was altered or damaged after it was written".into(),
+        );
     }
     Ok(())
 }
@@ -287,13 +369,23 @@ pub trait StateDictExt: Visit {
             seen.insert(name.to_string());
             match dict.get(name) {
                 None => missing.push(name.to_string()),
-                Some(v) if v.shape() != &expected => shapes.push((name.to_string(), expected, v.shape().clone())),
+                Some(v) if v.shape() != &expected => {
+                    shapes.push((name.to_string(), expected, v.shape().clone()))
+                }
                 Some(_) => {}
             }
         });
-        let unexpected: Vec<String> = dict.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+        let unexpected: Vec<String> = dict
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
         if !missing.is_empty() || !unexpected.is_empty() || !shapes.is_empty() {
-            return Err(StateDictError::Mismatch { missing, unexpected, shapes });
+            return Err(StateDictError::Mismatch {
+                missing,
+                unexpected,
+                shapes,
+            });
         }
         let mut result = Ok(());
         self.visit("", &mut |name, slot| {
@@ -302,7 +394,10 @@ pub trait StateDictExt: Visit {
             }
             let value = &dict[name];
             result = match slot {
-                Slot::Param(t) => value.to_dtype(t.dtype()).and_then(|v| v.to_device(&t.device())).and_then(|v| t.set_data(v)),
+                Slot::Param(t) => value
+                    .to_dtype(t.dtype())
+                    .and_then(|v| v.to_device(&t.device()))
+                    .and_then(|v| t.set_data(v)),
                 Slot::Buffer(b) => value.to_dtype(b.get().dtype()).and_then(|v| b.set(v)),
                 Slot::Training(_) => Ok(()),
             };

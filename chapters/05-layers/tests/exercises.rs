@@ -56,7 +56,15 @@ fn exercise_group_norm_with_one_group_is_layer_norm_over_channels_and_positions(
     assert_tensors_close(&gn.forward(&x).unwrap(), &expected, 1e-12);
     let gn2 = GroupNorm::new(2, 4, DType::F64).unwrap();
     check_gradients(
-        |t| GroupNorm { num_groups: 2, weight: t[1].clone(), bias: t[2].clone(), eps: gn2.eps }.forward(&t[0]),
+        |t| {
+            GroupNorm {
+                num_groups: 2,
+                weight: t[1].clone(),
+                bias: t[2].clone(),
+                eps: gn2.eps,
+            }
+            .forward(&t[0])
+        },
         &[randn((2, 4, 3)), randn(4), randn(4)],
     );
 }
@@ -85,9 +93,16 @@ fn exercise_residual_adds_the_input_to_the_inner_output() {
     let r = Residual { inner: zero };
     let x = param(randn((3, 2)));
     let y = r.forward(&x).unwrap();
-    assert_eq!(values(&y), values(&x), "with f = 0 the block is the identity");
+    assert_eq!(
+        values(&y),
+        values(&x),
+        "with f = 0 the block is the identity"
+    );
     y.sum_all().unwrap().backward().unwrap();
-    assert!(values(&x.grad().unwrap()).iter().all(|&g| g == 1.0), "the gradient passes straight through");
+    assert!(
+        values(&x.grad().unwrap()).iter().all(|&g| g == 1.0),
+        "the gradient passes straight through"
+    );
     let names: Vec<String> = r.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["inner.weight"]);
 }
@@ -130,8 +145,14 @@ pub fn load_matching(_model: &impl ModuleExt, _dict: &StateDict) -> (Vec<String>
 fn exercise_non_strict_loading_copies_what_matches() {
     let model = Linear::with_options(3, 2, true, DType::F64, &cpu()).unwrap();
     let mut dict = StateDict::new();
-    dict.insert("weight".into(), RawTensor::ones((2, 3), DType::F64, &cpu()).unwrap());
-    dict.insert("head.weight".into(), RawTensor::ones((5, 3), DType::F64, &cpu()).unwrap());
+    dict.insert(
+        "weight".into(),
+        RawTensor::ones((2, 3), DType::F64, &cpu()).unwrap(),
+    );
+    dict.insert(
+        "head.weight".into(),
+        RawTensor::ones((5, 3), DType::F64, &cpu()).unwrap(),
+    );
     let bias_before = values(model.bias.as_ref().unwrap());
     let (missing, unexpected) = load_matching(&model, &dict);
     assert_eq!(missing, ["bias"]);

@@ -2,8 +2,8 @@
 
 use chapter_02::{manual_seed, DType, Device, Shape, Tensor as RawTensor};
 use chapter_05::init::{
-    calculate_gain, fan_in_fan_out, kaiming_normal, kaiming_uniform, normal, ones, uniform, xavier_normal,
-    xavier_uniform, zeros, FanMode, Nonlinearity,
+    calculate_gain, fan_in_fan_out, kaiming_normal, kaiming_uniform, normal, ones, uniform,
+    xavier_normal, xavier_uniform, zeros, FanMode, Nonlinearity,
 };
 
 fn cpu() -> Device {
@@ -25,16 +25,28 @@ fn stats(t: &RawTensor) -> (f64, f64, f64, f64) {
 /// them at both ends, mean 0, standard deviation `bound/√3`.
 fn assert_uniform(t: &RawTensor, bound: f64) {
     let (mean, std, min, max) = stats(t);
-    assert!(min >= -bound && max <= bound, "[{min}, {max}] outside ±{bound}");
-    assert!(min < -0.99 * bound && max > 0.99 * bound, "[{min}, {max}] does not fill ±{bound}");
+    assert!(
+        min >= -bound && max <= bound,
+        "[{min}, {max}] outside ±{bound}"
+    );
+    assert!(
+        min < -0.99 * bound && max > 0.99 * bound,
+        "[{min}, {max}] does not fill ±{bound}"
+    );
     assert!(mean.abs() < 0.01 * bound, "mean {mean}");
-    assert!((std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.01, "std {std} for bound {bound}");
+    assert!(
+        (std / (bound / 3f64.sqrt()) - 1.0).abs() < 0.01,
+        "std {std} for bound {bound}"
+    );
 }
 
 fn assert_normal(t: &RawTensor, want_std: f64) {
     let (mean, std, _, _) = stats(t);
     assert!(mean.abs() < 0.01 * want_std, "mean {mean}");
-    assert!((std / want_std - 1.0).abs() < 0.01, "std {std}, want {want_std}");
+    assert!(
+        (std / want_std - 1.0).abs() < 0.01,
+        "std {std}, want {want_std}"
+    );
 }
 
 #[test]
@@ -47,9 +59,22 @@ fn init_uniform_and_normal_have_the_requested_statistics() {
     let n = normal((400, 500), -1.0, 3.0, DType::F32, &cpu()).unwrap();
     assert_eq!(n.dtype(), DType::F32);
     let (mean, std, _, _) = stats(&n);
-    assert!((mean + 1.0).abs() < 0.02 && (std - 3.0).abs() < 0.02, "{mean} {std}");
-    assert!(zeros((2, 3), DType::F32, &cpu()).unwrap().to_vec_f64().unwrap().iter().all(|&v| v == 0.0));
-    assert!(ones(4, DType::F64, &cpu()).unwrap().to_vec_f64().unwrap().iter().all(|&v| v == 1.0));
+    assert!(
+        (mean + 1.0).abs() < 0.02 && (std - 3.0).abs() < 0.02,
+        "{mean} {std}"
+    );
+    assert!(zeros((2, 3), DType::F32, &cpu())
+        .unwrap()
+        .to_vec_f64()
+        .unwrap()
+        .iter()
+        .all(|&v| v == 0.0));
+    assert!(ones(4, DType::F64, &cpu())
+        .unwrap()
+        .to_vec_f64()
+        .unwrap()
+        .iter()
+        .all(|&v| v == 1.0));
 }
 
 #[test]
@@ -58,9 +83,14 @@ fn init_gains_match_pytorchs_calculate_gain() {
     assert_eq!(calculate_gain(Nonlinearity::Sigmoid), 1.0);
     assert_eq!(calculate_gain(Nonlinearity::Tanh), 5.0 / 3.0);
     assert_eq!(calculate_gain(Nonlinearity::Relu), 2f64.sqrt());
-    assert!((calculate_gain(Nonlinearity::LeakyRelu(0.01)) - (2.0f64 / 1.0001).sqrt()).abs() < 1e-15);
+    assert!(
+        (calculate_gain(Nonlinearity::LeakyRelu(0.01)) - (2.0f64 / 1.0001).sqrt()).abs() < 1e-15
+    );
     // a = √5, Linear's default: gain √(2/6) = 1/√3.
-    assert!((calculate_gain(Nonlinearity::LeakyRelu(5f64.sqrt())) - (1.0f64 / 3.0).sqrt()).abs() < 1e-15);
+    assert!(
+        (calculate_gain(Nonlinearity::LeakyRelu(5f64.sqrt())) - (1.0f64 / 3.0).sqrt()).abs()
+            < 1e-15
+    );
     assert_eq!(calculate_gain(Nonlinearity::Selu), 0.75);
 }
 
@@ -101,7 +131,14 @@ fn init_kaiming_keeps_gain_squared_over_fan() {
     assert_uniform(&w, 3f64.sqrt() * 2f64.sqrt() / 256f64.sqrt());
     let w = kaiming_normal((128, 16, 3, 3), FanMode::FanIn, relu, DType::F64, &cpu()).unwrap();
     assert_normal(&w, 2f64.sqrt() / (16.0f64 * 9.0).sqrt());
-    let w = kaiming_normal((128, 16, 3, 3), FanMode::FanOut, Nonlinearity::Linear, DType::F64, &cpu()).unwrap();
+    let w = kaiming_normal(
+        (128, 16, 3, 3),
+        FanMode::FanOut,
+        Nonlinearity::Linear,
+        DType::F64,
+        &cpu(),
+    )
+    .unwrap();
     assert_normal(&w, 1.0 / (128.0f64 * 9.0).sqrt());
 }
 
@@ -116,10 +153,19 @@ fn init_linear_default_a_sqrt5_is_one_over_sqrt_fan_in() {
 #[test]
 fn init_is_reproducible_with_manual_seed() {
     manual_seed(9);
-    let a = xavier_uniform((4, 4), 1.0, DType::F32, &cpu()).unwrap().to_vec::<f32>().unwrap();
+    let a = xavier_uniform((4, 4), 1.0, DType::F32, &cpu())
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     manual_seed(9);
-    let b = xavier_uniform((4, 4), 1.0, DType::F32, &cpu()).unwrap().to_vec::<f32>().unwrap();
+    let b = xavier_uniform((4, 4), 1.0, DType::F32, &cpu())
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     assert_eq!(a, b);
-    let c = xavier_uniform((4, 4), 1.0, DType::F32, &cpu()).unwrap().to_vec::<f32>().unwrap();
+    let c = xavier_uniform((4, 4), 1.0, DType::F32, &cpu())
+        .unwrap()
+        .to_vec::<f32>()
+        .unwrap();
     assert_ne!(a, c);
 }

@@ -7,8 +7,8 @@ use chapter_02::{manual_seed, DType, Tensor as RawTensor};
 use chapter_03::Tensor;
 use chapter_04::prelude::*;
 use chapter_05::{
-    Dropout, Embedding, Flatten, GeluApproximation, LeakyReLU, Linear, Module, ModuleExt, ReLU, Sequential, SiLU,
-    Sigmoid, Softmax, Softplus, Tanh, GELU,
+    Dropout, Embedding, Flatten, GeluApproximation, LeakyReLU, Linear, Module, ModuleExt, ReLU,
+    Sequential, SiLU, Sigmoid, Softmax, Softplus, Tanh, GELU,
 };
 use common::*;
 
@@ -19,12 +19,18 @@ fn linear_default_init_is_uniform_within_one_over_sqrt_fan_in() {
     let bound = 1.0 / 400f64.sqrt();
     for (name, p) in layer.named_parameters() {
         let v = values(&p);
-        assert!(v.iter().all(|x| x.abs() <= bound), "{name} exceeds the bound");
+        assert!(
+            v.iter().all(|x| x.abs() <= bound),
+            "{name} exceeds the bound"
+        );
         // U(−b, b) has variance b²/3: check the spread really fills the interval.
         let (mean, var) = mean_var(&v);
         assert!(mean.abs() < 0.05 * bound, "{name} mean {mean}");
         let tol = if name == "weight" { 0.03 } else { 0.3 };
-        assert!((var / (bound * bound / 3.0) - 1.0).abs() < tol, "{name} variance {var}");
+        assert!(
+            (var / (bound * bound / 3.0) - 1.0).abs() < tol,
+            "{name} variance {var}"
+        );
         assert!(p.requires_grad() && p.dtype() == DType::F32);
     }
     assert_eq!(layer.weight.dims(), [300, 400]);
@@ -37,7 +43,10 @@ fn linear_computes_x_times_w_transposed_plus_b_over_leading_dims() {
     let w = tensor(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], (2, 3));
     let b = tensor(&[0.5, -0.5], 2);
     let layer = Linear::from_weights(w, Some(b));
-    let x = tensor(&[1.0, 0.0, -1.0, 2.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0], (2, 2, 3));
+    let x = tensor(
+        &[1.0, 0.0, -1.0, 2.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0],
+        (2, 2, 3),
+    );
     let y = layer.forward(&x).unwrap();
     assert_eq!(y.dims(), [2, 2, 2]);
     assert_eq!(values(&y), [-1.5, -2.5, 4.5, 12.5, 3.5, 5.5, 6.5, 14.5]);
@@ -58,7 +67,10 @@ fn embedding_looks_up_rows_for_ids_of_any_shape() {
     let emb = Embedding::from_weights(weight, None).unwrap();
     let out = emb.forward(&ids(&[3, 0, 3, 1, 2, 2], (2, 3))).unwrap();
     assert_eq!(out.dims(), [2, 3, 2]);
-    assert_eq!(values(&out), [3.0, 3.1, 0.0, 0.1, 3.0, 3.1, 1.0, 1.1, 2.0, 2.1, 2.0, 2.1]);
+    assert_eq!(
+        values(&out),
+        [3.0, 3.1, 0.0, 0.1, 3.0, 3.1, 1.0, 1.1, 2.0, 2.1, 2.0, 2.1]
+    );
     let scalar = emb.forward(&ids(&[1], ())).unwrap();
     assert_eq!(scalar.dims(), [2]);
     assert_eq!((emb.num_embeddings(), emb.embedding_dim()), (4, 2));
@@ -71,7 +83,10 @@ fn embedding_gradient_accumulates_repeated_ids_and_skips_unused_rows() {
     let out = emb.forward(&ids(&[3, 1, 3], 3)).unwrap();
     let w = tensor(&[1.0, 2.0, 10.0, 20.0, 100.0, 200.0], (3, 2));
     out.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
-    assert_eq!(values(&weight.grad().unwrap()), [0.0, 0.0, 10.0, 20.0, 0.0, 0.0, 101.0, 202.0]);
+    assert_eq!(
+        values(&weight.grad().unwrap()),
+        [0.0, 0.0, 10.0, 20.0, 0.0, 0.0, 101.0, 202.0]
+    );
 }
 
 #[test]
@@ -79,7 +94,10 @@ fn embedding_default_init_is_standard_normal_with_a_zero_padding_row() {
     manual_seed(2);
     let emb = Embedding::new(1000, 64).unwrap();
     let (mean, var) = mean_var(&values(&emb.weight));
-    assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.02, "{mean} {var}");
+    assert!(
+        mean.abs() < 0.01 && (var - 1.0).abs() < 0.02,
+        "{mean} {var}"
+    );
     assert_eq!(emb.named_parameters()[0].0, "weight");
     let padded = Embedding::with_options(5, 3, Some(2), DType::F64, &cpu()).unwrap();
     let w = values(&padded.weight);
@@ -94,7 +112,10 @@ fn embedding_padding_idx_row_never_receives_a_gradient() {
     let emb = Embedding::with_options(4, 2, Some(0), DType::F64, &cpu()).unwrap();
     let out = emb.forward(&ids(&[0, 2, 0, 1], 4)).unwrap();
     out.sum_all().unwrap().backward().unwrap();
-    assert_eq!(values(&emb.weight.grad().unwrap()), [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+    assert_eq!(
+        values(&emb.weight.grad().unwrap()),
+        [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    );
 }
 
 #[test]
@@ -102,7 +123,10 @@ fn embedding_gradcheck_f64_and_errors() {
     manual_seed(4);
     let id = ids(&[1, 4, 1, 0, 2, 2], (3, 2));
     // (Without padding_idx: its zero gradient is a rule, not the derivative.)
-    check_gradients(|t| Embedding::from_weights(t[0].clone(), None)?.forward(&id), &[randn((5, 3))]);
+    check_gradients(
+        |t| Embedding::from_weights(t[0].clone(), None)?.forward(&id),
+        &[randn((5, 3))],
+    );
     let emb = Embedding::new(3, 2).unwrap();
     let err = emb.forward(&ids(&[0, 3], 2)).unwrap_err().to_string();
     assert!(err.contains("out of range"), "{err}");
@@ -135,7 +159,9 @@ fn dropout_zeroes_a_fraction_p_and_scales_the_rest_by_one_over_one_minus_p() {
     let mean = y.iter().sum::<f64>() / y.len() as f64;
     assert!((mean - 1.0).abs() < 0.03, "mean {mean}");
     // p = 1 drops everything (no 0/0).
-    assert!(values(&Dropout::new(1.0).unwrap().forward(&x).unwrap()).iter().all(|&v| v == 0.0));
+    assert!(values(&Dropout::new(1.0).unwrap().forward(&x).unwrap())
+        .iter()
+        .all(|&v| v == 0.0));
 }
 
 #[test]
@@ -150,7 +176,9 @@ fn dropout_is_reproducible_with_manual_seed_and_its_gradient_is_the_mask() {
     a.sum_all().unwrap().backward().unwrap();
     let g = values(&x.grad().unwrap());
     for ((gi, ai), xi) in g.iter().zip(values(&a)).zip(values(&x)) {
-        assert!(*gi == 0.0 && ai == 0.0 || (*gi - 2.0).abs() < 1e-15 && (ai - 2.0 * xi).abs() < 1e-15);
+        assert!(
+            *gi == 0.0 && ai == 0.0 || (*gi - 2.0).abs() < 1e-15 && (ai - 2.0 * xi).abs() < 1e-15
+        );
     }
     check_gradients(
         |t| {
@@ -167,17 +195,32 @@ fn activation_modules_forward_to_the_chapter_04_ops() {
     let x = Tensor::from_raw(randn((3, 4)));
     let same = |a: Tensor, b: Tensor| assert_eq!(values(&a), values(&b));
     same(ReLU.forward(&x).unwrap(), x.relu().unwrap());
-    same(LeakyReLU::default().forward(&x).unwrap(), x.leaky_relu(0.01).unwrap());
-    same(LeakyReLU::new(0.2).forward(&x).unwrap(), x.leaky_relu(0.2).unwrap());
+    same(
+        LeakyReLU::default().forward(&x).unwrap(),
+        x.leaky_relu(0.01).unwrap(),
+    );
+    same(
+        LeakyReLU::new(0.2).forward(&x).unwrap(),
+        x.leaky_relu(0.2).unwrap(),
+    );
     same(Sigmoid.forward(&x).unwrap(), x.sigmoid().unwrap());
     same(Tanh.forward(&x).unwrap(), x.tanh().unwrap());
     same(GELU::default().forward(&x).unwrap(), x.gelu().unwrap());
-    same(GELU::new(GeluApproximation::Tanh).forward(&x).unwrap(), x.gelu_tanh().unwrap());
+    same(
+        GELU::new(GeluApproximation::Tanh).forward(&x).unwrap(),
+        x.gelu_tanh().unwrap(),
+    );
     same(SiLU.forward(&x).unwrap(), x.silu().unwrap());
-    same(Softplus::default().forward(&x).unwrap(), x.softplus(1.0, 20.0).unwrap());
+    same(
+        Softplus::default().forward(&x).unwrap(),
+        x.softplus(1.0, 20.0).unwrap(),
+    );
     same(Softmax::new(-1).forward(&x).unwrap(), x.softmax(1).unwrap());
     assert_eq!(GELU::default().approximate, GeluApproximation::None);
-    assert_eq!((Softplus::default().beta, Softplus::default().threshold), (1.0, 20.0));
+    assert_eq!(
+        (Softplus::default().beta, Softplus::default().threshold),
+        (1.0, 20.0)
+    );
     assert!(ReLU.named_parameters().is_empty() && GELU::default().named_parameters().is_empty());
 }
 
@@ -198,7 +241,13 @@ fn activation_gradcheck_f64() {
         check_gradients(|t| m.forward(&t[0]), &[randn((3, 4))]);
     }
     // ReLU away from its kink.
-    let x = randn((3, 4)).abs().unwrap().add_scalar(0.1).unwrap().mul(&randn((3, 4)).sign().unwrap()).unwrap();
+    let x = randn((3, 4))
+        .abs()
+        .unwrap()
+        .add_scalar(0.1)
+        .unwrap()
+        .mul(&randn((3, 4)).sign().unwrap())
+        .unwrap();
     check_gradients(|t| ReLU.forward(&t[0]), &[x]);
 }
 
@@ -219,7 +268,11 @@ fn sequential_applies_layers_in_order_and_names_them_by_position() {
         .add_layer(ReLU)
         .add_layer(Dropout::new(0.5).unwrap())
         .add_layer(Linear::with_options(8, 2, false, DType::F64, &cpu()).unwrap());
-    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, ["0.weight", "0.bias", "3.weight"]);
     model.eval();
     let x = Tensor::from_raw(randn((5, 4)));

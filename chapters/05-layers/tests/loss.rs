@@ -7,7 +7,8 @@ use chapter_02::{manual_seed, DType};
 use chapter_03::{grad, BackwardOptions, Tensor};
 use chapter_04::prelude::*;
 use chapter_05::loss::{
-    binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, CrossEntropyOptions, Reduction,
+    binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss, CrossEntropyOptions,
+    Reduction,
 };
 use common::*;
 
@@ -41,7 +42,10 @@ fn cross_entropy_gradient_is_softmax_minus_onehot() {
     manual_seed(1);
     let logits = param(randn((4, 5)));
     let target = ids(&[0, 4, 2, 2], 4);
-    cross_entropy(&logits, &target, &opts()).unwrap().backward().unwrap();
+    cross_entropy(&logits, &target, &opts())
+        .unwrap()
+        .backward()
+        .unwrap();
     let p = Tensor::from_raw(logits.data()).softmax(1).unwrap();
     let mut expected = values(&p);
     for (i, &y) in [0, 4, 2, 2].iter().enumerate() {
@@ -63,13 +67,29 @@ fn cross_entropy_matches_log_softmax_followed_by_nll_loss() {
     for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
         x1.zero_grad();
         x2.zero_grad();
-        let o = CrossEntropyOptions { reduction, ..opts() };
+        let o = CrossEntropyOptions {
+            reduction,
+            ..opts()
+        };
         let fused = cross_entropy(&x1, &target, &o).unwrap();
-        let composed = nll_loss(&x2.log_softmax(1).unwrap(), &target, reduction, Some(-100)).unwrap();
+        let composed =
+            nll_loss(&x2.log_softmax(1).unwrap(), &target, reduction, Some(-100)).unwrap();
         assert_tensors_close(&fused, &composed, 1e-14);
         let w = Tensor::from_raw(randn(fused.dims()));
-        fused.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
-        composed.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+        fused
+            .mul(&w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        composed
+            .mul(&w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         assert_tensors_close(&x1.grad().unwrap(), &x2.grad().unwrap(), 1e-14);
     }
 }
@@ -80,13 +100,25 @@ fn cross_entropy_is_stable_for_huge_logits() {
     let loss = cross_entropy(&logits, &ids(&[2], 1), &opts()).unwrap();
     // lse − x₂ = 1000 + log(1 + e⁻¹) − 999.
     let exact = (1.0f64 + (-1.0f64).exp()).ln() + 1.0;
-    assert!((loss.item().unwrap() - exact).abs() < 1e-12, "{} vs {exact}", loss.item().unwrap());
+    assert!(
+        (loss.item().unwrap() - exact).abs() < 1e-12,
+        "{} vs {exact}",
+        loss.item().unwrap()
+    );
     loss.backward().unwrap();
-    assert!(values(&logits.grad().unwrap()).iter().all(|g| g.is_finite()));
+    assert!(values(&logits.grad().unwrap())
+        .iter()
+        .all(|g| g.is_finite()));
     // f32, where the naive exp(1000) would be infinite.
     let x32 = Tensor::from_vec(vec![1000f32, -1000.0, 999.0], (1, 3), &cpu()).unwrap();
-    let l32 = cross_entropy(&x32, &ids(&[0], 1), &opts()).unwrap().item().unwrap();
-    assert!((l32 - (1.0f64 + (-1.0f64).exp()).ln()).abs() < 1e-6, "{l32}");
+    let l32 = cross_entropy(&x32, &ids(&[0], 1), &opts())
+        .unwrap()
+        .item()
+        .unwrap();
+    assert!(
+        (l32 - (1.0f64 + (-1.0f64).exp()).ln()).abs() < 1e-6,
+        "{l32}"
+    );
 }
 
 #[test]
@@ -95,7 +127,12 @@ fn cross_entropy_ignores_masked_classes_with_minus_infinity_logits() {
     let loss = cross_entropy(&logits, &ids(&[0], 1), &opts()).unwrap();
     assert!((loss.item().unwrap() - 2f64.ln()).abs() < 1e-15);
     loss.backward().unwrap();
-    assert_close(&values(&logits.grad().unwrap()), &[-0.5, 0.0, 0.5], 1e-15, 1e-12);
+    assert_close(
+        &values(&logits.grad().unwrap()),
+        &[-0.5, 0.0, 0.5],
+        1e-15,
+        1e-12,
+    );
 }
 
 #[test]
@@ -109,14 +146,24 @@ fn cross_entropy_ignore_index_drops_targets_from_the_sum_and_the_count() {
     assert!((loss.item().unwrap() - expected).abs() < 1e-14);
     loss.backward().unwrap();
     let g = values(&logits.grad().unwrap());
-    assert!(g[3..6].iter().chain(&g[9..12]).all(|&v| v == 0.0), "ignored rows get no gradient: {g:?}");
+    assert!(
+        g[3..6].iter().chain(&g[9..12]).all(|&v| v == 0.0),
+        "ignored rows get no gradient: {g:?}"
+    );
     // An in-range ignore_index works the same way.
-    let o = CrossEntropyOptions { ignore_index: Some(1), ..opts() };
+    let o = CrossEntropyOptions {
+        ignore_index: Some(1),
+        ..opts()
+    };
     let loss = cross_entropy(&logits, &ids(&[1, 2, 1, 0], 4), &o).unwrap();
     let expected = (row_nll(&rows[1], 2) + row_nll(&rows[3], 0)) / 2.0;
     assert!((loss.item().unwrap() - expected).abs() < 1e-14);
     // Everything ignored: 0/0, as in PyTorch.
-    assert!(cross_entropy(&logits, &ids(&[1, 1, 1, 1], 4), &o).unwrap().item().unwrap().is_nan());
+    assert!(cross_entropy(&logits, &ids(&[1, 1, 1, 1], 4), &o)
+        .unwrap()
+        .item()
+        .unwrap()
+        .is_nan());
 }
 
 #[test]
@@ -125,7 +172,11 @@ fn cross_entropy_label_smoothing_mixes_in_the_uniform_distribution() {
     let logits = param(randn((3, 5)));
     let rows: Vec<Vec<f64>> = values(&logits).chunks(5).map(|r| r.to_vec()).collect();
     let eps = 0.2;
-    let o = CrossEntropyOptions { label_smoothing: eps, ignore_index: Some(-100), ..opts() };
+    let o = CrossEntropyOptions {
+        label_smoothing: eps,
+        ignore_index: Some(-100),
+        ..opts()
+    };
     let target = [4usize, 0, 2];
     let loss = cross_entropy(&logits, &ids(&[4, -100, 2], 3), &o).unwrap();
     // (1 − ε)·nll + ε·mean over classes of −log p, over the two counted rows.
@@ -152,17 +203,28 @@ fn cross_entropy_class_weights_scale_terms_and_the_mean_divisor() {
     let logits = param(randn((3, 3)));
     let rows: Vec<Vec<f64>> = values(&logits).chunks(3).map(|r| r.to_vec()).collect();
     let w = [0.5, 2.0, 1.5];
-    let o = CrossEntropyOptions { weight: Some(tensor(&w, 3)), ..opts() };
+    let o = CrossEntropyOptions {
+        weight: Some(tensor(&w, 3)),
+        ..opts()
+    };
     let target = [1usize, 2, 1];
     let loss = cross_entropy(&logits, &ids(&[1, 2, 1], 3), &o).unwrap();
-    let num: f64 = (0..3).map(|i| w[target[i]] * row_nll(&rows[i], target[i])).sum();
+    let num: f64 = (0..3)
+        .map(|i| w[target[i]] * row_nll(&rows[i], target[i]))
+        .sum();
     let den: f64 = target.iter().map(|&y| w[y]).sum();
     assert!((loss.item().unwrap() - num / den).abs() < 1e-14);
     // With smoothing too (PyTorch: smooth term weighted per class, same divisor).
     let eps = 0.1;
-    let o = CrossEntropyOptions { weight: Some(tensor(&w, 3)), label_smoothing: eps, ..opts() };
+    let o = CrossEntropyOptions {
+        weight: Some(tensor(&w, 3)),
+        label_smoothing: eps,
+        ..opts()
+    };
     let loss = cross_entropy(&logits, &ids(&[1, 2, 1], 3), &o).unwrap();
-    let smooth: f64 = (0..3).map(|i| (0..3).map(|c| w[c] * row_nll(&rows[i], c)).sum::<f64>()).sum();
+    let smooth: f64 = (0..3)
+        .map(|i| (0..3).map(|c| w[c] * row_nll(&rows[i], c)).sum::<f64>())
+        .sum();
     let expected = (1.0 - eps) * num / den + eps / 3.0 * smooth / den;
     assert!((loss.item().unwrap() - expected).abs() < 1e-14);
 }
@@ -172,7 +234,10 @@ fn cross_entropy_takes_spatial_logits_n_c_d() {
     manual_seed(6);
     let logits = param(randn((2, 4, 3)));
     let target = ids(&[0, 3, 1, 2, 2, 0], (2, 3));
-    let none = CrossEntropyOptions { reduction: Reduction::None, ..opts() };
+    let none = CrossEntropyOptions {
+        reduction: Reduction::None,
+        ..opts()
+    };
     let per_position = cross_entropy(&logits, &target, &none).unwrap();
     assert_eq!(per_position.dims(), [2, 3]);
     let x = values(&logits);
@@ -203,8 +268,14 @@ fn cross_entropy_accepts_probability_targets() {
     assert!((loss.item().unwrap() - expected).abs() < 1e-14);
     // A one-hot probability target is the same as the class index.
     let onehot = tensor(&[0.0, 1.0, 0.0, 0.0, 0.0, 1.0], (2, 3));
-    let a = cross_entropy(&logits, &onehot, &opts()).unwrap().item().unwrap();
-    let b = cross_entropy(&logits, &ids(&[1, 2], 2), &opts()).unwrap().item().unwrap();
+    let a = cross_entropy(&logits, &onehot, &opts())
+        .unwrap()
+        .item()
+        .unwrap();
+    let b = cross_entropy(&logits, &ids(&[1, 2], 2), &opts())
+        .unwrap()
+        .item()
+        .unwrap();
     assert!((a - b).abs() < 1e-15);
 }
 
@@ -213,20 +284,44 @@ fn cross_entropy_takes_an_unbatched_row() {
     let logits = tensor(&[0.5, 1.5, -0.5], 3);
     let loss = cross_entropy(&logits, &ids(&[1], ()), &opts()).unwrap();
     assert!((loss.item().unwrap() - row_nll(&[0.5, 1.5, -0.5], 1)).abs() < 1e-15);
-    let none = CrossEntropyOptions { reduction: Reduction::None, ..opts() };
-    assert_eq!(cross_entropy(&logits, &ids(&[1], ()), &none).unwrap().dims(), Vec::<usize>::new());
+    let none = CrossEntropyOptions {
+        reduction: Reduction::None,
+        ..opts()
+    };
+    assert_eq!(
+        cross_entropy(&logits, &ids(&[1], ()), &none)
+            .unwrap()
+            .dims(),
+        Vec::<usize>::new()
+    );
 }
 
 #[test]
 fn cross_entropy_reports_bad_targets_by_value_and_shape() {
     let logits = Tensor::zeros((2, 3), DType::F32, &cpu()).unwrap();
-    let err = cross_entropy(&logits, &ids(&[0, 3], 2), &opts()).unwrap_err().to_string();
-    assert!(err.contains("target 3") && err.contains("3 classes"), "{err}");
-    let err = cross_entropy(&logits, &ids(&[0, 1, 2], 3), &opts()).unwrap_err().to_string();
-    assert!(err.contains("cross_entropy") && err.contains("[2, 3]") && err.contains("[3]"), "{err}");
-    let o = CrossEntropyOptions { ignore_index: None, ..opts() };
+    let err = cross_entropy(&logits, &ids(&[0, 3], 2), &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("target 3") && err.contains("3 classes"),
+        "{err}"
+    );
+    let err = cross_entropy(&logits, &ids(&[0, 1, 2], 3), &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cross_entropy") && err.contains("[2, 3]") && err.contains("[3]"),
+        "{err}"
+    );
+    let o = CrossEntropyOptions {
+        ignore_index: None,
+        ..opts()
+    };
     assert!(cross_entropy(&logits, &ids(&[0, -100], 2), &o).is_err());
-    let o = CrossEntropyOptions { weight: Some(tensor(&[1.0, 2.0], 2)), ..opts() };
+    let o = CrossEntropyOptions {
+        weight: Some(tensor(&[1.0, 2.0], 2)),
+        ..opts()
+    };
     assert!(cross_entropy(&logits, &ids(&[0, 1], 2), &o).is_err());
 }
 
@@ -235,15 +330,55 @@ fn cross_entropy_gradcheck_f64_for_every_option() {
     manual_seed(7);
     let cases: Vec<(CrossEntropyOptions, Vec<usize>, Vec<i64>)> = vec![
         (opts(), vec![4, 5], vec![0, 4, 2, 2]),
-        (CrossEntropyOptions { reduction: Reduction::Sum, ..opts() }, vec![3, 4], vec![3, 0, 1]),
-        (CrossEntropyOptions { reduction: Reduction::None, ..opts() }, vec![3, 4], vec![3, 0, 1]),
-        (CrossEntropyOptions { label_smoothing: 0.3, ..opts() }, vec![4, 3], vec![0, -100, 2, 1]),
-        (CrossEntropyOptions { ignore_index: Some(2), ..opts() }, vec![4, 3], vec![0, 2, 2, 1]),
-        (CrossEntropyOptions { weight: Some(tensor(&[0.3, 1.0, 2.5], 3)), label_smoothing: 0.1, ..opts() }, vec![4, 3], vec![0, 2, 1, -100]),
+        (
+            CrossEntropyOptions {
+                reduction: Reduction::Sum,
+                ..opts()
+            },
+            vec![3, 4],
+            vec![3, 0, 1],
+        ),
+        (
+            CrossEntropyOptions {
+                reduction: Reduction::None,
+                ..opts()
+            },
+            vec![3, 4],
+            vec![3, 0, 1],
+        ),
+        (
+            CrossEntropyOptions {
+                label_smoothing: 0.3,
+                ..opts()
+            },
+            vec![4, 3],
+            vec![0, -100, 2, 1],
+        ),
+        (
+            CrossEntropyOptions {
+                ignore_index: Some(2),
+                ..opts()
+            },
+            vec![4, 3],
+            vec![0, 2, 2, 1],
+        ),
+        (
+            CrossEntropyOptions {
+                weight: Some(tensor(&[0.3, 1.0, 2.5], 3)),
+                label_smoothing: 0.1,
+                ..opts()
+            },
+            vec![4, 3],
+            vec![0, 2, 1, -100],
+        ),
         (opts(), vec![2, 3, 2], vec![0, 2, 1, 1]),
     ];
     for (o, shape, target) in cases {
-        let t_shape: Vec<usize> = if shape.len() == 3 { vec![shape[0], shape[2]] } else { vec![shape[0]] };
+        let t_shape: Vec<usize> = if shape.len() == 3 {
+            vec![shape[0], shape[2]]
+        } else {
+            vec![shape[0]]
+        };
         let t = ids(&target, t_shape);
         check_gradients(|x| cross_entropy(&x[0], &t, &o), &[randn(shape)]);
     }
@@ -255,9 +390,15 @@ fn cross_entropy_gradcheck_f64_for_every_option() {
 #[test]
 fn cross_entropy_backward_is_differentiable_for_second_derivatives() {
     manual_seed(8);
-    let create = BackwardOptions { create_graph: true, retain_graph: true };
+    let create = BackwardOptions {
+        create_graph: true,
+        retain_graph: true,
+    };
     let target = ids(&[1, 0, 2], 3);
-    let o = CrossEntropyOptions { label_smoothing: 0.1, ..opts() };
+    let o = CrossEntropyOptions {
+        label_smoothing: 0.1,
+        ..opts()
+    };
     let hessian_vector = |fused: bool| {
         let x = param(tensor(&[0.1, -0.4, 0.9, 1.2, 0.0, -0.3, 0.5, 0.5, -1.0], (3, 3)).data());
         let loss = match fused {
@@ -266,10 +407,15 @@ fn cross_entropy_backward_is_differentiable_for_second_derivatives() {
                 let log_p = x.log_softmax(1).unwrap();
                 let nll = nll_loss(&log_p, &target, Reduction::Mean, Some(-100)).unwrap();
                 let smooth = log_p.mean_all().unwrap().neg().unwrap();
-                nll.affine(0.9, 0.0).unwrap().add(&smooth.affine(0.1, 0.0).unwrap()).unwrap()
+                nll.affine(0.9, 0.0)
+                    .unwrap()
+                    .add(&smooth.affine(0.1, 0.0).unwrap())
+                    .unwrap()
             }
         };
-        let g = grad(&loss, &[&x], None, create).unwrap()[0].clone().unwrap();
+        let g = grad(&loss, &[&x], None, create).unwrap()[0]
+            .clone()
+            .unwrap();
         g.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
         x.grad().unwrap()
     };
@@ -282,7 +428,10 @@ fn nll_loss_picks_the_target_log_probability() {
     let loss = nll_loss(&log_p, &ids(&[0, 2], 2), Reduction::Mean, Some(-100)).unwrap();
     assert!((loss.item().unwrap() - (0.1 + 2.5) / 2.0).abs() < 1e-15);
     loss.backward().unwrap();
-    assert_eq!(values(&log_p.grad().unwrap()), [-0.5, 0.0, 0.0, 0.0, 0.0, -0.5]);
+    assert_eq!(
+        values(&log_p.grad().unwrap()),
+        [-0.5, 0.0, 0.0, 0.0, 0.0, -0.5]
+    );
     let sum = nll_loss(&log_p, &ids(&[1, -100], 2), Reduction::Sum, Some(-100)).unwrap();
     assert!((sum.item().unwrap() - 2.0).abs() < 1e-15);
     let none = nll_loss(&log_p, &ids(&[1, 1], 2), Reduction::None, Some(1)).unwrap();
@@ -293,9 +442,15 @@ fn nll_loss_picks_the_target_log_probability() {
 fn nll_loss_gradcheck_f64() {
     manual_seed(9);
     let t = ids(&[2, -100, 0, 1], 4);
-    check_gradients(|x| nll_loss(&x[0], &t, Reduction::Mean, Some(-100)), &[randn((4, 3))]);
+    check_gradients(
+        |x| nll_loss(&x[0], &t, Reduction::Mean, Some(-100)),
+        &[randn((4, 3))],
+    );
     let t = ids(&[0, 1, 1, 0], (2, 2));
-    check_gradients(|x| nll_loss(&x[0], &t, Reduction::Sum, None), &[randn((2, 3, 2))]);
+    check_gradients(
+        |x| nll_loss(&x[0], &t, Reduction::Sum, None),
+        &[randn((2, 3, 2))],
+    );
 }
 
 #[test]
@@ -307,16 +462,30 @@ fn mse_loss_is_the_mean_squared_difference() {
     loss.backward().unwrap();
     assert_eq!(values(&a.grad().unwrap()), [0.5, 0.0, -1.0, 1.5]);
     assert_eq!(values(&b.grad().unwrap()), [-0.5, 0.0, 1.0, -1.5]);
-    assert_eq!(mse_loss(&a, &b, Reduction::Sum).unwrap().item().unwrap(), 14.0);
-    assert_eq!(values(&mse_loss(&a, &b, Reduction::None).unwrap()), [1.0, 0.0, 4.0, 9.0]);
-    let err = mse_loss(&a, &tensor(&[1.0, 2.0], 2), Reduction::Mean).unwrap_err().to_string();
-    assert!(err.contains("mse_loss") && err.contains("[2, 2]") && err.contains("[2]"), "{err}");
+    assert_eq!(
+        mse_loss(&a, &b, Reduction::Sum).unwrap().item().unwrap(),
+        14.0
+    );
+    assert_eq!(
+        values(&mse_loss(&a, &b, Reduction::None).unwrap()),
+        [1.0, 0.0, 4.0, 9.0]
+    );
+    let err = mse_loss(&a, &tensor(&[1.0, 2.0], 2), Reduction::Mean)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("mse_loss") && err.contains("[2, 2]") && err.contains("[2]"),
+        "{err}"
+    );
 }
 
 #[test]
 fn mse_loss_gradcheck_f64() {
     manual_seed(10);
-    check_gradients(|x| mse_loss(&x[0], &x[1], Reduction::Mean), &[randn((3, 4)), randn((3, 4))]);
+    check_gradients(
+        |x| mse_loss(&x[0], &x[1], Reduction::Mean),
+        &[randn((3, 4)), randn((3, 4))],
+    );
 }
 
 /// The textbook formula, fine for moderate logits.
@@ -329,14 +498,20 @@ fn naive_bce(x: f64, y: f64) -> f64 {
 fn bce_with_logits_matches_the_textbook_formula() {
     let (xs, ys) = ([0.3, -1.2, 2.5, 0.0], [1.0, 0.0, 0.3, 0.5]);
     let x = param(tensor(&xs, 4).data());
-    let loss = binary_cross_entropy_with_logits(&x, &tensor(&ys, 4), Reduction::None, None).unwrap();
+    let loss =
+        binary_cross_entropy_with_logits(&x, &tensor(&ys, 4), Reduction::None, None).unwrap();
     let expected: Vec<f64> = xs.iter().zip(&ys).map(|(&x, &y)| naive_bce(x, y)).collect();
     assert_close(&values(&loss), &expected, 1e-15, 1e-13);
     loss.sum_all().unwrap().backward().unwrap();
     // ∂/∂x = σ(x) − y, also exactly at x = 0.
-    let expected: Vec<f64> = xs.iter().zip(&ys).map(|(&x, &y)| 1.0 / (1.0 + (-x).exp()) - y).collect();
+    let expected: Vec<f64> = xs
+        .iter()
+        .zip(&ys)
+        .map(|(&x, &y)| 1.0 / (1.0 + (-x).exp()) - y)
+        .collect();
     assert_close(&values(&x.grad().unwrap()), &expected, 1e-15, 1e-13);
-    let mean = binary_cross_entropy_with_logits(&x, &tensor(&ys, 4), Reduction::Mean, None).unwrap();
+    let mean =
+        binary_cross_entropy_with_logits(&x, &tensor(&ys, 4), Reduction::Mean, None).unwrap();
     assert!((mean.item().unwrap() - values(&loss).iter().sum::<f64>() / 4.0).abs() < 1e-15);
 }
 
@@ -347,17 +522,31 @@ fn bce_with_logits_is_stable_for_huge_logits() {
     let loss = binary_cross_entropy_with_logits(&x, &y, Reduction::None, None).unwrap();
     let l = values(&loss);
     // Confidently right: e⁻¹⁰⁰ (not 0, not NaN); confidently wrong: 800.
-    assert!((l[0] - (-100f64).exp()).abs() < 1e-50 && (l[1] - (-100f64).exp()).abs() < 1e-50, "{l:?}");
+    assert!(
+        (l[0] - (-100f64).exp()).abs() < 1e-50 && (l[1] - (-100f64).exp()).abs() < 1e-50,
+        "{l:?}"
+    );
     assert_eq!(&l[2..], [800.0, 800.0]);
     loss.sum_all().unwrap().backward().unwrap();
-    assert_close(&values(&x.grad().unwrap()), &[0.0, 0.0, 1.0, -1.0], 1e-40, 0.0);
+    assert_close(
+        &values(&x.grad().unwrap()),
+        &[0.0, 0.0, 1.0, -1.0],
+        1e-40,
+        0.0,
+    );
 }
 
 #[test]
 fn bce_with_logits_pos_weight_scales_the_positive_term() {
     let (xs, ys, pw) = ([0.4, -0.7, 1.1, 0.2], [1.0, 0.0, 1.0, 0.6], [3.0, 0.5]);
     let x = tensor(&xs, (2, 2));
-    let loss = binary_cross_entropy_with_logits(&x, &tensor(&ys, (2, 2)), Reduction::None, Some(&tensor(&pw, 2))).unwrap();
+    let loss = binary_cross_entropy_with_logits(
+        &x,
+        &tensor(&ys, (2, 2)),
+        Reduction::None,
+        Some(&tensor(&pw, 2)),
+    )
+    .unwrap();
     let expected: Vec<f64> = (0..4)
         .map(|i| {
             let s = 1.0 / (1.0 + (-xs[i]).exp());
@@ -371,7 +560,10 @@ fn bce_with_logits_pos_weight_scales_the_positive_term() {
 fn bce_with_logits_gradcheck_f64() {
     manual_seed(11);
     let y = Tensor::from_raw(randn((3, 4)).sigmoid().unwrap());
-    check_gradients(|x| binary_cross_entropy_with_logits(&x[0], &y, Reduction::Mean, None), &[randn((3, 4))]);
+    check_gradients(
+        |x| binary_cross_entropy_with_logits(&x[0], &y, Reduction::Mean, None),
+        &[randn((3, 4))],
+    );
     // Gradients for logits, target and pos_weight together.
     let y_raw = randn((3, 4)).sigmoid().unwrap();
     let pw_raw = randn(4).abs().unwrap().add_scalar(0.5).unwrap();

@@ -6,8 +6,8 @@ mod common;
 use chapter_02::{manual_seed, DType, Tensor as RawTensor};
 use chapter_03::{Result, Tensor};
 use chapter_05::{
-    BatchNorm1d, Buffer, Dropout, LayerNorm, Linear, Module, ModuleExt, ModuleList, ParameterList, ReLU,
-    Sequential, Slot, StateDictExt, TrainingFlag, Visit,
+    BatchNorm1d, Buffer, Dropout, LayerNorm, Linear, Module, ModuleExt, ModuleList, ParameterList,
+    ReLU, Sequential, Slot, StateDictExt, TrainingFlag, Visit,
 };
 use common::*;
 use std::sync::Arc;
@@ -92,9 +92,17 @@ fn derive_names_nested_fields_and_vec_items_with_dots() {
 fn derive_skips_none_options_and_module_skip_fields() {
     let m = model();
     let all = names(&m);
-    assert!(!all.iter().any(|n| n.starts_with("extra") || n.starts_with("cache") || n.starts_with("name")));
-    assert!(m.cache.requires_grad(), "a skipped tensor is still a tensor, just not registered");
-    let with_extra = Model { extra: Some(linear(2, 2)), ..model() };
+    assert!(!all
+        .iter()
+        .any(|n| n.starts_with("extra") || n.starts_with("cache") || n.starts_with("name")));
+    assert!(
+        m.cache.requires_grad(),
+        "a skipped tensor is still a tensor, just not registered"
+    );
+    let with_extra = Model {
+        extra: Some(linear(2, 2)),
+        ..model()
+    };
     assert!(names(&with_extra).contains(&"extra.weight".to_string()));
 }
 
@@ -105,7 +113,11 @@ struct Pair(Linear, #[module(skip)] Linear, Linear);
 fn derive_names_tuple_struct_fields_by_position() {
     let p = Pair(linear(2, 3), linear(3, 3), linear(3, 1));
     assert_eq!(names(&p), ["0.weight", "0.bias", "2.weight", "2.bias"]);
-    assert_eq!(p.1.weight.dims(), [3, 3], "the skipped field is still there");
+    assert_eq!(
+        p.1.weight.dims(),
+        [3, 3],
+        "the skipped field is still there"
+    );
 }
 
 #[derive(Module)]
@@ -119,7 +131,10 @@ struct Stateless;
 
 #[test]
 fn derive_works_for_generic_and_unit_structs() {
-    let w = Wrapper { inner: linear(2, 2), scale: param(RawTensor::ones(1, DType::F64, &cpu()).unwrap()) };
+    let w = Wrapper {
+        inner: linear(2, 2),
+        scale: param(RawTensor::ones(1, DType::F64, &cpu()).unwrap()),
+    };
     assert_eq!(names(&w), ["inner.weight", "inner.bias", "scale"]);
     assert!(names(&Stateless).is_empty());
 }
@@ -166,7 +181,17 @@ fn derive_sorts_what_it_finds_into_parameters_buffers_and_flags() {
     let buffers: Vec<String> = s.named_buffers().into_iter().map(|(n, _)| n).collect();
     assert_eq!(buffers, ["running"]);
     let keys: Vec<String> = s.state_dict().into_keys().collect();
-    assert_eq!(keys, ["boxed.bias", "boxed.weight", "running", "shared.bias", "shared.weight", "weight"]);
+    assert_eq!(
+        keys,
+        [
+            "boxed.bias",
+            "boxed.weight",
+            "running",
+            "shared.bias",
+            "shared.weight",
+            "weight"
+        ]
+    );
 }
 
 #[derive(Module)]
@@ -178,7 +203,10 @@ struct Net {
 
 fn net() -> Net {
     Net {
-        features: Sequential::new().add_layer(linear(3, 3)).add_layer(Dropout::new(0.5).unwrap()).add_layer(ReLU),
+        features: Sequential::new()
+            .add_layer(linear(3, 3))
+            .add_layer(Dropout::new(0.5).unwrap())
+            .add_layer(ReLU),
         blocks: ModuleList::new(vec![model().layers.remove(0)]),
         bn: BatchNorm1d::new(3).unwrap(),
     }
@@ -197,10 +225,20 @@ fn flags(m: &impl Visit) -> Vec<(String, bool)> {
 #[test]
 fn train_eval_reaches_every_nested_dropout_and_batch_norm() {
     let n = net();
-    let expected_names = ["features.1.training", "blocks.0.drop.training", "bn.training"];
+    let expected_names = [
+        "features.1.training",
+        "blocks.0.drop.training",
+        "bn.training",
+    ];
     let all = flags(&n);
-    assert_eq!(all.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), expected_names);
-    assert!(all.iter().all(|(_, on)| *on), "modules start in training mode");
+    assert_eq!(
+        all.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        expected_names
+    );
+    assert!(
+        all.iter().all(|(_, on)| *on),
+        "modules start in training mode"
+    );
     n.eval();
     assert!(flags(&n).iter().all(|(_, on)| !on));
     assert!(!n.bn.training.get() && !n.blocks[0].drop.training.get());
@@ -229,7 +267,12 @@ fn module_zero_grad_forgets_every_gradient() {
     manual_seed(2);
     let m = model();
     let x = Tensor::from_raw(randn((3, 4)));
-    m.forward(&x).unwrap().sum_all().unwrap().backward().unwrap();
+    m.forward(&x)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     assert!(m.parameters().iter().all(|p| p.grad_opt().is_some()));
     m.zero_grad();
     assert!(m.parameters().iter().all(|p| p.grad_opt().is_none()));
@@ -240,6 +283,9 @@ fn module_list_and_parameter_list_name_items_by_position() {
     let list = ModuleList::new(vec![linear(1, 1), linear(1, 1)]);
     assert_eq!(names(&list), ["0.weight", "0.bias", "1.weight", "1.bias"]);
     assert_eq!(list.len(), 2);
-    let params = ParameterList::new(vec![param(RawTensor::ones(1, DType::F64, &cpu()).unwrap()); 3]);
+    let params = ParameterList::new(vec![
+        param(RawTensor::ones(1, DType::F64, &cpu()).unwrap());
+        3
+    ]);
     assert_eq!(names(&params), ["0", "1", "2"]);
 }

@@ -91,7 +91,7 @@ impl Checkpoint {
             .and_then(|b| GeneratorState::from_bytes(&b))
             .ok_or_else(|| corrupt(path, "checkpoint metadata `rng` is not a generator state"))?;
         let model = tensors.iter().filter_map(|(k, v)| k.strip_prefix("model.").map(|n| (n.to_string(), v.clone()))).collect();
-        let optimizer = OptimizerState::from_flat(&tensors, "optim.")?;
+        let optimizer = OptimizerState::from_flat(&tensors, "optim.").map_err(|e| corrupt(path, format!("optimizer state: {e}")))?;
         let extra = meta.iter().filter_map(|(k, v)| k.strip_prefix("extra.").map(|n| (n.to_string(), v.clone()))).collect();
         Ok(Checkpoint {
             model,

@@ -54,6 +54,11 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// Report when test accuracy first reaches this (e.g. 0.98).
     pub target_accuracy: Option<f64>,
+    /// Train at most this many epochs in this call of [`fit`], then return
+    /// with a checkpoint to resume from (the schedule still spans `epochs`).
+    /// A long run can so be trained in parts; `None` trains to the end.
+    #[serde(default)]
+    pub stop_after_epochs: Option<usize>,
 }
 // ANCHOR_END: config
 
@@ -71,6 +76,7 @@ impl Default for TrainConfig {
             seed: 0,
             log_every: 50,
             target_accuracy: None,
+            stop_after_epochs: None,
         }
     }
 }
@@ -205,7 +211,11 @@ pub fn fit(
     let ce = CrossEntropyOptions::default();
     model.train();
 
-    for epoch in first_epoch..config.epochs as u64 {
+    let end_epoch = match config.stop_after_epochs {
+        Some(n) => (first_epoch + n as u64).min(config.epochs as u64),
+        None => config.epochs as u64,
+    };
+    for epoch in first_epoch..end_epoch {
         let bar = progress_bar(steps_per_epoch, epoch, config.epochs, show_progress);
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);

@@ -49,7 +49,9 @@ pub fn derive_module(input: TokenStream) -> TokenStream {
     let skipped = |attrs: &[syn::Attribute]| {
         attrs.iter().any(|a| {
             a.path().is_ident("module")
-                && a.parse_args::<syn::Ident>().map(|i| i == "skip").unwrap_or(false)
+                && a.parse_args::<syn::Ident>()
+                    .map(|i| i == "skip")
+                    .unwrap_or(false)
         })
     };
     let visits = match fields {

@@ -50,7 +50,8 @@ pub fn assert_tensors_close(a: &Tensor, b: &Tensor, atol: f64) {
 
 /// Analytic gradients of `f` agree with central differences (in `f64`).
 pub fn check_gradients(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[RawTensor]) {
-    let report = gradcheck(f, inputs, GradcheckOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let report =
+        gradcheck(f, inputs, GradcheckOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.checked > 0, "gradcheck compared nothing");
 }
 

@@ -75,3 +75,34 @@ pub fn check(env: &CaseEnv<'_>) -> Result<(), Failure> {
     }
     worst(mismatches)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parity::manifest::{Case, Manifest};
+    use crate::parity::{default_fixtures_dir, Precision};
+    use serde_json::json;
+
+    fn run(case: &Case) -> Result<(), Failure> {
+        let dir = default_fixtures_dir();
+        check(&CaseEnv {
+            case,
+            dir: &dir,
+            precision: Precision::F32,
+        })
+    }
+
+    #[test]
+    fn a_different_max_norm_fails_on_the_clipped_gradients_only() {
+        let m = Manifest::load(&default_fixtures_dir().join("manifest.json")).unwrap();
+        let mut c = m.cases.into_iter().find(|c| c.id == "clip_grad_norm_l2").unwrap();
+        run(&c).unwrap();
+        c.args.insert("max_norm".into(), json!(0.9));
+        let err = run(&c).unwrap_err();
+        assert!(err.0.starts_with("clipped_g"), "{err}");
+        assert!(!err.0.contains("total_norm"), "{err}");
+        c.args.insert("norm_type".into(), json!("inf"));
+        let err = run(&c).unwrap_err();
+        assert!(err.0.contains("total_norm"), "{err}");
+    }
+}

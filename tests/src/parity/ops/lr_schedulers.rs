@@ -320,3 +320,59 @@ fn vector(v: Vec<f64>) -> Result<RawTensor, Failure> {
     let n = v.len();
     Ok(RawTensor::from_vec(v, n, &Device::cpu())?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parity::manifest::Manifest;
+    use crate::parity::{default_fixtures_dir, run_suite_with, Coverage};
+    use std::fs;
+
+    /// The shipped fixtures with `lr_schedulers.json` edited by `edit`.
+    fn run_edited(tag: &str, edit: impl FnOnce(&mut Value)) -> Option<String> {
+        let src = default_fixtures_dir();
+        let dir = std::env::temp_dir().join(format!("candle-lr-{tag}-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::copy(src.join("manifest.json"), dir.join("manifest.json")).unwrap();
+        let text = fs::read_to_string(src.join("lr_schedulers.json")).unwrap();
+        let mut json: Value = serde_json::from_str(&text).unwrap();
+        edit(&mut json);
+        fs::write(dir.join("lr_schedulers.json"), json.to_string()).unwrap();
+        let coverage = [Coverage::custom("lr_schedulers", check)];
+        let report = run_suite_with(&dir, Precision::F32, &coverage).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(report.total(), 1);
+        report.outcomes[0].failure.clone()
+    }
+
+    #[test]
+    fn every_scheduler_is_checked_and_a_wrong_value_is_named() {
+        assert_eq!(run_edited("same", |_| {}), None);
+        let f = run_edited("lr", |j| {
+            j["schedulers"][3]["lrs"][7] = Value::from(0.0207);
+        })
+        .unwrap();
+        assert!(f.starts_with("cosine_annealing_lr: lrs[7] = "), "{f}");
+        let f = run_edited("momentum", |j| {
+            j["schedulers"][5]["momentums"][0] = Value::from(0.9);
+        })
+        .unwrap();
+        assert!(f.starts_with("one_cycle_lr: momentums[0] = 0.95 vs 0.9"), "{f}");
+        let f = run_edited("class", |j| {
+            j["schedulers"][0]["scheduler"] = Value::from("CyclicLR");
+        })
+        .unwrap();
+        assert!(f.contains("step_lr: no schedule of chapter 06 implements `CyclicLR`"), "{f}");
+        let m = Manifest::load(&default_fixtures_dir().join("manifest.json")).unwrap();
+        assert!(m.cases.iter().any(|c| c.group == "lr_schedulers"));
+    }
+
+    #[test]
+    fn constant_lr_follows_pytorch_factor_then_base() {
+        let args: Map<String, Value> =
+            serde_json::from_str(r#"{"factor": 0.5, "total_iters": 3}"#).unwrap();
+        let s = schedule_for("ConstantLR", &args, &Map::new()).unwrap();
+        let lrs: Vec<f64> = (0..5).map(|t| s.lr_at(t, 0.2)).collect();
+        assert_eq!(lrs, [0.1, 0.1, 0.1, 0.2, 0.2]);
+    }
+}

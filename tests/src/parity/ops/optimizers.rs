@@ -225,3 +225,52 @@ impl Hyper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parity::manifest::Manifest;
+    use crate::parity::{default_fixtures_dir, Precision};
+    use serde_json::json;
+
+    fn case(id: &str) -> Case {
+        let m = Manifest::load(&default_fixtures_dir().join("manifest.json")).unwrap();
+        m.cases.into_iter().find(|c| c.id == id).unwrap()
+    }
+
+    fn run(case: &Case, precision: Precision) -> Result<(), Failure> {
+        let dir = default_fixtures_dir();
+        check(&CaseEnv {
+            case,
+            dir: &dir,
+            precision,
+        })
+    }
+
+    #[test]
+    fn a_wrong_hyper_parameter_makes_the_trajectory_fail() {
+        let mut c = case("sgd_momentum");
+        run(&c, Precision::F64).unwrap();
+        c.args.insert("momentum".into(), json!(0.8));
+        let err = run(&c, Precision::F64).unwrap_err();
+        // The first step (buffer = gradient) does not see the momentum.
+        assert!(err.0.starts_with("params[") && !err.0.starts_with("params[0]"), "{err}");
+        let mut c = case("adamw");
+        c.args.insert("amsgrad".into(), json!(true));
+        c.args.insert("maximize".into(), json!(true));
+        assert!(run(&c, Precision::F32).is_err());
+    }
+
+    #[test]
+    fn an_argument_without_counterpart_fails_instead_of_being_ignored() {
+        let mut c = case("rmsprop");
+        c.args.insert("lookahead".into(), json!(5));
+        c.args.insert("foreach".into(), json!(true));
+        let err = run(&c, Precision::F32).unwrap_err();
+        assert!(err.0.contains("lookahead") && !err.0.contains("foreach"), "{err}");
+        let mut c = case("adagrad");
+        c.op = "torch.optim.NAdam".into();
+        let err = run(&c, Precision::F32).unwrap_err();
+        assert!(err.0.contains("torch.optim.NAdam"), "{err}");
+    }
+}

@@ -1,0 +1,185 @@
+//! Exercises for the optimiser and schedule sections. Each test is ignored
+//! until you fill in the `todo!()`s above it; run one with
+//!
+//! ```text
+//! cargo test -p chapter-06 --test exercises_training -- --ignored lion
+//! ```
+
+mod exercises_training {
+    use chapter_03::{Device, RawTensor, Result, Tensor};
+    use chapter_06::{
+        CosineAnnealingLr, LrSchedule, Optimizer, OptimizerState, ParamGroup, Scheduler, Sgd,
+        SgdConfig,
+    };
+    use std::f64::consts::PI;
+
+    // ---------------------------------------------------------------------
+    // Exercise 1: the Lion optimiser (Chen et al., 2023, "Symbolic Discovery
+    // of Optimization Algorithms"). With momentum m (zero at first):
+    //
+    //     c = β₁m + (1 − β₁)g          the direction: an interpolation
+    //     p ← p(1 − ηλ) − η·sign(c)    every coordinate moves by exactly η
+    //     m ← β₂m + (1 − β₂)g          the momentum, with a slower β₂
+    //
+    // Implement `Optimizer` for `Lion`, state dict included. Hint: follow
+    // `Adam` in src/optim/adam.rs; for sign(c), compare with zero
+    // (`RawTensor::cmp_scalar`) and pick ±1 with `where_cond`.
+    // ---------------------------------------------------------------------
+
+    #[derive(Debug, Clone, Copy)]
+    pub struct LionConfig {
+        pub lr: f64,
+        pub betas: (f64, f64),
+        pub weight_decay: f64,
+    }
+
+    pub struct Lion {
+        pub groups: Vec<ParamGroup<LionConfig>>,
+        /// The momentum of each group's parameters.
+        pub momentum: Vec<Vec<Option<RawTensor>>>,
+    }
+
+    impl Lion {
+        pub fn new(params: Vec<Tensor>, config: LionConfig) -> Lion {
+            let momentum = vec![vec![None; params.len()]];
+            Lion {
+                groups: vec![ParamGroup { params, config }],
+                momentum,
+            }
+        }
+    }
+
+    impl Optimizer for Lion {
+        fn step(&mut self) -> Result<()> {
+            todo!(
+                "Lion's update for {} group(s) with {} momentum list(s)",
+                self.groups.len(),
+                self.momentum.len()
+            )
+        }
+        fn zero_grad(&self) {
+            for g in &self.groups {
+                for p in &g.params {
+                    p.zero_grad();
+                }
+            }
+        }
+        fn learning_rates(&self) -> Vec<f64> {
+            self.groups.iter().map(|g| g.config.lr).collect()
+        }
+        fn set_learning_rates(&mut self, lrs: &[f64]) {
+            for (g, &lr) in self.groups.iter_mut().zip(lrs) {
+                g.config.lr = lr;
+            }
+        }
+        fn state_dict(&self) -> Result<OptimizerState> {
+            todo!("save each momentum tensor and each group's lr")
+        }
+        fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
+            todo!("restore what state_dict saved: {} tensors", state.tensors.len())
+        }
+    }
+
+    fn param(v: &[f64]) -> Tensor {
+        Tensor::param(RawTensor::from_vec(v.to_vec(), v.len(), &Device::cpu()).unwrap()).unwrap()
+    }
+
+    fn set_grad(p: &Tensor, g: &[f64]) {
+        let g = RawTensor::from_vec(g.to_vec(), g.len(), &Device::cpu()).unwrap();
+        p.set_grad(Some(Tensor::from_raw(g)));
+    }
+
+    #[test]
+    #[ignore = "exercise: implement the Lion optimiser (step, state_dict, load_state_dict)"]
+    fn lion_moves_every_coordinate_by_exactly_lr() {
+        let config = LionConfig { lr: 0.1, betas: (0.9, 0.99), weight_decay: 0.0 };
+        let p = param(&[1.0, 1.0, 1.0]);
+        let mut lion = Lion::new(vec![p.clone()], config);
+        set_grad(&p, &[1e-6, -3.0, 200.0]);
+        lion.step().unwrap();
+        assert_eq!(p.data().to_vec::<f64>().unwrap(), [0.9, 1.1, 0.9]);
+        // Step 2: m = 0.01·g₁; with g₂ = (−1, 1, −1): c = 0.9m + 0.1g₂ has
+        // the sign of g₂ in the first coordinate (0.9·1e-8 − 0.1 < 0), but
+        // not in the third (0.9·2 − 0.1 > 0): the momentum wins there.
+        set_grad(&p, &[-1.0, 1.0, -1.0]);
+        lion.step().unwrap();
+        let got = p.data().to_vec::<f64>().unwrap();
+        let want = [1.0, 1.0, 0.8];
+        assert!(got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{got:?}");
+    }
+
+    #[test]
+    #[ignore = "exercise: implement the Lion optimiser (step, state_dict, load_state_dict)"]
+    fn lion_decoupled_weight_decay_and_state_dict() {
+        let config = LionConfig { lr: 0.1, betas: (0.9, 0.99), weight_decay: 0.5 };
+        let p = param(&[2.0]);
+        let mut lion = Lion::new(vec![p.clone()], config);
+        set_grad(&p, &[1.0]);
+        lion.step().unwrap();
+        // p(1 − ηλ) − η·sign(c) = 2·0.95 − 0.1
+        assert!((p.data().to_vec::<f64>().unwrap()[0] - 1.8).abs() < 1e-12);
+        // A fresh Lion that loads the state continues identically.
+        let state = lion.state_dict().unwrap();
+        let q = param(&p.data().to_vec::<f64>().unwrap());
+        let mut fresh = Lion::new(vec![q.clone()], config);
+        fresh.load_state_dict(&state).unwrap();
+        for (opt, t) in [(&mut lion as &mut dyn Optimizer, &p), (&mut fresh, &q)] {
+            set_grad(t, &[-0.05]);
+            opt.step().unwrap();
+        }
+        assert_eq!(p.data().to_vec::<f64>().unwrap(), q.data().to_vec::<f64>().unwrap());
+    }
+
+    // ---------------------------------------------------------------------
+    // Exercise 2: cosine annealing with warm restarts (SGDR, Loshchilov &
+    // Hutter, 2017; PyTorch's CosineAnnealingWarmRestarts). The first cycle
+    // lasts T₀ steps, each next one T_mult times longer; inside a cycle, at
+    // step t_cur of T_i,
+    //
+    //     η = η_min + (η₀ − η_min)(1 + cos(π·t_cur/T_i))/2
+    //
+    // and at the start of each cycle the rate jumps back to η₀.
+    // ---------------------------------------------------------------------
+
+    pub struct CosineWarmRestarts {
+        pub t_0: usize,
+        pub t_mult: usize,
+        pub eta_min: f64,
+    }
+
+    impl LrSchedule for CosineWarmRestarts {
+        fn lr_at(&self, t: usize, base_lr: f64) -> f64 {
+            todo!(
+                "lr at step {t} from {base_lr}: find the cycle (T₀ = {}, T_mult = {}), then anneal to {}",
+                self.t_0,
+                self.t_mult,
+                self.eta_min
+            )
+        }
+    }
+
+    #[test]
+    #[ignore = "exercise: implement cosine annealing with warm restarts"]
+    fn cosine_warm_restarts_jump_back_at_the_start_of_each_longer_cycle() {
+        let s = CosineWarmRestarts { t_0: 2, t_mult: 2, eta_min: 0.0 };
+        let c = |t_cur: f64, t_i: f64| (1.0 + (PI * t_cur / t_i).cos()) / 2.0;
+        // Cycles of 2, 4 and 8 steps start at steps 0, 2 and 6.
+        let expected = [c(0.0, 2.0), c(1.0, 2.0), 1.0, c(1.0, 4.0), c(2.0, 4.0), c(3.0, 4.0), 1.0, c(1.0, 8.0)];
+        for (t, want) in expected.iter().enumerate() {
+            assert!((s.lr_at(t, 1.0) - want).abs() < 1e-12, "step {t}");
+        }
+        // With T_mult = 1 each cycle is one CosineAnnealingLr over T₀ steps.
+        let flat = CosineWarmRestarts { t_0: 5, t_mult: 1, eta_min: 0.01 };
+        let one = CosineAnnealingLr { t_max: 5, eta_min: 0.01 };
+        for t in 0..20 {
+            assert!((flat.lr_at(t, 0.3) - one.lr_at(t % 5, 0.3)).abs() < 1e-12, "step {t}");
+        }
+        // It drives an optimiser through a Scheduler like any schedule.
+        let mut sgd = Sgd::new(vec![param(&[0.0])], SgdConfig::new(1.0)).unwrap();
+        let mut scheduler = Scheduler::new(s, &mut sgd);
+        for _ in 0..2 {
+            scheduler.step(&mut sgd);
+        }
+        assert_eq!(sgd.learning_rates(), [1.0]);
+    }
+}
