@@ -72,7 +72,10 @@ impl Notebook {
             .pointer("/metadata/kernelspec/name")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let raw_cells = doc.get("cells").and_then(Value::as_array).ok_or("no `cells` list")?;
+        let raw_cells = doc
+            .get("cells")
+            .and_then(Value::as_array)
+            .ok_or("no `cells` list")?;
         let mut cells = Vec::with_capacity(raw_cells.len());
         for (i, cell) in raw_cells.iter().enumerate() {
             let number = i + 1;
@@ -87,25 +90,37 @@ impl Notebook {
                 Some(Value::Array(lines)) => {
                     let mut s = String::new();
                     for line in lines {
-                        s.push_str(
-                            line.as_str()
-                                .ok_or_else(|| format!("cell {number}: a source line is not a string"))?,
-                        );
+                        s.push_str(line.as_str().ok_or_else(|| {
+                            format!("cell {number}: a source line is not a string")
+                        })?);
                     }
                     s
                 }
-                _ => return Err(format!("cell {number}: no `source` string or list of lines")),
+                _ => {
+                    return Err(format!(
+                        "cell {number}: no `source` string or list of lines"
+                    ))
+                }
             };
             let output_bytes = match cell.get("outputs") {
-                Some(Value::Array(outputs)) if !outputs.is_empty() => serde_json::to_string(outputs)
-                    .map(|s| s.len())
-                    .unwrap_or(0),
+                Some(Value::Array(outputs)) if !outputs.is_empty() => {
+                    serde_json::to_string(outputs).map(|s| s.len()).unwrap_or(0)
+                }
                 _ => 0,
             };
             let execution_count = cell.get("execution_count").and_then(Value::as_u64);
-            cells.push(Cell { kind, source, output_bytes, execution_count });
+            cells.push(Cell {
+                kind,
+                source,
+                output_bytes,
+                execution_count,
+            });
         }
-        Ok(Notebook { nbformat, kernel, cells })
+        Ok(Notebook {
+            nbformat,
+            kernel,
+            cells,
+        })
     }
 
     /// Reads and parses an `.ipynb` file; errors name the file.
@@ -188,15 +203,31 @@ pub fn split_cell(source: &str) -> EvcxrCell {
     for (i, line) in source.split_inclusive('\n').enumerate() {
         let text = line.trim_end_matches(['\n', '\r']);
         if let Some(shell) = text.strip_prefix('!') {
-            commands.push(EvcxrCommand { name: "!".into(), args: Some(shell.trim().to_owned()), line: i + 1 });
+            commands.push(EvcxrCommand {
+                name: "!".into(),
+                args: Some(shell.trim().to_owned()),
+                line: i + 1,
+            });
         } else if let Some((name, args)) = parse_command_line(text) {
-            commands.push(EvcxrCommand { name, args, line: i + 1 });
+            commands.push(EvcxrCommand {
+                name,
+                args,
+                line: i + 1,
+            });
         } else if !(text.starts_with("//") || text.trim().is_empty()) {
-            return EvcxrCell { commands, code: source[offset..].to_owned(), code_line: i + 1 };
+            return EvcxrCell {
+                commands,
+                code: source[offset..].to_owned(),
+                code_line: i + 1,
+            };
         }
         offset += line.len();
     }
-    EvcxrCell { commands, code: String::new(), code_line: source.lines().count() + 1 }
+    EvcxrCell {
+        commands,
+        code: String::new(),
+        code_line: source.lines().count() + 1,
+    }
 }
 
 /// A dependency from a `:dep` line: `name = spec`, `spec` being TOML (a
@@ -229,27 +260,47 @@ pub fn parse_dep(args: &str, base: &Path) -> Result<Dependency, String> {
     if name.starts_with('.') || name.starts_with('/') {
         let dir = base.join(&name);
         let package = package_name(&dir.join("Cargo.toml"))?;
-        let spec = format!("{{ path = \"{}\" }}", toml_escape(&absolute(&dir).to_string_lossy()));
-        return Ok(Dependency { name: package, spec });
+        let spec = format!(
+            "{{ path = \"{}\" }}",
+            toml_escape(&absolute(&dir).to_string_lossy())
+        );
+        return Ok(Dependency {
+            name: package,
+            spec,
+        });
     }
     if spec.is_empty() {
-        return Ok(Dependency { name, spec: "\"*\"".into() });
+        return Ok(Dependency {
+            name,
+            spec: "\"*\"".into(),
+        });
     }
-    Ok(Dependency { name, spec: absolutize_path(&spec, base) })
+    Ok(Dependency {
+        name,
+        spec: absolutize_path(&spec, base),
+    })
 }
 
 /// Rewrites `path = "rel"` in a TOML dependency spec to an absolute path
 /// (relative to `base`); other specs come back unchanged.
 pub fn absolutize_path(spec: &str, base: &Path) -> String {
-    let Some(key) = find_path_key(spec) else { return spec.to_owned() };
+    let Some(key) = find_path_key(spec) else {
+        return spec.to_owned();
+    };
     let after_key = &spec[key + "path".len()..];
-    let Some(eq) = after_key.find('=') else { return spec.to_owned() };
+    let Some(eq) = after_key.find('=') else {
+        return spec.to_owned();
+    };
     if !after_key[..eq].trim().is_empty() {
         return spec.to_owned();
     }
     let value = after_key[eq + 1..].trim_start();
-    let Some(quoted) = value.strip_prefix('"') else { return spec.to_owned() };
-    let Some(close) = quoted.find('"') else { return spec.to_owned() };
+    let Some(quoted) = value.strip_prefix('"') else {
+        return spec.to_owned();
+    };
+    let Some(close) = quoted.find('"') else {
+        return spec.to_owned();
+    };
     let path = Path::new(&quoted[..close]);
     if path.is_absolute() {
         return spec.to_owned();
@@ -285,7 +336,8 @@ fn toml_escape(s: &str) -> String {
 
 /// The `name` of the `[package]` in a `Cargo.toml`.
 fn package_name(manifest: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let text =
+        std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
     let mut in_package = false;
     for line in text.lines() {
         let line = line.trim();
@@ -387,7 +439,11 @@ fn lex(code: &str) -> Result<Vec<Token>, String> {
         }
         if c == b'"' {
             i = skip_string(b, i)?;
-            out.push(Token { tok: Tok::Literal, start, end: i });
+            out.push(Token {
+                tok: Tok::Literal,
+                start,
+                end: i,
+            });
             continue;
         }
         if c == b'\'' {
@@ -395,27 +451,46 @@ fn lex(code: &str) -> Result<Vec<Token>, String> {
             // lifetime / loop label ('a).
             if b.get(i + 1) == Some(&b'\\') {
                 i = skip_char(b, i)?;
-                out.push(Token { tok: Tok::Literal, start, end: i });
+                out.push(Token {
+                    tok: Tok::Literal,
+                    start,
+                    end: i,
+                });
                 continue;
             }
             let next_char_len = code[i + 1..].chars().next().map_or(0, char::len_utf8);
             if next_char_len > 0 && b.get(i + 1 + next_char_len) == Some(&b'\'') {
                 i += 2 + next_char_len;
-                out.push(Token { tok: Tok::Literal, start, end: i });
+                out.push(Token {
+                    tok: Tok::Literal,
+                    start,
+                    end: i,
+                });
                 continue;
             }
             i += 1;
             while i < n && is_ident(b[i]) {
                 i += 1;
             }
-            out.push(Token { tok: Tok::Lifetime, start, end: i });
+            out.push(Token {
+                tok: Tok::Lifetime,
+                start,
+                end: i,
+            });
             continue;
         }
         if c.is_ascii_digit() {
-            while i < n && (is_ident(b[i]) || (b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))) {
+            while i < n
+                && (is_ident(b[i])
+                    || (b[i] == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit)))
+            {
                 i += 1;
             }
-            out.push(Token { tok: Tok::Literal, start, end: i });
+            out.push(Token {
+                tok: Tok::Literal,
+                start,
+                end: i,
+            });
             continue;
         }
         if is_ident_start(c) {
@@ -428,7 +503,11 @@ fn lex(code: &str) -> Result<Vec<Token>, String> {
             if matches!(word, "r" | "br" | "cr") && matches!(next, Some(b'"') | Some(b'#')) {
                 if let Some(end) = skip_raw_string(b, i) {
                     i = end;
-                    out.push(Token { tok: Tok::Literal, start, end: i });
+                    out.push(Token {
+                        tok: Tok::Literal,
+                        start,
+                        end: i,
+                    });
                     continue;
                 }
                 if word == "r" && next == Some(b'#') {
@@ -437,21 +516,37 @@ fn lex(code: &str) -> Result<Vec<Token>, String> {
                     while i < n && is_ident(b[i]) {
                         i += 1;
                     }
-                    out.push(Token { tok: Tok::Ident(code[start + 2..i].to_owned()), start, end: i });
+                    out.push(Token {
+                        tok: Tok::Ident(code[start + 2..i].to_owned()),
+                        start,
+                        end: i,
+                    });
                     continue;
                 }
             }
             if matches!(word, "b" | "c") && next == Some(b'"') {
                 i = skip_string(b, i)?;
-                out.push(Token { tok: Tok::Literal, start, end: i });
+                out.push(Token {
+                    tok: Tok::Literal,
+                    start,
+                    end: i,
+                });
                 continue;
             }
             if word == "b" && next == Some(b'\'') {
                 i = skip_char(b, i)?;
-                out.push(Token { tok: Tok::Literal, start, end: i });
+                out.push(Token {
+                    tok: Tok::Literal,
+                    start,
+                    end: i,
+                });
                 continue;
             }
-            out.push(Token { tok: Tok::Ident(word.to_owned()), start, end: i });
+            out.push(Token {
+                tok: Tok::Ident(word.to_owned()),
+                start,
+                end: i,
+            });
             continue;
         }
         let ch = code[i..].chars().next().unwrap_or(' ');
@@ -506,7 +601,14 @@ fn skip_raw_string(b: &[u8], mut i: usize) -> Option<usize> {
     }
     i += 1;
     while i < b.len() {
-        if b[i] == b'"' && b[i + 1..].iter().take(hashes).filter(|&&c| c == b'#').count() == hashes {
+        if b[i] == b'"'
+            && b[i + 1..]
+                .iter()
+                .take(hashes)
+                .filter(|&&c| c == b'#')
+                .count()
+                == hashes
+        {
             return Some(i + 1 + hashes);
         }
         i += 1;
@@ -515,8 +617,20 @@ fn skip_raw_string(b: &[u8], mut i: usize) -> Option<usize> {
 }
 
 const ITEM_KEYWORDS: &[&str] = &[
-    "fn", "struct", "enum", "union", "trait", "impl", "mod", "use", "extern", "type", "const", "static",
-    "macro_rules", "pub",
+    "fn",
+    "struct",
+    "enum",
+    "union",
+    "trait",
+    "impl",
+    "mod",
+    "use",
+    "extern",
+    "type",
+    "const",
+    "static",
+    "macro_rules",
+    "pub",
 ];
 
 /// How a statement that starts at `toks[0]` ends.
@@ -562,20 +676,31 @@ fn classify(toks: &[Token]) -> (StatementKind, Ending) {
     let second = toks.get(k + 1).map(|t| &t.tok);
     match first {
         Some("let") => (StatementKind::Let, Ending::Semicolon),
-        Some("unsafe" | "async") if matches!(second, Some(Tok::Open('{'))) || ident(toks.get(k + 1)) == Some("move") => {
+        Some("unsafe" | "async")
+            if matches!(second, Some(Tok::Open('{'))) || ident(toks.get(k + 1)) == Some("move") =>
+        {
             (StatementKind::Expr, Ending::SemicolonOrBlock)
         }
         Some("unsafe" | "async") => (StatementKind::Item, Ending::SemicolonOrBlock),
-        Some(word) if ITEM_KEYWORDS.contains(&word) => (StatementKind::Item, Ending::SemicolonOrBlock),
-        Some("if" | "match" | "for" | "while" | "loop") => (StatementKind::Expr, Ending::SemicolonOrBlock),
+        Some(word) if ITEM_KEYWORDS.contains(&word) => {
+            (StatementKind::Item, Ending::SemicolonOrBlock)
+        }
+        Some("if" | "match" | "for" | "while" | "loop") => {
+            (StatementKind::Expr, Ending::SemicolonOrBlock)
+        }
         // `name! { ... }`: a macro called with braces ends at its `}`.
-        Some(_) if second == Some(&Tok::Punct('!')) && toks.get(k + 2).is_some_and(|t| t.tok == Tok::Open('{')) => {
+        Some(_)
+            if second == Some(&Tok::Punct('!'))
+                && toks.get(k + 2).is_some_and(|t| t.tok == Tok::Open('{')) =>
+        {
             (StatementKind::Expr, Ending::SemicolonOrBlock)
         }
         _ => match toks.get(k).map(|t| &t.tok) {
             Some(Tok::Open('{')) => (StatementKind::Expr, Ending::SemicolonOrBlock),
             // A loop label: `'outer: for ...`.
-            Some(Tok::Lifetime) if second == Some(&Tok::Punct(':')) => (StatementKind::Expr, Ending::SemicolonOrBlock),
+            Some(Tok::Lifetime) if second == Some(&Tok::Punct(':')) => {
+                (StatementKind::Expr, Ending::SemicolonOrBlock)
+            }
             _ => (StatementKind::Expr, Ending::Semicolon),
         },
     }
@@ -601,14 +726,19 @@ pub fn split_statements(code: &str) -> Result<Vec<Statement>, String> {
             match toks[j].tok {
                 Tok::Open(c) => depth.push(c),
                 Tok::Close(c) => {
-                    let open = depth.pop().ok_or_else(|| format!("unmatched `{c}` at byte {}", toks[j].start))?;
+                    let open = depth
+                        .pop()
+                        .ok_or_else(|| format!("unmatched `{c}` at byte {}", toks[j].start))?;
                     let expected = match open {
                         '(' => ')',
                         '[' => ']',
                         _ => '}',
                     };
                     if c != expected {
-                        return Err(format!("`{open}` closed by `{c}` at byte {}", toks[j].start));
+                        return Err(format!(
+                            "`{open}` closed by `{c}` at byte {}",
+                            toks[j].start
+                        ));
                     }
                     if c == '}' && depth.is_empty() && ending == Ending::SemicolonOrBlock {
                         let next = toks.get(j + 1).map(|t| &t.tok);
@@ -636,7 +766,12 @@ pub fn split_statements(code: &str) -> Result<Vec<Statement>, String> {
             return Err(format!("unclosed `{}`", depth[depth.len() - 1]));
         }
         let (last, has_semicolon) = end.unwrap_or((toks.len() - 1, false));
-        statements.push(Statement { start: toks[s].start, end: toks[last].end, kind, has_semicolon });
+        statements.push(Statement {
+            start: toks[s].start,
+            end: toks[last].end,
+            kind,
+            has_semicolon,
+        });
         s = last + 1;
     }
     Ok(statements)
@@ -679,7 +814,10 @@ impl Program {
         for line in output.lines() {
             out.push_str(line);
             if let Some(pos) = line.find("src/main.rs:") {
-                let digits: String = line[pos + "src/main.rs:".len()..].chars().take_while(char::is_ascii_digit).collect();
+                let digits: String = line[pos + "src/main.rs:".len()..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
                 if let Some((cell, cell_line)) = digits.parse().ok().and_then(|l| self.locate(l)) {
                     let _ = write!(out, "   [{notebook}, cell {cell}, line {cell_line}]");
                 }
@@ -718,7 +856,8 @@ pub fn program_from(notebook: &Notebook, base: &Path, name: &str) -> Result<Prog
         for command in &evcxr.commands {
             if command.name == ":dep" {
                 let args = command.args.as_deref().unwrap_or("");
-                let dep = parse_dep(args, base).map_err(|e| format!("cell {number}, line {}: {e}", command.line))?;
+                let dep = parse_dep(args, base)
+                    .map_err(|e| format!("cell {number}, line {}: {e}", command.line))?;
                 dependencies.retain(|d| d.name != dep.name);
                 dependencies.push(dep);
             }
@@ -741,7 +880,11 @@ pub fn program_from(notebook: &Notebook, base: &Path, name: &str) -> Result<Prog
         push(&mut main_rs, &code, Some((number, evcxr.code_line)));
     }
     push(&mut main_rs, "    Ok(())\n}", None);
-    Ok(Program { main_rs, dependencies, line_map })
+    Ok(Program {
+        main_rs,
+        dependencies,
+        line_map,
+    })
 }
 
 /// The `Cargo.toml` of the generated crate. Edition 2024, as evcxr compiles
@@ -761,8 +904,16 @@ pub fn cargo_toml(package: &str, dependencies: &[Dependency]) -> String {
 
 /// A valid package name for the notebook `stem`: `notebook-06-mlp-mnist`.
 pub fn package_name_for(stem: &str) -> String {
-    let clean: String =
-        stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     format!("notebook-{clean}")
 }
 
@@ -773,8 +924,14 @@ pub fn package_name_for(stem: &str) -> String {
 pub fn write_check_crate(path: &Path, dir: &Path, lock: Option<&Path>) -> Result<Program, String> {
     let notebook = Notebook::read(path)?;
     let base = absolute(path.parent().unwrap_or(Path::new(".")));
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let program = program_from(&notebook, &base, &format!("notebooks/{file_name}"))
         .map_err(|e| format!("{}: {e}", path.display()))?;
     write_crate(dir, &package_name_for(&stem), &program, lock)?;
@@ -782,11 +939,20 @@ pub fn write_check_crate(path: &Path, dir: &Path, lock: Option<&Path>) -> Result
 }
 
 /// Writes `program` as the crate `package` in `dir`.
-pub fn write_crate(dir: &Path, package: &str, program: &Program, lock: Option<&Path>) -> Result<(), String> {
+pub fn write_crate(
+    dir: &Path,
+    package: &str,
+    program: &Program,
+    lock: Option<&Path>,
+) -> Result<(), String> {
     let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     let src = dir.join("src");
     std::fs::create_dir_all(&src).map_err(|e| io(&src, e))?;
-    write_if_changed(&dir.join("Cargo.toml"), &cargo_toml(package, &program.dependencies)).map_err(|e| io(dir, e))?;
+    write_if_changed(
+        &dir.join("Cargo.toml"),
+        &cargo_toml(package, &program.dependencies),
+    )
+    .map_err(|e| io(dir, e))?;
     write_if_changed(&src.join("main.rs"), &program.main_rs).map_err(|e| io(&src, e))?;
     if let Some(lock) = lock.filter(|l| l.is_file()) {
         let text = std::fs::read_to_string(lock).map_err(|e| io(lock, e))?;
@@ -816,7 +982,14 @@ pub fn cargo_binary() -> PathBuf {
 /// its target folder. On failure returns cargo's output.
 pub fn cargo_check(dir: &Path, target_dir: &Path) -> Result<(), String> {
     let output = Command::new(cargo_binary())
-        .args(["check", "--offline", "--quiet", "--color", "never", "--manifest-path"])
+        .args([
+            "check",
+            "--offline",
+            "--quiet",
+            "--color",
+            "never",
+            "--manifest-path",
+        ])
         .arg(dir.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target_dir)
         .output()
@@ -838,7 +1011,13 @@ pub fn cargo_check(dir: &Path, target_dir: &Path) -> Result<(), String> {
 pub fn check_root(workspace: &Path) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { workspace.join(t) })
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                workspace.join(t)
+            }
+        })
         .unwrap_or_else(|| workspace.join("target"));
     target.join("notebook-check")
 }
@@ -847,10 +1026,16 @@ pub fn check_root(workspace: &Path) -> PathBuf {
 /// compiler's output with notebook locations.
 pub fn check_notebook(path: &Path, workspace: &Path) -> Result<(), String> {
     let root = check_root(workspace);
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let dir = root.join(&stem);
     let program = write_check_crate(path, &dir, Some(&workspace.join("Cargo.lock")))?;
-    let file_name = path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     cargo_check(&dir, &root.join("target")).map_err(|out| {
         format!(
             "notebooks/{file_name} does not compile (generated crate: {}):\n{}",

@@ -11,8 +11,8 @@
 //! held in memory.
 
 use candle_tests::notebooks::{
-    self, final_expression, notebook_paths, parse_dep, program_from, split_cell, split_statements, CellKind,
-    Notebook, StatementKind,
+    self, final_expression, notebook_paths, parse_dep, program_from, split_cell, split_statements,
+    CellKind, Notebook, StatementKind,
 };
 use candle_tests::workspace_root;
 use std::path::{Path, PathBuf};
@@ -23,15 +23,21 @@ const MAX_OUTPUT_BYTES: usize = 20_000;
 
 fn workspace_notebooks() -> Vec<PathBuf> {
     let paths = notebook_paths(&workspace_root().join("notebooks"));
-    assert!(!paths.is_empty(), "no notebooks/*.ipynb under {}", workspace_root().display());
+    assert!(
+        !paths.is_empty(),
+        "no notebooks/*.ipynb under {}",
+        workspace_root().display()
+    );
     paths
 }
 
 #[test]
 fn every_notebook_compiles_against_candle_lib() {
     let root = workspace_root();
-    let failures: Vec<String> =
-        workspace_notebooks().iter().filter_map(|path| notebooks::check_notebook(path, &root).err()).collect();
+    let failures: Vec<String> = workspace_notebooks()
+        .iter()
+        .filter_map(|path| notebooks::check_notebook(path, &root).err())
+        .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
@@ -46,7 +52,11 @@ fn every_notebook_is_nbformat_4_for_the_rust_kernel() {
             "{}: metadata.kernelspec.name must be evcxr's `rust`",
             path.display()
         );
-        assert!(notebook.cells.iter().any(|c| c.kind == CellKind::Markdown), "{}: no markdown cell", path.display());
+        assert!(
+            notebook.cells.iter().any(|c| c.kind == CellKind::Markdown),
+            "{}: no markdown cell",
+            path.display()
+        );
     }
 }
 
@@ -101,7 +111,8 @@ fn notebook_json(cells: &[(&str, &str)]) -> String {
         .iter()
         .map(|(kind, source)| {
             let lines: Vec<String> = source.split_inclusive('\n').map(str::to_owned).collect();
-            let mut cell = serde_json::json!({ "cell_type": kind, "metadata": {}, "source": lines });
+            let mut cell =
+                serde_json::json!({ "cell_type": kind, "metadata": {}, "source": lines });
             if *kind == "code" {
                 cell["outputs"] = serde_json::json!([]);
                 cell["execution_count"] = serde_json::Value::Null;
@@ -129,12 +140,17 @@ fn extraction_reads_source_as_a_string_or_a_list_of_lines() {
     .unwrap();
     assert_eq!(as_string.cells[0].source, "let a = 1;");
     assert_eq!(as_string.kernel, None);
-    assert!(Notebook::parse(r#"{"cells": []}"#).is_err(), "a document without nbformat is not a notebook");
+    assert!(
+        Notebook::parse(r#"{"cells": []}"#).is_err(),
+        "a document without nbformat is not a notebook"
+    );
 }
 
 #[test]
 fn extraction_separates_evcxr_commands_from_rust() {
-    let cell = split_cell(":cache 500\n\n// a comment\n:dep rand = \"0.9\"\nlet x = 1;\n:not_a_command_now");
+    let cell = split_cell(
+        ":cache 500\n\n// a comment\n:dep rand = \"0.9\"\nlet x = 1;\n:not_a_command_now",
+    );
     let names: Vec<&str> = cell.commands.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, [":cache", ":dep"]);
     assert_eq!(cell.commands[1].args.as_deref(), Some("rand = \"0.9\""));
@@ -163,33 +179,65 @@ fn extraction_parses_dep_lines_and_makes_paths_absolute() {
     )
     .unwrap();
     assert_eq!(with_features.name, "plotters");
-    assert_eq!(with_features.spec, r#"{ version = "0.3.7", default-features = false, features = ["evcxr"] }"#);
+    assert_eq!(
+        with_features.spec,
+        r#"{ version = "0.3.7", default-features = false, features = ["evcxr"] }"#
+    );
 
     assert_eq!(parse_dep("regex", &base).unwrap().spec, "\"*\"");
     assert_eq!(parse_dep(r#"regex="1""#, &base).unwrap().spec, "\"1\"");
     // `:dep ../candle-lib`: a local crate by path; the name comes from its Cargo.toml.
     let local = parse_dep("../candle-lib", &base).unwrap();
     assert_eq!(local.name, "candle-lib");
-    assert!(local.spec.contains(&expected.display().to_string()), "{}", local.spec);
+    assert!(
+        local.spec.contains(&expected.display().to_string()),
+        "{}",
+        local.spec
+    );
     assert!(parse_dep("regex 1", &base).is_err());
 }
 
 #[test]
 fn extraction_finds_statements_and_the_final_expression() {
     let kinds = |code: &str| -> Vec<(StatementKind, bool)> {
-        split_statements(code).unwrap().iter().map(|s| (s.kind, s.has_semicolon)).collect()
+        split_statements(code)
+            .unwrap()
+            .iter()
+            .map(|s| (s.kind, s.has_semicolon))
+            .collect()
     };
     use StatementKind::{Expr, Item, Let};
     assert_eq!(kinds("let a = 1;\na + 1"), [(Let, true), (Expr, false)]);
-    assert_eq!(kinds("use std::{fmt, io};\nfn f() -> u8 { 1 }\nf()"), [(Item, true), (Item, false), (Expr, false)]);
+    assert_eq!(
+        kinds("use std::{fmt, io};\nfn f() -> u8 { 1 }\nf()"),
+        [(Item, true), (Item, false), (Expr, false)]
+    );
     // Block-like expressions end at their `}`; `else` continues an `if`.
-    assert_eq!(kinds("for i in 0..3 { }\nif a { 1 } else { 2 }"), [(Expr, false), (Expr, false)]);
-    assert_eq!(kinds("#[derive(Debug)]\nstruct S { a: u8 }\nS { a: 1 }"), [(Item, false), (Expr, false)]);
+    assert_eq!(
+        kinds("for i in 0..3 { }\nif a { 1 } else { 2 }"),
+        [(Expr, false), (Expr, false)]
+    );
+    assert_eq!(
+        kinds("#[derive(Debug)]\nstruct S { a: u8 }\nS { a: 1 }"),
+        [(Item, false), (Expr, false)]
+    );
     // Braces, `;` and quotes inside strings, chars and comments are not code.
     let tricky = "let s = \"}; {\"; // }\nlet c = '{'; /* ; } */ let r = r#\"\"}\"#;\nlet l: &'static str = s;\ns";
-    assert_eq!(kinds(tricky), [(Let, true), (Let, true), (Let, true), (Let, true), (Expr, false)]);
+    assert_eq!(
+        kinds(tricky),
+        [
+            (Let, true),
+            (Let, true),
+            (Let, true),
+            (Let, true),
+            (Expr, false)
+        ]
+    );
     // A closure body with `;` inside an expression.
-    assert_eq!(kinds("v.iter().for_each(|x| { let y = x; });\nv"), [(Expr, true), (Expr, false)]);
+    assert_eq!(
+        kinds("v.iter().for_each(|x| { let y = x; });\nv"),
+        [(Expr, true), (Expr, false)]
+    );
 
     let code = "let v = vec![1];\nv.len() // shown\n";
     let expr = final_expression(code).unwrap().unwrap();
@@ -205,26 +253,51 @@ fn extraction_puts_cells_in_one_main_and_borrows_the_displayed_expression() {
     let json = notebook_json(&[
         ("markdown", "# Title\nnot code"),
         ("code", ":cache 500"),
-        ("code", ":dep candle-lib = { path = \"../candle-lib\" }\nuse std::collections::BTreeMap;"),
+        (
+            "code",
+            ":dep candle-lib = { path = \"../candle-lib\" }\nuse std::collections::BTreeMap;",
+        ),
         ("code", "let v = vec![1, 2, 3];\nv"),
-        ("code", "fn total(v: &[i32]) -> i32 { v.iter().sum() }\nlet t = total(&v);\nt"),
+        (
+            "code",
+            "fn total(v: &[i32]) -> i32 { v.iter().sum() }\nlet t = total(&v);\nt",
+        ),
     ]);
     let notebook = Notebook::parse(&json).unwrap();
-    let program = program_from(&notebook, &workspace_root().join("notebooks"), "test.ipynb").unwrap();
+    let program =
+        program_from(&notebook, &workspace_root().join("notebooks"), "test.ipynb").unwrap();
     assert_eq!(program.dependencies.len(), 1);
     assert_eq!(program.dependencies[0].name, "candle-lib");
     let main = &program.main_rs;
-    assert!(main.contains("fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {"));
-    assert!(main.contains("let _ = &(v);"), "the displayed `v` is borrowed, not moved:\n{main}");
+    assert!(main.contains(
+        "fn main() -> ::std::result::Result<(), ::std::boxed::Box<dyn ::std::error::Error>> {"
+    ));
+    assert!(
+        main.contains("let _ = &(v);"),
+        "the displayed `v` is borrowed, not moved:\n{main}"
+    );
     assert!(main.contains("let _ = &(t);"), "{main}");
-    assert!(!main.contains(":cache") && !main.contains(":dep") && !main.contains("# Title"), "{main}");
+    assert!(
+        !main.contains(":cache") && !main.contains(":dep") && !main.contains("# Title"),
+        "{main}"
+    );
     let first = main.find("let v = vec!").unwrap();
-    assert!(first < main.find("fn total").unwrap(), "cells stay in order");
+    assert!(
+        first < main.find("fn total").unwrap(),
+        "cells stay in order"
+    );
     // Lines map back to cells: `let t = ...` is line 2 of cell 5.
-    let line = main.lines().position(|l| l.starts_with("let t = total")).unwrap() + 1;
+    let line = main
+        .lines()
+        .position(|l| l.starts_with("let t = total"))
+        .unwrap()
+        + 1;
     assert_eq!(program.locate(line), Some((5, 2)));
     let annotated = program.annotate(&format!("  --> src/main.rs:{line}:9"), "test.ipynb");
-    assert!(annotated.contains("[test.ipynb, cell 5, line 2]"), "{annotated}");
+    assert!(
+        annotated.contains("[test.ipynb, cell 5, line 2]"),
+        "{annotated}"
+    );
 }
 
 /// Compiles generated programs for real (no dependencies: a second each): a
@@ -251,8 +324,15 @@ fn extraction_output_compiles_and_errors_point_at_the_cell() {
     if let Err(out) = check("good", &good) {
         panic!("a valid notebook did not compile:\n{out}");
     }
-    let bad = [("code", "let a: u8 = 1;"), ("markdown", "text"), ("code", "let b = 2;\nlet c: String = a;")];
+    let bad = [
+        ("code", "let a: u8 = 1;"),
+        ("markdown", "text"),
+        ("code", "let b = 2;\nlet c: String = a;"),
+    ];
     let out = check("bad", &bad).expect_err("a type error must fail the check");
     assert!(out.contains("mismatched types"), "{out}");
-    assert!(out.contains("[bad, cell 3, line 2]"), "the error names the cell and line:\n{out}");
+    assert!(
+        out.contains("[bad, cell 3, line 2]"),
+        "the error names the cell and line:\n{out}"
+    );
 }

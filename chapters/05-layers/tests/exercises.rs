@@ -24,6 +24,7 @@ use common::*;
 // `weight`/`bias` of shape [C]. One group is LayerNorm over [C, *]; C groups
 // is InstanceNorm. Hint: reshape to [N, G, C/G·L] and reuse `layer_norm`.
 
+// ANCHOR: exercise_group_norm
 #[derive(Module)]
 pub struct GroupNorm {
     pub num_groups: usize,
@@ -44,6 +45,7 @@ impl Module for GroupNorm {
         todo!("exercise: normalise over each group of channels, then scale and shift per channel")
     }
 }
+// ANCHOR_END: exercise_group_norm
 
 #[test]
 #[ignore = "exercise: implement GroupNorm"]
@@ -75,6 +77,7 @@ fn exercise_group_norm_with_one_group_is_layer_norm_over_channels_and_positions(
 // gradient past `f` unchanged. As a generic module, its parameters are the
 // inner module's, named `inner.*`.
 
+// ANCHOR: exercise_residual
 #[derive(Module)]
 pub struct Residual<M: Module> {
     pub inner: M,
@@ -85,6 +88,7 @@ impl<M: Module> Module for Residual<M> {
         todo!("exercise: x + inner(x)")
     }
 }
+// ANCHOR_END: exercise_residual
 
 #[test]
 #[ignore = "exercise: implement Residual"]
@@ -113,9 +117,11 @@ fn exercise_residual_adds_the_input_to_the_inner_output() {
 // probability of the target class, averaged over the batch. Easy examples
 // (p_t near 1) are down-weighted; with γ = 0 it is cross entropy.
 
+// ANCHOR: exercise_focal_loss
 pub fn focal_loss(_logits: &Tensor, _target: &Tensor, _gamma: f64) -> Result<Tensor> {
     todo!("exercise: −(1 − p_t)^γ · log p_t, averaged")
 }
+// ANCHOR_END: exercise_focal_loss
 
 #[test]
 #[ignore = "exercise: implement focal_loss"]
@@ -136,9 +142,11 @@ fn exercise_focal_loss_with_gamma_zero_is_cross_entropy() {
 // name and shape match, leave the rest of the model as it is, and return
 // the names that were missing from the dict and the unexpected ones.
 
+// ANCHOR: exercise_load_matching
 pub fn load_matching(_model: &impl ModuleExt, _dict: &StateDict) -> (Vec<String>, Vec<String>) {
     todo!("exercise: visit the model, copy what matches, report the rest")
 }
+// ANCHOR_END: exercise_load_matching
 
 #[test]
 #[ignore = "exercise: implement load_matching"]

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 type DynError = Box<dyn Error>;
 
+/// `(epoch, edges, counts)` of one recorded histogram.
+type HistogramRef<'a> = (u64, &'a Vec<f64>, &'a Vec<u64>);
+
 /// A named line: `(x, y)` points.
 pub type Series = (String, Vec<(f64, f64)>);
 
@@ -178,7 +181,7 @@ where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
-    let mut by_name: BTreeMap<&str, Vec<(u64, &Vec<f64>, &Vec<u64>)>> = BTreeMap::new();
+    let mut by_name: BTreeMap<&str, Vec<HistogramRef<'_>>> = BTreeMap::new();
     for r in records {
         if let Record::Histogram { epoch, name, edges, counts, .. } = r {
             by_name.entry(name.as_str()).or_default().push((*epoch, edges, counts));

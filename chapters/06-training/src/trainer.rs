@@ -177,6 +177,7 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> chapter_02::Error {
 /// Trains `model` on `train`, evaluating on `test` after every epoch,
 /// writing metrics and a checkpoint into `run`. With `resume`, it first
 /// restores the run's checkpoint and continues after its last epoch.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     model: &dyn Module,
     train: &DataLoader,

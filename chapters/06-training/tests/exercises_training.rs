@@ -51,9 +51,9 @@ mod exercises_training {
 
     impl Optimizer for Lion {
         fn step(&mut self) -> Result<()> {
+            let LionConfig { lr, betas, weight_decay } = self.groups[0].config;
             todo!(
-                "Lion's update for {} group(s) with {} momentum list(s)",
-                self.groups.len(),
+                "Lion's update (η = {lr}, β = {betas:?}, λ = {weight_decay}) of {} momentum list(s)",
                 self.momentum.len()
             )
         }

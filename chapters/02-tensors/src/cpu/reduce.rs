@@ -69,6 +69,36 @@ fn sum_lanes<T: ReduceElem>(x: &[T]) -> T {
 }
 // ANCHOR_END: sum_slice
 
+/// The largest (or smallest) element of a contiguous slice, with eight
+/// independent lanes so the compiler can use SIMD compares. NaNs are
+/// tracked on the side (a NaN anywhere makes the result NaN, as in PyTorch),
+/// which keeps the inner loop free of unpredictable branches.
+fn extreme_slice<T: ReduceElem>(x: &[T], wins: impl Fn(T, T) -> bool) -> T {
+    let mut acc = [x[0]; 8];
+    let mut nan = false;
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            nan |= c[i].is_nan();
+            acc[i] = if wins(c[i], acc[i]) { c[i] } else { acc[i] };
+        }
+    }
+    if let Some(&v) = x.iter().find(|v| nan && v.is_nan()) {
+        return v;
+    }
+    let mut best = acc[0];
+    for &v in acc[1..].iter().chain(rest) {
+        if v.is_nan() {
+            return v;
+        }
+        if wins(v, best) {
+            best = v;
+        }
+    }
+    best
+}
+
 /// `a` replaces `best` when it is larger (or smaller), or NaN: like PyTorch,
 /// a NaN anywhere makes the max NaN.
 #[inline(always)]
@@ -151,6 +181,19 @@ fn reduce_typed<T: ReduceElem>(
                 let is_max = op == ReduceOp::Max;
                 let mut best: Option<T> = None;
                 for_each_row([&block_layout], |[o], len, [s]| {
+                    if s == 1 && len > 0 {
+                        let v = if is_max {
+                            extreme_slice(&x[o..o + len], |a, b| a > b)
+                        } else {
+                            extreme_slice(&x[o..o + len], |a, b| a < b)
+                        };
+                        best = match best {
+                            None => Some(v),
+                            Some(b) if better(v, b, is_max) => Some(v),
+                            keep => keep,
+                        };
+                        return;
+                    }
                     for i in 0..len {
                         let v = x[o + i * s];
                         best = match best {
