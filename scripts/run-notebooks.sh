@@ -64,7 +64,7 @@ mkdir -p "$out"
 # working directory (so `:dep candle-lib = { path = "../candle-lib" }` and
 # data/ are found), then checks every code cell's outputs.
 read -r -d '' runner <<'PY' || true
-import sys, time, traceback
+import re, sys, time, traceback
 from pathlib import Path
 
 import nbformat
@@ -72,6 +72,15 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, DeadKernelError, CellTimeoutError
 
 path, out_dir, timeout = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+ansi = re.compile(r"\x1b\[[0-9;]*m")
+
+def say(message, file=sys.stdout):
+    print(f"run-notebooks: {message}", file=file, flush=True)
+
+def where(index):
+    lines = nb.cells[index].source.strip().splitlines()
+    return f"{path.name}, cell {index + 1} ({lines[0] if lines else ''!r})"
+
 nb = nbformat.read(path, as_version=4)
 nbformat.validate(nb)
 client = NotebookClient(
@@ -81,22 +90,12 @@ client = NotebookClient(
     resources={"metadata": {"path": str(path.parent.resolve())}},
 )
 
-def cell_label(index):
-    return f"{path.name}, cell {index + 1}"
-
-def first_line(cell):
-    text = cell.source.strip().splitlines()
-    return text[0] if text else ""
-
 problems = []
 started = time.monotonic()
 try:
     client.execute()
-except CellExecutionError as error:
-    index = next((i for i, c in enumerate(nb.cells)
-                  if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
-    where = cell_label(index) + f" ({first_line(nb.cells[index])!r})" if index is not None else path.name
-    problems.append(f"{where}: the cell failed:\n{error}")
+except CellExecutionError:
+    pass  # the cell's error output is reported below
 except (DeadKernelError, CellTimeoutError) as error:
     problems.append(f"{path.name}: {type(error).__name__}: {error}")
 except Exception:
@@ -104,20 +103,27 @@ except Exception:
 elapsed = time.monotonic() - started
 
 for index, cell in enumerate(nb.cells):
-    if cell.cell_type != "code" or "allow-stderr" in cell.metadata.get("tags", []):
+    if cell.cell_type != "code":
+        continue
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            text = "\n".join(output.get("traceback") or []) or output.get("evalue", "")
+            problems.append(f"{where(index)} failed:\n{ansi.sub('', text).rstrip()}")
+    if "allow-stderr" in cell.metadata.get("tags", []):
         continue
     stderr = "".join(o.get("text", "") for o in cell.get("outputs", [])
                      if o.get("output_type") == "stream" and o.get("name") == "stderr")
     if stderr.strip():
-        kind = "panicked" if "panicked at" in stderr else "wrote to stderr (a `?` error or a panic)"
-        problems.append(f"{cell_label(index)} ({first_line(cell)!r}) {kind}:\n{stderr.rstrip()}")
+        kind = "panicked" if "panicked at" in stderr else "wrote to stderr (an error from `?`, or a panic)"
+        problems.append(f"{where(index)} {kind}:\n{ansi.sub('', stderr).rstrip()}")
 
 nbformat.write(nb, out_dir / path.name)
-print(f"{elapsed:.1f}")
 if problems:
-    for p in problems:
-        print(f"FAILED {p}", file=sys.stderr)
+    for problem in problems:
+        say(f"error: {problem}", file=sys.stderr)
+    say(f"FAILED  {path.name} after {elapsed:.1f} s", file=sys.stderr)
     sys.exit(1)
+say(f"ok      {path.name} in {elapsed:.1f} s")
 PY
 
 failed=()
@@ -125,10 +131,7 @@ total_start=$SECONDS
 for notebook in "${notebooks[@]}"; do
   name="$(basename "$notebook")"
   say "running $name (cell timeout ${timeout} s)"
-  if seconds="$("$venv/bin/python" -c "$runner" "$notebook" "$out" "$timeout")"; then
-    say "ok      $name in ${seconds} s"
-  else
-    say "FAILED  $name${seconds:+ after ${seconds} s}" >&2
+  if ! "$venv/bin/python" -c "$runner" "$notebook" "$out" "$timeout"; then
     failed+=("$name")
   fi
 done

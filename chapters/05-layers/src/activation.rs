@@ -2,10 +2,11 @@
 //! between the layers they separate.
 //!
 //! The math (and each derivative) lives in chapter 04's `ElementwiseOps`;
-//! these structs only hold the constants (`slope`, `beta`, `dim`) and
+//! these structs only hold the constants (a slope, `β`, a dimension) and
 //! forward to it. They hold no parameters, so `#[derive(Module)]` generates
-//! an empty visit. The names are PyTorch's (`ReLU`, `GELU`, `SiLU`), so a
-//! model reads the same in both.
+//! an empty visit. The names and the constructors are PyTorch's:
+//! `LeakyReLU(0.2)` is `nn.LeakyReLU(0.2)` (`LeakyReLU::new(0.2)` works too),
+//! and `Default` gives PyTorch's default arguments.
 //!
 //! [`Sequential`]: crate::Sequential
 
@@ -20,6 +21,12 @@ use chapter_05_derive::Module as DeriveModule;
 #[derive(DeriveModule, Debug, Clone, Copy, Default)]
 pub struct ReLU;
 
+impl ReLU {
+    pub fn new() -> Self {
+        ReLU
+    }
+}
+
 impl Module for ReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.relu()
@@ -27,34 +34,39 @@ impl Module for ReLU {
 }
 // ANCHOR_END: relu
 
-/// `x` for `x > 0`, `negative_slope · x` otherwise (PyTorch default `0.01`):
-/// a ReLU whose negative side still passes a little gradient.
+/// `x` for `x > 0`, `slope · x` otherwise, with the negative slope as the
+/// field (PyTorch's default `0.01`): a ReLU whose negative side still passes
+/// a little gradient.
 #[derive(DeriveModule, Debug, Clone, Copy)]
-pub struct LeakyReLU {
-    pub negative_slope: f64,
-}
+pub struct LeakyReLU(pub f64);
 
 impl LeakyReLU {
     pub fn new(negative_slope: f64) -> Self {
-        LeakyReLU { negative_slope }
+        LeakyReLU(negative_slope)
     }
 }
 
 impl Default for LeakyReLU {
     fn default() -> Self {
-        LeakyReLU::new(0.01)
+        LeakyReLU(0.01)
     }
 }
 
 impl Module for LeakyReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.leaky_relu(self.negative_slope)
+        x.leaky_relu(self.0)
     }
 }
 
 /// `σ(x) = 1/(1 + e⁻ˣ)`, squashing into `(0, 1)`.
 #[derive(DeriveModule, Debug, Clone, Copy, Default)]
 pub struct Sigmoid;
+
+impl Sigmoid {
+    pub fn new() -> Self {
+        Sigmoid
+    }
+}
 
 impl Module for Sigmoid {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -66,42 +78,68 @@ impl Module for Sigmoid {
 #[derive(DeriveModule, Debug, Clone, Copy, Default)]
 pub struct Tanh;
 
+impl Tanh {
+    pub fn new() -> Self {
+        Tanh
+    }
+}
+
 impl Module for Tanh {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.tanh()
     }
 }
 
-/// Which formula [`GELU`] uses.
+/// Which formula [`GELU`] uses (PyTorch's `approximate=` argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GeluApproximation {
-    /// The exact `x·Φ(x)` with the normal CDF `Φ` (PyTorch's default, `"none"`).
+    /// The exact `x·Φ(x)` with the normal CDF `Φ` (`"none"`, the default).
     #[default]
     None,
-    /// `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`, GPT-2's (`"tanh"`).
+    /// `½x(1 + tanh(√(2/π)(x + 0.044715x³)))` (`"tanh"`), GPT-2's.
     Tanh,
+}
+
+impl std::str::FromStr for GeluApproximation {
+    type Err = chapter_02::Error;
+    /// PyTorch's spelling: `"none"` or `"tanh"`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(GeluApproximation::None),
+            "tanh" => Ok(GeluApproximation::Tanh),
+            other => Err(chapter_02::Error::invalid(
+                "GELU",
+                format!("approximate must be \"none\" or \"tanh\", got {other:?}"),
+            )),
+        }
+    }
 }
 
 // ANCHOR: gelu
 /// The Gaussian error linear unit, `x·Φ(x)`: the input weighted by the
 /// probability that a standard normal variable is below it. Smooth where
-/// ReLU has a kink; the activation of BERT and GPT.
+/// ReLU has a kink; the activation of BERT and GPT. `GELU::default()` is the
+/// exact form, `GELU::tanh()` GPT-2's approximation.
 #[allow(clippy::upper_case_acronyms)] // PyTorch's name.
 #[derive(DeriveModule, Debug, Clone, Copy, Default)]
-pub struct GELU {
-    #[module(skip)]
-    pub approximate: GeluApproximation,
-}
+pub struct GELU(#[module(skip)] pub GeluApproximation);
 
 impl GELU {
     pub fn new(approximate: GeluApproximation) -> Self {
-        GELU { approximate }
+        GELU(approximate)
+    }
+    /// The tanh approximation.
+    pub fn tanh() -> Self {
+        GELU(GeluApproximation::Tanh)
+    }
+    pub fn approximate(&self) -> GeluApproximation {
+        self.0
     }
 }
 
 impl Module for GELU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self.approximate {
+        match self.0 {
             GeluApproximation::None => x.gelu(),
             GeluApproximation::Tanh => x.gelu_tanh(),
         }
@@ -113,53 +151,60 @@ impl Module for GELU {
 #[derive(DeriveModule, Debug, Clone, Copy, Default)]
 pub struct SiLU;
 
+impl SiLU {
+    pub fn new() -> Self {
+        SiLU
+    }
+}
+
 impl Module for SiLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.silu()
     }
 }
 
-/// `ln(1 + e^(βx))/β`, a smooth ReLU; linear where `βx > threshold`
-/// (PyTorch defaults `β = 1`, `threshold = 20`).
+/// `ln(1 + e^(βx))/β`, a smooth ReLU; linear where `βx > threshold`.
+/// Fields `(beta, threshold)`, PyTorch's defaults `(1, 20)`.
 #[derive(DeriveModule, Debug, Clone, Copy)]
-pub struct Softplus {
-    pub beta: f64,
-    pub threshold: f64,
-}
+pub struct Softplus(pub f64, pub f64);
 
 impl Softplus {
     pub fn new(beta: f64, threshold: f64) -> Self {
-        Softplus { beta, threshold }
+        Softplus(beta, threshold)
+    }
+    pub fn beta(&self) -> f64 {
+        self.0
+    }
+    pub fn threshold(&self) -> f64 {
+        self.1
     }
 }
 
 impl Default for Softplus {
     fn default() -> Self {
-        Softplus::new(1.0, 20.0)
+        Softplus(1.0, 20.0)
     }
 }
 
 impl Module for Softplus {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.softplus(self.beta, self.threshold)
+        x.softplus(self.0, self.1)
     }
 }
 
-/// `exp(xᵢ) / Σⱼ exp(xⱼ)` along `dim` (negative counts from the end):
-/// turns scores into a probability distribution.
+/// `exp(xᵢ) / Σⱼ exp(xⱼ)` along the dimension in the field (negative counts
+/// from the end): turns scores into a probability distribution.
 #[derive(DeriveModule, Debug, Clone, Copy)]
-pub struct Softmax {
-    pub dim: i64,
-}
+pub struct Softmax(pub i64);
 
 impl Softmax {
     pub fn new(dim: i64) -> Self {
-        Softmax { dim }
+        Softmax(dim)
     }
 }
 
 impl Module for Softmax {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.softmax(self.dim)
+        x.softmax(self.0)
     }
 }

@@ -172,7 +172,7 @@ impl Default for CrossEntropyOptions {
 
 // ANCHOR: cross_entropy_op
 /// Cross entropy of logit rows `x: [M, C]` against a target distribution
-/// `T: [M, C]` built from the labels (see [`target_distribution`]):
+/// `T: [M, C]` built from the labels (see `target_distribution` below):
 ///
 /// `ℓᵢ = −Σⱼ Tᵢⱼ · log pᵢⱼ`,  `log pᵢⱼ = xᵢⱼ − mᵢ − log Σₖ exp(xᵢₖ − mᵢ)`
 ///
@@ -426,12 +426,16 @@ pub fn cross_entropy(
 /// (ignored rows pick column 0 and are then multiplied by 0), and autograd
 /// does the rest. `log_softmax` followed by this is the unfused version of
 /// [`cross_entropy`], with the same values and gradients.
+///
+/// `ignore_index` is `Some(i)`, `None`, or just `i` (PyTorch's default is
+/// `-100`).
 pub fn nll_loss(
     log_probs: &Tensor,
     target: &Tensor,
     reduction: Reduction,
-    ignore_index: Option<i64>,
+    ignore_index: impl Into<Option<i64>>,
 ) -> Result<Tensor> {
+    let ignore_index = ignore_index.into();
     check_float(log_probs, "nll_loss")?;
     let dims = log_probs.dims();
     let labels = read_class_targets(target, &dims, ignore_index, "nll_loss")?;

@@ -9,12 +9,12 @@
 //! The arithmetic is one fused [`CustomOp`] per kind, because the backward
 //! pass has a short closed form that a chain of `mean`, `sub`, `pow`, `div`
 //! nodes would compute in a dozen steps (and keep every intermediate alive
-//! for). LayerNorm and BatchNorm share the same op, [`Normalize`]: they are
+//! for). LayerNorm and BatchNorm share the same op, `Normalize`: they are
 //! the same formula over different axes. The learned scale and shift are
 //! ordinary broadcasting `mul`/`add`, whose gradients chapter 03 already
 //! sums back to the parameters' shapes.
 
-use crate::module::{Buffer, Module, TrainingFlag};
+use crate::module::{join_name, Buffer, Module, Slot, TrainingFlag, Visit};
 use chapter_02::{DType, Device, Error, Result, Shape, Tensor as RawTensor};
 use chapter_03::{BackwardCtx, CustomOp, Tensor};
 use chapter_04::prelude::*;
@@ -430,23 +430,38 @@ impl Default for BatchNormConfig {
 /// sample no longer depends on the others in its batch. State dict names
 /// follow PyTorch: `weight`, `bias`, `running_mean`, `running_var`,
 /// `num_batches_tracked`.
-#[derive(DeriveModule)]
 pub struct BatchNorm1d {
-    /// `γ`, shape `[C]`, ones.
+    /// `γ`, shape `[C]`, ones (`None` without `affine`).
     pub weight: Option<Tensor>,
     /// `β`, shape `[C]`, zeros.
     pub bias: Option<Tensor>,
     /// Shape `[C]`, zeros at first.
-    pub running_mean: Option<Buffer>,
+    pub running_mean: Buffer,
     /// Shape `[C]`, ones at first.
-    pub running_var: Option<Buffer>,
+    pub running_var: Buffer,
     /// An `i64` scalar: how many training batches updated the statistics.
-    pub num_batches_tracked: Option<Buffer>,
-    #[module(skip)]
+    pub num_batches_tracked: Buffer,
     pub num_features: usize,
-    #[module(skip)]
     pub config: BatchNormConfig,
     pub training: TrainingFlag,
+}
+
+/// Written by hand rather than derived, for one reason: without
+/// `track_running_stats` the buffers are not part of the layer's state (as
+/// in PyTorch, where they are `None`), so they are not visited.
+impl Visit for BatchNorm1d {
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
+        self.weight.visit(&join_name(prefix, "weight"), f);
+        self.bias.visit(&join_name(prefix, "bias"), f);
+        if self.config.track_running_stats {
+            self.running_mean
+                .visit(&join_name(prefix, "running_mean"), f);
+            self.running_var.visit(&join_name(prefix, "running_var"), f);
+            self.num_batches_tracked
+                .visit(&join_name(prefix, "num_batches_tracked"), f);
+        }
+        self.training.visit(&join_name(prefix, "training"), f);
+    }
 }
 
 impl BatchNorm1d {
@@ -473,36 +488,22 @@ impl BatchNorm1d {
             ),
             false => (None, None),
         };
-        let stats = match config.track_running_stats {
-            true => Some((
-                Buffer::new(RawTensor::zeros(c, dtype, device)?),
-                Buffer::new(RawTensor::ones(c, dtype, device)?),
-                Buffer::new(RawTensor::zeros((), DType::I64, device)?),
-            )),
-            false => None,
-        };
-        let (running_mean, running_var, num_batches_tracked) = match stats {
-            Some((m, v, n)) => (Some(m), Some(v), Some(n)),
-            None => (None, None, None),
-        };
         Ok(BatchNorm1d {
             weight,
             bias,
-            running_mean,
-            running_var,
-            num_batches_tracked,
+            running_mean: Buffer::new(RawTensor::zeros(c, dtype, device)?),
+            running_var: Buffer::new(RawTensor::ones(c, dtype, device)?),
+            num_batches_tracked: Buffer::new(RawTensor::zeros((), DType::I64, device)?),
             num_features,
             config,
             training: TrainingFlag::new(),
         })
     }
 
-    /// The weight of this batch in the running averages: `momentum`, or
-    /// `1/n` for a cumulative average, after counting the batch.
-    fn averaging_factor(&self) -> Result<f64> {
-        let Some(count) = &self.num_batches_tracked else {
-            return Ok(self.config.momentum.unwrap_or(0.0));
-        };
+    /// Counts a training batch and returns its weight in the running
+    /// averages: `momentum`, or `1/n` for a cumulative average.
+    fn count_batch(&self) -> Result<f64> {
+        let count = &self.num_batches_tracked;
         let n = count.get().to_vec_f64()?[0] + 1.0;
         count.set(RawTensor::full(n, (), DType::I64, count.get().device())?)?;
         Ok(self.config.momentum.unwrap_or(1.0 / n))
@@ -533,14 +534,19 @@ impl Module for BatchNorm1d {
                 ),
             ));
         }
-        let momentum = match training && self.running_mean.is_some() {
-            true => self.averaging_factor()?,
+        let tracking = self.config.track_running_stats;
+        let momentum = match training && tracking {
+            true => self.count_batch()?,
             false => 0.0,
+        };
+        let (running_mean, running_var) = match tracking {
+            true => (Some(&self.running_mean), Some(&self.running_var)),
+            false => (None, None),
         };
         batch_norm(
             x,
-            self.running_mean.as_ref(),
-            self.running_var.as_ref(),
+            running_mean,
+            running_var,
             self.weight.as_ref(),
             self.bias.as_ref(),
             training,

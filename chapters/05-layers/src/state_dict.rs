@@ -148,7 +148,7 @@ fn from_view(view: &TensorView<'_>, device: &Device) -> Result<RawTensor, String
 
 // ANCHOR: save_load
 /// Serialises tensors to safetensors bytes (with optional metadata), sealed
-/// with a checksum of the whole file (see [`seal`]).
+/// with a checksum of the whole file (see `seal` below).
 pub fn to_safetensors_bytes(
     tensors: &StateDict,
     metadata: Option<HashMap<String, String>>,

@@ -237,10 +237,7 @@ fn batch_norm_defaults_and_state_dict_names_are_pytorchs() {
         ["running_mean", "running_var", "num_batches_tracked"]
     );
     assert_eq!(bn.named_buffers()[2].1.dtype(), DType::I64);
-    assert_eq!(
-        bn.running_var.as_ref().unwrap().get().to_vec_f64().unwrap(),
-        [1.0; 3]
-    );
+    assert_eq!(bn.running_var.get().to_vec_f64().unwrap(), [1.0; 3]);
     assert!(bn.training.get());
 }
 
@@ -264,14 +261,8 @@ fn batch_norm_updates_running_stats_with_the_unbiased_variance() {
     let bn = bn64(2, Some(0.1));
     bn.forward(&x).unwrap();
     // Channel 0: mean 3, squared deviations 4+1+0+9 = 14, unbiased var 14/3.
-    let rm = bn
-        .running_mean
-        .as_ref()
-        .unwrap()
-        .get()
-        .to_vec_f64()
-        .unwrap();
-    let rv = bn.running_var.as_ref().unwrap().get().to_vec_f64().unwrap();
+    let rm = bn.running_mean.get().to_vec_f64().unwrap();
+    let rv = bn.running_var.get().to_vec_f64().unwrap();
     assert_close(&rm, &[0.1 * 3.0, 0.1 * 30.0], 1e-15, 1e-12);
     assert_close(
         &rv,
@@ -279,13 +270,7 @@ fn batch_norm_updates_running_stats_with_the_unbiased_variance() {
         1e-15,
         1e-12,
     );
-    let count = bn
-        .num_batches_tracked
-        .as_ref()
-        .unwrap()
-        .get()
-        .to_vec::<i64>()
-        .unwrap();
+    let count = bn.num_batches_tracked.get().to_vec::<i64>().unwrap();
     assert_eq!(count, [1]);
     // The output itself used the biased variance 14/4.
     let y = values(&bn.forward(&x).unwrap());
@@ -296,15 +281,9 @@ fn batch_norm_updates_running_stats_with_the_unbiased_variance() {
 fn batch_norm_in_eval_uses_the_running_stats_and_leaves_them_alone() {
     let bn = bn64(2, Some(0.1));
     bn.running_mean
-        .as_ref()
-        .unwrap()
         .set(RawTensor::new(&[1.0f64, -2.0]))
         .unwrap();
-    bn.running_var
-        .as_ref()
-        .unwrap()
-        .set(RawTensor::new(&[4.0f64, 0.25]))
-        .unwrap();
+    bn.running_var.set(RawTensor::new(&[4.0f64, 0.25])).unwrap();
     bn.eval();
     let x = tensor(&[3.0, -1.0, 5.0, -2.5], (2, 2));
     let y = values(&bn.forward(&x).unwrap());
@@ -315,24 +294,8 @@ fn batch_norm_in_eval_uses_the_running_stats_and_leaves_them_alone() {
         1e-14,
         1e-12,
     );
-    assert_eq!(
-        bn.running_mean
-            .as_ref()
-            .unwrap()
-            .get()
-            .to_vec_f64()
-            .unwrap(),
-        [1.0, -2.0]
-    );
-    assert_eq!(
-        bn.num_batches_tracked
-            .as_ref()
-            .unwrap()
-            .get()
-            .to_vec::<i64>()
-            .unwrap(),
-        [0]
-    );
+    assert_eq!(bn.running_mean.get().to_vec_f64().unwrap(), [1.0, -2.0]);
+    assert_eq!(bn.num_batches_tracked.get().to_vec::<i64>().unwrap(), [0]);
 }
 
 #[test]
@@ -342,23 +305,9 @@ fn batch_norm_with_momentum_none_keeps_a_cumulative_average() {
         bn.forward(&tensor(&batch, (2, 1))).unwrap();
     }
     // The plain average of the three batch means 2, 6, 10.
-    let rm = bn
-        .running_mean
-        .as_ref()
-        .unwrap()
-        .get()
-        .to_vec_f64()
-        .unwrap();
+    let rm = bn.running_mean.get().to_vec_f64().unwrap();
     assert_close(&rm, &[6.0], 1e-14, 1e-14);
-    assert_eq!(
-        bn.num_batches_tracked
-            .as_ref()
-            .unwrap()
-            .get()
-            .to_vec::<i64>()
-            .unwrap(),
-        [3]
-    );
+    assert_eq!(bn.num_batches_tracked.get().to_vec::<i64>().unwrap(), [3]);
 }
 
 #[test]
@@ -370,13 +319,7 @@ fn batch_norm_1d_takes_n_c_l_inputs_and_rejects_other_shapes() {
     assert_eq!(y.dims(), [4, 3, 5]);
     // Statistics over N and L together: 20 values per channel.
     let batch_mean = x.mean([0, 2], false).unwrap();
-    let rm = bn
-        .running_mean
-        .as_ref()
-        .unwrap()
-        .get()
-        .to_vec_f64()
-        .unwrap();
+    let rm = bn.running_mean.get().to_vec_f64().unwrap();
     assert_close(
         &rm,
         &values(&batch_mean.affine(0.1, 0.0).unwrap()),

@@ -72,15 +72,7 @@ fn state_dict_round_trips_through_a_safetensors_file() {
     assert!(!same_state(&a.state_dict(), &b.state_dict()));
     b.load(&path).unwrap();
     assert!(same_state(&a.state_dict(), &b.state_dict()));
-    assert_eq!(
-        b.bn.num_batches_tracked
-            .as_ref()
-            .unwrap()
-            .get()
-            .to_vec::<i64>()
-            .unwrap(),
-        [1]
-    );
+    assert_eq!(b.bn.num_batches_tracked.get().to_vec::<i64>().unwrap(), [1]);
     // Loading keeps each parameter's identity (an optimiser holding it sees the new values).
     assert!(b.hidden.weight.requires_grad());
     // Nothing but the file is left in the folder.

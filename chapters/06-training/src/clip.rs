@@ -13,7 +13,7 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> Resu
     if grads.is_empty() {
         return Ok(0.0);
     }
-    let total = if norm_type.is_infinite() {
+    let total = if norm_type == f64::INFINITY {
         let mut m: f64 = 0.0;
         for g in &grads {
             m = m.max(g.data().abs()?.max_all()?.item()?);
@@ -26,7 +26,7 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> Resu
         }
         s.powf(1.0 / norm_type)
     } else {
-        return Err(Error::invalid("clip_grad_norm_", format!("norm_type must be positive, got {norm_type}")));
+        return Err(Error::invalid("clip_grad_norm_", format!("norm_type must be positive (or infinity), got {norm_type}")));
     };
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {

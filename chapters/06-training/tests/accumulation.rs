@@ -67,17 +67,27 @@ mod accumulation {
             let at = step * BATCH;
             // One batch of 32.
             big_opt.zero_grad();
-            let loss = mse_loss(&big.forward(&rows(&x, at, BATCH)).unwrap(), &rows(&y, at, BATCH), Reduction::Mean)
-                .unwrap();
+            let loss = mse_loss(
+                &big.forward(&rows(&x, at, BATCH)).unwrap(),
+                &rows(&y, at, BATCH),
+                Reduction::Mean,
+            )
+            .unwrap();
             loss.backward().unwrap();
 
             // Four micro-batches of 8, each loss divided by 4; backward adds
             // the gradients up; one step at the end.
             small_opt.zero_grad();
             for m in 0..micro_batches {
-                let (xb, yb) = (rows(&x, at + m * MICRO, MICRO), rows(&y, at + m * MICRO, MICRO));
+                let (xb, yb) = (
+                    rows(&x, at + m * MICRO, MICRO),
+                    rows(&y, at + m * MICRO, MICRO),
+                );
                 let loss = mse_loss(&small.forward(&xb).unwrap(), &yb, Reduction::Mean).unwrap();
-                loss.mul_scalar(1.0 / micro_batches as f64).unwrap().backward().unwrap();
+                loss.mul_scalar(1.0 / micro_batches as f64)
+                    .unwrap()
+                    .backward()
+                    .unwrap();
             }
             assert_close(&gradients(&small), &gradients(&big), "gradients");
 
@@ -92,13 +102,20 @@ mod accumulation {
     fn accumulation_without_scaling_gives_a_gradient_4_times_too_large() {
         let (big, x, y) = setup();
         let (small, _, _) = setup();
-        mse_loss(&big.forward(&rows(&x, 0, BATCH)).unwrap(), &rows(&y, 0, BATCH), Reduction::Mean)
-            .unwrap()
-            .backward()
-            .unwrap();
+        mse_loss(
+            &big.forward(&rows(&x, 0, BATCH)).unwrap(),
+            &rows(&y, 0, BATCH),
+            Reduction::Mean,
+        )
+        .unwrap()
+        .backward()
+        .unwrap();
         for m in 0..BATCH / MICRO {
             let (xb, yb) = (rows(&x, m * MICRO, MICRO), rows(&y, m * MICRO, MICRO));
-            mse_loss(&small.forward(&xb).unwrap(), &yb, Reduction::Mean).unwrap().backward().unwrap();
+            mse_loss(&small.forward(&xb).unwrap(), &yb, Reduction::Mean)
+                .unwrap()
+                .backward()
+                .unwrap();
         }
         let four_times: Vec<Vec<f32>> = gradients(&big)
             .iter()

@@ -32,7 +32,10 @@ mod clip {
     }
 
     fn close(a: &[Vec<f64>], b: &[Vec<f64>], tol: f64) -> bool {
-        a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| (x - y).abs() <= tol)
+        a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .all(|(x, y)| (x - y).abs() <= tol)
     }
 
     // ANCHOR: clip_norm
@@ -42,9 +45,12 @@ mod clip {
         let params = params_with_grads(&[&[3.0, 0.0], &[0.0, 4.0]]);
         let total = clip_grad_norm_(&params, 1.0, 2.0).unwrap();
         assert_eq!(total, 5.0); // the norm *before* clipping
-        // Scaled by 1/(5 + 1e-6): same direction, norm just under 1.
+                                // Scaled by 1/(5 + 1e-6): same direction, norm just under 1.
         let scale = 1.0 / (5.0 + 1e-6);
-        assert_eq!(grads(&params), [vec![3.0 * scale, 0.0], vec![0.0, 4.0 * scale]]);
+        assert_eq!(
+            grads(&params),
+            [vec![3.0 * scale, 0.0], vec![0.0, 4.0 * scale]]
+        );
         let after = grad_norm(&params).unwrap();
         assert!(after < 1.0 && after > 1.0 - 1e-6, "{after}");
     }
@@ -57,9 +63,9 @@ mod clip {
         let total = clip_grad_norm_(&params, 2.0, 2.0).unwrap();
         assert!((total - 1.3).abs() < 1e-12);
         assert_eq!(grads(&params), before); // untouched, bit for bit
-        // Exactly at the threshold: the 1e-6 keeps it untouched too... almost:
-        // the coefficient is 1.3/(1.3 + 1e-6) < 1, so PyTorch (and we) scale
-        // by a hair.
+                                            // Exactly at the threshold: the 1e-6 keeps it untouched too... almost:
+                                            // the coefficient is 1.3/(1.3 + 1e-6) < 1, so PyTorch (and we) scale
+                                            // by a hair.
         let total = clip_grad_norm_(&params, 1.3, 2.0).unwrap();
         assert!((total - 1.3).abs() < 1e-12);
         assert!(close(&grads(&params), &before, 1e-6));
@@ -74,7 +80,10 @@ mod clip {
         let expected = [vec![0.5 * s, -2.0 * s], vec![s, 0.25 * s]];
         assert!(close(&grads(&params), &expected, 1e-15));
         // The largest entry is now (just under) max_norm in absolute value.
-        let largest = grads(&params).iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
+        let largest = grads(&params)
+            .iter()
+            .flatten()
+            .fold(0f64, |m, v| m.max(v.abs()));
         assert!(largest <= 1.0 && largest > 1.0 - 1e-6);
     }
 
@@ -84,8 +93,10 @@ mod clip {
         let params = params_with_grads(&[&[1.0, -2.0], &[3.0]]);
         assert!((clip_grad_norm_(&params, 100.0, 1.0).unwrap() - 6.0).abs() < 1e-12);
         // A non-positive norm type is an error, not a silent wrong answer.
-        let err = clip_grad_norm_(&params, 1.0, 0.0).unwrap_err();
-        assert!(err.to_string().contains("norm_type"), "{err}");
+        for bad in [0.0, -2.0, f64::NEG_INFINITY, f64::NAN] {
+            let err = clip_grad_norm_(&params, 1.0, bad).unwrap_err();
+            assert!(err.to_string().contains("norm_type"), "{err}");
+        }
         // Parameters without gradients are skipped; none at all: norm 0.
         let bare = vec![Tensor::param(tensor(&[1.0])).unwrap()];
         assert_eq!(clip_grad_norm_(&bare, 1.0, 2.0).unwrap(), 0.0);

@@ -51,7 +51,11 @@ mod exercises_training {
 
     impl Optimizer for Lion {
         fn step(&mut self) -> Result<()> {
-            let LionConfig { lr, betas, weight_decay } = self.groups[0].config;
+            let LionConfig {
+                lr,
+                betas,
+                weight_decay,
+            } = self.groups[0].config;
             todo!(
                 "Lion's update (η = {lr}, β = {betas:?}, λ = {weight_decay}) of {} momentum list(s)",
                 self.momentum.len()
@@ -76,7 +80,10 @@ mod exercises_training {
             todo!("save each momentum tensor and each group's lr")
         }
         fn load_state_dict(&mut self, state: &OptimizerState) -> Result<()> {
-            todo!("restore what state_dict saved: {} tensors", state.tensors.len())
+            todo!(
+                "restore what state_dict saved: {} tensors",
+                state.tensors.len()
+            )
         }
     }
 
@@ -92,7 +99,11 @@ mod exercises_training {
     #[test]
     #[ignore = "exercise: implement the Lion optimiser (step, state_dict, load_state_dict)"]
     fn lion_moves_every_coordinate_by_exactly_lr() {
-        let config = LionConfig { lr: 0.1, betas: (0.9, 0.99), weight_decay: 0.0 };
+        let config = LionConfig {
+            lr: 0.1,
+            betas: (0.9, 0.99),
+            weight_decay: 0.0,
+        };
         let p = param(&[1.0, 1.0, 1.0]);
         let mut lion = Lion::new(vec![p.clone()], config);
         set_grad(&p, &[1e-6, -3.0, 200.0]);
@@ -105,13 +116,20 @@ mod exercises_training {
         lion.step().unwrap();
         let got = p.data().to_vec::<f64>().unwrap();
         let want = [1.0, 1.0, 0.8];
-        assert!(got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{got:?}");
+        assert!(
+            got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{got:?}"
+        );
     }
 
     #[test]
     #[ignore = "exercise: implement the Lion optimiser (step, state_dict, load_state_dict)"]
     fn lion_decoupled_weight_decay_and_state_dict() {
-        let config = LionConfig { lr: 0.1, betas: (0.9, 0.99), weight_decay: 0.5 };
+        let config = LionConfig {
+            lr: 0.1,
+            betas: (0.9, 0.99),
+            weight_decay: 0.5,
+        };
         let p = param(&[2.0]);
         let mut lion = Lion::new(vec![p.clone()], config);
         set_grad(&p, &[1.0]);
@@ -127,7 +145,10 @@ mod exercises_training {
             set_grad(t, &[-0.05]);
             opt.step().unwrap();
         }
-        assert_eq!(p.data().to_vec::<f64>().unwrap(), q.data().to_vec::<f64>().unwrap());
+        assert_eq!(
+            p.data().to_vec::<f64>().unwrap(),
+            q.data().to_vec::<f64>().unwrap()
+        );
     }
 
     // ---------------------------------------------------------------------
@@ -161,18 +182,41 @@ mod exercises_training {
     #[test]
     #[ignore = "exercise: implement cosine annealing with warm restarts"]
     fn cosine_warm_restarts_jump_back_at_the_start_of_each_longer_cycle() {
-        let s = CosineWarmRestarts { t_0: 2, t_mult: 2, eta_min: 0.0 };
+        let s = CosineWarmRestarts {
+            t_0: 2,
+            t_mult: 2,
+            eta_min: 0.0,
+        };
         let c = |t_cur: f64, t_i: f64| (1.0 + (PI * t_cur / t_i).cos()) / 2.0;
         // Cycles of 2, 4 and 8 steps start at steps 0, 2 and 6.
-        let expected = [c(0.0, 2.0), c(1.0, 2.0), 1.0, c(1.0, 4.0), c(2.0, 4.0), c(3.0, 4.0), 1.0, c(1.0, 8.0)];
+        let expected = [
+            c(0.0, 2.0),
+            c(1.0, 2.0),
+            1.0,
+            c(1.0, 4.0),
+            c(2.0, 4.0),
+            c(3.0, 4.0),
+            1.0,
+            c(1.0, 8.0),
+        ];
         for (t, want) in expected.iter().enumerate() {
             assert!((s.lr_at(t, 1.0) - want).abs() < 1e-12, "step {t}");
         }
         // With T_mult = 1 each cycle is one CosineAnnealingLr over T₀ steps.
-        let flat = CosineWarmRestarts { t_0: 5, t_mult: 1, eta_min: 0.01 };
-        let one = CosineAnnealingLr { t_max: 5, eta_min: 0.01 };
+        let flat = CosineWarmRestarts {
+            t_0: 5,
+            t_mult: 1,
+            eta_min: 0.01,
+        };
+        let one = CosineAnnealingLr {
+            t_max: 5,
+            eta_min: 0.01,
+        };
         for t in 0..20 {
-            assert!((flat.lr_at(t, 0.3) - one.lr_at(t % 5, 0.3)).abs() < 1e-12, "step {t}");
+            assert!(
+                (flat.lr_at(t, 0.3) - one.lr_at(t % 5, 0.3)).abs() < 1e-12,
+                "step {t}"
+            );
         }
         // It drives an optimiser through a Scheduler like any schedule.
         let mut sgd = Sgd::new(vec![param(&[0.0])], SgdConfig::new(1.0)).unwrap();

@@ -65,7 +65,10 @@ mod optim {
     fn assert_at_minimum(p: &Tensor, tol: f64, what: &str) {
         let got = values(p);
         for (x, c) in got.iter().zip(MINIMUM) {
-            assert!((x - c).abs() < tol, "{what}: ended at {got:?}, minimum {MINIMUM:?}");
+            assert!(
+                (x - c).abs() < tol,
+                "{what}: ended at {got:?}, minimum {MINIMUM:?}"
+            );
         }
     }
 
@@ -74,11 +77,18 @@ mod optim {
     fn every_optimizer_converges_on_a_quadratic() {
         type Make = fn(Tensor) -> Box<dyn Optimizer>;
         let cases: [(&str, Make, usize); 9] = [
-            ("sgd", |p| Box::new(Sgd::new(vec![p], SgdConfig::new(0.1)).unwrap()), 200),
+            (
+                "sgd",
+                |p| Box::new(Sgd::new(vec![p], SgdConfig::new(0.1)).unwrap()),
+                200,
+            ),
             (
                 "sgd_momentum",
                 |p| {
-                    let c = SgdConfig { momentum: 0.9, ..SgdConfig::new(0.02) };
+                    let c = SgdConfig {
+                        momentum: 0.9,
+                        ..SgdConfig::new(0.02)
+                    };
                     Box::new(Sgd::new(vec![p], c).unwrap())
                 },
                 300,
@@ -86,16 +96,27 @@ mod optim {
             (
                 "sgd_nesterov",
                 |p| {
-                    let c = SgdConfig { momentum: 0.9, nesterov: true, ..SgdConfig::new(0.02) };
+                    let c = SgdConfig {
+                        momentum: 0.9,
+                        nesterov: true,
+                        ..SgdConfig::new(0.02)
+                    };
                     Box::new(Sgd::new(vec![p], c).unwrap())
                 },
                 300,
             ),
-            ("adam", |p| Box::new(Adam::new(vec![p], AdamConfig::adam(0.1)).unwrap()), 500),
+            (
+                "adam",
+                |p| Box::new(Adam::new(vec![p], AdamConfig::adam(0.1)).unwrap()),
+                500,
+            ),
             (
                 "adam_amsgrad",
                 |p| {
-                    let c = AdamConfig { amsgrad: true, ..AdamConfig::adam(0.1) };
+                    let c = AdamConfig {
+                        amsgrad: true,
+                        ..AdamConfig::adam(0.1)
+                    };
                     Box::new(Adam::new(vec![p], c).unwrap())
                 },
                 500,
@@ -108,17 +129,28 @@ mod optim {
             (
                 "rmsprop_centered_momentum",
                 |p| {
-                    let c = RmsPropConfig { centered: true, momentum: 0.5, ..RmsPropConfig::new(0.01) };
+                    let c = RmsPropConfig {
+                        centered: true,
+                        momentum: 0.5,
+                        ..RmsPropConfig::new(0.01)
+                    };
                     Box::new(RmsProp::new(vec![p], c))
                 },
                 800,
             ),
-            ("adagrad", |p| Box::new(Adagrad::new(vec![p], AdagradConfig::new(0.5))), 800),
+            (
+                "adagrad",
+                |p| Box::new(Adagrad::new(vec![p], AdagradConfig::new(0.5))),
+                800,
+            ),
             (
                 // Maximising −f is minimising f.
                 "sgd_maximize",
                 |p| {
-                    let c = SgdConfig { maximize: true, ..SgdConfig::new(-0.1) };
+                    let c = SgdConfig {
+                        maximize: true,
+                        ..SgdConfig::new(-0.1)
+                    };
                     Box::new(Sgd::new(vec![p], c).unwrap())
                 },
                 200,
@@ -151,7 +183,11 @@ mod optim {
     fn sgd_momentum_starts_with_the_gradient_then_accumulates() {
         // b₁ = g₁; b₂ = μb₁ + (1 − τ)g₂; Nesterov steps along g + μb.
         let p = param(&[0.0]);
-        let c = SgdConfig { momentum: 0.5, dampening: 0.5, ..SgdConfig::new(1.0) };
+        let c = SgdConfig {
+            momentum: 0.5,
+            dampening: 0.5,
+            ..SgdConfig::new(1.0)
+        };
         let mut sgd = Sgd::new(vec![p.clone()], c).unwrap();
         set_grad(&p, &[1.0]);
         sgd.step().unwrap(); // b = 1
@@ -160,7 +196,11 @@ mod optim {
         assert_eq!(values(&p), [-2.0]);
 
         let q = param(&[0.0]);
-        let c = SgdConfig { momentum: 0.5, nesterov: true, ..SgdConfig::new(1.0) };
+        let c = SgdConfig {
+            momentum: 0.5,
+            nesterov: true,
+            ..SgdConfig::new(1.0)
+        };
         let mut nesterov = Sgd::new(vec![q.clone()], c).unwrap();
         set_grad(&q, &[1.0]);
         nesterov.step().unwrap(); // b = 1, step g + μb = 1.5
@@ -172,9 +212,17 @@ mod optim {
     #[test]
     fn sgd_nesterov_needs_momentum_and_no_dampening() {
         let p = param(&[0.0]);
-        let c = SgdConfig { nesterov: true, ..SgdConfig::new(0.1) };
+        let c = SgdConfig {
+            nesterov: true,
+            ..SgdConfig::new(0.1)
+        };
         assert!(Sgd::new(vec![p.clone()], c).is_err());
-        let c = SgdConfig { nesterov: true, momentum: 0.9, dampening: 0.1, ..SgdConfig::new(0.1) };
+        let c = SgdConfig {
+            nesterov: true,
+            momentum: 0.9,
+            dampening: 0.1,
+            ..SgdConfig::new(0.1)
+        };
         assert!(Sgd::new(vec![p], c).is_err());
     }
 
@@ -182,7 +230,11 @@ mod optim {
     fn sgd_maximize_flips_the_gradient_but_weight_decay_still_shrinks() {
         // PyTorch: g = −∇ + λp, so p ← p − η(−∇ + λp).
         let p = param(&[2.0]);
-        let c = SgdConfig { maximize: true, weight_decay: 0.25, ..SgdConfig::new(0.5) };
+        let c = SgdConfig {
+            maximize: true,
+            weight_decay: 0.25,
+            ..SgdConfig::new(0.5)
+        };
         let mut sgd = Sgd::new(vec![p.clone()], c).unwrap();
         set_grad(&p, &[1.0]);
         sgd.step().unwrap();
@@ -210,18 +262,27 @@ mod optim {
         let mut adamw = Adam::new(vec![p.clone()], AdamConfig::adamw(0.1)).unwrap();
         set_grad(&p, &[0.0, 0.0]);
         adamw.step().unwrap();
-        assert_eq!(values(&p), [2.0 * (1.0 - 0.1 * 0.01), -4.0 * (1.0 - 0.1 * 0.01)]);
+        assert_eq!(
+            values(&p),
+            [2.0 * (1.0 - 0.1 * 0.01), -4.0 * (1.0 - 0.1 * 0.01)]
+        );
 
         // Adam's L2 penalty goes into the gradient instead (g = λp) and is
         // normalised like any gradient: the first step is η·sign(p), however
         // small λ is.
         let q = param(&[2.0, -4.0]);
-        let c = AdamConfig { weight_decay: 0.01, ..AdamConfig::adam(0.1) };
+        let c = AdamConfig {
+            weight_decay: 0.01,
+            ..AdamConfig::adam(0.1)
+        };
         let mut adam = Adam::new(vec![q.clone()], c).unwrap();
         set_grad(&q, &[0.0, 0.0]);
         adam.step().unwrap();
         let got = values(&q);
-        assert!((got[0] - 1.9).abs() < 1e-6 && (got[1] + 3.9).abs() < 1e-6, "{got:?}");
+        assert!(
+            (got[0] - 1.9).abs() < 1e-6 && (got[1] + 3.9).abs() < 1e-6,
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -230,7 +291,11 @@ mod optim {
         // its later steps are smaller than plain Adam's.
         let run = |amsgrad: bool| {
             let p = param(&[0.0]);
-            let c = AdamConfig { amsgrad, betas: (0.0, 0.5), ..AdamConfig::adam(0.1) };
+            let c = AdamConfig {
+                amsgrad,
+                betas: (0.0, 0.5),
+                ..AdamConfig::adam(0.1)
+            };
             let mut adam = Adam::new(vec![p.clone()], c).unwrap();
             set_grad(&p, &[10.0]);
             adam.step().unwrap();
@@ -249,7 +314,10 @@ mod optim {
     fn rmsprop_divides_by_the_running_root_mean_square() {
         // s = (1 − α)g², so the first step is η·g/(√(1 − α)|g| + ε).
         let p = param(&[0.0]);
-        let c = RmsPropConfig { alpha: 0.75, ..RmsPropConfig::new(0.1) };
+        let c = RmsPropConfig {
+            alpha: 0.75,
+            ..RmsPropConfig::new(0.1)
+        };
         let mut rms = RmsProp::new(vec![p.clone()], c);
         set_grad(&p, &[3.0]);
         rms.step().unwrap();
@@ -272,7 +340,11 @@ mod optim {
         // lr_decay divides the rate by 1 + (t − 1)·decay; the accumulator
         // can start above zero.
         let q = param(&[0.0]);
-        let c = AdagradConfig { lr_decay: 1.0, initial_accumulator_value: 3.0, ..AdagradConfig::new(1.0) };
+        let c = AdagradConfig {
+            lr_decay: 1.0,
+            initial_accumulator_value: 3.0,
+            ..AdagradConfig::new(1.0)
+        };
         let mut adagrad = Adagrad::new(vec![q.clone()], c);
         set_grad(&q, &[1.0]);
         adagrad.step().unwrap(); // η = 1, Σ = 4
@@ -286,8 +358,14 @@ mod optim {
     fn param_groups_have_their_own_learning_rates() {
         let (body, head) = (param(&[1.0, 1.0]), param(&[1.0]));
         let mut sgd = Sgd::with_groups(vec![
-            ParamGroup { params: vec![body.clone()], config: SgdConfig::new(0.01) },
-            ParamGroup { params: vec![head.clone()], config: SgdConfig::new(0.1) },
+            ParamGroup {
+                params: vec![body.clone()],
+                config: SgdConfig::new(0.01),
+            },
+            ParamGroup {
+                params: vec![head.clone()],
+                config: SgdConfig::new(0.1),
+            },
         ])
         .unwrap();
         assert_eq!(sgd.learning_rates(), [0.01, 0.1]);
@@ -313,16 +391,34 @@ mod optim {
         let (ga, gb) = groups(&a, &b);
         let mut opts: Vec<Box<dyn Optimizer>> = vec![
             Box::new(Adam::with_groups(vec![
-                ParamGroup { params: ga.clone(), config: AdamConfig::adam(0.1) },
-                ParamGroup { params: gb.clone(), config: AdamConfig::adam(0.01) },
+                ParamGroup {
+                    params: ga.clone(),
+                    config: AdamConfig::adam(0.1),
+                },
+                ParamGroup {
+                    params: gb.clone(),
+                    config: AdamConfig::adam(0.01),
+                },
             ])),
             Box::new(RmsProp::with_groups(vec![
-                ParamGroup { params: ga.clone(), config: RmsPropConfig::new(0.1) },
-                ParamGroup { params: gb.clone(), config: RmsPropConfig::new(0.01) },
+                ParamGroup {
+                    params: ga.clone(),
+                    config: RmsPropConfig::new(0.1),
+                },
+                ParamGroup {
+                    params: gb.clone(),
+                    config: RmsPropConfig::new(0.01),
+                },
             ])),
             Box::new(Adagrad::with_groups(vec![
-                ParamGroup { params: ga, config: AdagradConfig::new(0.1) },
-                ParamGroup { params: gb, config: AdagradConfig::new(0.01) },
+                ParamGroup {
+                    params: ga,
+                    config: AdagradConfig::new(0.1),
+                },
+                ParamGroup {
+                    params: gb,
+                    config: AdagradConfig::new(0.01),
+                },
             ])),
         ];
         for opt in &mut opts {
@@ -357,25 +453,48 @@ mod optim {
         type Make = fn(Tensor) -> Box<dyn Optimizer>;
         let cases: [(&str, Make); 7] = [
             ("sgd_momentum", |p| {
-                let c = SgdConfig { momentum: 0.9, dampening: 0.1, weight_decay: 0.01, ..SgdConfig::new(0.02) };
+                let c = SgdConfig {
+                    momentum: 0.9,
+                    dampening: 0.1,
+                    weight_decay: 0.01,
+                    ..SgdConfig::new(0.02)
+                };
                 Box::new(Sgd::new(vec![p], c).unwrap())
             }),
             ("sgd_nesterov", |p| {
-                let c = SgdConfig { momentum: 0.9, nesterov: true, ..SgdConfig::new(0.02) };
+                let c = SgdConfig {
+                    momentum: 0.9,
+                    nesterov: true,
+                    ..SgdConfig::new(0.02)
+                };
                 Box::new(Sgd::new(vec![p], c).unwrap())
             }),
-            ("adam", |p| Box::new(Adam::new(vec![p], AdamConfig::adam(0.05)).unwrap())),
+            ("adam", |p| {
+                Box::new(Adam::new(vec![p], AdamConfig::adam(0.05)).unwrap())
+            }),
             ("adamw_amsgrad", |p| {
-                let c = AdamConfig { amsgrad: true, ..AdamConfig::adamw(0.05) };
+                let c = AdamConfig {
+                    amsgrad: true,
+                    ..AdamConfig::adamw(0.05)
+                };
                 Box::new(Adam::new(vec![p], c).unwrap())
             }),
-            ("rmsprop", |p| Box::new(RmsProp::new(vec![p], RmsPropConfig::new(0.01)))),
+            ("rmsprop", |p| {
+                Box::new(RmsProp::new(vec![p], RmsPropConfig::new(0.01)))
+            }),
             ("rmsprop_centered_momentum", |p| {
-                let c = RmsPropConfig { centered: true, momentum: 0.9, ..RmsPropConfig::new(0.01) };
+                let c = RmsPropConfig {
+                    centered: true,
+                    momentum: 0.9,
+                    ..RmsPropConfig::new(0.01)
+                };
                 Box::new(RmsProp::new(vec![p], c))
             }),
             ("adagrad", |p| {
-                let c = AdagradConfig { lr_decay: 0.1, ..AdagradConfig::new(0.3) };
+                let c = AdagradConfig {
+                    lr_decay: 0.1,
+                    ..AdagradConfig::new(0.3)
+                };
                 Box::new(Adagrad::new(vec![p], c))
             }),
         ];
@@ -416,18 +535,26 @@ mod optim {
         fresh.load_state_dict(&state).unwrap();
         assert_eq!(fresh.learning_rates(), [0.025]);
         // A state without the entries it needs is an error, not a silent reset.
-        let err = fresh.load_state_dict(&OptimizerState::default()).unwrap_err();
+        let err = fresh
+            .load_state_dict(&OptimizerState::default())
+            .unwrap_err();
         assert!(err.to_string().contains("0.lr"), "{err}");
     }
 
     #[test]
     fn optimizers_update_f32_parameters_in_f32() {
-        let p = Tensor::param(RawTensor::from_vec(vec![1f32, 2.0], 2, &Device::cpu()).unwrap()).unwrap();
+        let p = Tensor::param(RawTensor::from_vec(vec![1f32, 2.0], 2, &Device::cpu()).unwrap())
+            .unwrap();
         let mut adam = Adam::new(vec![p.clone()], AdamConfig::adamw(0.1)).unwrap();
-        p.set_grad(Some(Tensor::from_raw(RawTensor::from_vec(vec![1f32, -1.0], 2, &Device::cpu()).unwrap())));
+        p.set_grad(Some(Tensor::from_raw(
+            RawTensor::from_vec(vec![1f32, -1.0], 2, &Device::cpu()).unwrap(),
+        )));
         adam.step().unwrap();
         assert_eq!(p.dtype(), chapter_03::DType::F32);
         let v = p.data().to_vec::<f32>().unwrap();
-        assert!((v[0] - (1.0 * 0.999 - 0.1)).abs() < 1e-6 && (v[1] - (2.0 * 0.999 + 0.1)).abs() < 1e-6, "{v:?}");
+        assert!(
+            (v[0] - (1.0 * 0.999 - 0.1)).abs() < 1e-6 && (v[1] - (2.0 * 0.999 + 0.1)).abs() < 1e-6,
+            "{v:?}"
+        );
     }
 }

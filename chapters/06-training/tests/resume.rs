@@ -40,7 +40,9 @@ mod resume {
         let digits = load_digits(default_data_dir().join("digits/digits.csv.gz")).unwrap();
         let train = digits.subset(&(0..320).collect::<Vec<_>>()).unwrap();
         let test = digits.subset(&(320..420).collect::<Vec<_>>()).unwrap();
-        let train = DataLoader::new(Arc::new(train) as Arc<dyn Dataset>, 32).unwrap().shuffle(SEED);
+        let train = DataLoader::new(Arc::new(train) as Arc<dyn Dataset>, 32)
+            .unwrap()
+            .shuffle(SEED);
         let test = DataLoader::new(Arc::new(test) as Arc<dyn Dataset>, 100).unwrap();
         (train, test)
     }
@@ -56,14 +58,33 @@ mod resume {
     fn train(config: &TrainConfig, run: &Path, resume: bool) -> BTreeMap<String, RawTensor> {
         let (train, test) = loaders();
         let model = model();
-        fit(&model, &train, &test, config, &RunDir::new(run), resume, None, false).unwrap();
+        fit(
+            &model,
+            &train,
+            &test,
+            config,
+            &RunDir::new(run),
+            resume,
+            None,
+            false,
+        )
+        .unwrap();
         model.state_dict()
     }
 
     fn bits(state: &BTreeMap<String, RawTensor>) -> BTreeMap<String, Vec<u32>> {
         state
             .iter()
-            .map(|(k, v)| (k.clone(), v.to_vec::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.to_vec::<f32>()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect(),
+                )
+            })
             .collect()
     }
 
@@ -74,14 +95,35 @@ mod resume {
             .unwrap()
             .into_iter()
             .filter_map(|r| match r {
-                Record::Train { step, epoch, loss, accuracy, lr, grad_norm, .. } => {
-                    Some(("train", epoch, step, [loss, accuracy, lr, grad_norm].map(f64::to_bits).to_vec()))
-                }
-                Record::Eval { step, epoch, train_loss, train_accuracy, test_loss, test_accuracy, .. } => Some((
+                Record::Train {
+                    step,
+                    epoch,
+                    loss,
+                    accuracy,
+                    lr,
+                    grad_norm,
+                    ..
+                } => Some((
+                    "train",
+                    epoch,
+                    step,
+                    [loss, accuracy, lr, grad_norm].map(f64::to_bits).to_vec(),
+                )),
+                Record::Eval {
+                    step,
+                    epoch,
+                    train_loss,
+                    train_accuracy,
+                    test_loss,
+                    test_accuracy,
+                    ..
+                } => Some((
                     "eval",
                     epoch,
                     step,
-                    [train_loss, train_accuracy, test_loss, test_accuracy].map(f64::to_bits).to_vec(),
+                    [train_loss, train_accuracy, test_loss, test_accuracy]
+                        .map(f64::to_bits)
+                        .to_vec(),
                 )),
                 Record::Histogram { .. } => None,
             })
@@ -89,7 +131,10 @@ mod resume {
     }
 
     fn stopped_after(epochs: usize) -> TrainConfig {
-        TrainConfig { stop_after_epochs: Some(epochs), ..config() }
+        TrainConfig {
+            stop_after_epochs: Some(epochs),
+            ..config()
+        }
     }
 
     // ANCHOR: resume
@@ -104,21 +149,38 @@ mod resume {
         // Run B: the same run, stopped after epoch 1...
         let after_one = train(&stopped_after(1), &resumed, false);
         assert_ne!(bits(&after_one), bits(&a));
-        assert_eq!(Checkpoint::load(resumed.join("checkpoint.safetensors")).unwrap().epoch, 1);
+        assert_eq!(
+            Checkpoint::load(resumed.join("checkpoint.safetensors"))
+                .unwrap()
+                .epoch,
+            1
+        );
         // ...then resumed (in a fresh model, as a new process would) to the end.
         let b = train(&config(), &resumed, true);
 
-        assert_eq!(bits(&b), bits(&a), "the resumed run must end with the same weights, bit for bit");
+        assert_eq!(
+            bits(&b),
+            bits(&a),
+            "the resumed run must end with the same weights, bit for bit"
+        );
         let (ca, cb) = (
             Checkpoint::load(straight.join("checkpoint.safetensors")).unwrap(),
             Checkpoint::load(resumed.join("checkpoint.safetensors")).unwrap(),
         );
         assert_eq!((cb.epoch, cb.global_step, cb.scheduler_steps), (3, 30, 30));
-        assert_eq!((ca.epoch, ca.global_step, ca.scheduler_steps), (cb.epoch, cb.global_step, cb.scheduler_steps));
+        assert_eq!(
+            (ca.epoch, ca.global_step, ca.scheduler_steps),
+            (cb.epoch, cb.global_step, cb.scheduler_steps)
+        );
         assert_eq!(ca.rng, cb.rng);
         let optim_bits = |c: &Checkpoint| {
             let tensors: BTreeMap<String, Vec<u32>> = bits(&c.optimizer.tensors);
-            let scalars: Vec<(String, u64)> = c.optimizer.scalars.iter().map(|(k, v)| (k.clone(), v.to_bits())).collect();
+            let scalars: Vec<(String, u64)> = c
+                .optimizer
+                .scalars
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_bits()))
+                .collect();
             (tensors, scalars)
         };
         assert_eq!(optim_bits(&ca), optim_bits(&cb), "optimizer state");
@@ -138,7 +200,12 @@ mod resume {
         let a = train(&config(), &straight, false);
         train(&stopped_after(1), &parts, false);
         train(&stopped_after(1), &parts, true);
-        assert_eq!(Checkpoint::load(parts.join("checkpoint.safetensors")).unwrap().epoch, 2);
+        assert_eq!(
+            Checkpoint::load(parts.join("checkpoint.safetensors"))
+                .unwrap()
+                .epoch,
+            2
+        );
         let c = train(&stopped_after(1), &parts, true);
         assert_eq!(bits(&c), bits(&a));
         // Resuming a finished run trains nothing more.
@@ -167,9 +234,18 @@ mod resume {
     fn resume_without_a_checkpoint_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let (train_loader, test_loader) = loaders();
-        let err = fit(&model(), &train_loader, &test_loader, &config(), &RunDir::new(dir.path()), true, None, false)
-            .unwrap_err()
-            .to_string();
+        let err = fit(
+            &model(),
+            &train_loader,
+            &test_loader,
+            &config(),
+            &RunDir::new(dir.path()),
+            true,
+            None,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("checkpoint.safetensors"), "{err}");
     }
 

@@ -20,7 +20,9 @@ mod schedule {
     }
 
     fn assert_lrs(schedule: &dyn LrSchedule, base: f64, expected: &[f64]) {
-        let got: Vec<f64> = (0..expected.len()).map(|t| schedule.lr_at(t, base)).collect();
+        let got: Vec<f64> = (0..expected.len())
+            .map(|t| schedule.lr_at(t, base))
+            .collect();
         assert!(
             got.iter().zip(expected).all(|(a, b)| close(*a, *b)),
             "got {got:?}\nexpected {expected:?}"
@@ -30,18 +32,31 @@ mod schedule {
     fn sgd(lr: f64, momentum: f64) -> Sgd {
         let p = Tensor::param(RawTensor::zeros(1, chapter_03::DType::F32, &Device::cpu()).unwrap())
             .unwrap();
-        Sgd::new(vec![p], SgdConfig { momentum, ..SgdConfig::new(lr) }).unwrap()
+        Sgd::new(
+            vec![p],
+            SgdConfig {
+                momentum,
+                ..SgdConfig::new(lr)
+            },
+        )
+        .unwrap()
     }
 
     #[test]
     fn step_lr_multiplies_every_step_size_steps() {
-        let s = StepLr { step_size: 3, gamma: 0.5 };
+        let s = StepLr {
+            step_size: 3,
+            gamma: 0.5,
+        };
         assert_lrs(&s, 0.8, &[0.8, 0.8, 0.8, 0.4, 0.4, 0.4, 0.2]);
     }
 
     #[test]
     fn multistep_lr_multiplies_at_each_milestone() {
-        let s = MultiStepLr { milestones: vec![2, 5], gamma: 0.1 };
+        let s = MultiStepLr {
+            milestones: vec![2, 5],
+            gamma: 0.1,
+        };
         assert_lrs(&s, 1.0, &[1.0, 1.0, 0.1, 0.1, 0.1, 0.01, 0.01]);
     }
 
@@ -54,7 +69,10 @@ mod schedule {
     #[test]
     fn cosine_annealing_goes_down_a_half_cosine_and_back_up() {
         // T = 4: the cosine at 0, π/4, π/2, 3π/4, π, then rising again.
-        let s = CosineAnnealingLr { t_max: 4, eta_min: 0.1 };
+        let s = CosineAnnealingLr {
+            t_max: 4,
+            eta_min: 0.1,
+        };
         let c = |x: f64| 0.1 + 0.9 * (1.0 + x.cos()) / 2.0;
         let expected: Vec<f64> = (0..=8).map(|t| c(PI * t as f64 / 4.0)).collect();
         assert_lrs(&s, 1.0, &expected);
@@ -64,10 +82,18 @@ mod schedule {
 
     #[test]
     fn linear_lr_warms_up_then_holds() {
-        let s = LinearLr { start_factor: 0.25, end_factor: 1.0, total_iters: 3 };
+        let s = LinearLr {
+            start_factor: 0.25,
+            end_factor: 1.0,
+            total_iters: 3,
+        };
         assert_lrs(&s, 0.4, &[0.1, 0.2, 0.3, 0.4, 0.4, 0.4]);
         // It can decay too.
-        let s = LinearLr { start_factor: 1.0, end_factor: 0.0, total_iters: 2 };
+        let s = LinearLr {
+            start_factor: 1.0,
+            end_factor: 0.0,
+            total_iters: 2,
+        };
         assert_lrs(&s, 1.0, &[1.0, 0.5, 0.0, 0.0]);
     }
 
@@ -84,20 +110,34 @@ mod schedule {
         // base rate), as in PyTorch's SequentialLR.
         let s = SequentialLr {
             schedules: vec![
-                Box::new(LinearLr { start_factor: 0.5, end_factor: 1.0, total_iters: 2 }),
-                Box::new(CosineAnnealingLr { t_max: 4, eta_min: 0.0 }),
+                Box::new(LinearLr {
+                    start_factor: 0.5,
+                    end_factor: 1.0,
+                    total_iters: 2,
+                }),
+                Box::new(CosineAnnealingLr {
+                    t_max: 4,
+                    eta_min: 0.0,
+                }),
             ],
             milestones: vec![2],
         };
         let cos = |t: f64| (1.0 + (PI * t / 4.0).cos()) / 2.0;
-        assert_lrs(&s, 1.0, &[0.5, 0.75, 1.0, cos(1.0), cos(2.0), cos(3.0), 0.0]);
+        assert_lrs(
+            &s,
+            1.0,
+            &[0.5, 0.75, 1.0, cos(1.0), cos(2.0), cos(3.0), 0.0],
+        );
 
         // Three schedules, two milestones.
         let s = SequentialLr {
             schedules: vec![
                 Box::new(ConstantLr),
                 Box::new(ExponentialLr { gamma: 0.5 }),
-                Box::new(StepLr { step_size: 10, gamma: 0.1 }),
+                Box::new(StepLr {
+                    step_size: 10,
+                    gamma: 0.1,
+                }),
             ],
             milestones: vec![1, 3],
         };
@@ -122,7 +162,10 @@ mod schedule {
         assert_eq!(s.momentum_at(0), Some(0.95));
         assert!(close(s.momentum_at(2).unwrap(), 0.85));
         assert!(close(s.momentum_at(9).unwrap(), 0.95));
-        let no_momentum = OneCycleLr { cycle_momentum: false, ..OneCycleLr::new(1.0, 10) };
+        let no_momentum = OneCycleLr {
+            cycle_momentum: false,
+            ..OneCycleLr::new(1.0, 10)
+        };
         assert_eq!(no_momentum.momentum_at(3), None);
     }
 
@@ -138,7 +181,11 @@ mod schedule {
         // Phase 1 ends at 1.5: 0.1 -> 1.0; phase 2 from 1.5 to 4: 1.0 -> 0.1.
         let up = |t: f64| 0.1 + 0.9 * t / 1.5;
         let down = |t: f64| 1.0 - 0.9 * (t - 1.5) / 2.5;
-        assert_lrs(&s, 1.0, &[up(0.0), up(1.0), down(2.0), down(3.0), down(4.0)]);
+        assert_lrs(
+            &s,
+            1.0,
+            &[up(0.0), up(1.0), down(2.0), down(3.0), down(4.0)],
+        );
         assert!(close(s.momentum_at(1).unwrap(), 0.95 - 0.1 / 1.5));
     }
 
@@ -160,7 +207,10 @@ mod schedule {
         assert_lrs(&s, 1.0, &expected);
         // Momentum: down, up, then held at the maximum.
         let m: Vec<f64> = (0..10).map(|t| s.momentum_at(t).unwrap()).collect();
-        assert!(close(m[0], 0.95) && close(m[1], 0.85) && close(m[2], 0.95), "{m:?}");
+        assert!(
+            close(m[0], 0.95) && close(m[1], 0.85) && close(m[2], 0.95),
+            "{m:?}"
+        );
         assert!(m[3..].iter().all(|&x| close(x, 0.95)), "{m:?}");
     }
 
@@ -180,7 +230,10 @@ mod schedule {
         let mut adam = Adam::new(vec![p], AdamConfig::adam(0.1)).unwrap();
         let mut scheduler = Scheduler::new(OneCycleLr::new(0.1, 10), &mut adam);
         scheduler.step(&mut adam);
-        assert!(close(adam.groups[0].config.betas.0, OneCycleLr::new(0.1, 10).momentum_at(1).unwrap()));
+        assert!(close(
+            adam.groups[0].config.betas.0,
+            OneCycleLr::new(0.1, 10).momentum_at(1).unwrap()
+        ));
         assert_eq!(adam.groups[0].config.betas.1, 0.999);
     }
     // ANCHOR_END: one_cycle
@@ -188,13 +241,27 @@ mod schedule {
     // ANCHOR: scheduler
     #[test]
     fn scheduler_scales_each_group_from_its_own_base_rate() {
-        let p = |v: f32| Tensor::param(RawTensor::from_vec(vec![v], 1, &Device::cpu()).unwrap()).unwrap();
+        let p = |v: f32| {
+            Tensor::param(RawTensor::from_vec(vec![v], 1, &Device::cpu()).unwrap()).unwrap()
+        };
         let mut opt = Sgd::with_groups(vec![
-            ParamGroup { params: vec![p(0.0)], config: SgdConfig::new(1.0) },
-            ParamGroup { params: vec![p(0.0)], config: SgdConfig::new(0.1) },
+            ParamGroup {
+                params: vec![p(0.0)],
+                config: SgdConfig::new(1.0),
+            },
+            ParamGroup {
+                params: vec![p(0.0)],
+                config: SgdConfig::new(0.1),
+            },
         ])
         .unwrap();
-        let mut scheduler = Scheduler::new(StepLr { step_size: 1, gamma: 0.5 }, &mut opt);
+        let mut scheduler = Scheduler::new(
+            StepLr {
+                step_size: 1,
+                gamma: 0.5,
+            },
+            &mut opt,
+        );
         assert_eq!(opt.learning_rates(), [1.0, 0.1]);
         scheduler.step(&mut opt);
         assert_eq!(opt.learning_rates(), [0.5, 0.05]);

@@ -154,6 +154,21 @@ fn reduce_typed<T: ReduceElem>(
         return Ok(out);
     }
 
+    // Fast path: a contiguous tensor reduced over its trailing axes (a sum
+    // or max over the last dimension, as in softmax): each output is one
+    // contiguous run of `block` elements.
+    let trailing = axes.iter().rev().enumerate().all(|(i, &a)| a == rank - 1 - i);
+    if trailing && l.is_contiguous() && block > 0 && !axes.is_empty() {
+        let o = l.offset();
+        let rows = x[o..o + out_n * block].chunks_exact(block);
+        return Ok(match op {
+            ReduceOp::Sum => rows.map(sum_slice).collect(),
+            ReduceOp::Max => rows.map(|r| extreme_slice(r, |a, b| a > b)).collect(),
+            ReduceOp::Min => rows.map(|r| extreme_slice(r, |a, b| a < b)).collect(),
+            ReduceOp::ArgMax | ReduceOp::ArgMin => unreachable!("handled by arg_reduce"),
+        });
+    }
+
     // The kept part walks output positions, the reduced part walks a block.
     let outer = Layout::new(
         kept.iter().map(|&d| l.dims()[d]).collect::<Vec<_>>().into(),

@@ -63,7 +63,8 @@ pub fn check(env: &CaseEnv<'_>) -> Result<(), Failure> {
 
     let mut mismatches = Vec::new();
     let expected = stored(&file, case, "total_norm")?;
-    let actual = RawTensor::from_vec(vec![total], (), &Device::cpu())?.to_dtype(expected.dtype())?;
+    let actual =
+        RawTensor::from_vec(vec![total], (), &Device::cpu())?.to_dtype(expected.dtype())?;
     mismatches.extend(compare("total_norm", &actual, &expected, tol));
     for (j, p) in params.iter().enumerate() {
         let name = format!("clipped_g{j}");
@@ -95,7 +96,11 @@ mod tests {
     #[test]
     fn a_different_max_norm_fails_on_the_clipped_gradients_only() {
         let m = Manifest::load(&default_fixtures_dir().join("manifest.json")).unwrap();
-        let mut c = m.cases.into_iter().find(|c| c.id == "clip_grad_norm_l2").unwrap();
+        let mut c = m
+            .cases
+            .into_iter()
+            .find(|c| c.id == "clip_grad_norm_l2")
+            .unwrap();
         run(&c).unwrap();
         c.args.insert("max_norm".into(), json!(0.9));
         let err = run(&c).unwrap_err();

@@ -41,9 +41,9 @@ pub fn check(env: &CaseEnv<'_>) -> Result<(), Failure> {
         .map_err(|e| Failure::new(format!("{}: cannot read: {e}", path.display())))?;
     let json: Value = serde_json::from_str(&text)
         .map_err(|e| Failure::new(format!("{}: not valid JSON: {e}", path.display())))?;
-    let entries = json["schedulers"].as_array().ok_or_else(|| {
-        Failure::new(format!("{}: no `schedulers` list", path.display()))
-    })?;
+    let entries = json["schedulers"]
+        .as_array()
+        .ok_or_else(|| Failure::new(format!("{}: no `schedulers` list", path.display())))?;
     if let Some(n) = case.extra.get("count").and_then(Value::as_u64) {
         if n as usize != entries.len() {
             return Err(Failure::new(format!(
@@ -55,7 +55,9 @@ pub fn check(env: &CaseEnv<'_>) -> Result<(), Failure> {
     }
     let mut mismatches = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
-        let id = entry["id"].as_str().map_or_else(|| format!("#{i}"), str::to_string);
+        let id = entry["id"]
+            .as_str()
+            .map_or_else(|| format!("#{i}"), str::to_string);
         match check_one(entry, &id, tol) {
             Ok(m) => mismatches.extend(m),
             Err(f) => mismatches.push(Mismatch {
@@ -357,12 +359,18 @@ mod tests {
             j["schedulers"][5]["momentums"][0] = Value::from(0.9);
         })
         .unwrap();
-        assert!(f.starts_with("one_cycle_lr: momentums[0] = 0.95 vs 0.9"), "{f}");
+        assert!(
+            f.starts_with("one_cycle_lr: momentums[0] = 0.95 vs 0.9"),
+            "{f}"
+        );
         let f = run_edited("class", |j| {
             j["schedulers"][0]["scheduler"] = Value::from("CyclicLR");
         })
         .unwrap();
-        assert!(f.contains("step_lr: no schedule of chapter 06 implements `CyclicLR`"), "{f}");
+        assert!(
+            f.contains("step_lr: no schedule of chapter 06 implements `CyclicLR`"),
+            "{f}"
+        );
         let m = Manifest::load(&default_fixtures_dir().join("manifest.json")).unwrap();
         assert!(m.cases.iter().any(|c| c.group == "lr_schedulers"));
     }

@@ -76,15 +76,11 @@ fn run_batch_norm(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
         let mut bn = BatchNorm1d::with_options(channels, config, x.dtype(), &x.device())?;
         bn.weight = Some(weight);
         bn.bias = Some(bias);
-        bn.running_mean = Some(running_mean);
-        bn.running_var = Some(running_var);
+        bn.running_mean = running_mean;
+        bn.running_var = running_var;
         bn.set_training(training);
         let out = bn.forward(x)?;
-        let stats = (bn.running_mean.take(), bn.running_var.take());
-        match stats {
-            (Some(m), Some(v)) => (out, m, v),
-            _ => return Err(Failure::new("BatchNorm1d lost its running statistics")),
-        }
+        (out, bn.running_mean, bn.running_var)
     } else {
         let out = batch_norm(
             x,

@@ -191,7 +191,9 @@ impl Hyper {
     fn bool(&self, name: &str, default: bool) -> Result<bool, Failure> {
         match self.value(name) {
             None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| Self::wrong(name, "true or false", v)),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| Self::wrong(name, "true or false", v)),
         }
     }
 
@@ -254,7 +256,10 @@ mod tests {
         c.args.insert("momentum".into(), json!(0.8));
         let err = run(&c, Precision::F64).unwrap_err();
         // The first step (buffer = gradient) does not see the momentum.
-        assert!(err.0.starts_with("params[") && !err.0.starts_with("params[0]"), "{err}");
+        assert!(
+            err.0.starts_with("params[") && !err.0.starts_with("params[0]"),
+            "{err}"
+        );
         let mut c = case("adamw");
         c.args.insert("amsgrad".into(), json!(true));
         c.args.insert("maximize".into(), json!(true));
@@ -267,7 +272,10 @@ mod tests {
         c.args.insert("lookahead".into(), json!(5));
         c.args.insert("foreach".into(), json!(true));
         let err = run(&c, Precision::F32).unwrap_err();
-        assert!(err.0.contains("lookahead") && !err.0.contains("foreach"), "{err}");
+        assert!(
+            err.0.contains("lookahead") && !err.0.contains("foreach"),
+            "{err}"
+        );
         let mut c = case("adagrad");
         c.op = "torch.optim.NAdam".into();
         let err = run(&c, Precision::F32).unwrap_err();
