@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "candle", version, about = "Candle: deep learning from scratch, the command line")]
+#[command(
+    name = "candle",
+    version,
+    about = "Candle: deep learning from scratch, the command line"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -29,9 +29,13 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     match &args.command {
         DataCommand::Download { name, url, dir } => {
             if name != "mnist" {
-                return Err(format!("unknown data set `{name}`: only `mnist` can be downloaded").into());
+                return Err(
+                    format!("unknown data set `{name}`: only `mnist` can be downloaded").into(),
+                );
             }
-            let dir = dir.clone().unwrap_or_else(|| default_data_dir().join("mnist"));
+            let dir = dir
+                .clone()
+                .unwrap_or_else(|| default_data_dir().join("mnist"));
             std::fs::create_dir_all(&dir)?;
             let outcomes = download_mnist(url, &dir)?;
             for o in outcomes {

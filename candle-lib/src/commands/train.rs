@@ -88,21 +88,27 @@ pub struct Args {
     pub quiet: bool,
 }
 
-fn loaders(args: &Args, data_dir: &std::path::Path) -> Result<(DataLoader, DataLoader, usize, usize), Box<dyn std::error::Error>> {
+fn loaders(
+    args: &Args,
+    data_dir: &std::path::Path,
+) -> Result<(DataLoader, DataLoader, usize, usize), Box<dyn std::error::Error>> {
     let (train, test): (Arc<dyn Dataset>, Arc<dyn Dataset>) = match args.dataset {
         DatasetName::Mnist => {
             let m = Mnist::load_normalized(data_dir.join("mnist"))?;
             (Arc::new(m.train), Arc::new(m.test))
         }
         DatasetName::Digits => {
-            let d = load_digits(data_dir.join("digits").join("digits.csv.gz"))?.map_features(|v| v / 16.0);
+            let d = load_digits(data_dir.join("digits").join("digits.csv.gz"))?
+                .map_features(|v| v / 16.0);
             let (train, test) = d.stratified_split(0.2, args.seed)?;
             (Arc::new(train), Arc::new(test))
         }
     };
     let features = train.feature_len();
     let classes = 10;
-    let train = DataLoader::new(train, args.batch_size)?.shuffle(args.seed).prefetch(2);
+    let train = DataLoader::new(train, args.batch_size)?
+        .shuffle(args.seed)
+        .prefetch(2);
     let test = DataLoader::new(test, 1000)?;
     Ok((train, test, features, classes))
 }
@@ -133,7 +139,10 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         stop_after_epochs: None,
     };
     let (train, test, features, classes) = loaders(args, &data_dir)?;
-    let hidden = args.hidden.clone().unwrap_or(if mnist { vec![256] } else { vec![64; 4] });
+    let hidden = args
+        .hidden
+        .clone()
+        .unwrap_or(if mnist { vec![256] } else { vec![64; 4] });
     let mut sizes = vec![features];
     sizes.extend(&hidden);
     sizes.push(classes);
@@ -157,15 +166,35 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let probe = |x: &Tensor| -> chapter_02::Result<Vec<(String, RawTensor)>> {
         let (_, acts) = model.forward_with_activations(x)?;
-        Ok(acts.into_iter().enumerate().map(|(i, a)| (format!("layers.{i} (after ReLU)"), a)).collect())
+        Ok(acts
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| (format!("layers.{i} (after ReLU)"), a))
+            .collect())
     };
-    let summary = fit(&model, &train, &test, &config, &run_dir, args.resume, Some(&probe), !args.quiet)?;
+    let summary = fit(
+        &model,
+        &train,
+        &test,
+        &config,
+        &run_dir,
+        args.resume,
+        Some(&probe),
+        !args.quiet,
+    )?;
     if !args.quiet {
         match summary.reached_target {
-            Some((epoch, secs)) => eprintln!("reached {:.1}% test accuracy after epoch {epoch}: {secs:.2} s of training", 100.0 * args.target),
+            Some((epoch, secs)) => eprintln!(
+                "reached {:.1}% test accuracy after epoch {epoch}: {secs:.2} s of training",
+                100.0 * args.target
+            ),
             None => eprintln!("did not reach {:.1}% test accuracy", 100.0 * args.target),
         }
-        eprintln!("training time: {:.2} s ({:.2} s per epoch)", summary.train_seconds, summary.train_seconds / summary.epochs_run.max(1) as f64);
+        eprintln!(
+            "training time: {:.2} s ({:.2} s per epoch)",
+            summary.train_seconds,
+            summary.train_seconds / summary.epochs_run.max(1) as f64
+        );
     }
     println!("test accuracy: {:.2}%", 100.0 * summary.test_accuracy);
     Ok(())

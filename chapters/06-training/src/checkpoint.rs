@@ -35,7 +35,10 @@ pub struct Checkpoint {
 // ANCHOR_END: checkpoint
 
 fn corrupt(path: &Path, msg: impl Into<String>) -> StateDictError {
-    StateDictError::Corrupt { path: path.to_path_buf(), msg: msg.into() }
+    StateDictError::Corrupt {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -46,7 +49,10 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 impl Checkpoint {
@@ -62,7 +68,10 @@ impl Checkpoint {
         meta.insert("format".to_string(), FORMAT.to_string());
         meta.insert("epoch".to_string(), self.epoch.to_string());
         meta.insert("global_step".to_string(), self.global_step.to_string());
-        meta.insert("scheduler_steps".to_string(), self.scheduler_steps.to_string());
+        meta.insert(
+            "scheduler_steps".to_string(),
+            self.scheduler_steps.to_string(),
+        );
         meta.insert("rng".to_string(), hex(&self.rng.to_bytes()));
         for (k, v) in &self.extra {
             meta.insert(format!("extra.{k}"), v.clone());
@@ -76,23 +85,39 @@ impl Checkpoint {
     /// checked; a damaged file gives an error naming the file and the field.
     pub fn load(path: impl AsRef<Path>) -> Result<Checkpoint, StateDictError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| StateDictError::Io { path: path.to_path_buf(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| StateDictError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let tensors = from_safetensors_bytes(&bytes, path, &Device::cpu())?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(path, e.to_string()))?;
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| corrupt(path, e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
-        let field = |k: &str| meta.get(k).ok_or_else(|| corrupt(path, format!("checkpoint metadata has no `{k}`")));
+        let field = |k: &str| {
+            meta.get(k)
+                .ok_or_else(|| corrupt(path, format!("checkpoint metadata has no `{k}`")))
+        };
         if field("format")? != FORMAT {
             return Err(corrupt(path, format!("not a {FORMAT} file")));
         }
         let number = |k: &str| -> Result<u64, StateDictError> {
-            field(k)?.parse().map_err(|_| corrupt(path, format!("checkpoint metadata `{k}` is not a number")))
+            field(k)?
+                .parse()
+                .map_err(|_| corrupt(path, format!("checkpoint metadata `{k}` is not a number")))
         };
         let rng = unhex(field("rng")?)
             .and_then(|b| GeneratorState::from_bytes(&b))
             .ok_or_else(|| corrupt(path, "checkpoint metadata `rng` is not a generator state"))?;
-        let model = tensors.iter().filter_map(|(k, v)| k.strip_prefix("model.").map(|n| (n.to_string(), v.clone()))).collect();
-        let optimizer = OptimizerState::from_flat(&tensors, "optim.").map_err(|e| corrupt(path, format!("optimizer state: {e}")))?;
-        let extra = meta.iter().filter_map(|(k, v)| k.strip_prefix("extra.").map(|n| (n.to_string(), v.clone()))).collect();
+        let model = tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("model.").map(|n| (n.to_string(), v.clone())))
+            .collect();
+        let optimizer = OptimizerState::from_flat(&tensors, "optim.")
+            .map_err(|e| corrupt(path, format!("optimizer state: {e}")))?;
+        let extra = meta
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("extra.").map(|n| (n.to_string(), v.clone())))
+            .collect();
         Ok(Checkpoint {
             model,
             optimizer,

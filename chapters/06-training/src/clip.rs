@@ -26,7 +26,10 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> Resu
         }
         s.powf(1.0 / norm_type)
     } else {
-        return Err(Error::invalid("clip_grad_norm_", format!("norm_type must be positive (or infinity), got {norm_type}")));
+        return Err(Error::invalid(
+            "clip_grad_norm_",
+            format!("norm_type must be positive (or infinity), got {norm_type}"),
+        ));
     };
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {
@@ -44,7 +47,9 @@ pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> Resu
 pub fn clip_grad_value_(params: &[Tensor], clip_value: f64) -> Result<()> {
     for p in params {
         if let Some(g) = p.grad_opt() {
-            p.set_grad(Some(Tensor::from_raw(g.data().clamp(-clip_value, clip_value)?)));
+            p.set_grad(Some(Tensor::from_raw(
+                g.data().clamp(-clip_value, clip_value)?,
+            )));
         }
     }
     Ok(())

@@ -58,7 +58,16 @@ pub fn figures_from(records: &[Record]) -> Vec<Figure> {
     let mut gnorms: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for r in records {
         match r {
-            Record::Train { step, loss, accuracy, lr: l, grad_norm, param_norms, grad_norms, .. } => {
+            Record::Train {
+                step,
+                loss,
+                accuracy,
+                lr: l,
+                grad_norm,
+                param_norms,
+                grad_norms,
+                ..
+            } => {
                 let s = *step as f64;
                 train_loss.push((s, *loss));
                 train_acc.push((s, *accuracy));
@@ -71,7 +80,13 @@ pub fn figures_from(records: &[Record]) -> Vec<Figure> {
                     gnorms.entry(k.clone()).or_default().push((s, *v));
                 }
             }
-            Record::Eval { step, train_loss, test_loss: tl, test_accuracy, .. } => {
+            Record::Eval {
+                step,
+                train_loss,
+                test_loss: tl,
+                test_accuracy,
+                ..
+            } => {
                 let s = *step as f64;
                 test_loss.push((s, *tl));
                 test_acc.push((s, *test_accuracy));
@@ -89,23 +104,70 @@ pub fn figures_from(records: &[Record]) -> Vec<Figure> {
         series,
     };
     vec![
-        fig("loss", "Loss", "cross-entropy (log scale)", true, vec![
-            ("train (batch)".into(), train_loss),
-            ("train (epoch mean)".into(), epoch_train_loss),
-            ("test".into(), test_loss),
-        ]),
-        fig("accuracy", "Accuracy", "accuracy", false, vec![("train (batch)".into(), train_acc), ("test".into(), test_acc)]),
-        fig("learning_rate", "Learning rate", "learning rate", false, vec![("lr".into(), lr)]),
-        fig("grad_norm", "Global gradient norm", "‖g‖₂ (log scale)", true, vec![("all parameters".into(), gnorm)]),
-        fig("param_norms", "Parameter norms", "‖θ‖₂", false, pnorms.into_iter().collect()),
-        fig("grad_norms", "Gradient norms per parameter", "‖g‖₂ (log scale)", true, gnorms.into_iter().collect()),
+        fig(
+            "loss",
+            "Loss",
+            "cross-entropy (log scale)",
+            true,
+            vec![
+                ("train (batch)".into(), train_loss),
+                ("train (epoch mean)".into(), epoch_train_loss),
+                ("test".into(), test_loss),
+            ],
+        ),
+        fig(
+            "accuracy",
+            "Accuracy",
+            "accuracy",
+            false,
+            vec![
+                ("train (batch)".into(), train_acc),
+                ("test".into(), test_acc),
+            ],
+        ),
+        fig(
+            "learning_rate",
+            "Learning rate",
+            "learning rate",
+            false,
+            vec![("lr".into(), lr)],
+        ),
+        fig(
+            "grad_norm",
+            "Global gradient norm",
+            "‖g‖₂ (log scale)",
+            true,
+            vec![("all parameters".into(), gnorm)],
+        ),
+        fig(
+            "param_norms",
+            "Parameter norms",
+            "‖θ‖₂",
+            false,
+            pnorms.into_iter().collect(),
+        ),
+        fig(
+            "grad_norms",
+            "Gradient norms per parameter",
+            "‖g‖₂ (log scale)",
+            true,
+            gnorms.into_iter().collect(),
+        ),
     ]
 }
 // ANCHOR_END: figures
 
 fn bounds(series: &[Series], log_y: bool) -> ((f64, f64), (f64, f64)) {
-    let pts = series.iter().flat_map(|(_, p)| p.iter()).filter(|(_, y)| y.is_finite() && (!log_y || *y > 0.0));
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let pts = series
+        .iter()
+        .flat_map(|(_, p)| p.iter())
+        .filter(|(_, y)| y.is_finite() && (!log_y || *y > 0.0));
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for &(x, y) in pts {
         x0 = x0.min(x);
         x1 = x1.max(x);
@@ -133,7 +195,11 @@ where
     root.fill(&WHITE)?;
     let ((x0, x1), (y0, y1)) = bounds(&f.series, f.log_y);
     let mut builder = ChartBuilder::on(&root);
-    builder.caption(&f.title, (FONT_FAMILY, 20)).margin(12).x_label_area_size(36).y_label_area_size(64);
+    builder
+        .caption(&f.title, (FONT_FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64);
     macro_rules! finish {
         ($chart:expr) => {{
             let mut chart = $chart;
@@ -147,7 +213,11 @@ where
                 .draw()?;
             for (i, (name, pts)) in f.series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
-                let pts: Vec<(f64, f64)> = pts.iter().copied().filter(|(_, y)| y.is_finite() && (!f.log_y || *y > 0.0)).collect();
+                let pts: Vec<(f64, f64)> = pts
+                    .iter()
+                    .copied()
+                    .filter(|(_, y)| y.is_finite() && (!f.log_y || *y > 0.0))
+                    .collect();
                 let style = ShapeStyle::from(&color).stroke_width(2);
                 if pts.len() < 30 {
                     chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
@@ -155,7 +225,9 @@ where
                 chart
                     .draw_series(LineSeries::new(pts, style))?
                     .label(name.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
             }
             chart
                 .configure_series_labels()
@@ -176,18 +248,34 @@ where
 
 /// The activation histograms of the last epoch recorded, one panel per layer,
 /// with the first epoch's histogram drawn faintly behind for comparison.
-fn draw_histograms<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, records: &[Record]) -> Result<(), DynError>
+fn draw_histograms<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    records: &[Record],
+) -> Result<(), DynError>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
     let mut by_name: BTreeMap<&str, Vec<HistogramRef<'_>>> = BTreeMap::new();
     for r in records {
-        if let Record::Histogram { epoch, name, edges, counts, .. } = r {
-            by_name.entry(name.as_str()).or_default().push((*epoch, edges, counts));
+        if let Record::Histogram {
+            epoch,
+            name,
+            edges,
+            counts,
+            ..
+        } = r
+        {
+            by_name
+                .entry(name.as_str())
+                .or_default()
+                .push((*epoch, edges, counts));
         }
     }
-    let root = root.titled("Activation histograms (first epoch faint, last epoch solid)", (FONT_FAMILY, 20))?;
+    let root = root.titled(
+        "Activation histograms (first epoch faint, last epoch solid)",
+        (FONT_FAMILY, 20),
+    )?;
     let panels = root.split_evenly((1, by_name.len().max(1)));
     for (panel, (name, hists)) in panels.into_iter().zip(by_name) {
         let (first, last) = (hists[0], hists[hists.len() - 1]);
@@ -199,23 +287,46 @@ where
             .flat_map(|(_, _, c)| c.iter().map(move |&v| v as f64 / total(c)))
             .fold(0.0, f64::max);
         let mut chart = ChartBuilder::on(&panel)
-            .caption(format!("{name}, epochs {} and {}", first.0, last.0), (FONT_FAMILY, 14))
+            .caption(
+                format!("{name}, epochs {} and {}", first.0, last.0),
+                (FONT_FAMILY, 14),
+            )
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
             .build_cartesian_2d(lo..hi, 0.0..ymax * 1.1)?;
-        chart.configure_mesh().x_desc("activation").y_desc("fraction").label_style((FONT_FAMILY, 12)).axis_desc_style((FONT_FAMILY, 13)).draw()?;
+        chart
+            .configure_mesh()
+            .x_desc("activation")
+            .y_desc("fraction")
+            .label_style((FONT_FAMILY, 12))
+            .axis_desc_style((FONT_FAMILY, 13))
+            .draw()?;
         for (i, (_, edges, counts)) in [first, last].into_iter().enumerate() {
-            let color = if i == 0 { PALETTE[6].mix(0.35) } else { PALETTE[0].mix(0.8) };
+            let color = if i == 0 {
+                PALETTE[6].mix(0.35)
+            } else {
+                PALETTE[0].mix(0.8)
+            };
             let t = total(counts);
-            chart.draw_series(counts.iter().enumerate().map(|(b, &c)| Rectangle::new([(edges[b], 0.0), (edges[b + 1], c as f64 / t)], color.filled())))?;
+            chart.draw_series(counts.iter().enumerate().map(|(b, &c)| {
+                Rectangle::new(
+                    [(edges[b], 0.0), (edges[b + 1], c as f64 / t)],
+                    color.filled(),
+                )
+            }))?;
         }
     }
     root.present()?;
     Ok(())
 }
 
-fn save_both(dir: &Path, name: &str, size: (u32, u32), draw: &dyn Fn(&Path, bool) -> Result<(), DynError>) -> Result<Vec<PathBuf>, DynError> {
+fn save_both(
+    dir: &Path,
+    name: &str,
+    size: (u32, u32),
+    draw: &dyn Fn(&Path, bool) -> Result<(), DynError>,
+) -> Result<Vec<PathBuf>, DynError> {
     let png = dir.join(format!("{name}.png"));
     let svg = dir.join(format!("{name}.svg"));
     let _ = size;
@@ -231,7 +342,11 @@ pub fn write_dashboard(run_dir: &Path) -> Result<Vec<PathBuf>, DynError> {
     register_font()?;
     let records = read_metrics(run_dir)?;
     if records.is_empty() {
-        return Err(format!("{}: no metrics recorded yet", run_dir.join("metrics.jsonl").display()).into());
+        return Err(format!(
+            "{}: no metrics recorded yet",
+            run_dir.join("metrics.jsonl").display()
+        )
+        .into());
     }
     let out = run_dir.join("dashboard");
     std::fs::create_dir_all(&out)?;
@@ -246,7 +361,9 @@ pub fn write_dashboard(run_dir: &Path) -> Result<Vec<PathBuf>, DynError> {
             }
         })?);
     }
-    let has_hist = records.iter().any(|r| matches!(r, Record::Histogram { .. }));
+    let has_hist = records
+        .iter()
+        .any(|r| matches!(r, Record::Histogram { .. }));
     if has_hist {
         let hsize = (1080, 380);
         written.extend(save_both(&out, "activations", hsize, &|p, svg| {
@@ -267,7 +384,16 @@ pub fn write_dashboard(run_dir: &Path) -> Result<Vec<PathBuf>, DynError> {
 fn html_page(run_dir: &Path, records: &[Record], files: &[PathBuf]) -> Result<String, DynError> {
     let mut rows = String::new();
     for r in records {
-        if let Record::Eval { epoch, train_loss, train_accuracy, test_loss, test_accuracy, seconds, .. } = r {
+        if let Record::Eval {
+            epoch,
+            train_loss,
+            train_accuracy,
+            test_loss,
+            test_accuracy,
+            seconds,
+            ..
+        } = r
+        {
             rows.push_str(&format!(
                 "<tr><td>{epoch}</td><td>{train_loss:.4}</td><td>{:.2}%</td><td>{test_loss:.4}</td><td>{:.2}%</td><td>{seconds:.2}</td></tr>\n",
                 100.0 * train_accuracy,
@@ -276,10 +402,17 @@ fn html_page(run_dir: &Path, records: &[Record], files: &[PathBuf]) -> Result<St
         }
     }
     let mut figures = String::new();
-    for f in files.iter().filter(|f| f.extension().is_some_and(|e| e == "svg")) {
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "svg"))
+    {
         let svg = std::fs::read_to_string(f)?;
         let svg = svg.trim_start_matches(|c| c != '<');
-        let svg = if svg.starts_with("<?xml") { &svg[svg.find("?>").map(|i| i + 2).unwrap_or(0)..] } else { svg };
+        let svg = if svg.starts_with("<?xml") {
+            &svg[svg.find("?>").map(|i| i + 2).unwrap_or(0)..]
+        } else {
+            svg
+        };
         figures.push_str(&format!("<figure>{svg}</figure>\n"));
     }
     let title = format!("Candle run: {}", run_dir.display());

@@ -15,9 +15,15 @@ pub mod optim;
 pub mod schedule;
 pub mod trainer;
 
-pub use clip::{clip_grad_norm_, clip_grad_value_, grad_norm};
-pub use optim::{Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, Optimizer, OptimizerState, ParamGroup, RmsProp, RmsPropConfig, Sgd, SgdConfig};
-pub use schedule::{Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr, LrSchedule, MultiStepLr, OneCycleLr, Scheduler, SequentialLr, StepLr};
 pub use checkpoint::Checkpoint;
+pub use clip::{clip_grad_norm_, clip_grad_value_, grad_norm};
 pub use models::Mlp;
+pub use optim::{
+    Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, Optimizer, OptimizerState, ParamGroup,
+    RmsProp, RmsPropConfig, Sgd, SgdConfig,
+};
+pub use schedule::{
+    Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr, LrSchedule, MultiStepLr,
+    OneCycleLr, Scheduler, SequentialLr, StepLr,
+};
 pub use trainer::{evaluate, fit, OptimizerKind, RunDir, ScheduleKind, TrainConfig, TrainSummary};

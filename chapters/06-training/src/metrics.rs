@@ -104,7 +104,11 @@ pub fn read_metrics(run_dir: &Path) -> Result<Vec<Record>, String> {
 /// A histogram of `values` over `bins` equal-width bins spanning their range.
 pub fn histogram(values: &[f64], bins: usize) -> (Vec<f64>, Vec<u64>) {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     if finite.is_empty() || bins == 0 {
         return (vec![], vec![]);
     }

@@ -20,7 +20,11 @@ impl Mlp {
             .windows(2)
             .map(|w| Linear::with_options(w[0], w[1], true, dtype, device))
             .collect::<Result<Vec<_>>>()?;
-        let dropout = if dropout > 0.0 { Some(Dropout::new(dropout)?) } else { None };
+        let dropout = if dropout > 0.0 {
+            Some(Dropout::new(dropout)?)
+        } else {
+            None
+        };
         Ok(Mlp { layers, dropout })
     }
 

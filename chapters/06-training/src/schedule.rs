@@ -64,7 +64,8 @@ pub struct CosineAnnealingLr {
 }
 impl LrSchedule for CosineAnnealingLr {
     fn lr_at(&self, t: usize, base: f64) -> f64 {
-        self.eta_min + (base - self.eta_min) * (1.0 + (PI * t as f64 / self.t_max as f64).cos()) / 2.0
+        self.eta_min
+            + (base - self.eta_min) * (1.0 + (PI * t as f64 / self.t_max as f64).cos()) / 2.0
     }
 }
 // ANCHOR_END: cosine
@@ -142,11 +143,20 @@ impl OneCycleLr {
         if self.three_phase {
             vec![
                 (up, initial, self.max_lr, hi_m, lo_m),
-                (2.0 * self.pct_start * total - 2.0, self.max_lr, initial, lo_m, hi_m),
+                (
+                    2.0 * self.pct_start * total - 2.0,
+                    self.max_lr,
+                    initial,
+                    lo_m,
+                    hi_m,
+                ),
                 (total - 1.0, initial, min_lr, hi_m, hi_m),
             ]
         } else {
-            vec![(up, initial, self.max_lr, hi_m, lo_m), (total - 1.0, self.max_lr, min_lr, lo_m, hi_m)]
+            vec![
+                (up, initial, self.max_lr, hi_m, lo_m),
+                (total - 1.0, self.max_lr, min_lr, lo_m, hi_m),
+            ]
         }
     }
 
@@ -157,7 +167,10 @@ impl OneCycleLr {
         for (i, &(end, lr0, lr1, m0, m1)) in phases.iter().enumerate() {
             if t <= end || i == phases.len() - 1 {
                 let pct = (t - start) / (end - start);
-                return (self.interpolate(lr0, lr1, pct), self.interpolate(m0, m1, pct));
+                return (
+                    self.interpolate(lr0, lr1, pct),
+                    self.interpolate(m0, m1, pct),
+                );
             }
             start = end;
         }
@@ -184,7 +197,11 @@ pub struct SequentialLr {
 impl SequentialLr {
     fn locate(&self, t: usize) -> (usize, usize) {
         let idx = self.milestones.iter().filter(|&&m| m <= t).count();
-        let start = if idx == 0 { 0 } else { self.milestones[idx - 1] };
+        let start = if idx == 0 {
+            0
+        } else {
+            self.milestones[idx - 1]
+        };
         (idx, t - start)
     }
 }
@@ -221,13 +238,21 @@ impl Scheduler {
     /// sets the step-0 values.
     pub fn new(schedule: impl LrSchedule + 'static, optimizer: &mut dyn Optimizer) -> Self {
         let base_lrs = optimizer.learning_rates();
-        let s = Scheduler { schedule: Box::new(schedule), base_lrs, t: 0 };
+        let s = Scheduler {
+            schedule: Box::new(schedule),
+            base_lrs,
+            t: 0,
+        };
         s.apply(optimizer);
         s
     }
 
     fn apply(&self, optimizer: &mut dyn Optimizer) {
-        let lrs: Vec<f64> = self.base_lrs.iter().map(|&b| self.schedule.lr_at(self.t, b)).collect();
+        let lrs: Vec<f64> = self
+            .base_lrs
+            .iter()
+            .map(|&b| self.schedule.lr_at(self.t, b))
+            .collect();
         optimizer.set_learning_rates(&lrs);
         if let Some(m) = self.schedule.momentum_at(self.t) {
             optimizer.set_momentum(m);
@@ -253,7 +278,10 @@ impl Scheduler {
 
     /// The learning rate of each group at the current step.
     pub fn current_lrs(&self) -> Vec<f64> {
-        self.base_lrs.iter().map(|&b| self.schedule.lr_at(self.t, b)).collect()
+        self.base_lrs
+            .iter()
+            .map(|&b| self.schedule.lr_at(self.t, b))
+            .collect()
     }
 }
 // ANCHOR_END: scheduler

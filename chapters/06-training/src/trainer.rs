@@ -5,7 +5,9 @@ use crate::clip::{clip_grad_norm_, grad_norm};
 use crate::data::DataLoader;
 use crate::metrics::{histogram, MetricsWriter, Record};
 use crate::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
-use crate::schedule::{ConstantLr, CosineAnnealingLr, LinearLr, OneCycleLr, Scheduler, SequentialLr};
+use crate::schedule::{
+    ConstantLr, CosineAnnealingLr, LinearLr, OneCycleLr, Scheduler, SequentialLr,
+};
 use chapter_02::{default_generator_state, set_default_generator_state};
 use chapter_03::{no_grad, RawTensor, Result, Tensor};
 use chapter_05::loss::{cross_entropy, CrossEntropyOptions};
@@ -108,26 +110,54 @@ pub fn evaluate(model: &dyn Module, loader: &DataLoader) -> Result<(f64, f64)> {
         seen += n;
     }
     model.train();
-    Ok((loss_sum / seen.max(1) as f64, correct as f64 / seen.max(1) as f64))
+    Ok((
+        loss_sum / seen.max(1) as f64,
+        correct as f64 / seen.max(1) as f64,
+    ))
 }
 
 fn count_correct(logits: &Tensor, targets: &Tensor) -> Result<usize> {
     let pred = logits.data().argmax(-1, false)?;
-    Ok(pred.eq(&targets.data())?.to_dtype(chapter_02::DType::I64)?.sum_all()?.item()? as usize)
+    Ok(pred
+        .eq(&targets.data())?
+        .to_dtype(chapter_02::DType::I64)?
+        .sum_all()?
+        .item()? as usize)
 }
 
 fn make_optimizer(config: &TrainConfig, params: Vec<Tensor>) -> Result<Box<dyn Optimizer>> {
     Ok(match config.optimizer {
         OptimizerKind::Sgd => Box::new(Sgd::new(
             params,
-            SgdConfig { momentum: config.momentum, weight_decay: config.weight_decay, nesterov: config.momentum > 0.0, ..SgdConfig::new(config.lr) },
+            SgdConfig {
+                momentum: config.momentum,
+                weight_decay: config.weight_decay,
+                nesterov: config.momentum > 0.0,
+                ..SgdConfig::new(config.lr)
+            },
         )?),
-        OptimizerKind::Adam => Box::new(Adam::new(params, AdamConfig { weight_decay: config.weight_decay, ..AdamConfig::adam(config.lr) })?),
-        OptimizerKind::AdamW => Box::new(Adam::new(params, AdamConfig { weight_decay: config.weight_decay, ..AdamConfig::adamw(config.lr) })?),
+        OptimizerKind::Adam => Box::new(Adam::new(
+            params,
+            AdamConfig {
+                weight_decay: config.weight_decay,
+                ..AdamConfig::adam(config.lr)
+            },
+        )?),
+        OptimizerKind::AdamW => Box::new(Adam::new(
+            params,
+            AdamConfig {
+                weight_decay: config.weight_decay,
+                ..AdamConfig::adamw(config.lr)
+            },
+        )?),
     })
 }
 
-fn make_scheduler(config: &TrainConfig, total_steps: usize, optimizer: &mut dyn Optimizer) -> Scheduler {
+fn make_scheduler(
+    config: &TrainConfig,
+    total_steps: usize,
+    optimizer: &mut dyn Optimizer,
+) -> Scheduler {
     match config.schedule {
         ScheduleKind::Constant => Scheduler::new(ConstantLr, optimizer),
         ScheduleKind::OneCycle => {
@@ -139,8 +169,15 @@ fn make_scheduler(config: &TrainConfig, total_steps: usize, optimizer: &mut dyn 
             let warmup = (total_steps / 20).max(1);
             let schedule = SequentialLr {
                 schedules: vec![
-                    Box::new(LinearLr { start_factor: 0.01, end_factor: 1.0, total_iters: warmup }),
-                    Box::new(CosineAnnealingLr { t_max: total_steps - warmup, eta_min: 0.0 }),
+                    Box::new(LinearLr {
+                        start_factor: 0.01,
+                        end_factor: 1.0,
+                        total_iters: warmup,
+                    }),
+                    Box::new(CosineAnnealingLr {
+                        t_max: total_steps - warmup,
+                        eta_min: 0.0,
+                    }),
                 ],
                 milestones: vec![warmup],
             };
@@ -190,14 +227,21 @@ pub fn fit(
 ) -> Result<TrainSummary> {
     std::fs::create_dir_all(&run.path).map_err(|e| io_err(&run.path, e))?;
     let params = model.parameters();
-    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     let mut optimizer = make_optimizer(config, params.clone())?;
     let steps_per_epoch = train.num_batches();
     let mut scheduler = make_scheduler(config, steps_per_epoch * config.epochs, optimizer.as_mut());
     let (mut first_epoch, mut step) = (0u64, 0u64);
     if resume {
-        let ckpt = Checkpoint::load(run.checkpoint()).map_err(|e| chapter_02::Error::invalid("resume", e.to_string()))?;
-        model.load_state_dict(&ckpt.model).map_err(|e| chapter_02::Error::invalid("resume", e.to_string()))?;
+        let ckpt = Checkpoint::load(run.checkpoint())
+            .map_err(|e| chapter_02::Error::invalid("resume", e.to_string()))?;
+        model
+            .load_state_dict(&ckpt.model)
+            .map_err(|e| chapter_02::Error::invalid("resume", e.to_string()))?;
         optimizer.load_state_dict(&ckpt.optimizer)?;
         scheduler.set_steps(ckpt.scheduler_steps, optimizer.as_mut());
         set_default_generator_state(&ckpt.rng);
@@ -208,7 +252,13 @@ pub fn fit(
         let _ = std::fs::remove_file(run.path.join("metrics.jsonl"));
     }
     let mut metrics = MetricsWriter::open(&run.path).map_err(|e| io_err(&run.path, e))?;
-    let mut summary = TrainSummary { test_accuracy: 0.0, test_loss: 0.0, epochs_run: 0, train_seconds: 0.0, reached_target: None };
+    let mut summary = TrainSummary {
+        test_accuracy: 0.0,
+        test_loss: 0.0,
+        epochs_run: 0,
+        train_seconds: 0.0,
+        reached_target: None,
+    };
     let ce = CrossEntropyOptions::default();
     model.train();
 
@@ -240,11 +290,27 @@ pub fn fit(
             correct += count_correct(&logits, &y)?;
             seen += n;
             let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {:.4}  acc {:.2}%  {:.0} ex/s", loss_sum / seen as f64, 100.0 * correct as f64 / seen as f64, rate));
+            bar.set_message(format!(
+                "loss {:.4}  acc {:.2}%  {:.0} ex/s",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64,
+                rate
+            ));
             bar.inc(1);
             if config.log_every > 0 && step % config.log_every as u64 == 0 {
-                let record = train_record(step, epoch, batch_loss, count_correct(&logits, &y)? as f64 / n as f64, optimizer.learning_rates()[0], rate, &names, &params)?;
-                metrics.write(&record).map_err(|e| io_err(metrics.path(), e))?;
+                let record = train_record(
+                    step,
+                    epoch,
+                    batch_loss,
+                    count_correct(&logits, &y)? as f64 / n as f64,
+                    optimizer.learning_rates()[0],
+                    rate,
+                    &names,
+                    &params,
+                )?;
+                metrics
+                    .write(&record)
+                    .map_err(|e| io_err(metrics.path(), e))?;
             }
         }
         let epoch_seconds = started.elapsed().as_secs_f64();
@@ -261,7 +327,9 @@ pub fn fit(
             test_accuracy,
             seconds: summary.train_seconds,
         };
-        metrics.write(&record).map_err(|e| io_err(metrics.path(), e))?;
+        metrics
+            .write(&record)
+            .map_err(|e| io_err(metrics.path(), e))?;
         if let Some(probe) = probe {
             write_histograms(probe, test, step, epoch + 1, &mut metrics)?;
         }
@@ -292,9 +360,13 @@ pub fn fit(
             rng: default_generator_state(),
             epoch: epoch + 1,
             global_step: step,
-            extra: BTreeMap::from([("config".to_string(), serde_json::to_string(config).unwrap_or_default())]),
+            extra: BTreeMap::from([(
+                "config".to_string(),
+                serde_json::to_string(config).unwrap_or_default(),
+            )]),
         };
-        ckpt.save(run.checkpoint()).map_err(|e| chapter_02::Error::invalid("checkpoint", e.to_string()))?;
+        ckpt.save(run.checkpoint())
+            .map_err(|e| chapter_02::Error::invalid("checkpoint", e.to_string()))?;
     }
     Ok(summary)
 }
@@ -315,7 +387,16 @@ fn progress_bar(len: usize, epoch: u64, epochs: usize, show: bool) -> ProgressBa
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train_record(step: u64, epoch: u64, loss: f64, accuracy: f64, lr: f64, rate: f64, names: &[String], params: &[Tensor]) -> Result<Record> {
+fn train_record(
+    step: u64,
+    epoch: u64,
+    loss: f64,
+    accuracy: f64,
+    lr: f64,
+    rate: f64,
+    names: &[String],
+    params: &[Tensor],
+) -> Result<Record> {
     let mut param_norms = BTreeMap::new();
     let mut grad_norms = BTreeMap::new();
     for (name, p) in names.iter().zip(params) {
@@ -324,16 +405,42 @@ fn train_record(step: u64, epoch: u64, loss: f64, accuracy: f64, lr: f64, rate: 
             grad_norms.insert(name.clone(), g.data().sqr()?.sum_all()?.item()?.sqrt());
         }
     }
-    Ok(Record::Train { step, epoch: epoch + 1, loss, accuracy, lr, grad_norm: grad_norm(params)?, examples_per_sec: rate, param_norms, grad_norms })
+    Ok(Record::Train {
+        step,
+        epoch: epoch + 1,
+        loss,
+        accuracy,
+        lr,
+        grad_norm: grad_norm(params)?,
+        examples_per_sec: rate,
+        param_norms,
+        grad_norms,
+    })
 }
 
-fn write_histograms(probe: ActivationProbe<'_>, test: &DataLoader, step: u64, epoch: u64, metrics: &mut MetricsWriter) -> Result<()> {
+fn write_histograms(
+    probe: ActivationProbe<'_>,
+    test: &DataLoader,
+    step: u64,
+    epoch: u64,
+    metrics: &mut MetricsWriter,
+) -> Result<()> {
     let _guard = no_grad();
-    let Some(batch) = test.epoch(0).next() else { return Ok(()) };
+    let Some(batch) = test.epoch(0).next() else {
+        return Ok(());
+    };
     let (x, _) = batch.map_err(|e| chapter_02::Error::invalid("histogram", e.to_string()))?;
     for (name, act) in probe(&x)? {
         let (edges, counts) = histogram(&act.to_vec_f64()?, 40);
-        metrics.write(&Record::Histogram { step, epoch, name, edges, counts }).map_err(|e| io_err(metrics.path(), e))?;
+        metrics
+            .write(&Record::Histogram {
+                step,
+                epoch,
+                name,
+                edges,
+                counts,
+            })
+            .map_err(|e| io_err(metrics.path(), e))?;
     }
     Ok(())
 }

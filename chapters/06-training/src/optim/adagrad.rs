@@ -16,7 +16,14 @@ pub struct AdagradConfig {
 impl AdagradConfig {
     /// PyTorch's defaults: ε = 1e-10, no decay.
     pub fn new(lr: f64) -> Self {
-        AdagradConfig { lr, lr_decay: 0.0, weight_decay: 0.0, initial_accumulator_value: 0.0, eps: 1e-10, maximize: false }
+        AdagradConfig {
+            lr,
+            lr_decay: 0.0,
+            weight_decay: 0.0,
+            initial_accumulator_value: 0.0,
+            eps: 1e-10,
+            maximize: false,
+        }
     }
 }
 
@@ -53,7 +60,9 @@ impl Optimizer for Adagrad {
                 if c.weight_decay != 0.0 {
                     g = g.add(&x.affine(c.weight_decay, 0.0)?)?;
                 }
-                let (step, sum) = st.get_or_insert_with(|| (0, g.full_like(c.initial_accumulator_value).expect("full")));
+                let (step, sum) = st.get_or_insert_with(|| {
+                    (0, g.full_like(c.initial_accumulator_value).expect("full"))
+                });
                 *step += 1;
                 let clr = c.lr / (1.0 + (*step - 1) as f64 * c.lr_decay);
                 *sum = sum.add(&g.sqr()?)?;

@@ -19,11 +19,23 @@ pub struct AdamConfig {
 impl AdamConfig {
     /// PyTorch's Adam defaults: β = (0.9, 0.999), ε = 1e-8, no weight decay.
     pub fn adam(lr: f64) -> Self {
-        AdamConfig { lr, betas: (0.9, 0.999), eps: 1e-8, weight_decay: 0.0, amsgrad: false, maximize: false, decoupled_weight_decay: false }
+        AdamConfig {
+            lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            maximize: false,
+            decoupled_weight_decay: false,
+        }
     }
     /// PyTorch's AdamW defaults: as Adam, with decoupled weight decay 0.01.
     pub fn adamw(lr: f64) -> Self {
-        AdamConfig { weight_decay: 0.01, decoupled_weight_decay: true, ..AdamConfig::adam(lr) }
+        AdamConfig {
+            weight_decay: 0.01,
+            decoupled_weight_decay: true,
+            ..AdamConfig::adam(lr)
+        }
     }
 }
 
@@ -140,7 +152,11 @@ impl Optimizer for Adam {
                     inputs.push(vm);
                 }
                 let mut out = RawTensor::fused(&program, &inputs)?.into_iter();
-                let (new_x, m, v) = (out.next().unwrap(), out.next().unwrap(), out.next().unwrap());
+                let (new_x, m, v) = (
+                    out.next().unwrap(),
+                    out.next().unwrap(),
+                    out.next().unwrap(),
+                );
                 s.m = m;
                 s.v = v;
                 if c.amsgrad {
@@ -165,14 +181,18 @@ impl Optimizer for Adam {
         let mut out = OptimizerState::default();
         for (gi, (group, states)) in self.groups.iter().zip(&self.state).enumerate() {
             out.scalars.insert(format!("{gi}.lr"), group.config.lr);
-            out.scalars.insert(format!("{gi}.beta1"), group.config.betas.0);
+            out.scalars
+                .insert(format!("{gi}.beta1"), group.config.betas.0);
             for (pi, s) in states.iter().enumerate() {
                 if let Some(s) = s {
                     out.scalars.insert(format!("{gi}.{pi}.step"), s.step as f64);
-                    out.tensors.insert(format!("{gi}.{pi}.exp_avg"), s.m.clone());
-                    out.tensors.insert(format!("{gi}.{pi}.exp_avg_sq"), s.v.clone());
+                    out.tensors
+                        .insert(format!("{gi}.{pi}.exp_avg"), s.m.clone());
+                    out.tensors
+                        .insert(format!("{gi}.{pi}.exp_avg_sq"), s.v.clone());
                     if let Some(vm) = &s.v_max {
-                        out.tensors.insert(format!("{gi}.{pi}.max_exp_avg_sq"), vm.clone());
+                        out.tensors
+                            .insert(format!("{gi}.{pi}.max_exp_avg_sq"), vm.clone());
                     }
                 }
             }
@@ -185,7 +205,10 @@ impl Optimizer for Adam {
             group.config.lr = s.scalar(&format!("{gi}.lr"))?;
             group.config.betas.0 = s.scalar(&format!("{gi}.beta1"))?;
             for (pi, st) in states.iter_mut().enumerate() {
-                *st = match (s.tensor(&format!("{gi}.{pi}.exp_avg")), s.tensor(&format!("{gi}.{pi}.exp_avg_sq"))) {
+                *st = match (
+                    s.tensor(&format!("{gi}.{pi}.exp_avg")),
+                    s.tensor(&format!("{gi}.{pi}.exp_avg_sq")),
+                ) {
                     (Some(m), Some(v)) => Some(Moments {
                         step: s.scalar(&format!("{gi}.{pi}.step"))? as u64,
                         m,

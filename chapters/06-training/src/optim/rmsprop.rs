@@ -17,7 +17,15 @@ pub struct RmsPropConfig {
 impl RmsPropConfig {
     /// PyTorch's defaults: α = 0.99, ε = 1e-8.
     pub fn new(lr: f64) -> Self {
-        RmsPropConfig { lr, alpha: 0.99, eps: 1e-8, weight_decay: 0.0, momentum: 0.0, centered: false, maximize: false }
+        RmsPropConfig {
+            lr,
+            alpha: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            momentum: 0.0,
+            centered: false,
+            maximize: false,
+        }
     }
 }
 
@@ -66,10 +74,15 @@ impl Optimizer for RmsProp {
                     grad_avg: None,
                     momentum_buffer: None,
                 });
-                s.square_avg = s.square_avg.affine(c.alpha, 0.0)?.add(&g.sqr()?.affine(1.0 - c.alpha, 0.0)?)?;
+                s.square_avg = s
+                    .square_avg
+                    .affine(c.alpha, 0.0)?
+                    .add(&g.sqr()?.affine(1.0 - c.alpha, 0.0)?)?;
                 let avg = if c.centered {
                     let ga = match &s.grad_avg {
-                        Some(ga) => ga.affine(c.alpha, 0.0)?.add(&g.affine(1.0 - c.alpha, 0.0)?)?,
+                        Some(ga) => ga
+                            .affine(c.alpha, 0.0)?
+                            .add(&g.affine(1.0 - c.alpha, 0.0)?)?,
                         None => g.affine(1.0 - c.alpha, 0.0)?,
                     };
                     let centered = s.square_avg.sub(&ga.sqr()?)?;
@@ -111,12 +124,14 @@ impl Optimizer for RmsProp {
             out.scalars.insert(format!("{gi}.lr"), group.config.lr);
             for (pi, s) in states.iter().enumerate() {
                 let Some(s) = s else { continue };
-                out.tensors.insert(format!("{gi}.{pi}.square_avg"), s.square_avg.clone());
+                out.tensors
+                    .insert(format!("{gi}.{pi}.square_avg"), s.square_avg.clone());
                 if let Some(t) = &s.grad_avg {
                     out.tensors.insert(format!("{gi}.{pi}.grad_avg"), t.clone());
                 }
                 if let Some(t) = &s.momentum_buffer {
-                    out.tensors.insert(format!("{gi}.{pi}.momentum_buffer"), t.clone());
+                    out.tensors
+                        .insert(format!("{gi}.{pi}.momentum_buffer"), t.clone());
                 }
             }
         }
@@ -127,11 +142,13 @@ impl Optimizer for RmsProp {
         for (gi, (group, states)) in self.groups.iter_mut().zip(&mut self.state).enumerate() {
             group.config.lr = s.scalar(&format!("{gi}.lr"))?;
             for (pi, st) in states.iter_mut().enumerate() {
-                *st = s.tensor(&format!("{gi}.{pi}.square_avg")).map(|square_avg| RmsState {
-                    square_avg,
-                    grad_avg: s.tensor(&format!("{gi}.{pi}.grad_avg")),
-                    momentum_buffer: s.tensor(&format!("{gi}.{pi}.momentum_buffer")),
-                });
+                *st = s
+                    .tensor(&format!("{gi}.{pi}.square_avg"))
+                    .map(|square_avg| RmsState {
+                        square_avg,
+                        grad_avg: s.tensor(&format!("{gi}.{pi}.grad_avg")),
+                        momentum_buffer: s.tensor(&format!("{gi}.{pi}.momentum_buffer")),
+                    });
             }
         }
         Ok(())

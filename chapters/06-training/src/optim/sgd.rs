@@ -17,7 +17,14 @@ pub struct SgdConfig {
 
 impl SgdConfig {
     pub fn new(lr: f64) -> Self {
-        SgdConfig { lr, momentum: 0.0, dampening: 0.0, weight_decay: 0.0, nesterov: false, maximize: false }
+        SgdConfig {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+        }
     }
 }
 
@@ -35,7 +42,10 @@ impl Sgd {
     pub fn with_groups(groups: Vec<ParamGroup<SgdConfig>>) -> Result<Self> {
         for g in &groups {
             if g.config.nesterov && (g.config.momentum <= 0.0 || g.config.dampening != 0.0) {
-                return Err(Error::invalid("SGD", "Nesterov momentum requires a momentum and zero dampening"));
+                return Err(Error::invalid(
+                    "SGD",
+                    "Nesterov momentum requires a momentum and zero dampening",
+                ));
             }
         }
         let buffers = groups.iter().map(|g| vec![None; g.params.len()]).collect();
@@ -65,9 +75,15 @@ impl Optimizer for Sgd {
                 if c.momentum != 0.0 {
                     let b = match buf.take() {
                         None => g.clone(),
-                        Some(b) => b.affine(c.momentum, 0.0)?.add(&g.affine(1.0 - c.dampening, 0.0)?)?,
+                        Some(b) => b
+                            .affine(c.momentum, 0.0)?
+                            .add(&g.affine(1.0 - c.dampening, 0.0)?)?,
                     };
-                    g = if c.nesterov { g.add(&b.affine(c.momentum, 0.0)?)? } else { b.clone() };
+                    g = if c.nesterov {
+                        g.add(&b.affine(c.momentum, 0.0)?)?
+                    } else {
+                        b.clone()
+                    };
                     *buf = Some(b);
                 }
                 p.set_data(x.sub(&g.affine(c.lr, 0.0)?)?)?;
@@ -89,10 +105,12 @@ impl Optimizer for Sgd {
         let mut s = OptimizerState::default();
         for (gi, (group, buffers)) in self.groups.iter().zip(&self.buffers).enumerate() {
             s.scalars.insert(format!("{gi}.lr"), group.config.lr);
-            s.scalars.insert(format!("{gi}.momentum"), group.config.momentum);
+            s.scalars
+                .insert(format!("{gi}.momentum"), group.config.momentum);
             for (pi, b) in buffers.iter().enumerate() {
                 if let Some(b) = b {
-                    s.tensors.insert(format!("{gi}.{pi}.momentum_buffer"), b.clone());
+                    s.tensors
+                        .insert(format!("{gi}.{pi}.momentum_buffer"), b.clone());
                 }
             }
         }

@@ -17,10 +17,12 @@ impl OptimizerState {
         self.tensors.get(key).cloned()
     }
     pub fn scalar(&self, key: &str) -> Result<f64> {
-        self.scalars
-            .get(key)
-            .copied()
-            .ok_or_else(|| Error::invalid("load_state_dict", format!("optimizer state has no entry `{key}`")))
+        self.scalars.get(key).copied().ok_or_else(|| {
+            Error::invalid(
+                "load_state_dict",
+                format!("optimizer state has no entry `{key}`"),
+            )
+        })
     }
     /// Everything as one flat map of tensors (scalars become 0-d f64
     /// tensors under `scalar.` names), ready for a safetensors file.
@@ -30,7 +32,10 @@ impl OptimizerState {
             out.insert(format!("{prefix}tensor.{k}"), v.clone());
         }
         for (k, v) in &self.scalars {
-            out.insert(format!("{prefix}scalar.{k}"), RawTensor::scalar(*v, &Device::cpu())?);
+            out.insert(
+                format!("{prefix}scalar.{k}"),
+                RawTensor::scalar(*v, &Device::cpu())?,
+            );
         }
         Ok(out)
     }
