@@ -240,7 +240,11 @@ pub trait Backend: Send + Sync + Debug {
     /// supports it; a backend overrides it to do the whole program in one
     /// pass over memory (the CPU backend does; a GPU backend would generate
     /// one kernel).
-    fn fused(&self, program: &Program, inputs: &[(&dyn BackendStorage, &Layout)]) -> Result<Vec<Storage>> {
+    fn fused(
+        &self,
+        program: &Program,
+        inputs: &[(&dyn BackendStorage, &Layout)],
+    ) -> Result<Vec<Storage>> {
         program.run_unfused(self, inputs)
     }
     // ANCHOR_END: fused_default
@@ -309,19 +313,33 @@ impl Program {
                 Instr::Binary(_, a, b) => a < k && b < k,
             };
             if !ok {
-                return Err(crate::Error::invalid("fused", format!("instruction {k} ({ins:?}) refers to a later register or a missing input")));
+                return Err(crate::Error::invalid(
+                    "fused",
+                    format!(
+                        "instruction {k} ({ins:?}) refers to a later register or a missing input"
+                    ),
+                ));
             }
         }
         if self.outputs.iter().any(|&o| o >= self.instrs.len()) {
-            return Err(crate::Error::invalid("fused", "an output names a missing register"));
+            return Err(crate::Error::invalid(
+                "fused",
+                "an output names a missing register",
+            ));
         }
         Ok(())
     }
 
     /// The reference semantics: one primitive call per instruction.
-    pub fn run_unfused<B: Backend + ?Sized>(&self, backend: &B, inputs: &[(&dyn BackendStorage, &Layout)]) -> Result<Vec<Storage>> {
+    pub fn run_unfused<B: Backend + ?Sized>(
+        &self,
+        backend: &B,
+        inputs: &[(&dyn BackendStorage, &Layout)],
+    ) -> Result<Vec<Storage>> {
         self.validate(inputs.len())?;
-        let (first, layout) = inputs.first().ok_or_else(|| crate::Error::invalid("fused", "needs at least one input"))?;
+        let (first, layout) = inputs
+            .first()
+            .ok_or_else(|| crate::Error::invalid("fused", "needs at least one input"))?;
         let shape = layout.shape().clone();
         let contiguous = Layout::contiguous(shape.clone());
         let mut regs: Vec<Storage> = Vec::with_capacity(self.instrs.len());
@@ -330,7 +348,13 @@ impl Program {
                 Instr::Input(i) => backend.copy(inputs[i].0, inputs[i].1)?,
                 Instr::Const(v) => backend.full(&shape, v, first.dtype())?,
                 Instr::Unary(op, a) => backend.unary(op, regs[a].as_ref(), &contiguous)?,
-                Instr::Binary(op, a, b) => backend.binary(op, regs[a].as_ref(), &contiguous, regs[b].as_ref(), &contiguous)?,
+                Instr::Binary(op, a, b) => backend.binary(
+                    op,
+                    regs[a].as_ref(),
+                    &contiguous,
+                    regs[b].as_ref(),
+                    &contiguous,
+                )?,
             };
             regs.push(r);
         }

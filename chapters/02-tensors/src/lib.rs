@@ -21,7 +21,9 @@ mod shape;
 mod tensor;
 mod views;
 
-pub use backend::{Backend, BackendStorage, BinaryOp, CmpOp, Instr, Program, ReduceOp, Storage, UnaryOp};
+pub use backend::{
+    Backend, BackendStorage, BinaryOp, CmpOp, Instr, Program, ReduceOp, Storage, UnaryOp,
+};
 pub use cpu::{CpuBackend, CpuStorage};
 pub use device::Device;
 pub use dtype::{DType, WithDType};

@@ -680,18 +680,31 @@ impl Tensor {
     /// Runs a fused elementwise [`Program`](crate::Program) on tensors of
     /// one shape, dtype and device; returns one tensor per program output.
     pub fn fused(program: &crate::Program, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-        let first = *inputs.first().ok_or_else(|| Error::invalid("fused", "needs at least one input"))?;
+        let first = *inputs
+            .first()
+            .ok_or_else(|| Error::invalid("fused", "needs at least one input"))?;
         first.check_float("fused")?;
         for t in inputs {
             first.check_same_device(t, "fused")?;
             first.check_same_dtype(t, "fused")?;
             if t.shape() != first.shape() {
-                return Err(Error::ShapeMismatch { op: "fused", lhs: first.shape().clone(), rhs: t.shape().clone(), detail: " (all inputs must have one shape)".into() });
+                return Err(Error::ShapeMismatch {
+                    op: "fused",
+                    lhs: first.shape().clone(),
+                    rhs: t.shape().clone(),
+                    detail: " (all inputs must have one shape)".into(),
+                });
             }
         }
-        let args: Vec<(&dyn crate::BackendStorage, &Layout)> = inputs.iter().map(|t| (t.storage().as_ref(), t.layout())).collect();
+        let args: Vec<(&dyn crate::BackendStorage, &Layout)> = inputs
+            .iter()
+            .map(|t| (t.storage().as_ref(), t.layout()))
+            .collect();
         let outs = first.device().backend().fused(program, &args)?;
-        Ok(outs.into_iter().map(|s| Tensor::from_result(s, first.shape().clone(), first.device())).collect())
+        Ok(outs
+            .into_iter()
+            .map(|s| Tensor::from_result(s, first.shape().clone(), first.device()))
+            .collect())
     }
 }
 // ANCHOR_END: fused

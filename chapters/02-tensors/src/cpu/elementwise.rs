@@ -217,8 +217,12 @@ pub(crate) fn binary(
     lb: &Layout,
 ) -> Result<CpuStorage> {
     Ok(match (a, b) {
-        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(binary_float(op, MapViews(a, la, b, lb))),
-        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(binary_float(op, MapViews(a, la, b, lb))),
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+            CpuStorage::F32(binary_float(op, MapViews(a, la, b, lb)))
+        }
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+            CpuStorage::F64(binary_float(op, MapViews(a, la, b, lb)))
+        }
         (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(binary_int(op, a, la, b, lb)?),
         _ => {
             return Err(Error::DTypeMismatch {

@@ -14,8 +14,16 @@ use crate::backend::{Instr, Program};
 const CHUNK: usize = 512;
 
 // ANCHOR: run_fused
-pub(crate) fn run_fused<T: Float + Default>(program: &Program, inputs: &[&[T]], n: usize) -> Vec<Vec<T>> {
-    let mut outs: Vec<Vec<T>> = program.outputs.iter().map(|_| Vec::with_capacity(n)).collect();
+pub(crate) fn run_fused<T: Float + Default>(
+    program: &Program,
+    inputs: &[&[T]],
+    n: usize,
+) -> Vec<Vec<T>> {
+    let mut outs: Vec<Vec<T>> = program
+        .outputs
+        .iter()
+        .map(|_| Vec::with_capacity(n))
+        .collect();
     let mut regs: Vec<Vec<T>> = vec![vec![T::default(); CHUNK]; program.instrs.len()];
     let mut start = 0;
     while start < n {
@@ -29,7 +37,9 @@ pub(crate) fn run_fused<T: Float + Default>(program: &Program, inputs: &[&[T]], 
                 Instr::Input(i) => dst.copy_from_slice(&inputs[i][start..start + len]),
                 Instr::Const(v) => dst.fill(T::from_f64c(v)),
                 Instr::Unary(op, a) => unary_float(op, IntoSlice(&done[a][..len], dst)),
-                Instr::Binary(op, a, b) => binary_float(op, IntoSlice2(&done[a][..len], &done[b][..len], dst)),
+                Instr::Binary(op, a, b) => {
+                    binary_float(op, IntoSlice2(&done[a][..len], &done[b][..len], dst))
+                }
             }
         }
         for (out, &r) in outs.iter_mut().zip(&program.outputs) {
@@ -43,18 +53,38 @@ pub(crate) fn run_fused<T: Float + Default>(program: &Program, inputs: &[&[T]], 
 
 /// Runs `program` when every input is a contiguous float slice of one
 /// dtype; `None` tells the caller to fall back to the unfused path.
-pub(crate) fn try_fused(program: &Program, inputs: &[(&CpuStorage, usize, usize)]) -> Option<Vec<CpuStorage>> {
+pub(crate) fn try_fused(
+    program: &Program,
+    inputs: &[(&CpuStorage, usize, usize)],
+) -> Option<Vec<CpuStorage>> {
     // (storage, offset, len) of each contiguous input.
     let n = inputs.first()?.2;
-    if let Some(slices) = inputs.iter().map(|(s, o, l)| match s {
-        CpuStorage::F32(v) => Some(&v[*o..*o + *l]),
-        _ => None,
-    }).collect::<Option<Vec<&[f32]>>>() {
-        return Some(run_fused(program, &slices, n).into_iter().map(CpuStorage::F32).collect());
+    if let Some(slices) = inputs
+        .iter()
+        .map(|(s, o, l)| match s {
+            CpuStorage::F32(v) => Some(&v[*o..*o + *l]),
+            _ => None,
+        })
+        .collect::<Option<Vec<&[f32]>>>()
+    {
+        return Some(
+            run_fused(program, &slices, n)
+                .into_iter()
+                .map(CpuStorage::F32)
+                .collect(),
+        );
     }
-    let slices = inputs.iter().map(|(s, o, l)| match s {
-        CpuStorage::F64(v) => Some(&v[*o..*o + *l]),
-        _ => None,
-    }).collect::<Option<Vec<&[f64]>>>()?;
-    Some(run_fused(program, &slices, n).into_iter().map(CpuStorage::F64).collect())
+    let slices = inputs
+        .iter()
+        .map(|(s, o, l)| match s {
+            CpuStorage::F64(v) => Some(&v[*o..*o + *l]),
+            _ => None,
+        })
+        .collect::<Option<Vec<&[f64]>>>()?;
+    Some(
+        run_fused(program, &slices, n)
+            .into_iter()
+            .map(CpuStorage::F64)
+            .collect(),
+    )
 }

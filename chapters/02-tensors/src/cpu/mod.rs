@@ -9,7 +9,9 @@ mod matmul;
 mod reduce;
 pub(crate) mod strided;
 
-use crate::backend::{Backend, BackendStorage, BinaryOp, CmpOp, Program, ReduceOp, Storage, UnaryOp};
+use crate::backend::{
+    Backend, BackendStorage, BinaryOp, CmpOp, Program, ReduceOp, Storage, UnaryOp,
+};
 use crate::{DType, Error, Layout, Result, Shape};
 use std::any::Any;
 use std::sync::Arc;
@@ -320,13 +322,23 @@ impl Backend for CpuBackend {
         )?))
     }
 
-    fn fused(&self, program: &Program, inputs: &[(&dyn BackendStorage, &Layout)]) -> Result<Vec<Storage>> {
+    fn fused(
+        &self,
+        program: &Program,
+        inputs: &[(&dyn BackendStorage, &Layout)],
+    ) -> Result<Vec<Storage>> {
         program.validate(inputs.len())?;
         // Strided inputs (a transposed gradient, say) are copied to
         // contiguous buffers first: one extra pass for that input only.
         let copies: Vec<Option<CpuStorage>> = inputs
             .iter()
-            .map(|(s, l)| Ok(if l.is_contiguous() { None } else { Some(elementwise::cast(cpu(*s)?, l, s.dtype())) }))
+            .map(|(s, l)| {
+                Ok(if l.is_contiguous() {
+                    None
+                } else {
+                    Some(elementwise::cast(cpu(*s)?, l, s.dtype()))
+                })
+            })
             .collect::<Result<_>>()?;
         let mut views = Vec::with_capacity(inputs.len());
         for ((s, l), copy) in inputs.iter().zip(&copies) {

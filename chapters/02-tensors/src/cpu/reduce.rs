@@ -157,7 +157,11 @@ fn reduce_typed<T: ReduceElem>(
     // Fast path: a contiguous tensor reduced over its trailing axes (a sum
     // or max over the last dimension, as in softmax): each output is one
     // contiguous run of `block` elements.
-    let trailing = axes.iter().rev().enumerate().all(|(i, &a)| a == rank - 1 - i);
+    let trailing = axes
+        .iter()
+        .rev()
+        .enumerate()
+        .all(|(i, &a)| a == rank - 1 - i);
     if trailing && l.is_contiguous() && block > 0 && !axes.is_empty() {
         let o = l.offset();
         let rows = x[o..o + out_n * block].chunks_exact(block);
