@@ -30,12 +30,29 @@ pub(crate) struct Inner {
 }
 // ANCHOR_END: tensor
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+// ANCHOR: next_id
+/// A fresh tensor id. `backward` keys gradients by id, so ids must never
+/// repeat among tensors that can meet in one graph. A counter does that
+/// within one copy of this library; the counter starts at a random point so
+/// that two copies linked into one process (as a notebook kernel does, one
+/// per cell) draw from ranges that do not overlap in practice.
+fn next_id() -> u64 {
+    use std::hash::BuildHasher;
+    static NEXT_ID: std::sync::OnceLock<AtomicU64> = std::sync::OnceLock::new();
+    NEXT_ID
+        .get_or_init(|| {
+            let start = std::collections::hash_map::RandomState::new()
+                .hash_one(std::time::SystemTime::now());
+            AtomicU64::new(start)
+        })
+        .fetch_add(1, Ordering::Relaxed)
+}
+// ANCHOR_END: next_id
 
 impl Tensor {
     fn build(data: RawTensor, requires_grad: bool, node: Option<Node>) -> Tensor {
         Tensor(Arc::new(Inner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_id(),
             data: RwLock::new(data),
             requires_grad: AtomicBool::new(requires_grad),
             retains_grad: AtomicBool::new(false),
