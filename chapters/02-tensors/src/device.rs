@@ -20,11 +20,8 @@ impl Device {
     /// The host CPU.
     pub fn cpu() -> Device {
         static CPU: OnceLock<Device> = OnceLock::new();
-        CPU.get_or_init(|| {
-            configure_gemm_threads();
-            Device::new(Arc::new(CpuBackend))
-        })
-        .clone()
+        CPU.get_or_init(|| Device::new(Arc::new(CpuBackend)))
+            .clone()
     }
 
     /// A device backed by any implementation of [`Backend`].
@@ -46,24 +43,6 @@ impl Device {
     }
 }
 // ANCHOR_END: device
-
-// ANCHOR: gemm_threads
-/// `matrixmultiply` reads its thread count from `MATMUL_NUM_THREADS` once,
-/// and otherwise guesses the number of *physical* cores, which on some
-/// virtual machines comes out as 1: SGEMM then runs at half speed on a
-/// 2-core machine (84 against 146 GFLOP/s measured here). Unless the user
-/// chose a value, we set it to the number of CPUs this process may use
-/// (at most 8), before the first matrix product.
-fn configure_gemm_threads() {
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(8);
-        std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
-    }
-}
-// ANCHOR_END: gemm_threads
 
 impl PartialEq for Device {
     fn eq(&self, other: &Self) -> bool {
