@@ -4,53 +4,19 @@
 //! repeated indices accumulate. `cargo test -p chapter-04 --test indexing`
 //! runs them; `cargo test -p chapter-04 gather` only the gather lessons.
 
+mod common;
 use chapter_02::Generator;
-use chapter_03::{
-    grad, gradcheck, BackwardOptions, DType, Device, GradcheckOptions, RawTensor, Result, Shape,
-    Tensor,
-};
+use chapter_03::{grad, gradcheck, BackwardOptions, GradcheckOptions, RawTensor, Shape, Tensor};
 use chapter_04::prelude::*;
+use common::*;
 use proptest::prelude::*;
-
-fn cpu() -> Device {
-    Device::cpu()
-}
-
-fn t(values: &[f64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape, &cpu()).unwrap()
-}
 
 fn ids(values: &[i64], shape: impl Into<Shape>) -> Tensor {
     Tensor::from_vec(values.to_vec(), shape, &cpu()).unwrap()
 }
 
-fn iota(shape: &[usize]) -> Tensor {
-    let n: usize = shape.iter().product();
-    t(&(0..n).map(|i| i as f64).collect::<Vec<_>>(), shape)
-}
-
-fn values(x: &Tensor) -> Vec<f64> {
-    x.to_vec_f64().unwrap()
-}
-
-fn randn(shape: &[usize], seed: u64) -> RawTensor {
-    RawTensor::randn_with(
-        0.0,
-        1.0,
-        shape,
-        DType::F64,
-        &cpu(),
-        &mut Generator::new(seed),
-    )
-    .unwrap()
-}
-
 fn param(values: &[f64], shape: impl Into<Shape>) -> Tensor {
     Tensor::param(RawTensor::from_vec(values.to_vec(), shape, &cpu()).unwrap()).unwrap()
-}
-
-fn err(r: Result<Tensor>) -> String {
-    r.unwrap_err().to_string()
 }
 
 // ---------------------------------------------------------------- index_select / index_add

@@ -5,47 +5,13 @@
 //! `cargo test -p chapter-04 --test shape` runs them all;
 //! `cargo test -p chapter-04 slice` only the slicing lessons.
 
-use chapter_02::Generator;
-use chapter_03::{
-    grad, gradcheck, BackwardOptions, DType, Device, GradcheckOptions, RawTensor, Result, Shape,
-    Tensor,
-};
+mod common;
+use chapter_03::{grad, gradcheck, BackwardOptions, GradcheckOptions, RawTensor, Result, Tensor};
 use chapter_04::prelude::*;
+use common::*;
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------- helpers
-
-fn cpu() -> Device {
-    Device::cpu()
-}
-
-/// An `f64` constant.
-fn t(values: &[f64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape, &cpu()).unwrap()
-}
-
-/// `0, 1, 2, ...` as `f64` with the given shape.
-fn iota(shape: &[usize]) -> Tensor {
-    let n: usize = shape.iter().product();
-    t(&(0..n).map(|i| i as f64).collect::<Vec<_>>(), shape)
-}
-
-fn values(x: &Tensor) -> Vec<f64> {
-    x.to_vec_f64().unwrap()
-}
-
-/// Seeded standard-normal `f64` values, as a raw tensor for `gradcheck`.
-fn randn(shape: &[usize], seed: u64) -> RawTensor {
-    RawTensor::randn_with(
-        0.0,
-        1.0,
-        shape,
-        DType::F64,
-        &cpu(),
-        &mut Generator::new(seed),
-    )
-    .unwrap()
-}
 
 /// Finite differences agree with backward for `f` at a random point.
 fn check(shape: &[usize], f: impl Fn(&Tensor) -> Result<Tensor>) {
@@ -55,10 +21,6 @@ fn check(shape: &[usize], f: impl Fn(&Tensor) -> Result<Tensor>) {
         GradcheckOptions::default(),
     )
     .unwrap();
-}
-
-fn err(r: Result<Tensor>) -> String {
-    r.unwrap_err().to_string()
 }
 
 // ---------------------------------------------------------------- permute, squeeze, flatten

@@ -5,43 +5,17 @@
 //! `cargo test -p chapter-04 --test softmax` runs them all;
 //! `cargo test -p chapter-04 cumsum` only the cumsum lessons.
 
+mod common;
 use chapter_02::Generator;
 use chapter_03::{
-    grad, gradcheck, set_grad_enabled, BackwardOptions, DType, Device, GradcheckOptions, RawTensor,
-    Result, Shape, Tensor,
+    grad, gradcheck, set_grad_enabled, BackwardOptions, DType, GradcheckOptions, RawTensor, Result,
+    Tensor,
 };
 use chapter_04::prelude::*;
+use common::*;
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------- helpers
-
-fn cpu() -> Device {
-    Device::cpu()
-}
-
-/// An `f64` constant.
-fn t(values: &[f64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape, &cpu()).unwrap()
-}
-
-/// An `f64` leaf that requires grad.
-fn leaf(values: &[f64], shape: impl Into<Shape>) -> Tensor {
-    t(values, shape).requires_grad_().unwrap()
-}
-
-fn values(x: &Tensor) -> Vec<f64> {
-    x.to_vec_f64().unwrap()
-}
-
-fn assert_close(got: &[f64], want: &[f64], tol: f64) {
-    assert_eq!(got.len(), want.len(), "lengths differ: {got:?} vs {want:?}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * (1.0 + w.abs()),
-            "element {i}: got {g}, want {w} (all: {got:?})"
-        );
-    }
-}
 
 /// Seeded normal `f64` values, as a raw tensor for `gradcheck`.
 fn randn(shape: &[usize], std: f64, seed: u64) -> RawTensor {
@@ -83,10 +57,6 @@ fn check_second_order(x: RawTensor, f: impl Fn(&Tensor) -> Result<Tensor>) {
             .expect("f depends on x"))
     };
     gradcheck(df, &[x], GradcheckOptions::default()).unwrap();
-}
-
-fn err<T: std::fmt::Debug>(r: Result<T>) -> String {
-    r.unwrap_err().to_string()
 }
 
 // ---------------------------------------------------------------- softmax, log_softmax
