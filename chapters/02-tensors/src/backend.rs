@@ -7,10 +7,13 @@
 //!
 //! The primitives follow one convention: inputs arrive as *storage plus
 //! layout* (so views are never copied just to be read), and outputs are fresh,
-//! contiguous storage. Broadcasting and dimension bookkeeping are done once,
-//! in `Tensor`, before a primitive is called; a backend only loops.
+//! contiguous storage. Validation (shapes, dtypes, broadcasting, index
+//! bounds where the indices are readable) is done once, in `Tensor`, before a
+//! primitive is called: a backend only loops. What a backend can still
+//! discover by itself (an out-of-range index read on the device, an
+//! out-of-memory) it reports as [`Error::Device`](crate::Error::Device).
 
-use crate::{CpuStorage, DType, Layout, Result, Shape};
+use crate::{CpuStorage, DType, DeviceId, Layout, Result, Shape};
 use std::any::Any;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -53,7 +56,7 @@ pub enum UnaryOp {
 }
 
 /// Elementwise functions of two arguments (of the same shape after broadcasting).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
     Add,
     Sub,
@@ -65,7 +68,7 @@ pub enum BinaryOp {
 }
 
 /// Comparisons; their result is a `u8` tensor of 0s and 1s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CmpOp {
     Eq,
     Ne,
@@ -76,7 +79,7 @@ pub enum CmpOp {
 }
 
 /// Reductions over a set of axes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReduceOp {
     Sum,
     Max,
@@ -85,6 +88,18 @@ pub enum ReduceOp {
     ArgMax,
     /// Index (as `i64`) of the first minimum; one axis only.
     ArgMin,
+}
+
+/// What a [`Backend::random`] call draws; see [`crate::philox`] for the
+/// exact mapping from counter to value that every device reproduces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Distribution {
+    /// Uniform in `[lo, hi)`.
+    Uniform { lo: f64, hi: f64 },
+    /// Normal with the given mean and standard deviation (Box–Muller).
+    Normal { mean: f64, std: f64 },
+    /// 1 with probability `p`, else 0: `uniform(0, 1) < p`.
+    Bernoulli { p: f64 },
 }
 // ANCHOR_END: ops
 
@@ -108,19 +123,53 @@ pub trait BackendStorage: Any + Send + Sync + Debug {
 pub type Storage = Arc<dyn BackendStorage>;
 // ANCHOR_END: backend_storage
 
+/// Where a [`Backend::random`] draw starts in the Philox stream: the key
+/// (`seed`) and the index of its first 32-bit word (`offset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RandomStream {
+    pub seed: u64,
+    pub offset: u64,
+}
+
 // ANCHOR: backend
 /// A device: where storage lives and where the primitives run.
 pub trait Backend: Send + Sync + Debug {
-    /// A short name for messages and `Display`: `cpu`, `cuda:0`.
-    fn name(&self) -> String;
+    /// The device's identity: kind and ordinal (`cpu`, `cuda:0`).
+    fn id(&self) -> DeviceId;
+
+    /// Waits until every operation queued on the device has finished (a
+    /// no-op on the CPU, whose primitives are synchronous).
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The storage as host memory, when this device keeps its data in the
+    /// host's own memory (the CPU does); `None` otherwise. The op layer
+    /// uses it to validate index tensors for free where that costs no
+    /// transfer.
+    fn host_storage<'a>(&self, _storage: &'a dyn BackendStorage) -> Option<&'a CpuStorage> {
+        None
+    }
 
     // Moving data.
-    /// Copies host data (contiguous) onto the device.
+    /// Copies host data (contiguous) onto the device: a host→device transfer.
     fn upload(&self, data: CpuStorage) -> Result<Storage>;
-    /// Copies the elements of a view back to the host, in row-major order.
+    /// Copies the elements of a view back to the host, in row-major order:
+    /// a device→host transfer.
     fn to_cpu(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage>;
     /// A contiguous tensor of `shape` filled with `value`.
     fn full(&self, shape: &Shape, value: f64, dtype: DType) -> Result<Storage>;
+    /// `start, start + step, ..., start + (len − 1)·step` (computed in `f64`).
+    fn arange(&self, start: f64, step: f64, len: usize, dtype: DType) -> Result<Storage>;
+    /// `shape` filled with draws from `dist`, starting at `stream` (see
+    /// [`crate::philox`]); the caller advances its generator.
+    fn random(
+        &self,
+        dist: Distribution,
+        shape: &Shape,
+        dtype: DType,
+        stream: RandomStream,
+    ) -> Result<Storage>;
     /// Makes a view contiguous (a copy in row-major order).
     fn copy(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<Storage>;
     /// Writes `src` (viewed through `src_layout`) into the elements of `dst`
@@ -186,7 +235,8 @@ pub trait Backend: Send + Sync + Debug {
         rhs_layout: &Layout,
     ) -> Result<Storage>;
 
-    // Indexing (indices are `i64`).
+    // Indexing (indices are `i64`; an index outside its dimension is an
+    // `Error::Device`).
     /// `out[.., i, ..] = src[.., ids[i], ..]` along `dim`; `ids` is 1-D.
     fn index_select(
         &self,
@@ -232,20 +282,32 @@ pub trait Backend: Send + Sync + Debug {
         src_layout: &Layout,
         dim: usize,
     ) -> Result<Storage>;
+    /// For each row along the last dimension, the `i64` positions that sort
+    /// it (stably: equal values keep their order; NaN sorts above every
+    /// number, as in PyTorch).
+    fn argsort(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        descending: bool,
+    ) -> Result<Storage>;
 
     // ANCHOR: fused_default
     /// Runs a fused elementwise [`Program`] over inputs of one shape and
-    /// returns its outputs (contiguous). The default runs the program one
-    /// instruction at a time with the primitives above, so every backend
-    /// supports it; a backend overrides it to do the whole program in one
-    /// pass over memory (the CPU backend does; a GPU backend would generate
-    /// one kernel).
+    /// returns its outputs (contiguous). `scalars` are the program's runtime
+    /// numbers (a learning rate, a step's bias correction), passed the way a
+    /// GPU passes kernel arguments, so one program serves every step. The
+    /// default runs the program one instruction at a time with the
+    /// primitives above, so every backend supports it; a backend overrides
+    /// it to do the whole program in one pass over memory (the CPU backend
+    /// does; a GPU backend generates one kernel per program).
     fn fused(
         &self,
         program: &Program,
         inputs: &[(&dyn BackendStorage, &Layout)],
+        scalars: &[f64],
     ) -> Result<Vec<Storage>> {
-        program.run_unfused(self, inputs)
+        program.run_unfused(self, inputs, scalars)
     }
     // ANCHOR_END: fused_default
 }
@@ -256,9 +318,11 @@ pub trait Backend: Send + Sync + Debug {
 /// (registers) by index.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Instr {
-    /// The value of input `i`.
+    /// The value of input tensor `i`.
     Input(usize),
-    /// A constant.
+    /// The value of runtime scalar `i` (the same for every element).
+    Scalar(usize),
+    /// A constant, part of the program itself.
     Const(f64),
     Unary(UnaryOp, usize),
     Binary(BinaryOp, usize, usize),
@@ -269,6 +333,11 @@ pub enum Instr {
 /// Running it fused reads each input once and writes each output once,
 /// instead of making a full pass over memory (and a fresh allocation) per
 /// operation.
+///
+/// Numbers that change from call to call (the learning rate, the step's
+/// bias corrections) are [`Instr::Scalar`]s, supplied with each call, not
+/// constants: the program itself stays the same at every step, so a device
+/// that compiles programs compiles it once.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Program {
     pub instrs: Vec<Instr>,
@@ -283,9 +352,13 @@ impl Program {
         self.instrs.push(i);
         self.instrs.len() - 1
     }
-    /// Register holding input `i`.
+    /// Register holding input tensor `i`.
     pub fn input(&mut self, i: usize) -> usize {
         self.push(Instr::Input(i))
+    }
+    /// Register holding runtime scalar `i`.
+    pub fn scalar(&mut self, i: usize) -> usize {
+        self.push(Instr::Scalar(i))
     }
     /// Register holding a constant.
     pub fn constant(&mut self, v: f64) -> usize {
@@ -302,12 +375,19 @@ impl Program {
         self.outputs.push(r);
     }
 
-    /// Checks that every operand names an earlier register and every
-    /// input index is in range.
-    pub fn validate(&self, n_inputs: usize) -> Result<()> {
+    /// A key that is equal for equal programs (constants compared by their
+    /// bits), for caches of compiled programs.
+    pub fn cache_key(&self) -> String {
+        format!("{:?}|{:?}", self.instrs, self.outputs)
+    }
+
+    /// Checks that every operand names an earlier register, every input
+    /// and scalar index is in range, and there is at least one output.
+    pub fn validate(&self, n_inputs: usize, n_scalars: usize) -> Result<()> {
         for (k, ins) in self.instrs.iter().enumerate() {
             let ok = match *ins {
                 Instr::Input(i) => i < n_inputs,
+                Instr::Scalar(i) => i < n_scalars,
                 Instr::Const(_) => true,
                 Instr::Unary(_, a) => a < k,
                 Instr::Binary(_, a, b) => a < k && b < k,
@@ -316,15 +396,16 @@ impl Program {
                 return Err(crate::Error::invalid(
                     "fused",
                     format!(
-                        "instruction {k} ({ins:?}) refers to a later register or a missing input"
+                        "instruction {k} ({ins:?}) refers to a later register, a missing \
+                         input ({n_inputs} given) or a missing scalar ({n_scalars} given)"
                     ),
                 ));
             }
         }
-        if self.outputs.iter().any(|&o| o >= self.instrs.len()) {
+        if self.outputs.is_empty() || self.outputs.iter().any(|&o| o >= self.instrs.len()) {
             return Err(crate::Error::invalid(
                 "fused",
-                "an output names a missing register",
+                "a program needs at least one output, and every output must name a register",
             ));
         }
         Ok(())
@@ -335,8 +416,9 @@ impl Program {
         &self,
         backend: &B,
         inputs: &[(&dyn BackendStorage, &Layout)],
+        scalars: &[f64],
     ) -> Result<Vec<Storage>> {
-        self.validate(inputs.len())?;
+        self.validate(inputs.len(), scalars.len())?;
         let (first, layout) = inputs
             .first()
             .ok_or_else(|| crate::Error::invalid("fused", "needs at least one input"))?;
@@ -346,6 +428,7 @@ impl Program {
         for ins in &self.instrs {
             let r = match *ins {
                 Instr::Input(i) => backend.copy(inputs[i].0, inputs[i].1)?,
+                Instr::Scalar(i) => backend.full(&shape, scalars[i], first.dtype())?,
                 Instr::Const(v) => backend.full(&shape, v, first.dtype())?,
                 Instr::Unary(op, a) => backend.unary(op, regs[a].as_ref(), &contiguous)?,
                 Instr::Binary(op, a, b) => backend.binary(

@@ -55,6 +55,16 @@ pub enum Error {
         shape: Shape,
     },
 
+    /// The device failed: out of memory, a driver error, an index found out
+    /// of range by a kernel. The tensors involved stay valid and the
+    /// process can go on.
+    #[error("{op} on {device}: {msg}")]
+    Device {
+        op: &'static str,
+        device: String,
+        msg: String,
+    },
+
     /// Anything else, with a sentence saying what.
     #[error("{op}: {msg}")]
     Invalid { op: &'static str, msg: String },
@@ -66,6 +76,21 @@ impl Error {
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
         Error::Invalid {
             op,
+            msg: msg.into(),
+        }
+    }
+}
+
+impl Error {
+    /// Shorthand for [`Error::Device`].
+    pub fn device(
+        op: &'static str,
+        device: impl std::fmt::Display,
+        msg: impl Into<String>,
+    ) -> Self {
+        Error::Device {
+            op,
+            device: device.to_string(),
             msg: msg.into(),
         }
     }

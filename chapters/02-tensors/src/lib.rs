@@ -9,24 +9,33 @@
 
 mod arith;
 pub mod backend;
+mod counting;
 mod cpu;
 mod device;
+pub mod dispatch;
 mod display;
 mod dtype;
 mod error;
 mod layout;
 mod ops;
+pub mod philox;
 mod random;
 mod shape;
 mod tensor;
 mod views;
 
 pub use backend::{
-    Backend, BackendStorage, BinaryOp, CmpOp, Instr, Program, ReduceOp, Storage, UnaryOp,
+    Backend, BackendStorage, BinaryOp, CmpOp, Distribution, Instr, Program, RandomStream, ReduceOp,
+    Storage, UnaryOp,
 };
+pub use counting::{CountingBackend, CountingDevice, Counts, COUNTING};
 pub use cpu::{CpuBackend, CpuStorage};
-pub use device::Device;
-pub use dtype::{DType, WithDType};
+pub use device::{
+    default_device, known_device_kinds, register_device_kind, Device, DeviceId, DeviceKind,
+    DeviceOpener,
+};
+pub use dispatch::{DispatchPath, Kernel, Operator};
+pub use dtype::{bf16, f16, DType, Scalar, WithDType};
 pub use error::{Error, Result};
 pub use layout::{Layout, StridedOffsets};
 pub use random::{

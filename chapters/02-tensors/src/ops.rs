@@ -313,6 +313,13 @@ impl Tensor {
                 dtype: DType::U8,
             });
         }
+        let empty = axes.iter().any(|&a| self.dims()[a] == 0);
+        if empty && op != ReduceOp::Sum {
+            return Err(Error::invalid(
+                name,
+                format!("cannot reduce an empty dimension (shape {})", self.shape()),
+            ));
+        }
         let s = self
             .device()
             .backend()
@@ -401,6 +408,7 @@ impl Tensor {
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
         self.check_same_device(rhs, "matmul")?;
         self.check_same_dtype(rhs, "matmul")?;
+        self.check_float("matmul")?;
         if self.rank() == 0 || rhs.rank() == 0 {
             return Err(Error::invalid(
                 "matmul",
@@ -465,7 +473,7 @@ impl Tensor {
 }
 // ANCHOR_END: matmul
 
-// ANCHOR: indexing
+// ANCHOR: index_checks
 impl Tensor {
     fn check_index_tensor(ids: &Tensor, op: &'static str) -> Result<()> {
         if ids.dtype() != DType::I64 {
@@ -477,6 +485,56 @@ impl Tensor {
         Ok(())
     }
 
+    /// Checks that every index lies in `0..size`, where that costs nothing:
+    /// indices in host memory are read right here, so a bad one is reported
+    /// by value before any kernel runs. Indices on another device are not
+    /// read back (that would be a transfer and a stall); the device's
+    /// kernel checks each index as it reads it and reports an
+    /// [`Error::Device`].
+    pub fn check_ids_in_range(ids: &Tensor, size: usize, op: &'static str) -> Result<()> {
+        let Some(host) = ids.device().backend().host_storage(ids.storage().as_ref()) else {
+            return Ok(());
+        };
+        let values = host.as_slice::<i64>()?;
+        for o in ids.layout().offsets() {
+            let i = values[o];
+            if i < 0 || i as usize >= size {
+                return Err(Error::invalid(
+                    op,
+                    format!("index {i} is out of range for a dimension of size {size}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `gather` and `scatter_add` index every dimension but `dim` by
+    /// position, so `ids` must have `self`'s rank and fit inside it there.
+    fn check_gather_shapes(&self, ids: &Tensor, dim: usize, op: &'static str) -> Result<()> {
+        let (src, idx) = (self.dims(), ids.dims());
+        let fits = src.len() == idx.len()
+            && src
+                .iter()
+                .zip(idx)
+                .enumerate()
+                .all(|(d, (&s, &i))| d == dim || i <= s);
+        if fits {
+            return Ok(());
+        }
+        Err(Error::ShapeMismatch {
+            op,
+            lhs: self.shape().clone(),
+            rhs: ids.shape().clone(),
+            detail: format!(
+                " (index must have the same rank and be no larger outside dimension {dim})"
+            ),
+        })
+    }
+}
+// ANCHOR_END: index_checks
+
+// ANCHOR: indexing
+impl Tensor {
     /// Picks slices along `dim` by index: `out[.., i, ..] = self[.., ids[i], ..]`.
     pub fn index_select(&self, ids: &Tensor, dim: impl Dim) -> Result<Tensor> {
         let d = dim.to_index(self.shape(), "index_select")?;
@@ -488,6 +546,7 @@ impl Tensor {
                 format!("index must be 1-D, got shape {}", ids.shape()),
             ));
         }
+        Tensor::check_ids_in_range(ids, self.dims()[d], "index_select")?;
         let s = self.device().backend().index_select(
             self.storage().as_ref(),
             self.layout(),
@@ -506,6 +565,8 @@ impl Tensor {
         let d = dim.to_index(self.shape(), "gather")?;
         Tensor::check_index_tensor(ids, "gather")?;
         self.check_same_device(ids, "gather")?;
+        self.check_gather_shapes(ids, d, "gather")?;
+        Tensor::check_ids_in_range(ids, self.dims()[d], "gather")?;
         let s = self.device().backend().gather(
             self.storage().as_ref(),
             self.layout(),
@@ -524,6 +585,17 @@ impl Tensor {
         self.check_same_dtype(src, "scatter_add")?;
         self.check_same_device(ids, "scatter_add")?;
         self.check_same_device(src, "scatter_add")?;
+        self.check_addable("scatter_add")?;
+        self.check_gather_shapes(ids, d, "scatter_add")?;
+        if src.shape() != ids.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "scatter_add",
+                lhs: src.shape().clone(),
+                rhs: ids.shape().clone(),
+                detail: " (src and index must have the same shape)".into(),
+            });
+        }
+        Tensor::check_ids_in_range(ids, self.dims()[d], "scatter_add")?;
         let s = self.device().backend().scatter_add(
             self.storage().as_ref(),
             self.layout(),
@@ -544,12 +616,26 @@ impl Tensor {
         self.check_same_dtype(src, "index_add")?;
         self.check_same_device(ids, "index_add")?;
         self.check_same_device(src, "index_add")?;
+        self.check_addable("index_add")?;
         if ids.rank() != 1 {
             return Err(Error::invalid(
                 "index_add",
                 format!("index must be 1-D, got shape {}", ids.shape()),
             ));
         }
+        let mut expected = self.dims().to_vec();
+        expected[d] = ids.elem_count();
+        if src.dims() != expected.as_slice() {
+            return Err(Error::ShapeMismatch {
+                op: "index_add",
+                lhs: src.shape().clone(),
+                rhs: expected.into(),
+                detail:
+                    " (src must match base with the indexed dimension replaced by the index length)"
+                        .into(),
+            });
+        }
+        Tensor::check_ids_in_range(ids, self.dims()[d], "index_add")?;
         let s = self.device().backend().index_add(
             self.storage().as_ref(),
             self.layout(),
@@ -560,6 +646,45 @@ impl Tensor {
             d,
         )?;
         Ok(Tensor::from_result(s, self.shape().clone(), self.device()))
+    }
+
+    /// Scatters add numbers: not masks.
+    fn check_addable(&self, op: &'static str) -> Result<()> {
+        if self.dtype() == DType::U8 {
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: DType::U8,
+            });
+        }
+        Ok(())
+    }
+
+    /// The positions that sort each slice along `dim` (`i64`, stable; NaN
+    /// sorts above every number), like `torch.argsort(stable=True)`.
+    pub fn argsort(&self, dim: impl Dim, descending: bool) -> Result<Tensor> {
+        let d = dim.to_index(self.shape(), "argsort")?;
+        if self.rank() == 0 {
+            return Tensor::zeros((), DType::I64, self.device());
+        }
+        let last = self.rank() - 1;
+        let moved = self.transpose(d, last)?;
+        let s = self.device().backend().argsort(
+            moved.storage().as_ref(),
+            moved.layout(),
+            descending,
+        )?;
+        let ids = Tensor::from_result(s, moved.shape().clone(), self.device());
+        ids.transpose(d, last)?.contiguous()
+    }
+
+    /// `(values, indices)` sorted along `dim` (stable), like `torch.sort`.
+    pub fn sort(&self, dim: impl Dim, descending: bool) -> Result<(Tensor, Tensor)> {
+        let d = dim.to_index(self.shape(), "sort")?;
+        let ids = self.argsort(d, descending)?;
+        if self.rank() == 0 {
+            return Ok((self.clone(), ids));
+        }
+        Ok((self.gather(&ids, d)?, ids))
     }
 }
 // ANCHOR_END: indexing
@@ -603,7 +728,7 @@ impl Tensor {
         let out_layout = Layout::contiguous(shape.clone());
         let mut start = 0;
         {
-            let dst = Arc::get_mut(&mut storage).expect("freshly allocated storage is unique");
+            let dst = unique(&mut storage, "cat", first.device())?;
             for t in tensors {
                 let len = t.dims()[d];
                 let region = out_layout.slice(d, start, start + len, 1);
@@ -636,16 +761,22 @@ impl Tensor {
         Tensor::cat(&views.iter().collect::<Vec<_>>(), d)
     }
 
-    /// A copy of `self` whose region selected by `ranges` (one `start..end`
-    /// per leading dimension) is replaced by `src`.
-    pub fn slice_assign(&self, ranges: &[std::ops::Range<usize>], src: &Tensor) -> Result<Tensor> {
-        self.check_same_dtype(src, "slice_assign")?;
-        self.check_same_device(src, "slice_assign")?;
-        let mut region = Layout::contiguous(self.shape().clone());
+    /// The region of `layout` that `ranges` (one `start..end` per leading
+    /// dimension) selects, checked against `self`'s shape and `src`'s.
+    fn assign_region(
+        &self,
+        layout: &Layout,
+        ranges: &[std::ops::Range<usize>],
+        src: &Tensor,
+        op: &'static str,
+    ) -> Result<Layout> {
+        self.check_same_dtype(src, op)?;
+        self.check_same_device(src, op)?;
+        let mut region = layout.clone();
         for (d, r) in ranges.iter().enumerate() {
             if d >= self.rank() || r.end > self.dims()[d] || r.start > r.end {
                 return Err(Error::invalid(
-                    "slice_assign",
+                    op,
                     format!(
                         "range {r:?} is out of bounds for dimension {d} of shape {}",
                         self.shape()
@@ -656,15 +787,23 @@ impl Tensor {
         }
         if region.shape() != src.shape() {
             return Err(Error::ShapeMismatch {
-                op: "slice_assign",
+                op,
                 lhs: region.shape().clone(),
                 rhs: src.shape().clone(),
                 detail: " (region and source differ)".into(),
             });
         }
+        Ok(region)
+    }
+
+    /// A copy of `self` whose region selected by `ranges` (one `start..end`
+    /// per leading dimension) is replaced by `src`.
+    pub fn slice_assign(&self, ranges: &[std::ops::Range<usize>], src: &Tensor) -> Result<Tensor> {
+        let contiguous = Layout::contiguous(self.shape().clone());
+        let region = self.assign_region(&contiguous, ranges, src, "slice_assign")?;
         let backend = self.device().backend();
         let mut storage = backend.copy(self.storage().as_ref(), self.layout())?;
-        let dst = Arc::get_mut(&mut storage).expect("fresh copy is unique");
+        let dst = unique(&mut storage, "slice_assign", self.device())?;
         backend.copy_into(dst, &region, src.storage().as_ref(), src.layout())?;
         Ok(Tensor::from_result(
             storage,
@@ -672,14 +811,69 @@ impl Tensor {
             self.device(),
         ))
     }
+
+    // ANCHOR: slice_assign_in_place
+    /// Writes `src` into the region of `self` that `ranges` selects, in
+    /// place: no new buffer, no copy of the rest. This is how a KV cache
+    /// (chapter 08) appends one token's keys to a preallocated buffer.
+    ///
+    /// Tensors have value semantics, so when the storage is shared (with a
+    /// view or a clone of `self` that is still alive), `self` first gets a
+    /// copy of its own (copy-on-write) and the other tensors keep the old
+    /// values. [`is_storage_unique`](Self::is_storage_unique) tells
+    /// beforehand whether the write will happen in place.
+    pub fn slice_assign_(&mut self, ranges: &[std::ops::Range<usize>], src: &Tensor) -> Result<()> {
+        self.assign_region(self.layout(), ranges, src, "slice_assign_")?;
+        if !self.is_storage_unique() {
+            *self = self.copy()?;
+        }
+        let device = self.device().clone();
+        let inner = Arc::get_mut(&mut self.0).ok_or_else(|| {
+            Error::invalid("slice_assign_", "the tensor is shared after copy-on-write")
+        })?;
+        let region = {
+            let mut region = inner.layout.clone();
+            for (d, r) in ranges.iter().enumerate() {
+                region = region.slice(d, r.start, r.end, 1);
+            }
+            region
+        };
+        let dst = unique(&mut inner.storage, "slice_assign_", &device)?;
+        device
+            .backend()
+            .copy_into(dst, &region, src.storage().as_ref(), src.layout())
+    }
+    // ANCHOR_END: slice_assign_in_place
+}
+
+/// Mutable access to storage that a backend just made (or that copy-on-write
+/// made unique). Shared storage here would be a backend bug, reported as such.
+fn unique<'a>(
+    storage: &'a mut crate::Storage,
+    op: &'static str,
+    device: &crate::Device,
+) -> Result<&'a mut dyn crate::BackendStorage> {
+    Arc::get_mut(storage).ok_or_else(|| {
+        Error::device(
+            op,
+            device,
+            "the backend returned shared storage for a fresh result",
+        )
+    })
 }
 // ANCHOR_END: cat
 
 // ANCHOR: fused
 impl Tensor {
     /// Runs a fused elementwise [`Program`](crate::Program) on tensors of
-    /// one shape, dtype and device; returns one tensor per program output.
-    pub fn fused(program: &crate::Program, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+    /// one shape, float dtype and device, with the runtime `scalars` its
+    /// [`Instr::Scalar`](crate::Instr::Scalar)s read; returns one tensor per
+    /// program output.
+    pub fn fused(
+        program: &crate::Program,
+        inputs: &[&Tensor],
+        scalars: &[f64],
+    ) -> Result<Vec<Tensor>> {
         let first = *inputs
             .first()
             .ok_or_else(|| Error::invalid("fused", "needs at least one input"))?;
@@ -700,7 +894,8 @@ impl Tensor {
             .iter()
             .map(|t| (t.storage().as_ref(), t.layout()))
             .collect();
-        let outs = first.device().backend().fused(program, &args)?;
+        program.validate(inputs.len(), scalars.len())?;
+        let outs = first.device().backend().fused(program, &args, scalars)?;
         Ok(outs
             .into_iter()
             .map(|s| Tensor::from_result(s, first.shape().clone(), first.device()))

@@ -1,8 +1,10 @@
 //! The `Tensor` type: storage + layout + dtype + device.
 
-use crate::backend::Storage;
+use crate::backend::{Distribution, Storage};
 use crate::random::{with_default_generator, Generator};
-use crate::{CpuStorage, DType, Device, Dim, Error, Layout, Result, Shape, WithDType};
+use crate::{
+    default_device, philox, CpuStorage, DType, Device, Dim, Error, Layout, Result, Shape, WithDType,
+};
 use std::sync::Arc;
 
 // ANCHOR: tensor
@@ -12,12 +14,12 @@ use std::sync::Arc;
 /// storage. Views such as `transpose` or `slice` make a new `Tensor` that
 /// points at the same storage; `Clone` copies only a reference count.
 #[derive(Clone)]
-pub struct Tensor(Arc<TensorInner>);
+pub struct Tensor(pub(crate) Arc<TensorInner>);
 
-struct TensorInner {
-    storage: Storage,
-    layout: Layout,
-    device: Device,
+pub(crate) struct TensorInner {
+    pub(crate) storage: Storage,
+    pub(crate) layout: Layout,
+    pub(crate) device: Device,
 }
 // ANCHOR_END: tensor
 
@@ -77,7 +79,66 @@ impl Tensor {
     pub fn same_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
     }
+    /// Whether this handle is the only one to its storage, so that an
+    /// in-place write ([`slice_assign_`](Self::slice_assign_)) needs no copy.
+    pub fn is_storage_unique(&self) -> bool {
+        Arc::strong_count(&self.0) == 1 && Arc::strong_count(&self.0.storage) == 1
+    }
 }
+
+// ANCHOR: host_kernels
+/// What a kernel for a host-memory device (the CPU) needs: the elements of
+/// its inputs as slices, and a way to wrap its result. Neither is a
+/// transfer: the data already is in host memory.
+impl Tensor {
+    /// The elements of a contiguous tensor whose device keeps its data in
+    /// host memory, as a slice of `T`. An error for other devices, for a
+    /// strided view (call [`contiguous`](Self::contiguous) first) and for
+    /// another element type.
+    pub fn host_slice<T: WithDType>(&self) -> Result<&[T]> {
+        let host = self
+            .device()
+            .backend()
+            .host_storage(self.storage().as_ref())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "host_slice",
+                    format!("{} does not keep tensors in host memory", self.device()),
+                )
+            })?;
+        if !self.is_contiguous() {
+            return Err(Error::invalid(
+                "host_slice",
+                format!("the view of shape {} is not contiguous", self.shape()),
+            ));
+        }
+        let o = self.layout().offset();
+        Ok(&host.as_slice::<T>()?[o..o + self.elem_count()])
+    }
+
+    /// A contiguous tensor on `device` holding `data`, which a host kernel
+    /// computed. `device` must keep its data in host memory (the CPU).
+    pub fn from_host_vec<T: WithDType>(
+        data: Vec<T>,
+        shape: impl Into<Shape>,
+        device: &Device,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        if data.len() != shape.elem_count() || !device.is_cpu() {
+            return Err(Error::invalid(
+                "from_host_vec",
+                format!(
+                    "{} elements for shape {shape} on {device} (needs a host-memory device \
+                     and one element per position)",
+                    data.len()
+                ),
+            ));
+        }
+        let storage: Storage = Arc::new(CpuStorage::from(data));
+        Ok(Tensor::from_result(storage, shape, device))
+    }
+}
+// ANCHOR_END: host_kernels
 
 // ANCHOR: creation
 impl Tensor {
@@ -102,10 +163,10 @@ impl Tensor {
         Ok(Tensor::from_result(storage, shape, device))
     }
 
-    /// A 1-D tensor on the CPU: `Tensor::new(&[1.0f32, 2.0, 3.0])`.
-    pub fn new<T: WithDType>(data: &[T]) -> Tensor {
-        let n = data.len();
-        Tensor::from_vec(data.to_vec(), n, &Device::cpu()).expect("length matches")
+    /// A 1-D tensor on the [default device](crate::default_device):
+    /// `Tensor::new(&[1.0f32, 2.0, 3.0])?`.
+    pub fn new<T: WithDType>(data: &[T]) -> Result<Tensor> {
+        Tensor::from_vec(data.to_vec(), data.len(), &default_device()?)
     }
 
     /// A 0-d tensor holding one value.
@@ -139,7 +200,8 @@ impl Tensor {
         Tensor::full(value, self.shape(), self.dtype(), self.device())
     }
 
-    /// `start, start + step, ...` below `end` (like `torch.arange`).
+    /// `start, start + step, ...` below `end` (like `torch.arange`), made
+    /// on the device.
     pub fn arange(
         start: f64,
         end: f64,
@@ -153,9 +215,15 @@ impl Tensor {
                 format!("step must be finite and non-zero, got {step}"),
             ));
         }
+        if !start.is_finite() || !end.is_finite() {
+            return Err(Error::invalid(
+                "arange",
+                format!("start and end must be finite, got {start} and {end}"),
+            ));
+        }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
-        let values: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
-        Tensor::from_f64_vec(values, n, dtype, device)
+        let storage = device.backend().arange(start, step, n, dtype)?;
+        Ok(Tensor::from_result(storage, n.into(), device))
     }
 
     /// `n` evenly spaced points from `start` to `end` inclusive.
@@ -166,51 +234,52 @@ impl Tensor {
         dtype: DType,
         device: &Device,
     ) -> Result<Tensor> {
-        let values: Vec<f64> = match n {
-            0 => vec![],
-            1 => vec![start],
-            _ => (0..n)
-                .map(|i| start + (end - start) * i as f64 / (n - 1) as f64)
-                .collect(),
+        let step = if n > 1 {
+            (end - start) / (n - 1) as f64
+        } else {
+            0.0
         };
-        Tensor::from_f64_vec(values, n, dtype, device)
+        let storage = device.backend().arange(start, step, n, dtype)?;
+        Ok(Tensor::from_result(storage, n.into(), device))
     }
 
-    /// The `n x n` identity matrix.
+    /// The `n x n` identity matrix: `i == j`, compared on the device.
     pub fn eye(n: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-        let mut v = vec![0.0; n * n];
-        for i in 0..n {
-            v[i * n + i] = 1.0;
-        }
-        Tensor::from_f64_vec(v, (n, n), dtype, device)
+        let i = Tensor::arange(0.0, n as f64, 1.0, DType::I64, device)?;
+        i.reshape((n, 1))?.eq(&i.reshape((1, n))?)?.to_dtype(dtype)
     }
 
-    /// Values given as `f64`, stored as `dtype`.
+    /// Values given as `f64`, stored as `dtype` (a host→device transfer).
     pub fn from_f64_vec(
         values: Vec<f64>,
         shape: impl Into<Shape>,
         dtype: DType,
         device: &Device,
     ) -> Result<Tensor> {
-        match dtype {
-            DType::F32 => Tensor::from_vec(
-                values.iter().map(|&v| v as f32).collect::<Vec<_>>(),
-                shape,
-                device,
-            ),
-            DType::F64 => Tensor::from_vec(values, shape, device),
-            DType::I64 => Tensor::from_vec(
-                values.iter().map(|&v| v as i64).collect::<Vec<_>>(),
-                shape,
-                device,
-            ),
-            DType::U8 => Tensor::from_vec(
-                values.iter().map(|&v| v as u8).collect::<Vec<_>>(),
-                shape,
-                device,
-            ),
-        }
+        crate::with_dtype!(dtype, T => {
+            let v: Vec<T> = values.iter().map(|&x| T::from_f64(x)).collect();
+            Tensor::from_vec(v, shape, device)
+        })
     }
+
+    // ANCHOR: random
+    /// `shape` filled with draws from `dist` by the device itself, from the
+    /// next blocks of `generator`'s Philox stream: the same numbers on every
+    /// device, and nothing crosses the bus.
+    pub fn random_with(
+        dist: Distribution,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+        generator: &mut Generator,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        philox::check(dist, dtype)?;
+        let stream = generator.take(philox::words_for(dist, shape.elem_count(), dtype));
+        let storage = device.backend().random(dist, &shape, dtype, stream)?;
+        Ok(Tensor::from_result(storage, shape, device))
+    }
+    // ANCHOR_END: random
 
     /// Uniform samples in `[lo, hi)` from `generator`.
     pub fn rand_with(
@@ -221,11 +290,13 @@ impl Tensor {
         device: &Device,
         generator: &mut Generator,
     ) -> Result<Tensor> {
-        let shape = shape.into();
-        let v = (0..shape.elem_count())
-            .map(|_| generator.uniform(lo, hi))
-            .collect();
-        Tensor::from_f64_vec(v, shape, dtype, device)
+        Tensor::random_with(
+            Distribution::Uniform { lo, hi },
+            shape,
+            dtype,
+            device,
+            generator,
+        )
     }
     /// Normal samples from `generator`.
     pub fn randn_with(
@@ -236,11 +307,29 @@ impl Tensor {
         device: &Device,
         generator: &mut Generator,
     ) -> Result<Tensor> {
-        let shape = shape.into();
-        let v = (0..shape.elem_count())
-            .map(|_| generator.normal(mean, std))
-            .collect();
-        Tensor::from_f64_vec(v, shape, dtype, device)
+        Tensor::random_with(
+            Distribution::Normal { mean, std },
+            shape,
+            dtype,
+            device,
+            generator,
+        )
+    }
+    /// 1 with probability `p`, else 0, from `generator` (in any dtype).
+    pub fn bernoulli_with(
+        p: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+        generator: &mut Generator,
+    ) -> Result<Tensor> {
+        Tensor::random_with(
+            Distribution::Bernoulli { p },
+            shape,
+            dtype,
+            device,
+            generator,
+        )
     }
     /// Uniform samples in `[lo, hi)` from the thread's default generator
     /// (see [`manual_seed`](crate::manual_seed)).
@@ -262,6 +351,15 @@ impl Tensor {
         device: &Device,
     ) -> Result<Tensor> {
         with_default_generator(|g| Tensor::randn_with(mean, std, shape, dtype, device, g))
+    }
+    /// 1 with probability `p`, else 0, from the thread's default generator.
+    pub fn bernoulli(
+        p: f64,
+        shape: impl Into<Shape>,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor> {
+        with_default_generator(|g| Tensor::bernoulli_with(p, shape, dtype, device, g))
     }
 }
 // ANCHOR_END: creation
@@ -285,7 +383,7 @@ impl Tensor {
             });
         }
         let host = self.to_cpu_storage()?;
-        Ok(T::from_storage(&host).expect("dtype checked").to_vec())
+        Ok(host.as_slice::<T>()?.to_vec())
     }
 
     /// The elements converted to `f64`, whatever the dtype.
@@ -399,6 +497,6 @@ impl<T: WithDType> TryFrom<ndarray::ArrayD<T>> for Tensor {
     fn try_from(a: ndarray::ArrayD<T>) -> Result<Self> {
         let shape = a.shape().to_vec();
         let data: Vec<T> = a.iter().copied().collect();
-        Tensor::from_vec(data, shape, &Device::cpu())
+        Tensor::from_vec(data, shape, &default_device()?)
     }
 }

@@ -58,7 +58,7 @@ fn broadcast_column_times_row_is_an_outer_product() {
 #[test]
 fn broadcast_scalar_tensor_with_anything() {
     let x = tensor(&[1i64, 2, 3, 4], (2, 2));
-    let s = Tensor::scalar(10i64, &cpu()).unwrap();
+    let s = Tensor::scalar(10i64, &dev()).unwrap();
     assert_eq!(
         x.sub(&s).unwrap().to_vec::<i64>().unwrap(),
         [-9, -8, -7, -6]
@@ -87,7 +87,7 @@ fn broadcast_to_gives_stride_zero_and_shares_storage() {
 #[test]
 fn broadcast_in_comparisons_and_where() {
     let x = tensor(&[-1.0f32, 2.0, -3.0, 4.0], (2, 2));
-    let zero = Tensor::zeros((), DType::F32, &cpu()).unwrap();
+    let zero = Tensor::zeros((), DType::F32, &dev()).unwrap();
     let positive = x.gt(&zero).unwrap();
     assert_eq!(positive.to_vec::<u8>().unwrap(), [0, 1, 0, 1]);
     // cond [2, 2], on_true [2, 2], on_false a scalar.
@@ -106,8 +106,8 @@ fn broadcast_in_comparisons_and_where() {
 
 #[test]
 fn broadcast_of_incompatible_shapes_names_the_op_and_both_shapes() {
-    let a = Tensor::zeros((2, 3), DType::F32, &cpu()).unwrap();
-    let b = Tensor::zeros(4, DType::F32, &cpu()).unwrap();
+    let a = Tensor::zeros((2, 3), DType::F32, &dev()).unwrap();
+    let b = Tensor::zeros(4, DType::F32, &dev()).unwrap();
     assert_eq!(
         a.add(&b).unwrap_err().to_string(),
         "add: cannot broadcast [2, 3] with [4]"
@@ -257,8 +257,8 @@ proptest! {
         sa in shape(4, 3),
         sb in shape(4, 3),
     ) {
-        let a = Tensor::zeros(sa.clone(), DType::F32, &cpu()).unwrap();
-        let b = Tensor::zeros(sb.clone(), DType::F32, &cpu()).unwrap();
+        let a = Tensor::zeros(sa.clone(), DType::F32, &dev()).unwrap();
+        let b = Tensor::zeros(sb.clone(), DType::F32, &dev()).unwrap();
         match naive_broadcast_shape(&sa, &sb) {
             Some(out) => prop_assert_eq!(a.add(&b).unwrap().dims().to_vec(), out),
             None => prop_assert_eq!(

@@ -39,12 +39,12 @@ fn display_integers_and_masks() {
 
 #[test]
 fn display_scalars_and_empty_tensors() {
-    let s = Tensor::scalar(2.5f64, &cpu()).unwrap();
+    let s = Tensor::scalar(2.5f64, &dev()).unwrap();
     assert_eq!(
         s.to_string(),
         "tensor(2.5000, shape=[], dtype=f64, device=cpu)"
     );
-    let e = Tensor::zeros((0, 3), DType::F32, &cpu()).unwrap();
+    let e = Tensor::zeros((0, 3), DType::F32, &dev()).unwrap();
     assert_eq!(
         e.to_string(),
         "tensor([], shape=[0, 3], dtype=f32, device=cpu)"
@@ -115,7 +115,7 @@ tensor([[   0.,    1.,    2., ...,   97.,   98.,   99.],
 
 #[test]
 fn display_debug_is_short() {
-    let x = Tensor::zeros((2, 2), DType::F32, &cpu()).unwrap();
+    let x = Tensor::zeros((2, 2), DType::F32, &dev()).unwrap();
     assert_eq!(
         format!("{x:?}"),
         "Tensor[shape=[2, 2], dtype=f32, device=cpu]"

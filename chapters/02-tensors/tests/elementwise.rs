@@ -301,10 +301,10 @@ fn elementwise_ops_read_views_without_copying_first() {
 
 #[test]
 fn elementwise_ops_on_empty_and_scalar_tensors() {
-    let e = Tensor::zeros((0, 3), DType::F32, &cpu()).unwrap();
+    let e = Tensor::zeros((0, 3), DType::F32, &dev()).unwrap();
     assert_eq!(e.exp().unwrap().dims(), &[0, 3]);
     assert_eq!(e.add(&e.t().unwrap().t().unwrap()).unwrap().dims(), &[0, 3]);
-    let s = Tensor::scalar(2.0f64, &cpu()).unwrap();
+    let s = Tensor::scalar(2.0f64, &dev()).unwrap();
     assert_eq!(s.mul(&s).unwrap().item().unwrap(), 4.0);
     assert_eq!(s.exp().unwrap().rank(), 0);
 }

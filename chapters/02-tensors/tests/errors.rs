@@ -8,7 +8,7 @@ use chapter_02::{DType, Error, Result, Shape, Tensor};
 use common::*;
 
 fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
-    Tensor::zeros(shape, dtype, &cpu()).unwrap()
+    Tensor::zeros(shape, dtype, &dev()).unwrap()
 }
 
 fn message(r: Result<Tensor>) -> String {
@@ -102,7 +102,7 @@ fn normalise_rows(x: &Tensor) -> Result<Tensor> {
 fn error_propagates_through_question_mark() {
     let x = tensor(&[1.0f32, 3.0, 2.0, 2.0], (2, 2));
     assert_eq!(values(&normalise_rows(&x).unwrap()), [0.25, 0.75, 0.5, 0.5]);
-    let s = Tensor::scalar(1.0f32, &cpu()).unwrap();
+    let s = Tensor::scalar(1.0f32, &dev()).unwrap();
     assert_eq!(
         message(normalise_rows(&s)),
         "sum: dimension -1 out of range for a tensor of shape []"

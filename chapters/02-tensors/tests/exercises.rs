@@ -9,11 +9,14 @@
 //! (or one of them: `... -- --ignored exercise_roll`). They fail until you
 //! have written the function.
 
-use chapter_02::{DType, Device, Result, Tensor};
+mod common;
+
+use chapter_02::{DType, Result, Tensor};
+use common::dev;
 
 fn iota(shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
-    Tensor::arange(0.0, n as f64, 1.0, DType::F32, &Device::cpu())
+    Tensor::arange(0.0, n as f64, 1.0, DType::F32, &dev())
         .unwrap()
         .reshape(shape)
         .unwrap()
@@ -164,14 +167,14 @@ fn softmax_last_dim(t: &Tensor) -> Result<Tensor> {
 #[test]
 #[ignore = "exercise: implement `softmax_last_dim` with keepdim reductions and broadcasting"]
 fn exercise_softmax_rows_sum_to_one() {
-    let x = Tensor::new(&[1.0f64, 2.0, 3.0]);
+    let x = Tensor::new(&[1.0f64, 2.0, 3.0]).unwrap();
     let p = softmax_last_dim(&x).unwrap().to_vec::<f64>().unwrap();
     let expected = [0.09003057317038046, 0.24472847105479767, 0.6652409557748219];
     for (a, b) in p.iter().zip(expected) {
         assert!((a - b).abs() < 1e-12, "{p:?}");
     }
     // No overflow for large inputs.
-    let big = Tensor::new(&[1000.0f32, 1000.0]);
+    let big = Tensor::new(&[1000.0f32, 1000.0]).unwrap();
     assert_eq!(
         softmax_last_dim(&big).unwrap().to_vec::<f32>().unwrap(),
         [0.5, 0.5]

@@ -115,7 +115,7 @@ fn indexing_gather_rejects_bad_shapes_and_indices() {
 #[test]
 fn indexing_scatter_add_accumulates_repeated_indices() {
     // out[ids[i]] += src[i]: index 0 appears three times.
-    let base = Tensor::zeros(3, DType::F32, &cpu()).unwrap();
+    let base = Tensor::zeros(3, DType::F32, &dev()).unwrap();
     let out = base
         .scatter_add(&ids(&[0, 2, 0, 0]), &tensor(&[1.0f32, 2.0, 3.0, 4.0], 4), 0)
         .unwrap();
@@ -126,8 +126,8 @@ fn indexing_scatter_add_accumulates_repeated_indices() {
         "base is not modified"
     );
     // 2-D, along dim 1: out[i][ids[i][j]] += src[i][j].
-    let base = Tensor::zeros((2, 3), DType::I64, &cpu()).unwrap();
-    let ones = Tensor::ones((2, 3), DType::I64, &cpu()).unwrap();
+    let base = Tensor::zeros((2, 3), DType::I64, &dev()).unwrap();
+    let ones = Tensor::ones((2, 3), DType::I64, &dev()).unwrap();
     let out = base
         .scatter_add(&tensor(&[0i64, 0, 2, 1, 1, 1], (2, 3)), &ones, 1)
         .unwrap();
@@ -137,7 +137,7 @@ fn indexing_scatter_add_accumulates_repeated_indices() {
 
 #[test]
 fn indexing_index_add_accumulates_repeated_indices() {
-    let base = Tensor::ones((3, 2), DType::F64, &cpu()).unwrap();
+    let base = Tensor::ones((3, 2), DType::F64, &dev()).unwrap();
     let src = tensor(&[1.0f64, 1.0, 2.0, 2.0, 3.0, 3.0], (3, 2));
     let out = base.index_add(&ids(&[0, 2, 0]), &src, 0).unwrap();
     assert_eq!(
@@ -145,7 +145,7 @@ fn indexing_index_add_accumulates_repeated_indices() {
         [[5.0, 5.0], [1.0, 1.0], [3.0, 3.0]]
     );
     // Along dim 1, with a transposed source.
-    let base = Tensor::zeros((2, 3), DType::F32, &cpu()).unwrap();
+    let base = Tensor::zeros((2, 3), DType::F32, &dev()).unwrap();
     let src = tensor(&[1.0f32, 2.0, 10.0, 20.0], (2, 2)).t().unwrap(); // [[1, 10], [2, 20]]
     let out = base.index_add(&ids(&[2, 2]), &src, 1).unwrap();
     assert_eq!(
@@ -156,8 +156,8 @@ fn indexing_index_add_accumulates_repeated_indices() {
 
 #[test]
 fn indexing_adjoint_ops_reject_bad_arguments() {
-    let base = Tensor::zeros((3, 2), DType::F32, &cpu()).unwrap();
-    let src = Tensor::ones((2, 2), DType::F32, &cpu()).unwrap();
+    let base = Tensor::zeros((3, 2), DType::F32, &dev()).unwrap();
+    let src = Tensor::ones((2, 2), DType::F32, &dev()).unwrap();
     let e = base
         .index_add(&ids(&[0, 3]), &src, 0)
         .unwrap_err()
@@ -194,7 +194,7 @@ fn indexing_adjoint_ops_reject_bad_arguments() {
         e,
         "scatter_add: shape mismatch [2, 2] vs [1, 2] (src and index must have the same shape)"
     );
-    let mask = Tensor::zeros(3, DType::U8, &cpu()).unwrap();
+    let mask = Tensor::zeros(3, DType::U8, &dev()).unwrap();
     let e = mask
         .scatter_add(&ids(&[0]), &tensor(&[1u8], 1), 0)
         .unwrap_err()
@@ -202,7 +202,7 @@ fn indexing_adjoint_ops_reject_bad_arguments() {
     assert_eq!(e, "scatter_add: not supported for dtype u8");
     let e = base.index_add(
         &ids(&[0]),
-        &Tensor::ones((1, 2), DType::F64, &cpu()).unwrap(),
+        &Tensor::ones((1, 2), DType::F64, &dev()).unwrap(),
         0,
     );
     assert_eq!(
@@ -272,7 +272,7 @@ fn indexing_cat_errors_and_edge_cases() {
         .unwrap_err()
         .to_string();
     assert_eq!(e, "cat: dtype mismatch f32 vs f64");
-    let empty = Tensor::zeros((0, 3), DType::F32, &cpu()).unwrap();
+    let empty = Tensor::zeros((0, 3), DType::F32, &dev()).unwrap();
     assert_eq!(
         values(&Tensor::cat(&[&empty, &a, &empty], 0).unwrap()),
         values(&a)
@@ -284,7 +284,7 @@ fn indexing_cat_errors_and_edge_cases() {
 fn indexing_stack_joins_along_a_new_dimension() {
     let a = iota(&[2, 3], DType::I64);
     let b = a
-        .add(&Tensor::full(10.0, (), DType::I64, &cpu()).unwrap())
+        .add(&Tensor::full(10.0, (), DType::I64, &dev()).unwrap())
         .unwrap();
     let s0 = Tensor::stack(&[&a, &b], 0).unwrap();
     assert_eq!(s0.dims(), &[2, 2, 3]);
@@ -320,7 +320,7 @@ fn indexing_stack_joins_along_a_new_dimension() {
 
 #[test]
 fn indexing_slice_assign_replaces_a_region_of_a_copy() {
-    let x = Tensor::zeros((3, 4), DType::F32, &cpu()).unwrap();
+    let x = Tensor::zeros((3, 4), DType::F32, &dev()).unwrap();
     let src = tensor(&[1.0f32, 2.0, 3.0, 4.0], (2, 2));
     let y = x.slice_assign(&[1..3, 0..2], &src).unwrap();
     assert_eq!(
@@ -436,4 +436,75 @@ proptest! {
         let added = x.zeros_like().unwrap().index_add(&idx, &y, dim).unwrap();
         prop_assert_eq!(dot(&picked, &y), dot(&x, &added));
     }
+}
+
+// ANCHOR: slice_assign_in_place_lesson
+#[test]
+fn indexing_slice_assign_in_place_writes_without_a_copy() {
+    // A preallocated [2, 4] buffer, filled one column at a time, as a KV
+    // cache appends one token's keys per step.
+    let mut cache = Tensor::zeros((2, 4), DType::F32, &dev()).unwrap();
+    assert!(cache.is_storage_unique());
+    for t in 0..4 {
+        let column = tensor(&[t as f32, 10.0 + t as f32], (2, 1));
+        let before = std::sync::Arc::as_ptr(cache.storage()) as *const u8;
+        cache.slice_assign_(&[0..2, t..t + 1], &column).unwrap();
+        let after = std::sync::Arc::as_ptr(cache.storage()) as *const u8;
+        assert_eq!(before, after, "written in place");
+    }
+    assert_eq!(
+        cache.to_vec2::<f32>().unwrap(),
+        [[0.0, 1.0, 2.0, 3.0], [10.0, 11.0, 12.0, 13.0]]
+    );
+}
+
+#[test]
+fn indexing_slice_assign_in_place_copies_on_write_when_shared() {
+    let mut x = iota(&[2, 3], DType::F32);
+    let view = x.narrow(1, 0, 2).unwrap(); // shares x's storage
+    assert!(!x.is_storage_unique());
+    x.slice_assign_(&[0..1, 0..1], &tensor(&[100.0f32], (1, 1)))
+        .unwrap();
+    assert_eq!(values(&x), [100.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(
+        values(&view),
+        [0.0, 1.0, 3.0, 4.0],
+        "the view keeps its values"
+    );
+    // A strided view can be written in place too.
+    let mut t = iota(&[3, 2], DType::F32).t().unwrap();
+    t.slice_assign_(&[1..2], &tensor(&[-1.0f32, -2.0, -3.0], (1, 3)))
+        .unwrap();
+    assert_eq!(
+        t.to_vec2::<f32>().unwrap(),
+        [[0.0, 2.0, 4.0], [-1.0, -2.0, -3.0]]
+    );
+    let e = t
+        .slice_assign_(&[0..3], &tensor(&[1.0f32], 1))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "slice_assign_: range 0..3 is out of bounds for dimension 0 of shape [2, 3]"
+    );
+}
+// ANCHOR_END: slice_assign_in_place_lesson
+
+#[test]
+fn indexing_argsort_and_sort_are_stable_with_nan_last() {
+    let x = tensor(&[3.0f32, f32::NAN, 1.0, 3.0, -2.0], 5);
+    let ids = x.argsort(0, false).unwrap();
+    assert_eq!(ids.to_vec::<i64>().unwrap(), [4, 2, 0, 3, 1]);
+    let ids = x.argsort(0, true).unwrap();
+    assert_eq!(
+        ids.to_vec::<i64>().unwrap(),
+        [1, 0, 3, 2, 4],
+        "ties keep their order"
+    );
+    let m = tensor(&[5i64, 1, 4, 2, 8, 0], (2, 3));
+    let (values_0, ids_0) = m.sort(0, true).unwrap();
+    assert_eq!(values_0.to_vec2::<i64>().unwrap(), [[5, 8, 4], [2, 1, 0]]);
+    assert_eq!(ids_0.to_vec2::<i64>().unwrap(), [[0, 1, 0], [1, 0, 1]]);
+    let (values_1, _) = m.sort(-1, false).unwrap();
+    assert_eq!(values_1.to_vec2::<i64>().unwrap(), [[1, 4, 5], [0, 2, 8]]);
 }

@@ -143,11 +143,11 @@ fn matmul_reads_broadcast_and_sliced_operands_in_place() {
 #[test]
 fn matmul_with_empty_dimensions() {
     // k = 0: a sum of nothing, so zeros.
-    let a = Tensor::zeros((2, 0), DType::F32, &cpu()).unwrap();
-    let b = Tensor::zeros((0, 3), DType::F32, &cpu()).unwrap();
+    let a = Tensor::zeros((2, 0), DType::F32, &dev()).unwrap();
+    let b = Tensor::zeros((0, 3), DType::F32, &dev()).unwrap();
     let c = a.matmul(&b).unwrap();
     assert_eq!((c.dims(), values(&c)), (&[2, 3][..], vec![0.0; 6]));
-    let a = Tensor::zeros((0, 4), DType::F64, &cpu()).unwrap();
+    let a = Tensor::zeros((0, 4), DType::F64, &dev()).unwrap();
     assert_eq!(
         a.matmul(&iota(&[4, 3], DType::F64)).unwrap().dims(),
         &[0, 3]
@@ -156,29 +156,29 @@ fn matmul_with_empty_dimensions() {
 
 #[test]
 fn matmul_errors_name_both_shapes() {
-    let a = Tensor::zeros((2, 3), DType::F32, &cpu()).unwrap();
-    let b = Tensor::zeros((4, 5), DType::F32, &cpu()).unwrap();
+    let a = Tensor::zeros((2, 3), DType::F32, &dev()).unwrap();
+    let b = Tensor::zeros((4, 5), DType::F32, &dev()).unwrap();
     assert_eq!(
         a.matmul(&b).unwrap_err().to_string(),
         "matmul: shape mismatch [2, 3] vs [4, 5] (inner dimensions 3 and 4 differ)"
     );
-    let a3 = Tensor::zeros((2, 2, 3), DType::F32, &cpu()).unwrap();
-    let b3 = Tensor::zeros((5, 3, 4), DType::F32, &cpu()).unwrap();
+    let a3 = Tensor::zeros((2, 2, 3), DType::F32, &dev()).unwrap();
+    let b3 = Tensor::zeros((5, 3, 4), DType::F32, &dev()).unwrap();
     assert_eq!(
         a3.matmul(&b3).unwrap_err().to_string(),
         "matmul: cannot broadcast [2, 2, 3] with [5, 3, 4]"
     );
-    let i = Tensor::zeros((2, 2), DType::I64, &cpu()).unwrap();
+    let i = Tensor::zeros((2, 2), DType::I64, &dev()).unwrap();
     assert_eq!(
         i.matmul(&i).unwrap_err().to_string(),
         "matmul: not supported for dtype i64"
     );
-    let d = Tensor::zeros((3, 2), DType::F64, &cpu()).unwrap();
+    let d = Tensor::zeros((3, 2), DType::F64, &dev()).unwrap();
     assert_eq!(
         a.matmul(&d).unwrap_err().to_string(),
         "matmul: dtype mismatch f32 vs f64"
     );
-    let s = Tensor::scalar(1.0f32, &cpu()).unwrap();
+    let s = Tensor::scalar(1.0f32, &dev()).unwrap();
     assert_eq!(
         s.matmul(&a).unwrap_err().to_string(),
         "matmul: both arguments need at least 1 dimension, got [] and [2, 3]"
@@ -190,8 +190,8 @@ fn matmul_large_enough_to_use_the_blocked_kernel() {
     // Big enough for matrixmultiply's packing and (with threading) several
     // threads: 130 is not a multiple of any kernel tile.
     let mut g = Generator::new(3);
-    let a = Tensor::randn_with(0.0, 1.0, (130, 70), DType::F64, &cpu(), &mut g).unwrap();
-    let b = Tensor::randn_with(0.0, 1.0, (70, 130), DType::F64, &cpu(), &mut g).unwrap();
+    let a = Tensor::randn_with(0.0, 1.0, (130, 70), DType::F64, &dev(), &mut g).unwrap();
+    let b = Tensor::randn_with(0.0, 1.0, (70, 130), DType::F64, &dev(), &mut g).unwrap();
     let na = Naive {
         shape: vec![130, 70],
         data: values(&a),

@@ -78,7 +78,7 @@ fn reduction_argmax_ties_pick_the_first_index() {
     let x = tensor(&[3.0f64, 1.0, 3.0, 1.0], 4);
     assert_eq!(x.argmax(0, false).unwrap().to_vec::<i64>().unwrap(), [0]);
     assert_eq!(x.argmin(0, false).unwrap().to_vec::<i64>().unwrap(), [1]);
-    let same = Tensor::ones((2, 5), DType::I64, &cpu()).unwrap();
+    let same = Tensor::ones((2, 5), DType::I64, &dev()).unwrap();
     assert_eq!(
         same.argmax(1, false).unwrap().to_vec::<i64>().unwrap(),
         [0, 0]
@@ -149,7 +149,7 @@ fn reduction_axis_errors_and_empty_axes() {
         "argmax: dimension -3 out of range for a tensor of shape [2, 3]"
     );
     // Summing nothing gives 0; the largest of nothing does not exist.
-    let empty = Tensor::zeros((0, 3), DType::F32, &cpu()).unwrap();
+    let empty = Tensor::zeros((0, 3), DType::F32, &dev()).unwrap();
     assert_eq!(values(&empty.sum([0], false).unwrap()), [0.0, 0.0, 0.0]);
     assert!(empty
         .max([0], false)
@@ -185,7 +185,7 @@ fn reduction_sum_of_many_f32_values_stays_accurate() {
     // 1%: once the total is large, each small addend loses most of its
     // digits. Pairwise sums keep every partial total small.
     let n = 1_000_000;
-    let x = Tensor::full(0.1, n, DType::F32, &cpu()).unwrap();
+    let x = Tensor::full(0.1, n, DType::F32, &dev()).unwrap();
     let exact = n as f64 * 0.1f32 as f64;
     let single_total = (0..n).fold(0.0f32, |acc, _| acc + 0.1f32);
     assert!((single_total as f64 - exact).abs() / exact > 5e-3);

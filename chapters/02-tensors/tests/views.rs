@@ -186,7 +186,7 @@ fn view_reshape_infer_flatten_squeeze_unsqueeze() {
     assert_eq!(x.flatten(0, -1).unwrap().dims(), &[24]);
     assert_eq!(x.flatten(1, 2).unwrap().dims(), &[2, 12]);
     assert_eq!(
-        Tensor::scalar(1.0f32, &cpu())
+        Tensor::scalar(1.0f32, &dev())
             .unwrap()
             .flatten(0, 0)
             .unwrap()
@@ -229,7 +229,7 @@ fn view_as_strided_makes_overlapping_windows() {
 
 #[test]
 fn view_of_an_empty_tensor() {
-    let x = Tensor::zeros((0, 3), DType::F32, &cpu()).unwrap();
+    let x = Tensor::zeros((0, 3), DType::F32, &dev()).unwrap();
     assert_eq!(x.t().unwrap().dims(), &[3, 0]);
     assert_eq!(x.t().unwrap().reshape(0).unwrap().dims(), &[0]);
     assert_eq!(x.t().unwrap().contiguous().unwrap().dims(), &[3, 0]);

@@ -2,6 +2,7 @@
 
 use crate::grad_mode::{is_anomaly_enabled, set_grad_enabled};
 use crate::op::{check_finite, BackwardCtx};
+use crate::sync::lock;
 use crate::Tensor;
 use chapter_02::{Error, Result};
 use std::collections::{HashMap, HashSet};
@@ -17,6 +18,17 @@ pub struct BackwardOptions {
     /// differentiated again (Hessian-vector products, gradient penalties).
     /// Implies `retain_graph`.
     pub create_graph: bool,
+}
+
+/// The error for a graph whose inputs an earlier backward released.
+fn freed_graph(op: &str) -> Error {
+    Error::invalid(
+        "backward",
+        format!(
+            "the graph behind `{op}` was freed by an earlier backward; \
+             pass retain_graph: true to the first backward to run it twice"
+        ),
+    )
 }
 
 // ANCHOR: topo_sort
@@ -38,16 +50,7 @@ fn topological_order(root: &Tensor) -> Result<Vec<Tensor>> {
         }
         let inputs = match &t.0.node {
             None => vec![],
-            Some(node) => node.inputs().ok_or_else(|| {
-                Error::invalid(
-                    "backward",
-                    format!(
-                        "the graph behind `{}` was freed by an earlier backward; \
-                         pass retain_graph: true to the first backward to run it twice",
-                        node.op.name()
-                    ),
-                )
-            })?,
+            Some(node) => node.inputs().ok_or_else(|| freed_graph(node.op.name()))?,
         };
         stack.push((t, true));
         for input in inputs {
@@ -95,7 +98,9 @@ fn run_backward(
             _ => {}
         }
         let Some(node) = &t.0.node else { continue };
-        let inputs = node.inputs().expect("checked by topological_order");
+        let Some(inputs) = node.inputs() else {
+            return Err(freed_graph(node.op.name()));
+        };
         let ctx = BackwardCtx {
             inputs: &inputs,
             output: &t,
@@ -177,7 +182,7 @@ fn in_backward_of(name: &'static str, e: Error) -> Error {
 /// `zero_grad`, as in PyTorch (that is what makes gradient accumulation over
 /// micro-batches work).
 fn accumulate_into_grad(t: &Tensor, g: &Tensor) -> Result<()> {
-    let mut slot = t.0.grad.lock().expect("grad lock");
+    let mut slot = lock(&t.0.grad);
     let new = match slot.take() {
         Some(prev) => prev.add(g)?,
         None => g.clone(),

@@ -6,7 +6,15 @@
 //! node (its [`CustomOp`] and inputs), and [`Tensor::backward`] walks the
 //! nodes in reverse topological order, calling each op's backward formula.
 //!
-//! Throughout the chapter, `RawTensor` means chapter 02's tensor.
+//! Two tensor types meet here, and the names say which is which:
+//!
+//! - [`RawTensor`] is chapter 02's `Tensor`: numbers on a device, with no
+//!   memory of how they were computed. Kernels, `CustomOp::forward` and
+//!   optimiser updates work on it.
+//! - [`Tensor`] (this crate's) wraps a `RawTensor` and records the
+//!   operations applied to it, so gradients can flow back. Models, losses
+//!   and `backward` work on it; [`Tensor::data`] gives the `RawTensor`
+//!   inside, and [`Tensor::from_raw`] wraps one as a constant.
 
 mod backward;
 mod dot;
@@ -14,6 +22,7 @@ mod grad_mode;
 mod gradcheck;
 mod op;
 mod ops;
+mod sync;
 mod tensor;
 
 pub use backward::{grad, BackwardOptions};

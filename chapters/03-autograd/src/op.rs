@@ -7,6 +7,7 @@
 //! result to its inputs.
 
 use crate::grad_mode::{is_anomaly_enabled, is_grad_enabled};
+use crate::sync::lock;
 use crate::Tensor;
 use chapter_02::{Error, Result, Tensor as RawTensor};
 use std::sync::Mutex;
@@ -60,10 +61,10 @@ pub(crate) struct Node {
 impl Node {
     /// The inputs, or `None` once a backward pass has released them.
     pub(crate) fn inputs(&self) -> Option<Vec<Tensor>> {
-        self.inputs.lock().expect("node lock").clone()
+        lock(&self.inputs).clone()
     }
     pub(crate) fn take_inputs(&self) -> Option<Vec<Tensor>> {
-        self.inputs.lock().expect("node lock").take()
+        lock(&self.inputs).take()
     }
 }
 

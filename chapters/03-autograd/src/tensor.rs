@@ -1,8 +1,13 @@
 //! The autograd `Tensor`: a chapter-02 tensor plus the bookkeeping that lets
 //! gradients flow back to it.
 
+use crate::grad_mode::is_grad_enabled;
 use crate::op::Node;
-use chapter_02::{DType, Device, Error, Result, Shape, Tensor as RawTensor, WithDType};
+use crate::sync::{lock, read, write};
+use chapter_02::{
+    default_device, DType, Device, Error, Result, Shape, Tensor as RawTensor, WithDType,
+};
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -87,7 +92,7 @@ impl Tensor {
 
     /// The values (a cheap, shared handle to the raw tensor).
     pub fn data(&self) -> RawTensor {
-        self.0.data.read().expect("tensor data lock").clone()
+        read(&self.0.data).clone()
     }
 
     /// Replaces the values of a leaf in place, keeping its identity, its
@@ -100,7 +105,7 @@ impl Tensor {
                 "only leaf tensors can be updated in place",
             ));
         }
-        let mut d = self.0.data.write().expect("tensor data lock");
+        let mut d = write(&self.0.data);
         if d.shape() != data.shape() || d.dtype() != data.dtype() {
             return Err(Error::ShapeMismatch {
                 op: "set_data",
@@ -112,6 +117,29 @@ impl Tensor {
         *d = data;
         Ok(())
     }
+
+    // ANCHOR: slice_assign_in_place
+    /// Writes `src`'s values into the region of `self` that `ranges` selects,
+    /// in place (chapter 02's
+    /// [`slice_assign_`](chapter_02::Tensor::slice_assign_)): the tensor
+    /// keeps its identity, and with unshared storage nothing is copied. A
+    /// KV cache appends each new token's keys this way.
+    ///
+    /// Like PyTorch, an in-place write is refused where it would corrupt a
+    /// gradient: on a tensor that requires grad while grad mode is on, and
+    /// on the result of an operation (whose backward may still read it).
+    pub fn slice_assign_(&self, ranges: &[Range<usize>], src: &Tensor) -> Result<()> {
+        if !self.is_leaf() || (self.requires_grad() && is_grad_enabled()) {
+            return Err(Error::invalid(
+                "slice_assign_",
+                "an in-place write needs a leaf that does not require grad \
+                 (or grad mode off, e.g. inside no_grad)",
+            ));
+        }
+        let src = src.data();
+        write(&self.0.data).slice_assign_(ranges, &src)
+    }
+    // ANCHOR_END: slice_assign_in_place
 
     pub fn shape(&self) -> Shape {
         self.data().shape().clone()
@@ -196,17 +224,17 @@ impl Tensor {
 
     /// The accumulated gradient if there is one (what optimisers read).
     pub fn grad_opt(&self) -> Option<Tensor> {
-        self.0.grad.lock().expect("grad lock").clone()
+        lock(&self.0.grad).clone()
     }
 
     /// Forgets the accumulated gradient (PyTorch's `set_to_none=True`).
     pub fn zero_grad(&self) {
-        *self.0.grad.lock().expect("grad lock") = None;
+        *lock(&self.0.grad) = None;
     }
 
     /// Replaces the accumulated gradient (used by gradient clipping).
     pub fn set_grad(&self, grad: Option<Tensor>) {
-        *self.0.grad.lock().expect("grad lock") = grad;
+        *lock(&self.0.grad) = grad;
     }
     // ANCHOR_END: grad_access
 
@@ -223,8 +251,13 @@ impl Tensor {
 
 // Convenience constructors and readers that forward to chapter 02.
 impl Tensor {
-    pub fn new<T: WithDType>(data: &[T]) -> Tensor {
-        Tensor::from_raw(RawTensor::new(data))
+    /// A 1-D constant on the [default device](chapter_02::default_device).
+    pub fn new<T: WithDType>(data: &[T]) -> Result<Tensor> {
+        Ok(Tensor::from_raw(RawTensor::from_vec(
+            data.to_vec(),
+            data.len(),
+            &default_device()?,
+        )?))
     }
     pub fn from_vec<T: WithDType>(
         data: Vec<T>,

@@ -107,12 +107,12 @@ impl CustomOp for ScaleBy {
 #[test]
 fn custom_op_with_a_non_differentiable_input() {
     let x = leaf(&[1.0, 2.0, 3.0], 3);
-    let k = Tensor::from_vec(vec![2i64, 0, -1], 3, &cpu()).unwrap();
+    let k = Tensor::from_vec(vec![2i64, 0, -1], 3, &dev()).unwrap();
     let y = Tensor::apply(ScaleBy, &[&x, &k]).unwrap();
     y.sum_all().unwrap().backward().unwrap();
     assert_close(&grad_values(&x), &[2.0, 0.0, -1.0], 0.0);
     // gradcheck passes integer inputs through as constants.
-    let ids = RawTensor::from_vec(vec![3i64, 1, 4, 1, 5, 9], (2, 3), &cpu()).unwrap();
+    let ids = RawTensor::from_vec(vec![3i64, 1, 4, 1, 5, 9], (2, 3), &dev()).unwrap();
     check(
         |x| Tensor::apply(ScaleBy, &[&x[0], &x[1]]),
         [randn((2, 3), 2), ids],

@@ -71,7 +71,7 @@ fn errors_upstream_gradient_of_the_wrong_shape() {
 #[test]
 fn errors_dtype_mismatch() {
     let a = leaf(&[1.0, 2.0], 2);
-    let b = Tensor::from_raw(RawTensor::ones(2, DType::F32, &cpu()).unwrap());
+    let b = Tensor::from_raw(RawTensor::ones(2, DType::F32, &dev()).unwrap());
     assert_eq!(message(a.add(&b)), "add: dtype mismatch f64 vs f32");
     // An upstream gradient of another dtype than the output.
     let y = a.exp().unwrap();
@@ -169,7 +169,7 @@ fn errors_backward_of_a_constant() {
 
 #[test]
 fn errors_requires_grad_on_integers_and_intermediates() {
-    let i = Tensor::from_vec(vec![1i64, 2], 2, &cpu()).unwrap();
+    let i = Tensor::from_vec(vec![1i64, 2], 2, &dev()).unwrap();
     assert_eq!(
         message(i.set_requires_grad(true)),
         "requires_grad: not supported for dtype i64"

@@ -187,7 +187,7 @@ fn gradcheck_reports_the_largest_error_when_it_passes() {
 
 #[test]
 fn gradcheck_refuses_f32_inputs() {
-    let x = RawTensor::ones(3, DType::F32, &cpu()).unwrap();
+    let x = RawTensor::ones(3, DType::F32, &dev()).unwrap();
     let e = gradcheck(|x| x[0].exp(), &[x], GradcheckOptions::default()).unwrap_err();
     assert_eq!(e.to_string(), "gradcheck: input 0 is f32; use f64 inputs");
 }

@@ -263,7 +263,7 @@ fn gradgradcheck(f: impl Fn(&[Tensor]) -> Result<Tensor> + Copy, inputs: impl As
             let y = f(&xs)?;
             let w = Tensor::from_raw(randn(y.shape(), 7));
             let gs = grad(&y.mul(&w)?.sum_all()?, &refs, None, CREATE_GRAPH)?;
-            let mut total = Tensor::zeros((), DType::F64, &cpu())?;
+            let mut total = Tensor::zeros((), DType::F64, &dev())?;
             for (k, g) in gs.into_iter().enumerate() {
                 let g = g.expect("f depends on each input");
                 let u = Tensor::from_raw(randn(g.shape(), 20 + k as u64));

@@ -20,7 +20,7 @@ use proptest::prelude::*;
 
 /// Seeded uniform `f64` values in `[lo, hi)`.
 fn rand(lo: f64, hi: f64, shape: &[usize], seed: u64) -> RawTensor {
-    RawTensor::rand_with(lo, hi, shape, DType::F64, &cpu(), &mut Generator::new(seed)).unwrap()
+    RawTensor::rand_with(lo, hi, shape, DType::F64, &dev(), &mut Generator::new(seed)).unwrap()
 }
 
 /// Normal values pushed at least 0.1 away from each kink, where a finite
@@ -40,7 +40,7 @@ fn randn_away(shape: &[usize], seed: u64, kinks: &[f64]) -> RawTensor {
             })
         })
         .collect();
-    RawTensor::from_f64_vec(v, shape, DType::F64, &cpu()).unwrap()
+    RawTensor::from_f64_vec(v, shape, DType::F64, &dev()).unwrap()
 }
 
 const SHAPES: [&[usize]; 4] = [&[], &[5], &[2, 3], &[2, 3, 4]];
@@ -312,7 +312,7 @@ fn gelu_tanh_forward_matches_pytorch() {
 
 #[test]
 fn gelu_tanh_approximates_gelu_within_5e_4() {
-    let x = Tensor::from_raw(RawTensor::linspace(-6.0, 6.0, 1201, DType::F64, &cpu()).unwrap());
+    let x = Tensor::from_raw(RawTensor::linspace(-6.0, 6.0, 1201, DType::F64, &dev()).unwrap());
     let exact = values(&x.gelu().unwrap());
     let approx = values(&x.gelu_tanh().unwrap());
     let worst = exact
@@ -523,7 +523,7 @@ fn where_cond_selects_elementwise_with_broadcasting() {
 
 #[test]
 fn where_cond_routes_gradients_and_sums_them_to_each_shape() {
-    let cond = RawTensor::from_vec(vec![1u8, 0, 1, 0, 0, 1], (2, 3), &cpu()).unwrap();
+    let cond = RawTensor::from_vec(vec![1u8, 0, 1, 0, 0, 1], (2, 3), &dev()).unwrap();
     // on_true [3] is broadcast over rows, on_false [2, 1] over columns.
     check(
         |x| where_cond(&x[0], &x[1], &x[2]),
@@ -543,7 +543,7 @@ fn where_cond_routes_gradients_and_sums_them_to_each_shape() {
 
 #[test]
 fn where_cond_second_order_through_both_branches() {
-    let cond = Tensor::from_raw(RawTensor::from_vec(vec![1u8, 0, 1, 0], 4, &cpu()).unwrap());
+    let cond = Tensor::from_raw(RawTensor::from_vec(vec![1u8, 0, 1, 0], 4, &dev()).unwrap());
     check_second_order(
         move |x| where_cond(&cond, &x.sigmoid()?, &x.sin()?),
         randn(&[4], 11),
@@ -562,9 +562,9 @@ fn elementwise_errors_name_the_op_and_the_shapes() {
     );
     assert_eq!(err(a.pow(&b)), "pow: cannot broadcast [2, 3] with [4]");
     assert_eq!(err(a.lt_t(&b)), "lt: cannot broadcast [2, 3] with [4]");
-    let f32s = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], 3, &cpu()).unwrap();
+    let f32s = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], 3, &dev()).unwrap();
     assert_eq!(err(a.minimum(&f32s)), "minimum: dtype mismatch f64 vs f32");
-    let ints = Tensor::from_vec(vec![1i64, 2], 2, &cpu()).unwrap();
+    let ints = Tensor::from_vec(vec![1i64, 2], 2, &dev()).unwrap();
     assert_eq!(err(ints.sigmoid()), "sigmoid: not supported for dtype i64");
     assert_eq!(err(ints.gelu()), "gelu: not supported for dtype i64");
     assert_eq!(

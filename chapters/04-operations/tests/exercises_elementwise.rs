@@ -19,10 +19,15 @@ use chapter_03::{BackwardCtx, CustomOp};
 #[allow(unused_imports)] // for your solutions
 use chapter_04::prelude::*;
 
+/// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+fn dev() -> chapter_02::Device {
+    chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+}
+
 // ---------------------------------------------------------------- helpers
 
 fn t(values: &[f64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape, &Device::cpu()).unwrap()
+    Tensor::from_vec(values.to_vec(), shape, &dev()).unwrap()
 }
 
 fn values(x: &Tensor) -> Vec<f64> {
@@ -45,7 +50,7 @@ fn randn(shape: &[usize], seed: u64) -> RawTensor {
         1.5,
         shape,
         DType::F64,
-        &Device::cpu(),
+        &dev(),
         &mut Generator::new(seed),
     )
     .unwrap()
@@ -244,7 +249,7 @@ fn exercise_cross_entropy_fused() {
     let z = t(&[2.0, 1.0, 0.1, 0.5, 2.5, -1.0], (2, 3))
         .requires_grad_()
         .unwrap();
-    let targets = Tensor::from_vec(vec![0i64, 2], 2, &Device::cpu()).unwrap();
+    let targets = Tensor::from_vec(vec![0i64, 2], 2, &dev()).unwrap();
     let loss = cross_entropy(&z, &targets).unwrap();
     assert_eq!(loss.dims(), Vec::<usize>::new());
     assert_close(&[loss.item().unwrap()], &[2.035104111700061], 1e-14);
@@ -260,14 +265,14 @@ fn exercise_cross_entropy_fused() {
     assert_close(&values(&z.grad().unwrap()), &want, 1e-14);
     // Huge logits stay finite.
     let big = t(&[1e4, 0.0, -1e4, 0.0], (2, 2));
-    let ids = Tensor::from_vec(vec![1i64, 0], 2, &Device::cpu()).unwrap();
+    let ids = Tensor::from_vec(vec![1i64, 0], 2, &dev()).unwrap();
     assert_close(
         &[cross_entropy(&big, &ids).unwrap().item().unwrap()],
         &[1e4],
         1e-12,
     );
     let f = |x: &[Tensor]| cross_entropy(&x[0], &x[1]);
-    let ids = RawTensor::from_vec(vec![3i64, 0, 1], 3, &Device::cpu()).unwrap();
+    let ids = RawTensor::from_vec(vec![3i64, 0, 1], 3, &dev()).unwrap();
     gradcheck(f, &[randn(&[3, 4], 6), ids], GradcheckOptions::default()).unwrap();
 }
 // ANCHOR_END: exercise_cross_entropy

@@ -14,6 +14,11 @@ use chapter_03::{gradcheck, DType, Device, GradcheckOptions, RawTensor, Result, 
 #[allow(unused_imports)] // your solutions will need these
 use chapter_04::prelude::*;
 
+/// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+fn dev() -> chapter_02::Device {
+    chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+}
+
 // ANCHOR: roll
 /// Exercise 1: `torch.roll`. Shift the elements along `dim` by `shift`
 /// places (negative: to the left), wrapping around the end:
@@ -88,7 +93,7 @@ fn embedding_bag(table: &Tensor, ids: &Tensor, bags: &Tensor, n_bags: usize) -> 
 // ------------------------------------------------------------------ the tests
 
 fn t(values: &[f64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape, &Device::cpu()).unwrap()
+    Tensor::from_vec(values.to_vec(), shape, &dev()).unwrap()
 }
 
 fn iota(shape: &[usize]) -> Tensor {
@@ -106,7 +111,7 @@ fn randn(shape: &[usize], seed: u64) -> RawTensor {
         1.0,
         shape,
         DType::F64,
-        &Device::cpu(),
+        &dev(),
         &mut Generator::new(seed),
     )
     .unwrap()
@@ -226,8 +231,8 @@ fn exercise_bilinear() {
 #[ignore = "exercise: implement embedding_bag (index_select + index_add)"]
 fn exercise_embedding_bag() {
     let table = iota(&[4, 2]);
-    let ids = Tensor::from_vec(vec![3i64, 0, 3, 1], 4, &Device::cpu()).unwrap();
-    let bags = Tensor::from_vec(vec![0i64, 0, 2, 2], 4, &Device::cpu()).unwrap();
+    let ids = Tensor::from_vec(vec![3i64, 0, 3, 1], 4, &dev()).unwrap();
+    let bags = Tensor::from_vec(vec![0i64, 0, 2, 2], 4, &dev()).unwrap();
     let y = embedding_bag(&table, &ids, &bags, 3).unwrap();
     assert_eq!(y.dims(), [3, 2]);
     // bag 0 = row 3 + row 0, bag 1 is empty, bag 2 = row 3 + row 1

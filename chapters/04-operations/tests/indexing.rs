@@ -12,11 +12,11 @@ use common::*;
 use proptest::prelude::*;
 
 fn ids(values: &[i64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape, &cpu()).unwrap()
+    Tensor::from_vec(values.to_vec(), shape, &dev()).unwrap()
 }
 
 fn param(values: &[f64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::param(RawTensor::from_vec(values.to_vec(), shape, &cpu()).unwrap()).unwrap()
+    Tensor::param(RawTensor::from_vec(values.to_vec(), shape, &dev()).unwrap()).unwrap()
 }
 
 // ---------------------------------------------------------------- index_select / index_add

@@ -157,7 +157,7 @@ fn einsum_batch_matmul_and_three_operands() {
     let (x, y) = (t(&[1.0, 2.0], 2), t(&[1.0, 0.0, -1.0], 3));
     assert_eq!(values(&einsum("i,ij,j->", &[&x, &m1, &y]).unwrap()), [-6.0]);
     // A scalar operand has no subscripts.
-    let s = Tensor::from_vec(vec![2.0f64], (), &cpu()).unwrap();
+    let s = Tensor::from_vec(vec![2.0f64], (), &dev()).unwrap();
     assert_eq!(values(&einsum(",i->i", &[&s, &x]).unwrap()), [2.0, 4.0]);
 }
 
@@ -182,7 +182,13 @@ fn einsum_gradients_pass_gradcheck() {
 // ANCHOR: trace_gradient
 #[test]
 fn einsum_gradient_of_a_diagonal_is_embedded_in_zeros() {
-    let m = Tensor::param(RawTensor::new(&[1.0f64; 9]).reshape((3, 3)).unwrap()).unwrap();
+    let m = Tensor::param(
+        RawTensor::new(&[1.0f64; 9])
+            .unwrap()
+            .reshape((3, 3))
+            .unwrap(),
+    )
+    .unwrap();
     einsum("ii->", &[&m]).unwrap().backward().unwrap();
     // d trace(M) / dM = I
     assert_eq!(
@@ -201,7 +207,7 @@ fn einsum_second_derivative() {
     // with respect to x_m is Σ_i 6 y_i r_i A_im with r_i = Σ_j A_ij.
     let a_vals = [1.0, 2.0, -1.0, 0.5, 0.0, 3.0];
     let a = t(&a_vals, (2, 3));
-    let x = Tensor::param(RawTensor::new(&[0.5f64, -1.0, 2.0])).unwrap();
+    let x = Tensor::param(RawTensor::new(&[0.5f64, -1.0, 2.0]).unwrap()).unwrap();
     let f = einsum("ij,j->i", &[&a, &x])
         .unwrap()
         .powf(3.0)
@@ -274,7 +280,7 @@ fn einsum_errors_say_what_is_wrong() {
         "einsum: more than one \"->\" in \"i->i->i\""
     );
     assert_eq!(err(einsum("", &[])), "einsum: needs at least one operand");
-    let f32s = Tensor::from_vec(vec![1.0f32; 3], 3, &cpu()).unwrap();
+    let f32s = Tensor::from_vec(vec![1.0f32; 3], 3, &dev()).unwrap();
     assert_eq!(
         err(einsum("ij,j->i", &[&a, &f32s])),
         "einsum: dtype mismatch f64 vs f32"

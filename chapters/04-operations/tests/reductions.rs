@@ -366,7 +366,7 @@ fn reduction_errors_name_the_op_and_the_shapes() {
         err(x.var([0], 2, false)),
         "var: correction 2 needs more than 2 elements, but dims [0] of shape [2, 3] hold 2"
     );
-    let empty = Tensor::zeros((2, 0), DType::F64, &cpu()).unwrap();
+    let empty = Tensor::zeros((2, 0), DType::F64, &dev()).unwrap();
     assert_eq!(
         err(empty.argmax(1, false)),
         "argmax: cannot reduce the empty dimension 1 of shape [2, 0]"
@@ -375,7 +375,7 @@ fn reduction_errors_name_the_op_and_the_shapes() {
         err(empty.max_all()),
         "max_all: cannot reduce the empty dimension 1 of shape [2, 0]"
     );
-    let ints = Tensor::from_vec(vec![1i64, 2], 2, &cpu()).unwrap();
+    let ints = Tensor::from_vec(vec![1i64, 2], 2, &dev()).unwrap();
     assert_eq!(
         err(ints.var([0], 0, false)),
         "var: not supported for dtype i64"

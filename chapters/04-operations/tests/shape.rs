@@ -100,7 +100,13 @@ fn view_as_shape_refuses_to_copy() {
 
 #[test]
 fn expand_backward_sums_over_the_copies() {
-    let x = Tensor::param(RawTensor::new(&[1.0f64, 2.0, 3.0]).reshape((3, 1)).unwrap()).unwrap();
+    let x = Tensor::param(
+        RawTensor::new(&[1.0f64, 2.0, 3.0])
+            .unwrap()
+            .reshape((3, 1))
+            .unwrap(),
+    )
+    .unwrap();
     let y = x.expand((2, 3, 4)).unwrap();
     assert_eq!(y.dims(), [2, 3, 4]);
     y.sum_all().unwrap().backward().unwrap();
@@ -160,7 +166,8 @@ fn slice_with_a_step_is_python_slicing() {
 // ANCHOR: slice_backward_example
 #[test]
 fn slice_backward_scatters_the_gradient_into_zeros() {
-    let x = Tensor::param(RawTensor::new(&[1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])).unwrap();
+    let x =
+        Tensor::param(RawTensor::new(&[1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]).unwrap()).unwrap();
     x.slice(0, 1, 7, 2)
         .unwrap()
         .sum_all()
@@ -180,7 +187,7 @@ fn slice_backward_scatters_the_gradient_into_zeros() {
 
 #[test]
 fn narrow_backward_is_pad_with_zeros() {
-    let x = Tensor::param(RawTensor::new(&[1.0f64, 2.0, 3.0, 4.0])).unwrap();
+    let x = Tensor::param(RawTensor::new(&[1.0f64, 2.0, 3.0, 4.0]).unwrap()).unwrap();
     x.narrow(0, 1, 2)
         .unwrap()
         .sum_all()
@@ -221,7 +228,7 @@ fn pad_puts_the_tensor_inside_a_constant_border() {
 #[test]
 fn slice_second_derivative_flows_through_pad() {
     // f = Σ narrow(x)³ ; ∂f/∂x = pad(3 narrow(x)²) ; ∂(Σ ∂f/∂x)/∂x = pad(6 narrow(x)).
-    let x = Tensor::param(RawTensor::new(&[1.0f64, 2.0, 3.0, 4.0])).unwrap();
+    let x = Tensor::param(RawTensor::new(&[1.0f64, 2.0, 3.0, 4.0]).unwrap()).unwrap();
     let f = x
         .narrow(0, 1, 2)
         .unwrap()
@@ -376,27 +383,28 @@ fn tril_and_triu_keep_a_triangle_of_the_last_two_dims() {
 fn masked_fill_gradient_is_zero_where_masked() {
     let x = Tensor::param(
         RawTensor::new(&[1.0f64, 2.0, 3.0, 4.0])
+            .unwrap()
             .reshape((2, 2))
             .unwrap(),
     )
     .unwrap();
     // A causal mask: -inf above the diagonal, broadcast over the rows.
-    let mask = Tensor::from_vec(vec![0u8, 1, 0, 0], (2, 2), &cpu()).unwrap();
+    let mask = Tensor::from_vec(vec![0u8, 1, 0, 0], (2, 2), &dev()).unwrap();
     let y = x.masked_fill(&mask, f64::NEG_INFINITY).unwrap();
     assert_eq!(values(&y), [1.0, f64::NEG_INFINITY, 3.0, 4.0]);
-    let row = Tensor::from_vec(vec![1u8, 0], (1, 2), &cpu()).unwrap();
+    let row = Tensor::from_vec(vec![1u8, 0], (1, 2), &dev()).unwrap();
     let y2 = x.masked_fill(&row, 0.5).unwrap();
     assert_eq!(values(&y2), [0.5, 2.0, 0.5, 4.0]);
     y2.sum_all().unwrap().backward().unwrap();
     assert_eq!(values(&x.grad().unwrap()), [0.0, 1.0, 0.0, 1.0]);
     check(&[3, 2], |x| {
-        x.masked_fill(&Tensor::from_vec(vec![1u8, 0, 0], (3, 1), &cpu())?, 7.0)
+        x.masked_fill(&Tensor::from_vec(vec![1u8, 0, 0], (3, 1), &dev())?, 7.0)
     });
     assert_eq!(
         err(x.masked_fill(&t(&[1.0], 1), 0.0)),
         "masked_fill (mask must be u8): not supported for dtype f64"
     );
-    let big = Tensor::from_vec(vec![0u8; 8], (2, 2, 2), &cpu()).unwrap();
+    let big = Tensor::from_vec(vec![0u8; 8], (2, 2, 2), &dev()).unwrap();
     assert_eq!(
         err(x.masked_fill(&big, 0.0)),
         "masked_fill: cannot broadcast [2, 2] with [2, 2, 2]"

@@ -24,7 +24,7 @@ fn randn(shape: &[usize], std: f64, seed: u64) -> RawTensor {
         std,
         shape,
         DType::F64,
-        &cpu(),
+        &dev(),
         &mut Generator::new(seed),
     )
     .unwrap()
@@ -243,7 +243,7 @@ fn cumsum_long_rows_match_a_host_loop() {
 
 #[test]
 fn cumsum_of_integers_is_exact_and_i64() {
-    let ids = Tensor::from_vec(vec![1i64, 0, 1, 1, 0, 1], (2, 3), &cpu()).unwrap();
+    let ids = Tensor::from_vec(vec![1i64, 0, 1, 1, 0, 1], (2, 3), &dev()).unwrap();
     let c = ids.cumsum(1).unwrap();
     assert_eq!(c.dtype(), DType::I64);
     assert_eq!(c.to_vec::<i64>().unwrap(), [1, 1, 2, 1, 1, 2]);
@@ -269,7 +269,7 @@ fn cumsum_backward_is_a_reversed_cumsum() {
 
 #[test]
 fn one_hot_appends_a_class_dimension() {
-    let ids = Tensor::from_vec(vec![0i64, 2, 1, 0], (2, 2), &cpu()).unwrap();
+    let ids = Tensor::from_vec(vec![0i64, 2, 1, 0], (2, 2), &dev()).unwrap();
     let h = one_hot(&ids, 3).unwrap();
     assert_eq!((h.dims(), h.dtype()), (vec![2, 2, 3], DType::F32));
     let want = [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0];
@@ -294,13 +294,13 @@ fn softmax_family_errors_name_the_op_and_the_shapes() {
         err(x.cumsum(5)),
         "cumsum: dimension 5 out of range for a tensor of shape [2, 3]"
     );
-    let ids = Tensor::from_vec(vec![0i64, 3, 1, 0], (2, 2), &cpu()).unwrap();
+    let ids = Tensor::from_vec(vec![0i64, 3, 1, 0], (2, 2), &dev()).unwrap();
     assert_eq!(err(ids.softmax(0)), "softmax: not supported for dtype i64");
     assert_eq!(
         err(one_hot(&ids, 3)),
         "one_hot: class id 3 is out of range 0..3 (ids of shape [2, 2])"
     );
-    let negative = Tensor::from_vec(vec![-1i64], 1, &cpu()).unwrap();
+    let negative = Tensor::from_vec(vec![-1i64], 1, &dev()).unwrap();
     assert_eq!(
         err(one_hot(&negative, 3)),
         "one_hot: class id -1 is out of range 0..3 (ids of shape [1])"

@@ -10,7 +10,9 @@
 //! formed (a flipped bit in a weight) is caught too.
 
 use crate::module::{Slot, Visit};
-use chapter_02::{DType, Device, Shape, Tensor as RawTensor};
+use chapter_02::{
+    default_device, with_dtype, DType, Device, Shape, Tensor as RawTensor, WithDType,
+};
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -82,66 +84,52 @@ impl From<chapter_02::Error> for StateDictError {
 }
 
 // ANCHOR: to_bytes
-/// Little-endian bytes of a tensor, with its safetensors dtype.
-fn to_bytes(t: &RawTensor) -> Result<(StDtype, Vec<u8>), chapter_02::Error> {
-    Ok(match t.dtype() {
-        DType::F32 => (
-            StDtype::F32,
-            t.to_vec::<f32>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
-        DType::F64 => (
-            StDtype::F64,
-            t.to_vec::<f64>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
-        DType::I64 => (
-            StDtype::I64,
-            t.to_vec::<i64>()?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-        ),
-        DType::U8 => (StDtype::U8, t.to_vec::<u8>()?),
-    })
+/// The safetensors name of each of our dtypes.
+fn st_dtype(dtype: DType) -> StDtype {
+    match dtype {
+        DType::F16 => StDtype::F16,
+        DType::BF16 => StDtype::BF16,
+        DType::F32 => StDtype::F32,
+        DType::F64 => StDtype::F64,
+        DType::I64 => StDtype::I64,
+        DType::U8 => StDtype::U8,
+    }
 }
 
-/// A tensor from a safetensors view (the data is copied out of the file buffer).
+/// Our dtype for a safetensors dtype (booleans are `u8` masks).
+fn our_dtype(st: StDtype) -> Option<DType> {
+    DType::ALL
+        .into_iter()
+        .find(|&d| st_dtype(d) == st)
+        .or((st == StDtype::BOOL).then_some(DType::U8))
+}
+
+/// Little-endian bytes of a tensor, with its safetensors dtype.
+fn to_bytes(t: &RawTensor) -> Result<(StDtype, Vec<u8>), chapter_02::Error> {
+    let mut bytes = Vec::with_capacity(t.elem_count() * t.dtype().size_in_bytes());
+    with_dtype!(t.dtype(), T => {
+        for v in t.to_vec::<T>()? {
+            v.extend_le_bytes(&mut bytes);
+        }
+    });
+    Ok((st_dtype(t.dtype()), bytes))
+}
+
+/// A tensor from a safetensors view (the data is copied out of the file
+/// buffer onto `device`).
 fn from_view(view: &TensorView<'_>, device: &Device) -> Result<RawTensor, String> {
+    let dtype =
+        our_dtype(view.dtype()).ok_or_else(|| format!("unsupported dtype {:?}", view.dtype()))?;
     let shape = view.shape().to_vec();
     let bytes = view.data();
-    let t = match view.dtype() {
-        StDtype::F32 => RawTensor::from_vec(
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect::<Vec<_>>(),
-            shape,
-            device,
-        ),
-        StDtype::F64 => RawTensor::from_vec(
-            bytes
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect::<Vec<_>>(),
-            shape,
-            device,
-        ),
-        StDtype::I64 => RawTensor::from_vec(
-            bytes
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect::<Vec<_>>(),
-            shape,
-            device,
-        ),
-        StDtype::U8 | StDtype::BOOL => RawTensor::from_vec(bytes.to_vec(), shape, device),
-        other => return Err(format!("unsupported dtype {other:?}")),
-    };
+    let t = with_dtype!(dtype, T => {
+        let values: Option<Vec<T>> = bytes
+            .chunks_exact(dtype.size_in_bytes())
+            .map(T::from_le_slice)
+            .collect();
+        let values = values.ok_or("truncated element")?;
+        RawTensor::from_vec(values, shape, device)
+    });
     t.map_err(|e| e.to_string())
 }
 // ANCHOR_END: to_bytes
@@ -177,7 +165,10 @@ pub fn to_safetensors_bytes(
             path: PathBuf::from("<memory>"),
             msg: e.to_string(),
         })?;
-    seal(&mut bytes);
+    seal(&mut bytes).map_err(|msg| StateDictError::Corrupt {
+        path: PathBuf::from("<memory>"),
+        msg,
+    })?;
     Ok(bytes)
 }
 
@@ -245,14 +236,15 @@ pub fn from_safetensors_bytes(
     Ok(out)
 }
 
-/// Reads a safetensors file into a state dict (on the CPU).
+/// Reads a safetensors file into a state dict, on the
+/// [default device](chapter_02::default_device).
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<StateDict, StateDictError> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|source| StateDictError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    from_safetensors_bytes(&bytes, path, &Device::cpu())
+    from_safetensors_bytes(&bytes, path, &default_device()?)
 }
 // ANCHOR_END: save_load
 
@@ -299,10 +291,12 @@ fn file_digest(bytes: &[u8], digits: std::ops::Range<usize>) -> String {
 /// safetensors checks that a file is *well formed*; the checksum also
 /// catches a file that is well formed but wrong: a flipped bit in a weight,
 /// a renamed tensor, a copy cut short at a tensor boundary.
-fn seal(bytes: &mut [u8]) {
-    let digits = digits_span(bytes, &unsealed()).expect("the placeholder was just written");
+fn seal(bytes: &mut [u8]) -> Result<(), String> {
+    let digits = digits_span(bytes, &unsealed())
+        .ok_or("the checksum placeholder is missing from the serialised header")?;
     let digest = file_digest(bytes, digits.clone());
     bytes[digits].copy_from_slice(digest.as_bytes());
+    Ok(())
 }
 
 /// Checks a file's checksum, if it has one: files written by other tools
@@ -398,7 +392,10 @@ pub trait StateDictExt: Visit {
                     .to_dtype(t.dtype())
                     .and_then(|v| v.to_device(&t.device()))
                     .and_then(|v| t.set_data(v)),
-                Slot::Buffer(b) => value.to_dtype(b.get().dtype()).and_then(|v| b.set(v)),
+                Slot::Buffer(b) => value
+                    .to_dtype(b.get().dtype())
+                    .and_then(|v| v.to_device(b.get().device()))
+                    .and_then(|v| b.set(v)),
                 Slot::Training(_) => Ok(()),
             };
         });

@@ -151,15 +151,15 @@ pub fn load_matching(_model: &impl ModuleExt, _dict: &StateDict) -> (Vec<String>
 #[test]
 #[ignore = "exercise: implement load_matching"]
 fn exercise_non_strict_loading_copies_what_matches() {
-    let model = Linear::with_options(3, 2, true, DType::F64, &cpu()).unwrap();
+    let model = Linear::with_options(3, 2, true, DType::F64, &dev()).unwrap();
     let mut dict = StateDict::new();
     dict.insert(
         "weight".into(),
-        RawTensor::ones((2, 3), DType::F64, &cpu()).unwrap(),
+        RawTensor::ones((2, 3), DType::F64, &dev()).unwrap(),
     );
     dict.insert(
         "head.weight".into(),
-        RawTensor::ones((5, 3), DType::F64, &cpu()).unwrap(),
+        RawTensor::ones((5, 3), DType::F64, &dev()).unwrap(),
     );
     let bias_before = values(model.bias.as_ref().unwrap());
     let (missing, unexpected) = load_matching(&model, &dict);

@@ -78,7 +78,7 @@ fn embedding_looks_up_rows_for_ids_of_any_shape() {
 
 #[test]
 fn embedding_gradient_accumulates_repeated_ids_and_skips_unused_rows() {
-    let weight = param(RawTensor::zeros((4, 2), DType::F64, &cpu()).unwrap());
+    let weight = param(RawTensor::zeros((4, 2), DType::F64, &dev()).unwrap());
     let emb = Embedding::from_weights(weight.clone(), None).unwrap();
     let out = emb.forward(&ids(&[3, 1, 3], 3)).unwrap();
     let w = tensor(&[1.0, 2.0, 10.0, 20.0, 100.0, 200.0], (3, 2));
@@ -99,17 +99,17 @@ fn embedding_default_init_is_standard_normal_with_a_zero_padding_row() {
         "{mean} {var}"
     );
     assert_eq!(emb.named_parameters()[0].0, "weight");
-    let padded = Embedding::with_options(5, 3, Some(2), DType::F64, &cpu()).unwrap();
+    let padded = Embedding::with_options(5, 3, Some(2), DType::F64, &dev()).unwrap();
     let w = values(&padded.weight);
     assert_eq!(&w[6..9], [0.0, 0.0, 0.0]);
     assert!(w[..6].iter().all(|&v| v != 0.0));
-    assert!(Embedding::with_options(5, 3, Some(5), DType::F32, &cpu()).is_err());
+    assert!(Embedding::with_options(5, 3, Some(5), DType::F32, &dev()).is_err());
 }
 
 #[test]
 fn embedding_padding_idx_row_never_receives_a_gradient() {
     manual_seed(3);
-    let emb = Embedding::with_options(4, 2, Some(0), DType::F64, &cpu()).unwrap();
+    let emb = Embedding::with_options(4, 2, Some(0), DType::F64, &dev()).unwrap();
     let out = emb.forward(&ids(&[0, 2, 0, 1], 4)).unwrap();
     out.sum_all().unwrap().backward().unwrap();
     assert_eq!(
@@ -130,7 +130,7 @@ fn embedding_gradcheck_f64_and_errors() {
     let emb = Embedding::new(3, 2).unwrap();
     let err = emb.forward(&ids(&[0, 3], 2)).unwrap_err().to_string();
     assert!(err.contains("out of range"), "{err}");
-    let float_ids = Tensor::zeros(2, DType::F32, &cpu()).unwrap();
+    let float_ids = Tensor::zeros(2, DType::F32, &dev()).unwrap();
     assert!(emb.forward(&float_ids).is_err());
 }
 
@@ -148,7 +148,7 @@ fn dropout_in_eval_mode_and_with_p_zero_is_the_identity() {
 #[test]
 fn dropout_zeroes_a_fraction_p_and_scales_the_rest_by_one_over_one_minus_p() {
     manual_seed(5);
-    let x = Tensor::ones((100, 100), DType::F32, &cpu()).unwrap();
+    let x = Tensor::ones((100, 100), DType::F32, &dev()).unwrap();
     let d = Dropout::new(0.3).unwrap();
     let y = values(&d.forward(&x).unwrap());
     let zeros = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
@@ -264,7 +264,7 @@ fn activation_gradcheck_f64() {
 
 #[test]
 fn flatten_merges_dims_from_one_to_the_end_by_default() {
-    let x = Tensor::zeros((2, 3, 4, 5), DType::F32, &cpu()).unwrap();
+    let x = Tensor::zeros((2, 3, 4, 5), DType::F32, &dev()).unwrap();
     assert_eq!(Flatten::default().forward(&x).unwrap().dims(), [2, 60]);
     assert_eq!(Flatten::new(1, 2).forward(&x).unwrap().dims(), [2, 12, 5]);
     assert_eq!(Flatten::new(0, -1).forward(&x).unwrap().dims(), [120]);
@@ -279,10 +279,10 @@ fn flatten_gradcheck_f64() {
 fn sequential_applies_layers_in_order_and_names_them_by_position() {
     manual_seed(8);
     let model = Sequential::new()
-        .add_layer(Linear::with_options(4, 8, true, DType::F64, &cpu()).unwrap())
+        .add_layer(Linear::with_options(4, 8, true, DType::F64, &dev()).unwrap())
         .add_layer(ReLU)
         .add_layer(Dropout::new(0.5).unwrap())
-        .add_layer(Linear::with_options(8, 2, false, DType::F64, &cpu()).unwrap());
+        .add_layer(Linear::with_options(8, 2, false, DType::F64, &dev()).unwrap());
     let names: Vec<String> = model
         .named_parameters()
         .into_iter()

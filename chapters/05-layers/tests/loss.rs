@@ -32,7 +32,7 @@ fn cross_entropy_is_the_mean_negative_log_probability_of_the_target() {
     let expected = (row_nll(&[2.0, 1.0, 0.1], 0) + row_nll(&[0.5, 2.5, 0.3], 1)) / 2.0;
     assert!((loss.item().unwrap() - expected).abs() < 1e-15);
     // Uniform logits: log C.
-    let flat = Tensor::zeros((4, 10), DType::F64, &cpu()).unwrap();
+    let flat = Tensor::zeros((4, 10), DType::F64, &dev()).unwrap();
     let loss = cross_entropy(&flat, &ids(&[3, 1, 4, 1], 4), &opts()).unwrap();
     assert!((loss.item().unwrap() - 10f64.ln()).abs() < 1e-15);
 }
@@ -110,7 +110,7 @@ fn cross_entropy_is_stable_for_huge_logits() {
         .iter()
         .all(|g| g.is_finite()));
     // f32, where the naive exp(1000) would be infinite.
-    let x32 = Tensor::from_vec(vec![1000f32, -1000.0, 999.0], (1, 3), &cpu()).unwrap();
+    let x32 = Tensor::from_vec(vec![1000f32, -1000.0, 999.0], (1, 3), &dev()).unwrap();
     let l32 = cross_entropy(&x32, &ids(&[0], 1), &opts())
         .unwrap()
         .item()
@@ -298,7 +298,7 @@ fn cross_entropy_takes_an_unbatched_row() {
 
 #[test]
 fn cross_entropy_reports_bad_targets_by_value_and_shape() {
-    let logits = Tensor::zeros((2, 3), DType::F32, &cpu()).unwrap();
+    let logits = Tensor::zeros((2, 3), DType::F32, &dev()).unwrap();
     let err = cross_entropy(&logits, &ids(&[0, 3], 2), &opts())
         .unwrap_err()
         .to_string();

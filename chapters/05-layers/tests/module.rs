@@ -13,7 +13,7 @@ use common::*;
 use std::sync::Arc;
 
 fn linear(i: usize, o: usize) -> Linear {
-    Linear::with_options(i, o, true, DType::F64, &cpu()).unwrap()
+    Linear::with_options(i, o, true, DType::F64, &dev()).unwrap()
 }
 
 #[derive(Module)]
@@ -37,14 +37,14 @@ struct Model {
 fn model() -> Model {
     let block = |d| Block {
         fc: linear(d, d),
-        norm: LayerNorm::with_options(d, 1e-5, true, DType::F64, &cpu()).unwrap(),
+        norm: LayerNorm::with_options(d, 1e-5, true, DType::F64, &dev()).unwrap(),
         drop: Dropout::new(0.1).unwrap(),
     };
     Model {
         layers: vec![block(4), block(4)],
         head: Some(linear(4, 2)),
         extra: None,
-        cache: Tensor::param(RawTensor::zeros(3, DType::F64, &cpu()).unwrap()).unwrap(),
+        cache: Tensor::param(RawTensor::zeros(3, DType::F64, &dev()).unwrap()).unwrap(),
         name: "demo".into(),
     }
 }
@@ -133,7 +133,7 @@ struct Stateless;
 fn derive_works_for_generic_and_unit_structs() {
     let w = Wrapper {
         inner: linear(2, 2),
-        scale: param(RawTensor::ones(1, DType::F64, &cpu()).unwrap()),
+        scale: param(RawTensor::ones(1, DType::F64, &dev()).unwrap()),
     };
     assert_eq!(names(&w), ["inner.weight", "inner.bias", "scale"]);
     assert!(names(&Stateless).is_empty());
@@ -151,8 +151,8 @@ struct Stats {
 #[test]
 fn derive_sorts_what_it_finds_into_parameters_buffers_and_flags() {
     let s = Stats {
-        weight: param(RawTensor::ones(2, DType::F64, &cpu()).unwrap()),
-        running: Buffer::new(RawTensor::zeros(2, DType::F64, &cpu()).unwrap()),
+        weight: param(RawTensor::ones(2, DType::F64, &dev()).unwrap()),
+        running: Buffer::new(RawTensor::zeros(2, DType::F64, &dev()).unwrap()),
         flag: TrainingFlag::new(),
         shared: Arc::new(linear(1, 1)),
         boxed: Box::new(linear(1, 2)),
@@ -284,7 +284,7 @@ fn module_list_and_parameter_list_name_items_by_position() {
     assert_eq!(names(&list), ["0.weight", "0.bias", "1.weight", "1.bias"]);
     assert_eq!(list.len(), 2);
     let params = ParameterList::new(vec![
-        param(RawTensor::ones(1, DType::F64, &cpu()).unwrap());
+        param(RawTensor::ones(1, DType::F64, &dev()).unwrap());
         3
     ]);
     assert_eq!(names(&params), ["0", "1", "2"]);

@@ -27,7 +27,7 @@ fn layer_norm_reference(x: &Tensor, dims: &[i64], w: &Tensor, b: &Tensor, eps: f
 fn layer_norm_gives_each_sample_zero_mean_and_unit_variance() {
     manual_seed(1);
     let x = Tensor::from_raw(randn((4, 32)).affine(3.0, 5.0).unwrap());
-    let ln = LayerNorm::with_options(32, 1e-5, true, DType::F64, &cpu()).unwrap();
+    let ln = LayerNorm::with_options(32, 1e-5, true, DType::F64, &dev()).unwrap();
     let y = values(&ln.forward(&x).unwrap());
     for row in y.chunks(32) {
         let (mean, var) = mean_var(row);
@@ -47,7 +47,7 @@ fn layer_norm_defaults_are_pytorchs() {
     assert!(values(&params[0].1).iter().all(|&v| v == 1.0));
     assert!(values(&params[1].1).iter().all(|&v| v == 0.0));
     assert_eq!(params[0].1.dtype(), DType::F32);
-    let plain = LayerNorm::with_options(4, 1e-5, false, DType::F32, &cpu()).unwrap();
+    let plain = LayerNorm::with_options(4, 1e-5, false, DType::F32, &dev()).unwrap();
     assert_eq!(plain.num_parameters(), 0);
 }
 
@@ -76,7 +76,7 @@ fn layer_norm_gradcheck_f64() {
         &[randn((3, 5)), randn(5), randn(5)],
     );
     // Two normalised dimensions, through the module, without affine.
-    let ln = LayerNorm::with_options((2, 3), 1e-5, false, DType::F64, &cpu()).unwrap();
+    let ln = LayerNorm::with_options((2, 3), 1e-5, false, DType::F64, &dev()).unwrap();
     check_gradients(|t| ln.forward(&t[0]), &[randn((2, 2, 3))]);
 }
 
@@ -108,7 +108,7 @@ fn layer_norm_backward_is_differentiable_for_second_derivatives() {
 fn layer_norm_ignores_a_shift_and_a_scale_of_its_input() {
     manual_seed(5);
     let x = Tensor::from_raw(randn((2, 8)));
-    let ln = LayerNorm::with_options(8, 0.0, true, DType::F64, &cpu()).unwrap();
+    let ln = LayerNorm::with_options(8, 0.0, true, DType::F64, &dev()).unwrap();
     let y1 = ln.forward(&x).unwrap();
     let y2 = ln.forward(&x.affine(7.0, -3.0).unwrap()).unwrap();
     assert_tensors_close(&y1, &y2, 1e-12);
@@ -117,7 +117,7 @@ fn layer_norm_ignores_a_shift_and_a_scale_of_its_input() {
 #[test]
 fn layer_norm_rejects_an_input_whose_trailing_dims_differ() {
     let ln = LayerNorm::new(4).unwrap();
-    let x = Tensor::zeros((2, 5), DType::F32, &cpu()).unwrap();
+    let x = Tensor::zeros((2, 5), DType::F32, &dev()).unwrap();
     let err = ln.forward(&x).unwrap_err().to_string();
     assert!(
         err.contains("layer_norm") && err.contains("[2, 5]") && err.contains("[4]"),
@@ -157,7 +157,7 @@ fn rms_norm_default_eps_is_the_machine_epsilon_of_the_dtype() {
         2.220446049250313e-16
     );
     // Tiny inputs, where ε matters: mean(x²) = 1e-8 against ε ≈ 1.2e-7.
-    let x = Tensor::from_vec(vec![1e-4f32, -1e-4], (1, 2), &cpu()).unwrap();
+    let x = Tensor::from_vec(vec![1e-4f32, -1e-4], (1, 2), &dev()).unwrap();
     let y = layer.forward(&x).unwrap().to_vec::<f32>().unwrap();
     let expected = 1e-4 / (1e-8 + f32::EPSILON as f64).sqrt();
     assert!(
@@ -165,7 +165,7 @@ fn rms_norm_default_eps_is_the_machine_epsilon_of_the_dtype() {
         "{} vs {expected}",
         y[0]
     );
-    let x64 = Tensor::from_vec(vec![1e-4f64, -1e-4], (1, 2), &cpu()).unwrap();
+    let x64 = Tensor::from_vec(vec![1e-4f64, -1e-4], (1, 2), &dev()).unwrap();
     let y64 = rms_norm(&x64, &[2], None, None).unwrap();
     let expected = 1e-4 / (1e-8 + f64::EPSILON).sqrt();
     assert!((values(&y64)[0] - expected).abs() < 1e-14);
@@ -173,7 +173,7 @@ fn rms_norm_default_eps_is_the_machine_epsilon_of_the_dtype() {
 
 #[test]
 fn rms_norm_weight_starts_at_one_and_scales_the_output() {
-    let layer = RMSNorm::with_options(3, Some(1e-6), true, DType::F64, &cpu()).unwrap();
+    let layer = RMSNorm::with_options(3, Some(1e-6), true, DType::F64, &dev()).unwrap();
     assert_eq!(layer.named_parameters()[0].0, "weight");
     assert_eq!(values(layer.weight.as_ref().unwrap()), [1.0, 1.0, 1.0]);
     let x = tensor(&[1.0, -2.0, 2.0], 3);
@@ -201,7 +201,7 @@ fn bn64(channels: usize, momentum: Option<f64>) -> BatchNorm1d {
         momentum,
         ..BatchNormConfig::default()
     };
-    BatchNorm1d::with_options(channels, config, DType::F64, &cpu()).unwrap()
+    BatchNorm1d::with_options(channels, config, DType::F64, &dev()).unwrap()
 }
 
 fn column(v: &[f64], c: usize, channels: usize) -> Vec<f64> {
@@ -281,9 +281,11 @@ fn batch_norm_updates_running_stats_with_the_unbiased_variance() {
 fn batch_norm_in_eval_uses_the_running_stats_and_leaves_them_alone() {
     let bn = bn64(2, Some(0.1));
     bn.running_mean
-        .set(RawTensor::new(&[1.0f64, -2.0]))
+        .set(RawTensor::new(&[1.0f64, -2.0]).unwrap())
         .unwrap();
-    bn.running_var.set(RawTensor::new(&[4.0f64, 0.25])).unwrap();
+    bn.running_var
+        .set(RawTensor::new(&[4.0f64, 0.25]).unwrap())
+        .unwrap();
     bn.eval();
     let x = tensor(&[3.0, -1.0, 5.0, -2.5], (2, 2));
     let y = values(&bn.forward(&x).unwrap());
@@ -327,10 +329,10 @@ fn batch_norm_1d_takes_n_c_l_inputs_and_rejects_other_shapes() {
         1e-12,
     );
     for bad in [vec![4, 2], vec![2, 3, 4, 5], vec![3]] {
-        let x = Tensor::zeros(bad.clone(), DType::F64, &cpu()).unwrap();
+        let x = Tensor::zeros(bad.clone(), DType::F64, &dev()).unwrap();
         assert!(bn.forward(&x).is_err(), "shape {bad:?} should be rejected");
     }
-    let one = Tensor::zeros((1, 3), DType::F64, &cpu()).unwrap();
+    let one = Tensor::zeros((1, 3), DType::F64, &dev()).unwrap();
     let err = bn.forward(&one).unwrap_err().to_string();
     assert!(err.contains("more than 1 value per channel"), "{err}");
 }
@@ -342,7 +344,7 @@ fn batch_norm_without_running_stats_uses_batch_stats_in_eval_too() {
         affine: false,
         ..BatchNormConfig::default()
     };
-    let bn = BatchNorm1d::with_options(2, config, DType::F64, &cpu()).unwrap();
+    let bn = BatchNorm1d::with_options(2, config, DType::F64, &dev()).unwrap();
     assert!(bn.state_dict().is_empty());
     bn.eval();
     let y = values(&bn.forward(&tensor(&[1.0, 2.0, 3.0, 6.0], (2, 2))).unwrap());
@@ -384,8 +386,8 @@ fn batch_norm_functional_handles_four_dimensional_inputs() {
     manual_seed(10);
     let x = Tensor::from_raw(randn((2, 3, 4, 4)));
     let (m, v) = (
-        Buffer::new(RawTensor::zeros(3, DType::F64, &cpu()).unwrap()),
-        Buffer::new(RawTensor::ones(3, DType::F64, &cpu()).unwrap()),
+        Buffer::new(RawTensor::zeros(3, DType::F64, &dev()).unwrap()),
+        Buffer::new(RawTensor::ones(3, DType::F64, &dev()).unwrap()),
     );
     let y = batch_norm(&x, Some(&m), Some(&v), None, None, true, 0.1, 1e-5).unwrap();
     let per_channel = y.permute(&[1, 0, 2, 3]).unwrap().reshape((3, 32)).unwrap();

@@ -9,6 +9,11 @@ use chapter_05::{
 };
 use std::path::Path;
 
+/// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+fn dev() -> chapter_02::Device {
+    chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[derive(Module)]
 struct Classifier {
     embed: Embedding,
@@ -64,7 +69,7 @@ fn state_dict_round_trips_through_a_safetensors_file() {
     let a = classifier(1);
     // Move the buffers away from their initial values.
     a.bn.forward(&Tensor::from_raw(
-        RawTensor::randn(0.0, 1.0, (8, 3), DType::F32, &Device::cpu()).unwrap(),
+        RawTensor::randn(0.0, 1.0, (8, 3), DType::F32, &dev()).unwrap(),
     ))
     .unwrap();
     a.save(&path).unwrap();
@@ -91,11 +96,11 @@ fn state_dict_load_lists_every_missing_unexpected_and_mismatched_key() {
     dict.remove("bn.running_var");
     dict.insert(
         "hidden.extra".into(),
-        RawTensor::zeros(1, DType::F32, &Device::cpu()).unwrap(),
+        RawTensor::zeros(1, DType::F32, &dev()).unwrap(),
     );
     dict.insert(
         "out.weight".into(),
-        RawTensor::zeros((3, 2), DType::F32, &Device::cpu()).unwrap(),
+        RawTensor::zeros((3, 2), DType::F32, &dev()).unwrap(),
     );
     let before = m.state_dict();
     let err = m.load_state_dict(&dict).unwrap_err();
@@ -156,7 +161,7 @@ fn state_dict_load_converts_dtypes_to_the_models() {
 /// A small saved file, and its bytes.
 fn saved_bytes(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
     let path = dir.join("small.safetensors");
-    let m = Linear::with_options(3, 2, true, DType::F32, &Device::cpu()).unwrap();
+    let m = Linear::with_options(3, 2, true, DType::F32, &dev()).unwrap();
     m.save(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     (path, bytes)
@@ -191,7 +196,7 @@ fn state_dict_flipped_bytes_are_errors_anywhere_in_the_file() {
             let mut damaged = bytes.clone();
             damaged[i] ^= mask;
             let result = std::panic::catch_unwind(|| {
-                from_safetensors_bytes(&damaged, Path::new("x"), &Device::cpu())
+                from_safetensors_bytes(&damaged, Path::new("x"), &dev())
             });
             match result {
                 Ok(Err(_)) => {}
@@ -213,16 +218,15 @@ fn state_dict_flipped_bytes_are_errors_anywhere_in_the_file() {
             damaged[at] = rng.below(256) as u8;
         }
         damaged.truncate(damaged.len() - rng.below(3));
-        let result = std::panic::catch_unwind(|| {
-            from_safetensors_bytes(&damaged, Path::new("x"), &Device::cpu())
-        });
+        let result =
+            std::panic::catch_unwind(|| from_safetensors_bytes(&damaged, Path::new("x"), &dev()));
         assert!(result.is_ok(), "panicked");
     }
 }
 
 #[test]
 fn state_dict_files_carry_a_checksum_and_load_files_without_one() {
-    let m = Linear::with_options(2, 2, true, DType::F64, &Device::cpu()).unwrap();
+    let m = Linear::with_options(2, 2, true, DType::F64, &dev()).unwrap();
     let bytes = to_safetensors_bytes(&m.state_dict(), None).unwrap();
     let header = String::from_utf8_lossy(&bytes[8..]).to_string();
     assert!(
@@ -235,7 +239,7 @@ fn state_dict_files_carry_a_checksum_and_load_files_without_one() {
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
     let foreign = safetensors::serialize([("t", view)], None).unwrap();
-    let dict = from_safetensors_bytes(&foreign, Path::new("foreign"), &Device::cpu()).unwrap();
+    let dict = from_safetensors_bytes(&foreign, Path::new("foreign"), &dev()).unwrap();
     assert_eq!(dict["t"].to_vec::<f32>().unwrap(), [1.0, 2.0]);
     // The PyTorch fixtures load too.
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/nn.safetensors");

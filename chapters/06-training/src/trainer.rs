@@ -8,7 +8,7 @@ use crate::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 use crate::schedule::{
     ConstantLr, CosineAnnealingLr, LinearLr, OneCycleLr, Scheduler, SequentialLr,
 };
-use chapter_02::{default_generator_state, set_default_generator_state};
+use chapter_02::{default_generator_state, set_default_generator_state, DType};
 use chapter_03::{no_grad, RawTensor, Result, Tensor};
 use chapter_05::loss::{cross_entropy, CrossEntropyOptions};
 use chapter_05::{Module, ModuleExt, StateDictExt};
@@ -100,30 +100,68 @@ pub struct TrainSummary {
 pub fn evaluate(model: &dyn Module, loader: &DataLoader) -> Result<(f64, f64)> {
     let _guard = no_grad();
     model.eval();
-    let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+    let mut stats = RunningStats::default();
     for batch in loader.epoch(0) {
         let (x, y) = batch.map_err(|e| chapter_02::Error::invalid("evaluate", e.to_string()))?;
         let logits = model.forward(&x)?;
-        let n = y.elem_count();
-        loss_sum += cross_entropy(&logits, &y, &CrossEntropyOptions::default())?.item()? * n as f64;
-        correct += count_correct(&logits, &y)?;
-        seen += n;
+        let loss = cross_entropy(&logits, &y, &CrossEntropyOptions::default())?;
+        stats.add(&loss, &logits, &y)?;
     }
     model.train();
-    Ok((
-        loss_sum / seen.max(1) as f64,
-        correct as f64 / seen.max(1) as f64,
-    ))
+    stats.read()
 }
 
-fn count_correct(logits: &Tensor, targets: &Tensor) -> Result<usize> {
-    let pred = logits.data().argmax(-1, false)?;
-    Ok(pred
-        .eq(&targets.data())?
-        .to_dtype(chapter_02::DType::I64)?
-        .sum_all()?
-        .item()? as usize)
+// ANCHOR: running_stats
+/// Loss and accuracy summed over batches *on the device*: adding a batch
+/// costs two tiny device operations and no transfer, and the totals are
+/// read back only when someone looks (a progress-bar refresh, a metrics
+/// line, the end of an epoch), not after every step.
+#[derive(Default)]
+struct RunningStats {
+    /// `Σ loss·n` (0-d, `f64`).
+    loss_sum: Option<RawTensor>,
+    /// `Σ correct` (0-d, `i64`).
+    correct: Option<RawTensor>,
+    seen: usize,
 }
+
+impl RunningStats {
+    fn add(&mut self, loss: &Tensor, logits: &Tensor, targets: &Tensor) -> Result<()> {
+        let n = targets.elem_count();
+        let loss = loss.data().to_dtype(DType::F64)?.affine(n as f64, 0.0)?;
+        let correct = logits
+            .data()
+            .argmax(-1, false)?
+            .eq(&targets.data())?
+            .to_dtype(DType::I64)?
+            .sum_all()?;
+        self.loss_sum = Some(match self.loss_sum.take() {
+            Some(s) => s.add(&loss)?,
+            None => loss,
+        });
+        self.correct = Some(match self.correct.take() {
+            Some(c) => c.add(&correct)?,
+            None => correct,
+        });
+        self.seen += n;
+        Ok(())
+    }
+
+    /// `(mean loss, accuracy)`: two reads from the device.
+    fn read(&self) -> Result<(f64, f64)> {
+        let seen = self.seen.max(1) as f64;
+        let loss = match &self.loss_sum {
+            Some(s) => s.item()?,
+            None => 0.0,
+        };
+        let correct = match &self.correct {
+            Some(c) => c.item()?,
+            None => 0.0,
+        };
+        Ok((loss / seen, correct / seen))
+    }
+}
+// ANCHOR_END: running_stats
 
 fn make_optimizer(config: &TrainConfig, params: Vec<Tensor>) -> Result<Box<dyn Optimizer>> {
     Ok(match config.optimizer {
@@ -269,7 +307,7 @@ pub fn fit(
     for epoch in first_epoch..end_epoch {
         let bar = progress_bar(steps_per_epoch, epoch, config.epochs, show_progress);
         let started = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        let mut stats = RunningStats::default();
         for batch in train.epoch(epoch) {
             let (x, y) = batch.map_err(|e| chapter_02::Error::invalid("train", e.to_string()))?;
             // The five lines every training loop has:
@@ -284,25 +322,31 @@ pub fn fit(
             scheduler.step(optimizer.as_mut());
             step += 1;
 
-            let n = y.elem_count();
-            let batch_loss = loss.item()?;
-            loss_sum += batch_loss * n as f64;
-            correct += count_correct(&logits, &y)?;
-            seen += n;
-            let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "loss {:.4}  acc {:.2}%  {:.0} ex/s",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
-                rate
-            ));
+            stats.add(&loss, &logits, &y)?;
             bar.inc(1);
+            // Reading values back from the device is the slow part of a
+            // step on a GPU, so the progress message and the metrics are
+            // refreshed every `log_every` steps, not every step.
             if config.log_every > 0 && step % config.log_every as u64 == 0 {
+                let (mean_loss, accuracy) = stats.read()?;
+                let rate = stats.seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "loss {mean_loss:.4}  acc {:.2}%  {rate:.0} ex/s",
+                    100.0 * accuracy
+                ));
+                let n = y.elem_count();
+                let batch_correct = logits
+                    .data()
+                    .argmax(-1, false)?
+                    .eq(&y.data())?
+                    .to_dtype(DType::I64)?
+                    .sum_all()?
+                    .item()?;
                 let record = train_record(
                     step,
                     epoch,
-                    batch_loss,
-                    count_correct(&logits, &y)? as f64 / n as f64,
+                    loss.item()?,
+                    batch_correct / n as f64,
                     optimizer.learning_rates()[0],
                     rate,
                     &names,
@@ -317,12 +361,13 @@ pub fn fit(
         summary.train_seconds += epoch_seconds;
         bar.finish_and_clear();
 
+        let (train_loss, train_accuracy) = stats.read()?;
         let (test_loss, test_accuracy) = evaluate(model, test)?;
         let record = Record::Eval {
             step,
             epoch: epoch + 1,
-            train_loss: loss_sum / seen.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
+            train_loss,
+            train_accuracy,
             test_loss,
             test_accuracy,
             seconds: summary.train_seconds,
@@ -338,8 +383,8 @@ pub fn fit(
                 "epoch {:>2}/{}: train loss {:.4}, train acc {:.2}%, test loss {:.4}, test acc {:.2}% ({epoch_seconds:.2} s)",
                 epoch + 1,
                 config.epochs,
-                loss_sum / seen.max(1) as f64,
-                100.0 * correct as f64 / seen.max(1) as f64,
+                train_loss,
+                100.0 * train_accuracy,
                 test_loss,
                 100.0 * test_accuracy
             );
@@ -411,7 +456,7 @@ fn train_record(
         loss,
         accuracy,
         lr,
-        grad_norm: grad_norm(params)?,
+        grad_norm: grad_norm(params)?.item()?,
         examples_per_sec: rate,
         param_norms,
         grad_norms,

@@ -12,13 +12,18 @@ mod accumulation {
     use chapter_05::{mse_loss, Linear, Module, ModuleExt, Reduction};
     use chapter_06::{Optimizer, Sgd, SgdConfig};
 
+    /// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+    fn dev() -> chapter_02::Device {
+        chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     const BATCH: usize = 32;
     const MICRO: usize = 8;
     const STEPS: usize = 3;
 
     /// A 5 -> 3 linear layer with fixed weights, and regression data.
     fn setup() -> (Linear, RawTensor, RawTensor) {
-        let dev = Device::cpu();
+        let dev = dev();
         let mut rng = Generator::new(6);
         let mut randn = |shape: &[usize]| {
             RawTensor::randn_with(0.0, 1.0, shape, DType::F32, &dev, &mut rng).unwrap()

@@ -18,11 +18,16 @@ mod checkpoint {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+    /// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+    fn dev() -> chapter_02::Device {
+        chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Checkpoint number `index`, with a model tensor of `elems` values:
     /// every field depends on `index`, so a loaded checkpoint tells which
     /// save it came from, and whether it is that save, whole.
     fn sample(index: u64, elems: usize) -> Checkpoint {
-        let dev = Device::cpu();
+        let dev = dev();
         let k = index as f32;
         let mut model = BTreeMap::new();
         let weight: Vec<f32> = (0..elems).map(|i| (i % 1000) as f32 * 1e-3 + k).collect();
@@ -92,32 +97,19 @@ mod checkpoint {
 
     /// A tensor's dtype, shape and exact bits.
     fn fingerprint(t: &RawTensor) -> (DType, Vec<usize>, Vec<u64>) {
-        let bits = match t.dtype() {
-            DType::F32 => t
-                .to_vec::<f32>()
+        // Every dtype's exact bits, through its little-endian bytes.
+        let bits = chapter_02::with_dtype!(t.dtype(), T => {
+            t.to_vec::<T>()
                 .unwrap()
-                .iter()
-                .map(|v| v.to_bits() as u64)
-                .collect(),
-            DType::F64 => t
-                .to_vec::<f64>()
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect(),
-            DType::I64 => t
-                .to_vec::<i64>()
-                .unwrap()
-                .iter()
-                .map(|v| *v as u64)
-                .collect(),
-            DType::U8 => t
-                .to_vec::<u8>()
-                .unwrap()
-                .iter()
-                .map(|v| *v as u64)
-                .collect(),
-        };
+                .into_iter()
+                .map(|v| {
+                    let mut bytes = Vec::new();
+                    chapter_02::WithDType::extend_le_bytes(v, &mut bytes);
+                    bytes.resize(8, 0);
+                    u64::from_le_bytes(bytes.try_into().unwrap())
+                })
+                .collect()
+        });
         (t.dtype(), t.dims().to_vec(), bits)
     }
 

@@ -13,6 +13,11 @@ mod exercises_training {
     };
     use std::f64::consts::PI;
 
+    /// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+    fn dev() -> chapter_02::Device {
+        chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     // ---------------------------------------------------------------------
     // Exercise 1: the Lion optimiser (Chen et al., 2023, "Symbolic Discovery
     // of Optimization Algorithms"). With momentum m (zero at first):
@@ -88,11 +93,11 @@ mod exercises_training {
     }
 
     fn param(v: &[f64]) -> Tensor {
-        Tensor::param(RawTensor::from_vec(v.to_vec(), v.len(), &Device::cpu()).unwrap()).unwrap()
+        Tensor::param(RawTensor::from_vec(v.to_vec(), v.len(), &dev()).unwrap()).unwrap()
     }
 
     fn set_grad(p: &Tensor, g: &[f64]) {
-        let g = RawTensor::from_vec(g.to_vec(), g.len(), &Device::cpu()).unwrap();
+        let g = RawTensor::from_vec(g.to_vec(), g.len(), &dev()).unwrap();
         p.set_grad(Some(Tensor::from_raw(g)));
     }
 

@@ -14,8 +14,13 @@ mod optim {
         RmsPropConfig, Sgd, SgdConfig,
     };
 
+    /// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+    fn dev() -> chapter_02::Device {
+        chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn tensor(v: &[f64]) -> RawTensor {
-        RawTensor::from_vec(v.to_vec(), v.len(), &Device::cpu()).unwrap()
+        RawTensor::from_vec(v.to_vec(), v.len(), &dev()).unwrap()
     }
 
     fn param(v: &[f64]) -> Tensor {
@@ -123,7 +128,7 @@ mod optim {
             ),
             (
                 "rmsprop",
-                |p| Box::new(RmsProp::new(vec![p], RmsPropConfig::new(0.01))),
+                |p| Box::new(RmsProp::new(vec![p], RmsPropConfig::new(0.01)).unwrap()),
                 800,
             ),
             (
@@ -134,13 +139,13 @@ mod optim {
                         momentum: 0.5,
                         ..RmsPropConfig::new(0.01)
                     };
-                    Box::new(RmsProp::new(vec![p], c))
+                    Box::new(RmsProp::new(vec![p], c).unwrap())
                 },
                 800,
             ),
             (
                 "adagrad",
-                |p| Box::new(Adagrad::new(vec![p], AdagradConfig::new(0.5))),
+                |p| Box::new(Adagrad::new(vec![p], AdagradConfig::new(0.5)).unwrap()),
                 800,
             ),
         ];
@@ -187,7 +192,7 @@ mod optim {
                         maximize: true,
                         ..RmsPropConfig::new(0.01)
                     };
-                    Box::new(RmsProp::new(vec![p], c))
+                    Box::new(RmsProp::new(vec![p], c).unwrap())
                 },
                 800,
             ),
@@ -198,7 +203,7 @@ mod optim {
                         maximize: true,
                         ..AdagradConfig::new(0.5)
                     };
-                    Box::new(Adagrad::new(vec![p], c))
+                    Box::new(Adagrad::new(vec![p], c).unwrap())
                 },
                 800,
             ),
@@ -385,7 +390,7 @@ mod optim {
             alpha: 0.75,
             ..RmsPropConfig::new(0.1)
         };
-        let mut rms = RmsProp::new(vec![p.clone()], c);
+        let mut rms = RmsProp::new(vec![p.clone()], c).unwrap();
         set_grad(&p, &[3.0]);
         rms.step().unwrap();
         let want = -0.1 * 3.0 / ((0.25f64 * 9.0).sqrt() + 1e-8);
@@ -396,7 +401,7 @@ mod optim {
     fn adagrad_steps_shrink_as_squared_gradients_add_up() {
         // Σ = 1, 2, 3, ... for g = 1: steps η/√1, η/√2, η/√3.
         let p = param(&[0.0]);
-        let mut adagrad = Adagrad::new(vec![p.clone()], AdagradConfig::new(1.0));
+        let mut adagrad = Adagrad::new(vec![p.clone()], AdagradConfig::new(1.0)).unwrap();
         let mut expected = 0.0;
         for t in 1..=3 {
             set_grad(&p, &[1.0]);
@@ -412,7 +417,7 @@ mod optim {
             initial_accumulator_value: 3.0,
             ..AdagradConfig::new(1.0)
         };
-        let mut adagrad = Adagrad::new(vec![q.clone()], c);
+        let mut adagrad = Adagrad::new(vec![q.clone()], c).unwrap();
         set_grad(&q, &[1.0]);
         adagrad.step().unwrap(); // η = 1, Σ = 4
         adagrad.step().unwrap(); // η = 1/2, Σ = 5
@@ -457,36 +462,45 @@ mod optim {
         let (a, b) = (param(&[0.0]), param(&[0.0]));
         let (ga, gb) = groups(&a, &b);
         let mut opts: Vec<Box<dyn Optimizer>> = vec![
-            Box::new(Adam::with_groups(vec![
-                ParamGroup {
-                    params: ga.clone(),
-                    config: AdamConfig::adam(0.1),
-                },
-                ParamGroup {
-                    params: gb.clone(),
-                    config: AdamConfig::adam(0.01),
-                },
-            ])),
-            Box::new(RmsProp::with_groups(vec![
-                ParamGroup {
-                    params: ga.clone(),
-                    config: RmsPropConfig::new(0.1),
-                },
-                ParamGroup {
-                    params: gb.clone(),
-                    config: RmsPropConfig::new(0.01),
-                },
-            ])),
-            Box::new(Adagrad::with_groups(vec![
-                ParamGroup {
-                    params: ga,
-                    config: AdagradConfig::new(0.1),
-                },
-                ParamGroup {
-                    params: gb,
-                    config: AdagradConfig::new(0.01),
-                },
-            ])),
+            Box::new(
+                Adam::with_groups(vec![
+                    ParamGroup {
+                        params: ga.clone(),
+                        config: AdamConfig::adam(0.1),
+                    },
+                    ParamGroup {
+                        params: gb.clone(),
+                        config: AdamConfig::adam(0.01),
+                    },
+                ])
+                .unwrap(),
+            ),
+            Box::new(
+                RmsProp::with_groups(vec![
+                    ParamGroup {
+                        params: ga.clone(),
+                        config: RmsPropConfig::new(0.1),
+                    },
+                    ParamGroup {
+                        params: gb.clone(),
+                        config: RmsPropConfig::new(0.01),
+                    },
+                ])
+                .unwrap(),
+            ),
+            Box::new(
+                Adagrad::with_groups(vec![
+                    ParamGroup {
+                        params: ga,
+                        config: AdagradConfig::new(0.1),
+                    },
+                    ParamGroup {
+                        params: gb,
+                        config: AdagradConfig::new(0.01),
+                    },
+                ])
+                .unwrap(),
+            ),
         ];
         for opt in &mut opts {
             a.set_data(tensor(&[0.0])).unwrap();
@@ -547,7 +561,7 @@ mod optim {
                 Box::new(Adam::new(vec![p], c).unwrap())
             }),
             ("rmsprop", |p| {
-                Box::new(RmsProp::new(vec![p], RmsPropConfig::new(0.01)))
+                Box::new(RmsProp::new(vec![p], RmsPropConfig::new(0.01)).unwrap())
             }),
             ("rmsprop_centered_momentum", |p| {
                 let c = RmsPropConfig {
@@ -555,14 +569,14 @@ mod optim {
                     momentum: 0.9,
                     ..RmsPropConfig::new(0.01)
                 };
-                Box::new(RmsProp::new(vec![p], c))
+                Box::new(RmsProp::new(vec![p], c).unwrap())
             }),
             ("adagrad", |p| {
                 let c = AdagradConfig {
                     lr_decay: 0.1,
                     ..AdagradConfig::new(0.3)
                 };
-                Box::new(Adagrad::new(vec![p], c))
+                Box::new(Adagrad::new(vec![p], c).unwrap())
             }),
         ];
         for (name, make) in cases {
@@ -610,11 +624,10 @@ mod optim {
 
     #[test]
     fn optimizers_update_f32_parameters_in_f32() {
-        let p = Tensor::param(RawTensor::from_vec(vec![1f32, 2.0], 2, &Device::cpu()).unwrap())
-            .unwrap();
+        let p = Tensor::param(RawTensor::from_vec(vec![1f32, 2.0], 2, &dev()).unwrap()).unwrap();
         let mut adam = Adam::new(vec![p.clone()], AdamConfig::adamw(0.1)).unwrap();
         p.set_grad(Some(Tensor::from_raw(
-            RawTensor::from_vec(vec![1f32, -1.0], 2, &Device::cpu()).unwrap(),
+            RawTensor::from_vec(vec![1f32, -1.0], 2, &dev()).unwrap(),
         )));
         adam.step().unwrap();
         assert_eq!(p.dtype(), chapter_03::DType::F32);

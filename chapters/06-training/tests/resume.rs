@@ -18,6 +18,11 @@ mod resume {
     use std::path::Path;
     use std::sync::Arc;
 
+    /// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+    fn dev() -> chapter_02::Device {
+        chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     const SEED: u64 = 11;
 
     fn config() -> TrainConfig {
@@ -51,7 +56,7 @@ mod resume {
     /// initialised from the seed.
     fn model() -> Mlp {
         manual_seed(SEED);
-        Mlp::new(&[64, 32, 10], 0.25, DType::F32, &Device::cpu()).unwrap()
+        Mlp::new(&[64, 32, 10], 0.25, DType::F32, &dev()).unwrap()
     }
 
     /// Trains with `config` in `run` and returns the model's state dict.

@@ -15,6 +15,11 @@ mod schedule {
     };
     use std::f64::consts::PI;
 
+    /// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+    fn dev() -> chapter_02::Device {
+        chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 + 1e-12 * b.abs()
     }
@@ -30,8 +35,8 @@ mod schedule {
     }
 
     fn sgd(lr: f64, momentum: f64) -> Sgd {
-        let p = Tensor::param(RawTensor::zeros(1, chapter_03::DType::F32, &Device::cpu()).unwrap())
-            .unwrap();
+        let p =
+            Tensor::param(RawTensor::zeros(1, chapter_03::DType::F32, &dev()).unwrap()).unwrap();
         Sgd::new(
             vec![p],
             SgdConfig {
@@ -225,8 +230,8 @@ mod schedule {
         assert!(close(opt.learning_rates()[0], 0.1));
         assert!(close(opt.groups[0].config.momentum, 0.85));
 
-        let p = Tensor::param(RawTensor::zeros(1, chapter_03::DType::F32, &Device::cpu()).unwrap())
-            .unwrap();
+        let p =
+            Tensor::param(RawTensor::zeros(1, chapter_03::DType::F32, &dev()).unwrap()).unwrap();
         let mut adam = Adam::new(vec![p], AdamConfig::adam(0.1)).unwrap();
         let mut scheduler = Scheduler::new(OneCycleLr::new(0.1, 10), &mut adam);
         scheduler.step(&mut adam);
@@ -241,9 +246,7 @@ mod schedule {
     // ANCHOR: scheduler
     #[test]
     fn scheduler_scales_each_group_from_its_own_base_rate() {
-        let p = |v: f32| {
-            Tensor::param(RawTensor::from_vec(vec![v], 1, &Device::cpu()).unwrap()).unwrap()
-        };
+        let p = |v: f32| Tensor::param(RawTensor::from_vec(vec![v], 1, &dev()).unwrap()).unwrap();
         let mut opt = Sgd::with_groups(vec![
             ParamGroup {
                 params: vec![p(0.0)],

@@ -5,7 +5,7 @@
 //! `safetensors` crate checks the header; here we turn each entry into a
 //! [`RawTensor`] of the matching [`DType`]. Every error names the file.
 
-use chapter_02::{DType, Device, Tensor as RawTensor};
+use chapter_02::{default_device, with_dtype, DType, Tensor as RawTensor, WithDType};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::fs;
@@ -60,27 +60,24 @@ impl FixtureFile {
     }
 }
 
-/// Little-endian bytes to a CPU tensor of the same element type.
+/// Little-endian bytes to a tensor of the same element type, on the
+/// device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
 fn decode(dtype: Dtype, shape: &[usize], data: &[u8]) -> Result<RawTensor, String> {
-    fn chunks<const N: usize, T>(data: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-        data.chunks_exact(N)
-            .map(|c| f(c.try_into().expect("chunk of N bytes")))
-            .collect()
-    }
-    let dev = Device::cpu();
-    let shape = shape.to_vec();
-    let n: usize = shape.iter().product();
-    let size = match dtype {
-        Dtype::F32 => DType::F32.size_in_bytes(),
-        Dtype::F64 => DType::F64.size_in_bytes(),
-        Dtype::I64 => DType::I64.size_in_bytes(),
-        Dtype::U8 | Dtype::BOOL => DType::U8.size_in_bytes(),
+    let ours = match dtype {
+        Dtype::F32 => DType::F32,
+        Dtype::F64 => DType::F64,
+        Dtype::I64 => DType::I64,
+        Dtype::U8 | Dtype::BOOL => DType::U8,
         other => {
             return Err(format!(
                 "dtype {other:?} is not one the fixtures use (F32, F64, I64, U8)"
             ))
         }
     };
+    let dev = default_device().map_err(|e| e.to_string())?;
+    let shape = shape.to_vec();
+    let n: usize = shape.iter().product();
+    let size = ours.size_in_bytes();
     if data.len() != n * size {
         return Err(format!(
             "{} bytes of data for shape {shape:?} of {dtype:?} (expected {})",
@@ -88,12 +85,13 @@ fn decode(dtype: Dtype, shape: &[usize], data: &[u8]) -> Result<RawTensor, Strin
             n * size
         ));
     }
-    let t = match dtype {
-        Dtype::F32 => RawTensor::from_vec(chunks(data, f32::from_le_bytes), shape, &dev),
-        Dtype::F64 => RawTensor::from_vec(chunks(data, f64::from_le_bytes), shape, &dev),
-        Dtype::I64 => RawTensor::from_vec(chunks(data, i64::from_le_bytes), shape, &dev),
-        _ => RawTensor::from_vec(data.to_vec(), shape, &dev),
-    };
+    let t = with_dtype!(ours, T => {
+        let values: Vec<T> = data
+            .chunks_exact(size)
+            .filter_map(T::from_le_slice)
+            .collect();
+        RawTensor::from_vec(values, shape, &dev)
+    });
     t.map_err(|e| e.to_string())
 }
 

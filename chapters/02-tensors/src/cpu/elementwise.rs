@@ -1,10 +1,10 @@
 //! Elementwise kernels: unary functions, binary arithmetic, comparisons,
-//! `where`, and dtype casts.
+//! `where`, copies and dtype casts.
 
-use super::strided::{map1, map2, map3};
-use super::CpuStorage;
+use super::strided::{for_each_row, map1, map2, map3};
+use super::{on_storage, CpuStorage};
 use crate::backend::{BinaryOp, CmpOp, UnaryOp};
-use crate::{Error, Layout, Result};
+use crate::{Error, Layout, Result, WithDType};
 
 /// The float types the kernels are written for (`f32` and `f64`).
 pub(crate) trait Float: num_traits::Float + Send + Sync + 'static {
@@ -123,9 +123,9 @@ pub(crate) fn unary_float<T: Float, A: Apply1<T>>(op: UnaryOp, ap: A) -> A::Out 
 /// Integer tensors support the ops that stay in the integers.
 fn unary_int(op: UnaryOp, x: &[i64], l: &Layout) -> Option<Vec<i64>> {
     Some(match op {
-        UnaryOp::Neg => map1(x, l, |v| -v),
-        UnaryOp::Abs => map1(x, l, |v| v.abs()),
-        UnaryOp::Sqr => map1(x, l, |v| v * v),
+        UnaryOp::Neg => map1(x, l, |v| v.wrapping_neg()),
+        UnaryOp::Abs => map1(x, l, |v| v.wrapping_abs()),
+        UnaryOp::Sqr => map1(x, l, |v| v.wrapping_mul(v)),
         UnaryOp::Sign => map1(x, l, |v| v.signum()),
         UnaryOp::Relu => map1(x, l, |v| v.max(0)),
         UnaryOp::Clamp { min, max } => map1(x, l, |v| (v as f64).clamp(min, max) as i64),
@@ -133,23 +133,22 @@ fn unary_int(op: UnaryOp, x: &[i64], l: &Layout) -> Option<Vec<i64>> {
     })
 }
 
+/// A unary op on `f32`, `f64` or (for the integer-safe ops) `i64`
+/// storage. Half storage arrives widened (see `half.rs`).
 pub(crate) fn unary(op: UnaryOp, s: &CpuStorage, l: &Layout) -> Result<CpuStorage> {
     Ok(match s {
         CpuStorage::F32(x) => CpuStorage::F32(unary_float(op, MapView(x, l))),
         CpuStorage::F64(x) => CpuStorage::F64(unary_float(op, MapView(x, l))),
         CpuStorage::I64(x) => match unary_int(op, x, l) {
             Some(v) => CpuStorage::I64(v),
-            None => return Err(unsupported(op, s)),
+            None => return Err(unsupported("unary", s.dtype())),
         },
-        CpuStorage::U8(_) => return Err(unsupported(op, s)),
+        _ => return Err(unsupported("unary", s.dtype())),
     })
 }
 
-fn unsupported(op: UnaryOp, s: &CpuStorage) -> Error {
-    Error::invalid(
-        "unary",
-        format!("{op:?} is not supported for dtype {}", s.dtype()),
-    )
+fn unsupported(op: &'static str, dtype: crate::DType) -> Error {
+    Error::UnsupportedDType { op, dtype }
 }
 
 // ANCHOR: binary_float
@@ -200,15 +199,11 @@ fn binary_int(op: BinaryOp, a: &[i64], la: &Layout, b: &[i64], lb: &Layout) -> R
         BinaryOp::Mul => map2(a, la, b, lb, |x, y| x.wrapping_mul(y)),
         BinaryOp::Maximum => map2(a, la, b, lb, |x, y| x.max(y)),
         BinaryOp::Minimum => map2(a, la, b, lb, |x, y| x.min(y)),
-        BinaryOp::Div | BinaryOp::Pow => {
-            return Err(Error::invalid(
-                "binary",
-                format!("{op:?} is not supported for dtype i64 (cast to a float type first)"),
-            ))
-        }
+        BinaryOp::Div | BinaryOp::Pow => return Err(unsupported("binary", crate::DType::I64)),
     })
 }
 
+/// A binary op on two storages of one dtype (`f32`, `f64` or `i64`).
 pub(crate) fn binary(
     op: BinaryOp,
     a: &CpuStorage,
@@ -224,14 +219,17 @@ pub(crate) fn binary(
             CpuStorage::F64(binary_float(op, MapViews(a, la, b, lb)))
         }
         (CpuStorage::I64(a), CpuStorage::I64(b)) => CpuStorage::I64(binary_int(op, a, la, b, lb)?),
-        _ => {
-            return Err(Error::DTypeMismatch {
-                op: "binary",
-                lhs: a.dtype(),
-                rhs: b.dtype(),
-            })
-        }
+        _ if a.dtype() != b.dtype() => return Err(mismatch("binary", a, b)),
+        _ => return Err(unsupported("binary", a.dtype())),
     })
+}
+
+fn mismatch(op: &'static str, a: &CpuStorage, b: &CpuStorage) -> Error {
+    Error::DTypeMismatch {
+        op,
+        lhs: a.dtype(),
+        rhs: b.dtype(),
+    }
 }
 
 fn cmp_typed<T: PartialOrd + Copy>(
@@ -251,6 +249,16 @@ fn cmp_typed<T: PartialOrd + Copy>(
     }
 }
 
+/// The elements of `b` as a slice of `a`'s element type, or a mismatch error.
+fn same_type<'a, T: WithDType>(
+    a: &CpuStorage,
+    b: &'a CpuStorage,
+    op: &'static str,
+) -> Result<&'a [T]> {
+    T::from_storage(b).ok_or_else(|| mismatch(op, a, b))
+}
+
+/// Compares two storages of any one dtype (half types compare exactly).
 pub(crate) fn cmp(
     op: CmpOp,
     a: &CpuStorage,
@@ -258,19 +266,9 @@ pub(crate) fn cmp(
     b: &CpuStorage,
     lb: &Layout,
 ) -> Result<CpuStorage> {
-    Ok(CpuStorage::U8(match (a, b) {
-        (CpuStorage::F32(a), CpuStorage::F32(b)) => cmp_typed(op, a, la, b, lb),
-        (CpuStorage::F64(a), CpuStorage::F64(b)) => cmp_typed(op, a, la, b, lb),
-        (CpuStorage::I64(a), CpuStorage::I64(b)) => cmp_typed(op, a, la, b, lb),
-        (CpuStorage::U8(a), CpuStorage::U8(b)) => cmp_typed(op, a, la, b, lb),
-        _ => {
-            return Err(Error::DTypeMismatch {
-                op: "cmp",
-                lhs: a.dtype(),
-                rhs: b.dtype(),
-            })
-        }
-    }))
+    Ok(CpuStorage::U8(on_storage!(a, x: T => {
+        cmp_typed(op, x, la, same_type::<T>(a, b, "cmp")?, lb)
+    })))
 }
 
 #[inline(always)]
@@ -282,6 +280,7 @@ fn pick<T>(m: u8, x: T, y: T) -> T {
     }
 }
 
+/// `c ? t : f` for `t`, `f` of any one dtype and a `u8` condition.
 pub(crate) fn where_cond(
     c: &CpuStorage,
     lc: &Layout,
@@ -291,52 +290,53 @@ pub(crate) fn where_cond(
     lf: &Layout,
 ) -> Result<CpuStorage> {
     let CpuStorage::U8(c) = c else {
-        return Err(Error::UnsupportedDType {
-            op: "where_cond (condition)",
-            dtype: c.dtype(),
-        });
+        return Err(unsupported("where_cond (condition)", c.dtype()));
     };
-    Ok(match (t, f) {
-        (CpuStorage::F32(t), CpuStorage::F32(f)) => {
-            CpuStorage::F32(map3(c, lc, t, lt, f, lf, pick::<_>))
-        }
-        (CpuStorage::F64(t), CpuStorage::F64(f)) => {
-            CpuStorage::F64(map3(c, lc, t, lt, f, lf, pick::<_>))
-        }
-        (CpuStorage::I64(t), CpuStorage::I64(f)) => {
-            CpuStorage::I64(map3(c, lc, t, lt, f, lf, pick::<_>))
-        }
-        (CpuStorage::U8(t), CpuStorage::U8(f)) => {
-            CpuStorage::U8(map3(c, lc, t, lt, f, lf, pick::<_>))
-        }
-        _ => {
-            return Err(Error::DTypeMismatch {
-                op: "where_cond",
-                lhs: t.dtype(),
-                rhs: f.dtype(),
-            })
-        }
-    })
+    Ok(on_storage!(t, x: T => {
+        CpuStorage::from(map3(c, lc, x, lt, same_type::<T>(t, f, "where_cond")?, lf, pick::<T>))
+    }))
 }
 
-macro_rules! cast_from {
-    ($x:expr, $l:expr, $dtype:expr) => {
-        match $dtype {
-            crate::DType::F32 => CpuStorage::F32(map1($x, $l, |v| v as f32)),
-            crate::DType::F64 => CpuStorage::F64(map1($x, $l, |v| v as f64)),
-            crate::DType::I64 => CpuStorage::I64(map1($x, $l, |v| v as i64)),
-            crate::DType::U8 => CpuStorage::U8(map1($x, $l, |v| v as u8)),
-        }
-    };
-}
-
-/// Converts with Rust's `as` semantics (floats to integers truncate toward zero
-/// and saturate).
+// ANCHOR: cast
+/// Converts with Rust's `as` semantics between the primitive types (floats
+/// to integers truncate toward zero and saturate; integers wrap into `u8`)
+/// and round-to-nearest-even into `f16`/`bf16`: each value travels as an
+/// exact [`Scalar`] and is rounded once, at the destination.
 pub(crate) fn cast(s: &CpuStorage, l: &Layout, dtype: crate::DType) -> CpuStorage {
-    match s {
-        CpuStorage::F32(x) => cast_from!(x, l, dtype),
-        CpuStorage::F64(x) => cast_from!(x, l, dtype),
-        CpuStorage::I64(x) => cast_from!(x, l, dtype),
-        CpuStorage::U8(x) => cast_from!(x, l, dtype),
+    on_storage!(s, x: S => crate::with_dtype!(dtype, D => {
+        CpuStorage::from(map1(x, l, |v: S| D::from_scalar(v.to_scalar())))
+    }))
+}
+// ANCHOR_END: cast
+
+/// A contiguous copy of a view, in its own dtype.
+pub(crate) fn copy(s: &CpuStorage, l: &Layout) -> CpuStorage {
+    on_storage!(s, x: T => CpuStorage::from(map1(x, l, |v: T| v)))
+}
+
+/// Writes the view `s` (through `ls`) into the elements of `d` that `ld`
+/// selects.
+pub(crate) fn copy_into(
+    d: &mut CpuStorage,
+    ld: &Layout,
+    s: &CpuStorage,
+    ls: &Layout,
+) -> Result<()> {
+    fn rows<T: Copy>(dst: &mut [T], ld: &Layout, src: &[T], ls: &Layout) {
+        for_each_row([ld, ls], |[od, os], len, [sd, ss]| {
+            for i in 0..len {
+                dst[od + i * sd] = src[os + i * ss];
+            }
+        });
     }
+    let dtype = d.dtype();
+    on_storage!(d, x: T => {
+        let src = T::from_storage(s).ok_or(Error::DTypeMismatch {
+            op: "copy_into",
+            lhs: dtype,
+            rhs: s.dtype(),
+        })?;
+        rows(x, ld, src, ls);
+    });
+    Ok(())
 }

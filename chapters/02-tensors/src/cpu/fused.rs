@@ -5,9 +5,10 @@
 //! chunk buffers into a chunk buffer. Memory sees each input read once and
 //! each output written once, whatever the number of instructions.
 
-use super::elementwise::{binary_float, unary_float, Float, IntoSlice, IntoSlice2};
+use super::elementwise::{binary_float, copy, unary_float, Float, IntoSlice, IntoSlice2};
 use super::CpuStorage;
 use crate::backend::{Instr, Program};
+use crate::{Error, Layout, Result};
 
 /// Elements per chunk: 512 `f32`s are 2 KiB, so a program with a dozen
 /// registers stays well inside a 32 KiB L1 data cache.
@@ -17,6 +18,7 @@ const CHUNK: usize = 512;
 pub(crate) fn run_fused<T: Float + Default>(
     program: &Program,
     inputs: &[&[T]],
+    scalars: &[f64],
     n: usize,
 ) -> Vec<Vec<T>> {
     let mut outs: Vec<Vec<T>> = program
@@ -36,6 +38,7 @@ pub(crate) fn run_fused<T: Float + Default>(
             match *ins {
                 Instr::Input(i) => dst.copy_from_slice(&inputs[i][start..start + len]),
                 Instr::Const(v) => dst.fill(T::from_f64c(v)),
+                Instr::Scalar(i) => dst.fill(T::from_f64c(scalars[i])),
                 Instr::Unary(op, a) => unary_float(op, IntoSlice(&done[a][..len], dst)),
                 Instr::Binary(op, a, b) => {
                     binary_float(op, IntoSlice2(&done[a][..len], &done[b][..len], dst))
@@ -51,40 +54,55 @@ pub(crate) fn run_fused<T: Float + Default>(
 }
 // ANCHOR_END: run_fused
 
-/// Runs `program` when every input is a contiguous float slice of one
-/// dtype; `None` tells the caller to fall back to the unfused path.
-pub(crate) fn try_fused(
+/// Runs `program` over float inputs of one dtype (`f32` or `f64`; half
+/// inputs arrive widened). A strided input (a transposed gradient, say) is
+/// first copied to a contiguous buffer: one extra pass for that input only.
+pub(crate) fn run(
     program: &Program,
-    inputs: &[(&CpuStorage, usize, usize)],
-) -> Option<Vec<CpuStorage>> {
-    // (storage, offset, len) of each contiguous input.
-    let n = inputs.first()?.2;
-    if let Some(slices) = inputs
+    inputs: &[(&CpuStorage, &Layout)],
+    scalars: &[f64],
+) -> Result<Vec<CpuStorage>> {
+    let copies: Vec<Option<CpuStorage>> = inputs
         .iter()
-        .map(|(s, o, l)| match s {
-            CpuStorage::F32(v) => Some(&v[*o..*o + *l]),
-            _ => None,
+        .map(|&(s, l)| (!l.is_contiguous()).then(|| copy(s, l)))
+        .collect();
+    // (storage, offset, len) of each input, now contiguous.
+    let views: Vec<(&CpuStorage, usize, usize)> = inputs
+        .iter()
+        .zip(&copies)
+        .map(|(&(s, l), c)| match c {
+            Some(c) => (c, 0, c.len()),
+            None => (s, l.offset(), l.elem_count()),
         })
-        .collect::<Option<Vec<&[f32]>>>()
-    {
-        return Some(
-            run_fused(program, &slices, n)
-                .into_iter()
-                .map(CpuStorage::F32)
-                .collect(),
-        );
+        .collect();
+    let n = views.first().map_or(0, |v| v.2);
+    if let Some(slices) = slices_of(&views, |s| match s {
+        CpuStorage::F32(v) => Some(v.as_slice()),
+        _ => None,
+    }) {
+        let outs = run_fused(program, &slices, scalars, n);
+        return Ok(outs.into_iter().map(CpuStorage::F32).collect());
     }
-    let slices = inputs
+    if let Some(slices) = slices_of(&views, |s| match s {
+        CpuStorage::F64(v) => Some(v.as_slice()),
+        _ => None,
+    }) {
+        let outs = run_fused(program, &slices, scalars, n);
+        return Ok(outs.into_iter().map(CpuStorage::F64).collect());
+    }
+    Err(Error::invalid(
+        "fused",
+        "inputs must all be f32 or all be f64 (or one half type)",
+    ))
+}
+
+/// The inputs as slices of one element type, if they all have it.
+fn slices_of<'a, T>(
+    views: &[(&'a CpuStorage, usize, usize)],
+    as_type: impl Fn(&'a CpuStorage) -> Option<&'a [T]>,
+) -> Option<Vec<&'a [T]>> {
+    views
         .iter()
-        .map(|(s, o, l)| match s {
-            CpuStorage::F64(v) => Some(&v[*o..*o + *l]),
-            _ => None,
-        })
-        .collect::<Option<Vec<&[f64]>>>()?;
-    Some(
-        run_fused(program, &slices, n)
-            .into_iter()
-            .map(CpuStorage::F64)
-            .collect(),
-    )
+        .map(|&(s, o, len)| as_type(s).map(|v| &v[o..o + len]))
+        .collect()
 }

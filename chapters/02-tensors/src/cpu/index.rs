@@ -1,23 +1,26 @@
 //! Indexing kernels: index_select, gather, and their adjoints scatter_add and
-//! index_add. Indices are `i64` and checked against the indexed dimension.
+//! index_add.
+//!
+//! The op layer has already checked shapes and dtypes, and (the indices
+//! being in host memory) that every index is in range. A kernel still may
+//! not trust an index it reads: a backend is also called directly, and on a
+//! GPU nobody could have looked at the indices beforehand. So each index is
+//! checked once more as it is read, and a bad one is a device-side error,
+//! [`Error::Device`], exactly what a GPU kernel reports.
 
-use super::CpuStorage;
-use crate::{Error, Layout, Result, Shape};
+use super::{on_storage, CpuStorage};
+use crate::{Error, Layout, Result, Shape, WithDType};
 
-/// Indices as `usize`, checked to lie in `0..size`.
-fn checked_ids(ids: &CpuStorage, l: &Layout, size: usize, op: &'static str) -> Result<Vec<usize>> {
-    let CpuStorage::I64(v) = ids else {
-        return Err(Error::UnsupportedDType {
-            op,
-            dtype: ids.dtype(),
-        });
-    };
+/// Indices as `usize`, each checked to lie in `0..size` (device side).
+fn read_ids(ids: &CpuStorage, l: &Layout, size: usize, op: &'static str) -> Result<Vec<usize>> {
+    let v = ids.as_slice::<i64>()?;
     l.offsets()
         .map(|o| {
             let i = v[o];
             if i < 0 || i as usize >= size {
-                Err(Error::invalid(
+                Err(Error::device(
                     op,
+                    "cpu",
                     format!("index {i} is out of range for a dimension of size {size}"),
                 ))
             } else {
@@ -41,18 +44,24 @@ fn split_at_dim(dims: &[usize], dim: usize) -> (usize, usize, usize) {
     )
 }
 
-macro_rules! for_each_dtype {
-    ($s:expr, $x:ident => $body:expr) => {
-        match $s {
-            CpuStorage::F32($x) => CpuStorage::F32($body),
-            CpuStorage::F64($x) => CpuStorage::F64($body),
-            CpuStorage::I64($x) => CpuStorage::I64($body),
-            CpuStorage::U8($x) => CpuStorage::U8($body),
+// ANCHOR: index_select
+fn index_select_typed<T: Copy>(
+    x: &[T],
+    l: &Layout,
+    ids: &[usize],
+    (pre, size, post): (usize, usize, usize),
+) -> Vec<T> {
+    let x = contiguous(x, l);
+    let mut out = Vec::with_capacity(pre * ids.len() * post);
+    for p in 0..pre {
+        for &i in ids {
+            let start = (p * size + i) * post;
+            out.extend_from_slice(&x[start..start + post]);
         }
-    };
+    }
+    out
 }
 
-// ANCHOR: index_select
 pub(crate) fn index_select(
     s: &CpuStorage,
     l: &Layout,
@@ -60,19 +69,9 @@ pub(crate) fn index_select(
     lids: &Layout,
     dim: usize,
 ) -> Result<CpuStorage> {
-    let (pre, size, post) = split_at_dim(l.dims(), dim);
-    let ids = checked_ids(ids, lids, size, "index_select")?;
-    Ok(for_each_dtype!(s, x => {
-        let x = contiguous(x, l);
-        let mut out = Vec::with_capacity(pre * ids.len() * post);
-        for p in 0..pre {
-            for &i in &ids {
-                let start = (p * size + i) * post;
-                out.extend_from_slice(&x[start..start + post]);
-            }
-        }
-        out
-    }))
+    let geom = split_at_dim(l.dims(), dim);
+    let ids = read_ids(ids, lids, geom.1, "index_select")?;
+    Ok(on_storage!(s, x: T => CpuStorage::from(index_select_typed(x, l, &ids, geom))))
 }
 // ANCHOR_END: index_select
 
@@ -101,27 +100,6 @@ fn gather_positions(target: &[usize], ids_dims: &[usize], ids: &[usize], dim: us
     out
 }
 
-fn check_gather_shapes(op: &'static str, src: &[usize], ids: &[usize], dim: usize) -> Result<()> {
-    let ok = src.len() == ids.len()
-        && src
-            .iter()
-            .zip(ids)
-            .enumerate()
-            .all(|(d, (&s, &i))| d == dim || i <= s);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::ShapeMismatch {
-            op,
-            lhs: src.to_vec().into(),
-            rhs: ids.to_vec().into(),
-            detail: format!(
-                " (index must have the same rank and be no larger outside dimension {dim})"
-            ),
-        })
-    }
-}
-
 // ANCHOR: gather
 pub(crate) fn gather(
     s: &CpuStorage,
@@ -130,20 +108,114 @@ pub(crate) fn gather(
     lids: &Layout,
     dim: usize,
 ) -> Result<CpuStorage> {
-    check_gather_shapes("gather", l.dims(), lids.dims(), dim)?;
-    let ids = checked_ids(ids, lids, l.dims()[dim], "gather")?;
+    let ids = read_ids(ids, lids, l.dims()[dim], "gather")?;
     let pos = gather_positions(l.dims(), lids.dims(), &ids, dim);
-    Ok(for_each_dtype!(s, x => {
+    Ok(on_storage!(s, x: T => {
         let x = contiguous(x, l);
-        pos.iter().map(|&p| x[p]).collect()
+        CpuStorage::from(pos.iter().map(|&p| x[p]).collect::<Vec<T>>())
     }))
 }
 // ANCHOR_END: gather
 
-fn add_into<T: Copy + std::ops::Add<Output = T>>(out: &mut [T], pos: &[usize], src: &[T]) {
-    for (&p, &v) in pos.iter().zip(src) {
-        out[p] = out[p] + v;
+/// The element types the scatter kernels add in: `f32`, `f64`, `i64`
+/// (half storage arrives widened to `f32`).
+trait AddElem: WithDType {
+    fn plus(self, o: Self) -> Self;
+}
+impl AddElem for f32 {
+    fn plus(self, o: Self) -> Self {
+        self + o
     }
+}
+impl AddElem for f64 {
+    fn plus(self, o: Self) -> Self {
+        self + o
+    }
+}
+impl AddElem for i64 {
+    fn plus(self, o: Self) -> Self {
+        self.wrapping_add(o)
+    }
+}
+
+/// Where each element of `src` is added into the output: the adjoint of a
+/// read, written once per element type through [`AddElem`].
+trait AddPlan {
+    fn add<T: AddElem>(&self, out: &mut [T], src: &[T]);
+}
+
+/// `gather`'s adjoint: element `i` of `src` goes to flat position `pos[i]`.
+struct AtPositions(Vec<usize>);
+impl AddPlan for AtPositions {
+    fn add<T: AddElem>(&self, out: &mut [T], src: &[T]) {
+        for (&p, &v) in self.0.iter().zip(src) {
+            out[p] = out[p].plus(v);
+        }
+    }
+}
+
+/// `index_select`'s adjoint: slice `j` of `src` along the indexed dimension
+/// goes to slice `ids[j]`, for every position before and after it.
+struct AtSlices {
+    ids: Vec<usize>,
+    pre: usize,
+    size: usize,
+    post: usize,
+}
+impl AddPlan for AtSlices {
+    fn add<T: AddElem>(&self, out: &mut [T], src: &[T]) {
+        let (k, post) = (self.ids.len(), self.post);
+        for p in 0..self.pre {
+            for (j, &i) in self.ids.iter().enumerate() {
+                let dst = (p * self.size + i) * post;
+                let from = (p * k + j) * post;
+                for (o, &v) in out[dst..dst + post].iter_mut().zip(&src[from..from + post]) {
+                    *o = o.plus(v);
+                }
+            }
+        }
+    }
+}
+
+fn add_typed<T: AddElem>(
+    b: &[T],
+    lb: &Layout,
+    s: &[T],
+    ls: &Layout,
+    plan: &impl AddPlan,
+) -> Vec<T> {
+    let mut out = contiguous(b, lb);
+    plan.add(&mut out, &contiguous(s, ls));
+    out
+}
+
+/// A contiguous copy of `base` with `src` added where `plan` says.
+fn add_at(
+    base: &CpuStorage,
+    lb: &Layout,
+    src: &CpuStorage,
+    ls: &Layout,
+    op: &'static str,
+    plan: impl AddPlan,
+) -> Result<CpuStorage> {
+    Ok(match (base, src) {
+        (CpuStorage::F32(b), CpuStorage::F32(s)) => add_typed(b, lb, s, ls, &plan).into(),
+        (CpuStorage::F64(b), CpuStorage::F64(s)) => add_typed(b, lb, s, ls, &plan).into(),
+        (CpuStorage::I64(b), CpuStorage::I64(s)) => add_typed(b, lb, s, ls, &plan).into(),
+        (b, s) if b.dtype() != s.dtype() => {
+            return Err(Error::DTypeMismatch {
+                op,
+                lhs: b.dtype(),
+                rhs: s.dtype(),
+            })
+        }
+        (b, _) => {
+            return Err(Error::UnsupportedDType {
+                op,
+                dtype: b.dtype(),
+            })
+        }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -156,47 +228,9 @@ pub(crate) fn scatter_add(
     lsrc: &Layout,
     dim: usize,
 ) -> Result<CpuStorage> {
-    check_gather_shapes("scatter_add", lbase.dims(), lids.dims(), dim)?;
-    if lsrc.dims() != lids.dims() {
-        return Err(Error::ShapeMismatch {
-            op: "scatter_add",
-            lhs: lsrc.shape().clone(),
-            rhs: lids.shape().clone(),
-            detail: " (src and index must have the same shape)".into(),
-        });
-    }
-    let ids = checked_ids(ids, lids, lbase.dims()[dim], "scatter_add")?;
+    let ids = read_ids(ids, lids, lbase.dims()[dim], "scatter_add")?;
     let pos = gather_positions(lbase.dims(), lids.dims(), &ids, dim);
-    Ok(match (base, src) {
-        (CpuStorage::F32(b), CpuStorage::F32(s)) => {
-            let mut out = contiguous(b, lbase);
-            add_into(&mut out, &pos, &contiguous(s, lsrc));
-            CpuStorage::F32(out)
-        }
-        (CpuStorage::F64(b), CpuStorage::F64(s)) => {
-            let mut out = contiguous(b, lbase);
-            add_into(&mut out, &pos, &contiguous(s, lsrc));
-            CpuStorage::F64(out)
-        }
-        (CpuStorage::I64(b), CpuStorage::I64(s)) => {
-            let mut out = contiguous(b, lbase);
-            add_into(&mut out, &pos, &contiguous(s, lsrc));
-            CpuStorage::I64(out)
-        }
-        (b, s) if b.dtype() != s.dtype() => {
-            return Err(Error::DTypeMismatch {
-                op: "scatter_add",
-                lhs: b.dtype(),
-                rhs: s.dtype(),
-            })
-        }
-        (b, _) => {
-            return Err(Error::UnsupportedDType {
-                op: "scatter_add",
-                dtype: b.dtype(),
-            })
-        }
-    })
+    add_at(base, lbase, src, lsrc, "scatter_add", AtPositions(pos))
 }
 
 // ANCHOR: index_add
@@ -211,64 +245,13 @@ pub(crate) fn index_add(
     dim: usize,
 ) -> Result<CpuStorage> {
     let (pre, size, post) = split_at_dim(lbase.dims(), dim);
-    let ids = checked_ids(ids, lids, size, "index_add")?;
-    let mut expected = lbase.dims().to_vec();
-    expected[dim] = ids.len();
-    if lsrc.dims() != expected.as_slice() {
-        return Err(Error::ShapeMismatch {
-            op: "index_add",
-            lhs: lsrc.shape().clone(),
-            rhs: expected.into(),
-            detail:
-                " (src must match base with the indexed dimension replaced by the index length)"
-                    .into(),
-        });
-    }
-    fn run<T: Copy + std::ops::Add<Output = T>>(
-        b: &[T],
-        lb: &Layout,
-        s: &[T],
-        ls: &Layout,
-        ids: &[usize],
-        (pre, size, post): (usize, usize, usize),
-    ) -> Vec<T> {
-        let mut out = contiguous(b, lb);
-        let src = contiguous(s, ls);
-        for p in 0..pre {
-            for (j, &i) in ids.iter().enumerate() {
-                let dst = (p * size + i) * post;
-                let from = (p * ids.len() + j) * post;
-                for q in 0..post {
-                    out[dst + q] = out[dst + q] + src[from + q];
-                }
-            }
-        }
-        out
-    }
-    let geom = (pre, size, post);
-    Ok(match (base, src) {
-        (CpuStorage::F32(b), CpuStorage::F32(s)) => {
-            CpuStorage::F32(run(b, lbase, s, lsrc, &ids, geom))
-        }
-        (CpuStorage::F64(b), CpuStorage::F64(s)) => {
-            CpuStorage::F64(run(b, lbase, s, lsrc, &ids, geom))
-        }
-        (CpuStorage::I64(b), CpuStorage::I64(s)) => {
-            CpuStorage::I64(run(b, lbase, s, lsrc, &ids, geom))
-        }
-        (b, s) if b.dtype() != s.dtype() => {
-            return Err(Error::DTypeMismatch {
-                op: "index_add",
-                lhs: b.dtype(),
-                rhs: s.dtype(),
-            })
-        }
-        (b, _) => {
-            return Err(Error::UnsupportedDType {
-                op: "index_add",
-                dtype: b.dtype(),
-            })
-        }
-    })
+    let ids = read_ids(ids, lids, size, "index_add")?;
+    let plan = AtSlices {
+        ids,
+        pre,
+        size,
+        post,
+    };
+    add_at(base, lbase, src, lsrc, "index_add", plan)
 }
 // ANCHOR_END: index_add

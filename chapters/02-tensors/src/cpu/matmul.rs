@@ -88,10 +88,11 @@ pub(crate) fn matmul(
             })
         }
         (x, _) => {
+            // i64/u8 are refused by the op layer; half arrives widened.
             return Err(Error::UnsupportedDType {
                 op: "matmul",
                 dtype: x.dtype(),
-            })
+            });
         }
     })
 }

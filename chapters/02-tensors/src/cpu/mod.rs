@@ -4,15 +4,18 @@
 
 mod elementwise;
 mod fused;
+mod half;
 mod index;
 mod matmul;
 mod reduce;
+mod sort;
 pub(crate) mod strided;
 
 use crate::backend::{
-    Backend, BackendStorage, BinaryOp, CmpOp, Program, ReduceOp, Storage, UnaryOp,
+    Backend, BackendStorage, BinaryOp, CmpOp, Distribution, Program, RandomStream, ReduceOp,
+    Storage, UnaryOp,
 };
-use crate::{DType, Error, Layout, Result, Shape};
+use crate::{bf16, f16, DType, DeviceId, DeviceKind, Error, Layout, Result, Shape, WithDType};
 use std::any::Any;
 use std::sync::Arc;
 
@@ -21,6 +24,8 @@ use std::sync::Arc;
 /// moving data between devices: every backend can read and write it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CpuStorage {
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
     F32(Vec<f32>),
     F64(Vec<f64>),
     I64(Vec<i64>),
@@ -28,34 +33,77 @@ pub enum CpuStorage {
 }
 // ANCHOR_END: cpu_storage
 
+// ANCHOR: on_storage
+/// Evaluates `$body` with `$x` bound to the storage's `Vec<$T>`, whatever
+/// its element type `$T`: `on_storage!(s, x: T => x.len())`. With
+/// [`with_dtype!`](crate::with_dtype), the only match over dtypes in the
+/// CPU backend; every kernel is a generic function called from here.
+macro_rules! on_storage {
+    ($s:expr, $x:ident : $T:ident => $body:expr) => {
+        match $s {
+            CpuStorage::F16($x) => {
+                #[allow(dead_code)]
+                type $T = $crate::f16;
+                $body
+            }
+            CpuStorage::BF16($x) => {
+                #[allow(dead_code)]
+                type $T = $crate::bf16;
+                $body
+            }
+            CpuStorage::F32($x) => {
+                #[allow(dead_code)]
+                type $T = f32;
+                $body
+            }
+            CpuStorage::F64($x) => {
+                #[allow(dead_code)]
+                type $T = f64;
+                $body
+            }
+            CpuStorage::I64($x) => {
+                #[allow(dead_code)]
+                type $T = i64;
+                $body
+            }
+            CpuStorage::U8($x) => {
+                #[allow(dead_code)]
+                type $T = u8;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_storage;
+// ANCHOR_END: on_storage
+
 impl CpuStorage {
     pub fn dtype(&self) -> DType {
-        match self {
-            CpuStorage::F32(_) => DType::F32,
-            CpuStorage::F64(_) => DType::F64,
-            CpuStorage::I64(_) => DType::I64,
-            CpuStorage::U8(_) => DType::U8,
-        }
+        on_storage!(self, _x: T => T::DTYPE)
     }
     pub fn len(&self) -> usize {
-        match self {
-            CpuStorage::F32(v) => v.len(),
-            CpuStorage::F64(v) => v.len(),
-            CpuStorage::I64(v) => v.len(),
-            CpuStorage::U8(v) => v.len(),
-        }
+        on_storage!(self, x: T => x.len())
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Element `i` as an `f64` (for printing and tests).
     pub fn get_f64(&self, i: usize) -> f64 {
-        match self {
-            CpuStorage::F32(v) => v[i] as f64,
-            CpuStorage::F64(v) => v[i],
-            CpuStorage::I64(v) => v[i] as f64,
-            CpuStorage::U8(v) => v[i] as f64,
-        }
+        on_storage!(self, x: T => x[i].to_f64())
+    }
+    /// The elements as a slice of `T`, if `T` is the storage's type.
+    pub fn as_slice<T: WithDType>(&self) -> Result<&[T]> {
+        T::from_storage(self).ok_or(Error::DTypeMismatch {
+            op: "as_slice",
+            lhs: self.dtype(),
+            rhs: T::DTYPE,
+        })
+    }
+}
+
+impl<T: WithDType> From<Vec<T>> for CpuStorage {
+    fn from(v: Vec<T>) -> Self {
+        T::to_storage(v)
     }
 }
 
@@ -81,32 +129,32 @@ pub struct CpuBackend;
 // ANCHOR: downcast
 /// Downcasts a storage handed to the CPU backend; a storage from another
 /// device here is a bug in the caller, reported as an error.
-fn cpu(s: &dyn BackendStorage) -> Result<&CpuStorage> {
+pub(crate) fn cpu(s: &dyn BackendStorage) -> Result<&CpuStorage> {
     s.as_any()
         .downcast_ref::<CpuStorage>()
-        .ok_or_else(|| Error::invalid("cpu backend", "storage belongs to another device"))
+        .ok_or_else(|| Error::device("cpu backend", "cpu", "storage belongs to another device"))
 }
 
-fn wrap(s: CpuStorage) -> Storage {
-    Arc::new(s)
+/// Runs a kernel and wraps its result as shared storage.
+fn run(kernel: impl FnOnce() -> Result<CpuStorage>) -> Result<Storage> {
+    Ok(Arc::new(kernel()?))
 }
 // ANCHOR_END: downcast
 
-fn copy_rows<T: Copy>(dst: &mut [T], ld: &Layout, src: &[T], ls: &Layout) {
-    strided::for_each_row([ld, ls], |[od, os], len, [sd, ss]| {
-        for i in 0..len {
-            dst[od + i * sd] = src[os + i * ss];
-        }
-    });
-}
-
 impl Backend for CpuBackend {
-    fn name(&self) -> String {
-        "cpu".to_string()
+    fn id(&self) -> DeviceId {
+        DeviceId {
+            kind: DeviceKind::CPU,
+            ordinal: 0,
+        }
+    }
+
+    fn host_storage<'a>(&self, storage: &'a dyn BackendStorage) -> Option<&'a CpuStorage> {
+        storage.as_any().downcast_ref::<CpuStorage>()
     }
 
     fn upload(&self, data: CpuStorage) -> Result<Storage> {
-        Ok(wrap(data))
+        Ok(Arc::new(data))
     }
 
     fn to_cpu(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage> {
@@ -114,22 +162,43 @@ impl Backend for CpuBackend {
         if layout.is_contiguous() && layout.offset() == 0 && layout.elem_count() == s.len() {
             return Ok(s.clone());
         }
-        Ok(elementwise::cast(s, layout, s.dtype()))
+        Ok(elementwise::copy(s, layout))
     }
 
     fn full(&self, shape: &Shape, value: f64, dtype: DType) -> Result<Storage> {
         let n = shape.elem_count();
-        Ok(wrap(match dtype {
-            DType::F32 => CpuStorage::F32(vec![value as f32; n]),
-            DType::F64 => CpuStorage::F64(vec![value; n]),
-            DType::I64 => CpuStorage::I64(vec![value as i64; n]),
-            DType::U8 => CpuStorage::U8(vec![value as u8; n]),
-        }))
+        run(|| Ok(crate::with_dtype!(dtype, T => vec![T::from_f64(value); n].into())))
+    }
+
+    fn arange(&self, start: f64, step: f64, len: usize, dtype: DType) -> Result<Storage> {
+        run(|| {
+            Ok(crate::with_dtype!(dtype, T => (0..len)
+                .map(|i| T::from_f64(start + i as f64 * step))
+                .collect::<Vec<T>>()
+                .into()))
+        })
+    }
+
+    fn random(
+        &self,
+        dist: Distribution,
+        shape: &Shape,
+        dtype: DType,
+        stream: RandomStream,
+    ) -> Result<Storage> {
+        let n = shape.elem_count();
+        run(|| {
+            Ok(crate::with_dtype!(dtype, T => {
+                let mut out = vec![T::default(); n];
+                crate::philox::generate(dist, stream, dtype, n, |i, v| out[i] = T::from_f64(v));
+                out.into()
+            }))
+        })
     }
 
     fn copy(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<Storage> {
         let s = cpu(src)?;
-        Ok(wrap(elementwise::cast(s, layout, s.dtype())))
+        run(|| Ok(elementwise::copy(s, layout)))
     }
 
     fn copy_into(
@@ -143,29 +212,20 @@ impl Backend for CpuBackend {
         let d = dst
             .as_any_mut()
             .downcast_mut::<CpuStorage>()
-            .ok_or_else(|| Error::invalid("copy_into", "storage belongs to another device"))?;
-        match (d, s) {
-            (CpuStorage::F32(d), CpuStorage::F32(s)) => copy_rows(d, dst_layout, s, src_layout),
-            (CpuStorage::F64(d), CpuStorage::F64(s)) => copy_rows(d, dst_layout, s, src_layout),
-            (CpuStorage::I64(d), CpuStorage::I64(s)) => copy_rows(d, dst_layout, s, src_layout),
-            (CpuStorage::U8(d), CpuStorage::U8(s)) => copy_rows(d, dst_layout, s, src_layout),
-            (d, s) => {
-                return Err(Error::DTypeMismatch {
-                    op: "copy_into",
-                    lhs: d.dtype(),
-                    rhs: s.dtype(),
-                })
-            }
-        }
-        Ok(())
+            .ok_or_else(|| {
+                Error::device("copy_into", "cpu", "storage belongs to another device")
+            })?;
+        elementwise::copy_into(d, dst_layout, s, src_layout)
     }
 
     fn cast(&self, src: &dyn BackendStorage, layout: &Layout, dtype: DType) -> Result<Storage> {
-        Ok(wrap(elementwise::cast(cpu(src)?, layout, dtype)))
+        let s = cpu(src)?;
+        run(|| Ok(elementwise::cast(s, layout, dtype)))
     }
 
     fn unary(&self, op: UnaryOp, src: &dyn BackendStorage, layout: &Layout) -> Result<Storage> {
-        Ok(wrap(elementwise::unary(op, cpu(src)?, layout)?))
+        let s = cpu(src)?;
+        run(|| half::in_f32(&[(s, layout)], |x| elementwise::unary(op, x[0].0, x[0].1)))
     }
 
     fn binary(
@@ -176,13 +236,12 @@ impl Backend for CpuBackend {
         rhs: &dyn BackendStorage,
         rhs_layout: &Layout,
     ) -> Result<Storage> {
-        Ok(wrap(elementwise::binary(
-            op,
-            cpu(lhs)?,
-            lhs_layout,
-            cpu(rhs)?,
-            rhs_layout,
-        )?))
+        let inputs = [(cpu(lhs)?, lhs_layout), (cpu(rhs)?, rhs_layout)];
+        run(|| {
+            half::in_f32(&inputs, |x| {
+                elementwise::binary(op, x[0].0, x[0].1, x[1].0, x[1].1)
+            })
+        })
     }
 
     fn cmp(
@@ -193,13 +252,8 @@ impl Backend for CpuBackend {
         rhs: &dyn BackendStorage,
         rhs_layout: &Layout,
     ) -> Result<Storage> {
-        Ok(wrap(elementwise::cmp(
-            op,
-            cpu(lhs)?,
-            lhs_layout,
-            cpu(rhs)?,
-            rhs_layout,
-        )?))
+        let (a, b) = (cpu(lhs)?, cpu(rhs)?);
+        run(|| elementwise::cmp(op, a, lhs_layout, b, rhs_layout))
     }
 
     fn where_cond(
@@ -211,14 +265,8 @@ impl Backend for CpuBackend {
         on_false: &dyn BackendStorage,
         false_layout: &Layout,
     ) -> Result<Storage> {
-        Ok(wrap(elementwise::where_cond(
-            cpu(cond)?,
-            cond_layout,
-            cpu(on_true)?,
-            true_layout,
-            cpu(on_false)?,
-            false_layout,
-        )?))
+        let (c, t, f) = (cpu(cond)?, cpu(on_true)?, cpu(on_false)?);
+        run(|| elementwise::where_cond(c, cond_layout, t, true_layout, f, false_layout))
     }
 
     fn reduce(
@@ -228,7 +276,8 @@ impl Backend for CpuBackend {
         layout: &Layout,
         axes: &[usize],
     ) -> Result<Storage> {
-        Ok(wrap(reduce::reduce(op, cpu(src)?, layout, axes)?))
+        let s = cpu(src)?;
+        run(|| half::in_f32(&[(s, layout)], |x| reduce::reduce(op, x[0].0, x[0].1, axes)))
     }
 
     fn matmul(
@@ -238,12 +287,8 @@ impl Backend for CpuBackend {
         rhs: &dyn BackendStorage,
         rhs_layout: &Layout,
     ) -> Result<Storage> {
-        Ok(wrap(matmul::matmul(
-            cpu(lhs)?,
-            lhs_layout,
-            cpu(rhs)?,
-            rhs_layout,
-        )?))
+        let inputs = [(cpu(lhs)?, lhs_layout), (cpu(rhs)?, rhs_layout)];
+        run(|| half::in_f32(&inputs, |x| matmul::matmul(x[0].0, x[0].1, x[1].0, x[1].1)))
     }
 
     fn index_select(
@@ -254,13 +299,8 @@ impl Backend for CpuBackend {
         ids_layout: &Layout,
         dim: usize,
     ) -> Result<Storage> {
-        Ok(wrap(index::index_select(
-            cpu(src)?,
-            layout,
-            cpu(ids)?,
-            ids_layout,
-            dim,
-        )?))
+        let (s, i) = (cpu(src)?, cpu(ids)?);
+        run(|| index::index_select(s, layout, i, ids_layout, dim))
     }
 
     fn gather(
@@ -271,13 +311,8 @@ impl Backend for CpuBackend {
         ids_layout: &Layout,
         dim: usize,
     ) -> Result<Storage> {
-        Ok(wrap(index::gather(
-            cpu(src)?,
-            layout,
-            cpu(ids)?,
-            ids_layout,
-            dim,
-        )?))
+        let (s, i) = (cpu(src)?, cpu(ids)?);
+        run(|| index::gather(s, layout, i, ids_layout, dim))
     }
 
     fn scatter_add(
@@ -290,15 +325,13 @@ impl Backend for CpuBackend {
         src_layout: &Layout,
         dim: usize,
     ) -> Result<Storage> {
-        Ok(wrap(index::scatter_add(
-            cpu(base)?,
-            base_layout,
-            cpu(ids)?,
-            ids_layout,
-            cpu(src)?,
-            src_layout,
-            dim,
-        )?))
+        let i = cpu(ids)?;
+        let inputs = [(cpu(base)?, base_layout), (cpu(src)?, src_layout)];
+        run(|| {
+            half::in_f32(&inputs, |x| {
+                index::scatter_add(x[0].0, x[0].1, i, ids_layout, x[1].0, x[1].1, dim)
+            })
+        })
     }
 
     fn index_add(
@@ -311,45 +344,40 @@ impl Backend for CpuBackend {
         src_layout: &Layout,
         dim: usize,
     ) -> Result<Storage> {
-        Ok(wrap(index::index_add(
-            cpu(base)?,
-            base_layout,
-            cpu(ids)?,
-            ids_layout,
-            cpu(src)?,
-            src_layout,
-            dim,
-        )?))
+        let i = cpu(ids)?;
+        let inputs = [(cpu(base)?, base_layout), (cpu(src)?, src_layout)];
+        run(|| {
+            half::in_f32(&inputs, |x| {
+                index::index_add(x[0].0, x[0].1, i, ids_layout, x[1].0, x[1].1, dim)
+            })
+        })
+    }
+
+    fn argsort(
+        &self,
+        src: &dyn BackendStorage,
+        layout: &Layout,
+        descending: bool,
+    ) -> Result<Storage> {
+        let s = cpu(src)?;
+        run(|| Ok(sort::argsort(s, layout, descending)))
     }
 
     fn fused(
         &self,
         program: &Program,
         inputs: &[(&dyn BackendStorage, &Layout)],
+        scalars: &[f64],
     ) -> Result<Vec<Storage>> {
-        program.validate(inputs.len())?;
-        // Strided inputs (a transposed gradient, say) are copied to
-        // contiguous buffers first: one extra pass for that input only.
-        let copies: Vec<Option<CpuStorage>> = inputs
+        program.validate(inputs.len(), scalars.len())?;
+        let inputs: Vec<(&CpuStorage, &Layout)> = inputs
             .iter()
-            .map(|(s, l)| {
-                Ok(if l.is_contiguous() {
-                    None
-                } else {
-                    Some(elementwise::cast(cpu(*s)?, l, s.dtype()))
-                })
-            })
+            .map(|(s, l)| Ok((cpu(*s)?, *l)))
             .collect::<Result<_>>()?;
-        let mut views = Vec::with_capacity(inputs.len());
-        for ((s, l), copy) in inputs.iter().zip(&copies) {
-            views.push(match copy {
-                Some(c) => (c, 0, c.len()),
-                None => (cpu(*s)?, l.offset(), l.elem_count()),
-            });
-        }
-        match fused::try_fused(program, &views) {
-            Some(outs) => Ok(outs.into_iter().map(wrap).collect()),
-            None => program.run_unfused(self, inputs),
-        }
+        let outputs = half::in_f32_many(&inputs, |x| fused::run(program, x, scalars))?;
+        Ok(outputs
+            .into_iter()
+            .map(|s| Arc::new(s) as Storage)
+            .collect())
     }
 }

@@ -256,6 +256,8 @@ fn arg_reduce<T: ReduceElem>(op: ReduceOp, x: &[T], l: &Layout, axis: usize) -> 
         .collect()
 }
 
+/// Reduces `f32`, `f64`, `i64` or `u8` storage (half storage arrives
+/// widened). `ArgMax`/`ArgMin` take one non-empty axis; the op layer checks.
 pub(crate) fn reduce(
     op: ReduceOp,
     s: &CpuStorage,
@@ -263,16 +265,10 @@ pub(crate) fn reduce(
     axes: &[usize],
 ) -> Result<CpuStorage> {
     if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) {
-        if axes.len() != 1 {
+        if axes.len() != 1 || l.dims()[axes[0]] == 0 {
             return Err(Error::invalid(
                 "reduce",
-                format!("{op:?} takes exactly one axis"),
-            ));
-        }
-        if l.dims()[axes[0]] == 0 {
-            return Err(Error::invalid(
-                "reduce",
-                format!("{op:?} of an empty axis (shape {})", l.shape()),
+                format!("{op:?} takes one non-empty axis (shape {})", l.shape()),
             ));
         }
         return Ok(CpuStorage::I64(match s {
@@ -280,6 +276,7 @@ pub(crate) fn reduce(
             CpuStorage::F64(x) => arg_reduce(op, x, l, axes[0]),
             CpuStorage::I64(x) => arg_reduce(op, x, l, axes[0]),
             CpuStorage::U8(x) => arg_reduce(op, x, l, axes[0]),
+            _ => return Err(unsupported(s)),
         }));
     }
     Ok(match s {
@@ -287,5 +284,13 @@ pub(crate) fn reduce(
         CpuStorage::F64(x) => CpuStorage::F64(reduce_typed(op, x, l, axes)?),
         CpuStorage::I64(x) => CpuStorage::I64(reduce_typed(op, x, l, axes)?),
         CpuStorage::U8(x) => CpuStorage::U8(reduce_typed(op, x, l, axes)?),
+        _ => return Err(unsupported(s)),
     })
+}
+
+fn unsupported(s: &CpuStorage) -> Error {
+    Error::UnsupportedDType {
+        op: "reduce",
+        dtype: s.dtype(),
+    }
 }

@@ -13,19 +13,23 @@
 use chapter_02::{DType, Device, Tensor, WithDType};
 use proptest::prelude::*;
 
-pub fn cpu() -> Device {
-    Device::cpu()
+/// The device every lesson runs on: the one `CANDLE_DEVICE` names
+/// (default `cpu`), so that `CANDLE_DEVICE=cuda cargo test` runs this same
+/// suite on a GPU. An unknown or unavailable device fails the test with
+/// the error, which lists the known devices.
+pub fn dev() -> Device {
+    chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A CPU tensor from a slice and a shape.
 pub fn tensor<T: WithDType>(data: &[T], shape: impl Into<chapter_02::Shape>) -> Tensor {
-    Tensor::from_vec(data.to_vec(), shape, &cpu()).unwrap()
+    Tensor::from_vec(data.to_vec(), shape, &dev()).unwrap()
 }
 
 /// Values `0, 1, 2, ...` with the given shape and dtype.
 pub fn iota(shape: &[usize], dtype: DType) -> Tensor {
     let n: usize = shape.iter().product();
-    Tensor::from_f64_vec((0..n).map(|i| i as f64).collect(), shape, dtype, &cpu()).unwrap()
+    Tensor::from_f64_vec((0..n).map(|i| i as f64).collect(), shape, dtype, &dev()).unwrap()
 }
 
 /// The elements as `f64`, row-major.
@@ -169,7 +173,7 @@ impl Naive {
     }
 
     pub fn tensor(&self, dtype: DType) -> Tensor {
-        Tensor::from_f64_vec(self.data.clone(), &self.shape, dtype, &cpu()).unwrap()
+        Tensor::from_f64_vec(self.data.clone(), &self.shape, dtype, &dev()).unwrap()
     }
 }
 
@@ -181,7 +185,7 @@ impl Naive {
 /// the filler and fail.
 pub fn scrambled(values: &[f64], shape: &[usize], dtype: DType) -> Tensor {
     if shape.is_empty() || shape.contains(&0) {
-        return Tensor::from_f64_vec(values.to_vec(), shape, dtype, &cpu()).unwrap();
+        return Tensor::from_f64_vec(values.to_vec(), shape, dtype, &dev()).unwrap();
     }
     let rank = shape.len();
     let mut stored: Vec<usize> = shape.iter().rev().copied().collect();
@@ -199,7 +203,7 @@ pub fn scrambled(values: &[f64], shape: &[usize], dtype: DType) -> Tensor {
         })
         .collect();
     let reverse: Vec<usize> = (0..rank).rev().collect();
-    Tensor::from_f64_vec(data, stored.clone(), dtype, &cpu())
+    Tensor::from_f64_vec(data, stored.clone(), dtype, &dev())
         .unwrap()
         .slice(0, 0, stored[0], 2)
         .unwrap()
@@ -213,7 +217,7 @@ pub fn make(values: &[f64], shape: &[usize], dtype: DType, scramble: bool) -> Te
     if scramble {
         scrambled(values, shape, dtype)
     } else {
-        Tensor::from_f64_vec(values.to_vec(), shape, dtype, &cpu()).unwrap()
+        Tensor::from_f64_vec(values.to_vec(), shape, dtype, &dev()).unwrap()
     }
 }
 

@@ -12,13 +12,17 @@ use chapter_03::{
     gradcheck, DType, Device, GradcheckOptions, GradcheckReport, RawTensor, Result, Shape, Tensor,
 };
 
-pub fn cpu() -> Device {
-    Device::cpu()
+/// The device the suite runs on: the one `CANDLE_DEVICE` names (default
+/// `cpu`), so that `CANDLE_DEVICE=cuda cargo test` runs this same suite on
+/// a GPU. An unknown or unavailable device fails the test with the error,
+/// which lists the known devices.
+pub fn dev() -> Device {
+    chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A raw (chapter 02) `f64` tensor.
 pub fn raw(values: &[f64], shape: impl Into<Shape>) -> RawTensor {
-    RawTensor::from_vec(values.to_vec(), shape, &cpu()).unwrap()
+    RawTensor::from_vec(values.to_vec(), shape, &dev()).unwrap()
 }
 
 /// A constant: a leaf that does not require grad.
@@ -35,13 +39,13 @@ pub fn leaf(values: &[f64], shape: impl Into<Shape>) -> Tensor {
 /// test sees the same numbers.
 pub fn randn(shape: impl Into<Shape>, seed: u64) -> RawTensor {
     let mut g = Generator::new(seed);
-    RawTensor::randn_with(0.0, 1.0, shape, DType::F64, &cpu(), &mut g).unwrap()
+    RawTensor::randn_with(0.0, 1.0, shape, DType::F64, &dev(), &mut g).unwrap()
 }
 
 /// Uniform `f64` values in `[lo, hi)` from a seeded generator.
 pub fn uniform(lo: f64, hi: f64, shape: impl Into<Shape>, seed: u64) -> RawTensor {
     let mut g = Generator::new(seed);
-    RawTensor::rand_with(lo, hi, shape, DType::F64, &cpu(), &mut g).unwrap()
+    RawTensor::rand_with(lo, hi, shape, DType::F64, &dev(), &mut g).unwrap()
 }
 
 /// The elements of a tensor, row-major.

@@ -6,13 +6,17 @@
 use chapter_02::Generator;
 use chapter_03::{DType, Device, RawTensor, Result, Shape, Tensor};
 
-pub fn cpu() -> Device {
-    Device::cpu()
+/// The device the suite runs on: the one `CANDLE_DEVICE` names (default
+/// `cpu`), so that `CANDLE_DEVICE=cuda cargo test` runs this same suite on
+/// a GPU. An unknown or unavailable device fails the test with the error,
+/// which lists the known devices.
+pub fn dev() -> Device {
+    chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An `f64` constant.
 pub fn t(values: &[f64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape, &cpu()).unwrap()
+    Tensor::from_vec(values.to_vec(), shape, &dev()).unwrap()
 }
 
 /// An `f64` leaf that requires grad.
@@ -40,7 +44,7 @@ pub fn randn(shape: &[usize], seed: u64) -> RawTensor {
         1.0,
         shape,
         DType::F64,
-        &cpu(),
+        &dev(),
         &mut Generator::new(seed),
     )
     .unwrap()

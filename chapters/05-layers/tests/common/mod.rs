@@ -4,18 +4,22 @@
 use chapter_02::{DType, Device, Shape, Tensor as RawTensor};
 use chapter_03::{gradcheck, GradcheckOptions, Result, Tensor};
 
-pub fn cpu() -> Device {
-    Device::cpu()
+/// The device the suite runs on: the one `CANDLE_DEVICE` names (default
+/// `cpu`), so that `CANDLE_DEVICE=cuda cargo test` runs this same suite on
+/// a GPU. An unknown or unavailable device fails the test with the error,
+/// which lists the known devices.
+pub fn dev() -> Device {
+    chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Standard normal samples in `f64` from the default generator.
 pub fn randn(shape: impl Into<Shape>) -> RawTensor {
-    RawTensor::randn(0.0, 1.0, shape, DType::F64, &Device::cpu()).unwrap()
+    RawTensor::randn(0.0, 1.0, shape, DType::F64, &dev()).unwrap()
 }
 
 /// A constant `f64` tensor with the given values.
 pub fn tensor(values: &[f64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape, &Device::cpu()).unwrap()
+    Tensor::from_vec(values.to_vec(), shape, &dev()).unwrap()
 }
 
 /// A leaf that requires grad, from raw values.
@@ -25,7 +29,7 @@ pub fn param(raw: RawTensor) -> Tensor {
 
 /// `i64` class ids / token ids.
 pub fn ids(values: &[i64], shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_vec(values.to_vec(), shape, &Device::cpu()).unwrap()
+    Tensor::from_vec(values.to_vec(), shape, &dev()).unwrap()
 }
 
 pub fn values(t: &Tensor) -> Vec<f64> {

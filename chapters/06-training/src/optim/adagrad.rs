@@ -1,7 +1,7 @@
 //! Adagrad (Duchi et al., 2011).
 
-use super::{grad_of, impl_lr_access, Optimizer, OptimizerState, ParamGroup};
-use chapter_03::{RawTensor, Result, Tensor};
+use super::fused::{check_hyper, Build, FusedOptimizer, UpdateRule};
+use chapter_03::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdagradConfig {
@@ -28,78 +28,89 @@ impl AdagradConfig {
 }
 
 /// `torch.optim.Adagrad`.
-pub struct Adagrad {
-    pub groups: Vec<ParamGroup<AdagradConfig>>,
-    state: Vec<Vec<Option<(u64, RawTensor)>>>,
-}
+pub type Adagrad = FusedOptimizer<AdagradRule>;
 
-impl Adagrad {
-    pub fn new(params: Vec<Tensor>, config: AdagradConfig) -> Self {
-        Adagrad::with_groups(vec![ParamGroup { params, config }])
-    }
-    pub fn with_groups(groups: Vec<ParamGroup<AdagradConfig>>) -> Self {
-        let state = groups.iter().map(|g| vec![None; g.params.len()]).collect();
-        Adagrad { groups, state }
-    }
-}
+/// Adagrad's update rule.
+pub struct AdagradRule;
 
-impl Optimizer for Adagrad {
-    // ANCHOR: adagrad_step
+const LR_T: usize = 0;
+const WEIGHT_DECAY: usize = 1;
+const EPS: usize = 2;
+
+impl UpdateRule for AdagradRule {
+    type Config = AdagradConfig;
+    const NAME: &'static str = "Adagrad";
+
+    fn validate(c: &AdagradConfig) -> Result<()> {
+        let op = "Adagrad";
+        check_hyper(op, "lr", c.lr, |v| v >= 0.0, "finite and >= 0")?;
+        check_hyper(op, "lr_decay", c.lr_decay, |v| v >= 0.0, "finite and >= 0")?;
+        check_hyper(
+            op,
+            "weight_decay",
+            c.weight_decay,
+            |v| v >= 0.0,
+            "finite and >= 0",
+        )?;
+        check_hyper(
+            op,
+            "initial_accumulator_value",
+            c.initial_accumulator_value,
+            |v| v >= 0.0,
+            "finite and >= 0",
+        )?;
+        check_hyper(op, "eps", c.eps, |v| v >= 0.0, "finite and >= 0")
+    }
+
+    fn buffers(c: &AdagradConfig) -> Vec<(&'static str, f64)> {
+        vec![("sum", c.initial_accumulator_value)]
+    }
+
+    fn program_key(c: &AdagradConfig) -> u32 {
+        (c.maximize as u32) | ((c.weight_decay != 0.0) as u32) << 1
+    }
+
+    // ANCHOR: adagrad_program
     /// `Σ ← Σ + g²`, `p ← p − η_t · g / (√Σ + ε)` with
-    /// `η_t = η / (1 + (t−1)·decay)`: each coordinate's step shrinks with
-    /// the total squared gradient it has seen.
-    fn step(&mut self) -> Result<()> {
-        for (group, states) in self.groups.iter().zip(&mut self.state) {
-            let c = group.config;
-            for (p, st) in group.params.iter().zip(states.iter_mut()) {
-                let Some(mut g) = grad_of(p) else { continue };
-                let x = p.data();
-                if c.maximize {
-                    g = g.neg()?;
-                }
-                if c.weight_decay != 0.0 {
-                    g = g.add(&x.affine(c.weight_decay, 0.0)?)?;
-                }
-                let (step, sum) = st.get_or_insert_with(|| {
-                    (0, g.full_like(c.initial_accumulator_value).expect("full"))
-                });
-                *step += 1;
-                let clr = c.lr / (1.0 + (*step - 1) as f64 * c.lr_decay);
-                *sum = sum.add(&g.sqr()?)?;
-                let denom = sum.sqrt()?.add_scalar(c.eps)?;
-                p.set_data(x.sub(&g.div(&denom)?.affine(clr, 0.0)?)?)?;
-            }
+    /// `η_t = η / (1 + (t−1)·decay)` (a runtime scalar): each coordinate's
+    /// step shrinks with the total squared gradient it has seen.
+    fn program(c: &AdagradConfig) -> chapter_02::Program {
+        let mut b = Build::new();
+        let p = b.input(0);
+        let mut g = b.input(1);
+        let sum = b.input(2);
+        if c.maximize {
+            g = b.neg(g);
         }
-        Ok(())
+        if c.weight_decay != 0.0 {
+            let wd = b.scalar(WEIGHT_DECAY);
+            let decay = b.mul(wd, p);
+            g = b.add(g, decay);
+        }
+        let g2 = b.sqr(g);
+        let new_sum = b.add(sum, g2);
+        let root = b.sqrt(new_sum);
+        let eps = b.scalar(EPS);
+        let denom = b.add(root, eps);
+        let ratio = b.div(g, denom);
+        let lr = b.scalar(LR_T);
+        let step = b.mul(lr, ratio);
+        let new_p = b.sub(p, step);
+        b.output(new_p);
+        b.output(new_sum);
+        b.finish()
     }
-    // ANCHOR_END: adagrad_step
+    // ANCHOR_END: adagrad_program
 
-    impl_lr_access!();
-
-    fn state_dict(&self) -> Result<OptimizerState> {
-        let mut out = OptimizerState::default();
-        for (gi, (group, states)) in self.groups.iter().zip(&self.state).enumerate() {
-            out.scalars.insert(format!("{gi}.lr"), group.config.lr);
-            for (pi, s) in states.iter().enumerate() {
-                if let Some((step, sum)) = s {
-                    out.scalars.insert(format!("{gi}.{pi}.step"), *step as f64);
-                    out.tensors.insert(format!("{gi}.{pi}.sum"), sum.clone());
-                }
-            }
-        }
-        Ok(out)
+    fn scalars(c: &AdagradConfig, t: u64) -> Vec<f64> {
+        let lr_t = c.lr / (1.0 + (t - 1) as f64 * c.lr_decay);
+        vec![lr_t, c.weight_decay, c.eps]
     }
 
-    fn load_state_dict(&mut self, s: &OptimizerState) -> Result<()> {
-        for (gi, (group, states)) in self.groups.iter_mut().zip(&mut self.state).enumerate() {
-            group.config.lr = s.scalar(&format!("{gi}.lr"))?;
-            for (pi, st) in states.iter_mut().enumerate() {
-                *st = match s.tensor(&format!("{gi}.{pi}.sum")) {
-                    Some(sum) => Some((s.scalar(&format!("{gi}.{pi}.step"))? as u64, sum)),
-                    None => None,
-                };
-            }
-        }
-        Ok(())
+    fn lr(c: &AdagradConfig) -> f64 {
+        c.lr
+    }
+    fn set_lr(c: &mut AdagradConfig, lr: f64) {
+        c.lr = lr;
     }
 }

@@ -9,14 +9,16 @@
 
 mod adagrad;
 mod adam;
+mod fused;
 mod rmsprop;
 mod sgd;
 mod state;
 
-pub use adagrad::{Adagrad, AdagradConfig};
-pub use adam::{Adam, AdamConfig, AdamW};
-pub use rmsprop::{RmsProp, RmsPropConfig};
-pub use sgd::{Sgd, SgdConfig};
+pub use adagrad::{Adagrad, AdagradConfig, AdagradRule};
+pub use adam::{Adam, AdamConfig, AdamRule, AdamW};
+pub use fused::{FusedOptimizer, UpdateRule};
+pub use rmsprop::{RmsProp, RmsPropConfig, RmsPropRule};
+pub use sgd::{Sgd, SgdConfig, SgdRule};
 pub use state::OptimizerState;
 
 use chapter_03::{RawTensor, Result, Tensor};
@@ -55,25 +57,3 @@ pub struct ParamGroup<C> {
 pub(crate) fn grad_of(p: &Tensor) -> Option<RawTensor> {
     p.grad_opt().map(|g| g.data())
 }
-
-/// Sets every group's `lr` field.
-macro_rules! impl_lr_access {
-    () => {
-        fn learning_rates(&self) -> Vec<f64> {
-            self.groups.iter().map(|g| g.config.lr).collect()
-        }
-        fn set_learning_rates(&mut self, lrs: &[f64]) {
-            for (g, &lr) in self.groups.iter_mut().zip(lrs) {
-                g.config.lr = lr;
-            }
-        }
-        fn zero_grad(&self) {
-            for g in &self.groups {
-                for p in &g.params {
-                    p.zero_grad();
-                }
-            }
-        }
-    };
-}
-pub(crate) use impl_lr_access;

@@ -1,7 +1,7 @@
 //! RMSprop (Hinton's lecture notes, 2012), as PyTorch defines it.
 
-use super::{grad_of, impl_lr_access, Optimizer, OptimizerState, ParamGroup};
-use chapter_03::{RawTensor, Result, Tensor};
+use super::fused::{check_hyper, Build, FusedOptimizer, UpdateRule};
+use chapter_03::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RmsPropConfig {
@@ -29,128 +29,140 @@ impl RmsPropConfig {
     }
 }
 
-#[derive(Clone)]
-struct RmsState {
-    square_avg: RawTensor,
-    grad_avg: Option<RawTensor>,
-    momentum_buffer: Option<RawTensor>,
-}
-
 /// `torch.optim.RMSprop`.
-pub struct RmsProp {
-    pub groups: Vec<ParamGroup<RmsPropConfig>>,
-    state: Vec<Vec<Option<RmsState>>>,
-}
+pub type RmsProp = FusedOptimizer<RmsPropRule>;
 
-impl RmsProp {
-    pub fn new(params: Vec<Tensor>, config: RmsPropConfig) -> Self {
-        RmsProp::with_groups(vec![ParamGroup { params, config }])
-    }
-    pub fn with_groups(groups: Vec<ParamGroup<RmsPropConfig>>) -> Self {
-        let state = groups.iter().map(|g| vec![None; g.params.len()]).collect();
-        RmsProp { groups, state }
-    }
-}
+/// RMSprop's update rule.
+pub struct RmsPropRule;
 
-impl Optimizer for RmsProp {
-    // ANCHOR: rmsprop_step
+const LR: usize = 0;
+const ALPHA: usize = 1;
+const ONE_MINUS_ALPHA: usize = 2;
+const EPS: usize = 3;
+const WEIGHT_DECAY: usize = 4;
+const MOMENTUM: usize = 5;
+
+impl UpdateRule for RmsPropRule {
+    type Config = RmsPropConfig;
+    const NAME: &'static str = "RMSprop";
+
+    fn validate(c: &RmsPropConfig) -> Result<()> {
+        let op = "RMSprop";
+        check_hyper(op, "lr", c.lr, |v| v >= 0.0, "finite and >= 0")?;
+        check_hyper(op, "alpha", c.alpha, |v| v >= 0.0, "finite and >= 0")?;
+        check_hyper(op, "eps", c.eps, |v| v >= 0.0, "finite and >= 0")?;
+        check_hyper(
+            op,
+            "weight_decay",
+            c.weight_decay,
+            |v| v >= 0.0,
+            "finite and >= 0",
+        )?;
+        check_hyper(op, "momentum", c.momentum, |v| v >= 0.0, "finite and >= 0")
+    }
+
+    fn buffers(c: &RmsPropConfig) -> Vec<(&'static str, f64)> {
+        let mut b = vec![("square_avg", 0.0)];
+        if c.centered {
+            b.push(("grad_avg", 0.0));
+        }
+        if c.momentum > 0.0 {
+            b.push(("momentum_buffer", 0.0));
+        }
+        b
+    }
+
+    fn program_key(c: &RmsPropConfig) -> u32 {
+        (c.maximize as u32)
+            | ((c.weight_decay != 0.0) as u32) << 1
+            | ((c.momentum > 0.0) as u32) << 2
+            | (c.centered as u32) << 3
+    }
+
+    // ANCHOR: rmsprop_program
     /// `s ← αs + (1−α)g²`; centred: `ḡ ← αḡ + (1−α)g` and use `s − ḡ²`;
     /// `d = √s + ε`; then `p ← p − ηg/d`, or with momentum
-    /// `b ← μb + g/d`, `p ← p − ηb`.
-    fn step(&mut self) -> Result<()> {
-        for (group, states) in self.groups.iter().zip(&mut self.state) {
-            let c = group.config;
-            for (p, st) in group.params.iter().zip(states.iter_mut()) {
-                let Some(mut g) = grad_of(p) else { continue };
-                let x = p.data();
-                if c.maximize {
-                    g = g.neg()?;
-                }
-                if c.weight_decay != 0.0 {
-                    g = g.add(&x.affine(c.weight_decay, 0.0)?)?;
-                }
-                let s = st.get_or_insert_with(|| RmsState {
-                    square_avg: g.zeros_like().expect("zeros"),
-                    grad_avg: None,
-                    momentum_buffer: None,
-                });
-                s.square_avg = s
-                    .square_avg
-                    .affine(c.alpha, 0.0)?
-                    .add(&g.sqr()?.affine(1.0 - c.alpha, 0.0)?)?;
-                let avg = if c.centered {
-                    let ga = match &s.grad_avg {
-                        Some(ga) => ga
-                            .affine(c.alpha, 0.0)?
-                            .add(&g.affine(1.0 - c.alpha, 0.0)?)?,
-                        None => g.affine(1.0 - c.alpha, 0.0)?,
-                    };
-                    let centered = s.square_avg.sub(&ga.sqr()?)?;
-                    s.grad_avg = Some(ga);
-                    centered
-                } else {
-                    s.square_avg.clone()
-                };
-                let denom = avg.sqrt()?.add_scalar(c.eps)?;
-                let update = if c.momentum > 0.0 {
-                    let step = g.div(&denom)?;
-                    let b = match &s.momentum_buffer {
-                        Some(b) => b.affine(c.momentum, 0.0)?.add(&step)?,
-                        None => step,
-                    };
-                    s.momentum_buffer = Some(b.clone());
-                    b
-                } else {
-                    g.div(&denom)?
-                };
-                p.set_data(x.sub(&update.affine(c.lr, 0.0)?)?)?;
+    /// `b ← μb + g/d`, `p ← p − ηb`. Every buffer starts at zero, which
+    /// makes the first step come out as PyTorch's.
+    fn program(c: &RmsPropConfig) -> chapter_02::Program {
+        let mut b = Build::new();
+        let p = b.input(0);
+        let mut g = b.input(1);
+        let mut next_input = 2;
+        let mut input = |b: &mut Build| {
+            next_input += 1;
+            b.input(next_input - 1)
+        };
+        let square_avg = input(&mut b);
+        let grad_avg = c.centered.then(|| input(&mut b));
+        let momentum_buffer = (c.momentum > 0.0).then(|| input(&mut b));
+        if c.maximize {
+            g = b.neg(g);
+        }
+        if c.weight_decay != 0.0 {
+            let wd = b.scalar(WEIGHT_DECAY);
+            let decay = b.mul(wd, p);
+            g = b.add(g, decay);
+        }
+        let (alpha, rest) = (b.scalar(ALPHA), b.scalar(ONE_MINUS_ALPHA));
+        let g2 = b.sqr(g);
+        let new_square = b.mix(alpha, square_avg, rest, g2);
+        let mut outputs = vec![new_square];
+        let avg = match grad_avg {
+            Some(ga) => {
+                let new_ga = b.mix(alpha, ga, rest, g);
+                outputs.push(new_ga);
+                let ga2 = b.sqr(new_ga);
+                b.sub(new_square, ga2)
             }
-        }
-        Ok(())
-    }
-    // ANCHOR_END: rmsprop_step
-
-    impl_lr_access!();
-
-    fn set_momentum(&mut self, momentum: f64) {
-        for g in &mut self.groups {
-            g.config.momentum = momentum;
-        }
-    }
-
-    fn state_dict(&self) -> Result<OptimizerState> {
-        let mut out = OptimizerState::default();
-        for (gi, (group, states)) in self.groups.iter().zip(&self.state).enumerate() {
-            out.scalars.insert(format!("{gi}.lr"), group.config.lr);
-            for (pi, s) in states.iter().enumerate() {
-                let Some(s) = s else { continue };
-                out.tensors
-                    .insert(format!("{gi}.{pi}.square_avg"), s.square_avg.clone());
-                if let Some(t) = &s.grad_avg {
-                    out.tensors.insert(format!("{gi}.{pi}.grad_avg"), t.clone());
-                }
-                if let Some(t) = &s.momentum_buffer {
-                    out.tensors
-                        .insert(format!("{gi}.{pi}.momentum_buffer"), t.clone());
-                }
+            None => new_square,
+        };
+        let root = b.sqrt(avg);
+        let eps = b.scalar(EPS);
+        let denom = b.add(root, eps);
+        let ratio = b.div(g, denom);
+        let direction = match momentum_buffer {
+            Some(buf) => {
+                let mu = b.scalar(MOMENTUM);
+                let kept = b.mul(mu, buf);
+                let new_buf = b.add(kept, ratio);
+                outputs.push(new_buf);
+                new_buf
             }
+            None => ratio,
+        };
+        let lr = b.scalar(LR);
+        let step = b.mul(lr, direction);
+        let new_p = b.sub(p, step);
+        b.output(new_p);
+        for o in outputs {
+            b.output(o);
         }
-        Ok(out)
+        b.finish()
+    }
+    // ANCHOR_END: rmsprop_program
+
+    fn scalars(c: &RmsPropConfig, _t: u64) -> Vec<f64> {
+        vec![
+            c.lr,
+            c.alpha,
+            1.0 - c.alpha,
+            c.eps,
+            c.weight_decay,
+            c.momentum,
+        ]
     }
 
-    fn load_state_dict(&mut self, s: &OptimizerState) -> Result<()> {
-        for (gi, (group, states)) in self.groups.iter_mut().zip(&mut self.state).enumerate() {
-            group.config.lr = s.scalar(&format!("{gi}.lr"))?;
-            for (pi, st) in states.iter_mut().enumerate() {
-                *st = s
-                    .tensor(&format!("{gi}.{pi}.square_avg"))
-                    .map(|square_avg| RmsState {
-                        square_avg,
-                        grad_avg: s.tensor(&format!("{gi}.{pi}.grad_avg")),
-                        momentum_buffer: s.tensor(&format!("{gi}.{pi}.momentum_buffer")),
-                    });
-            }
-        }
-        Ok(())
+    fn lr(c: &RmsPropConfig) -> f64 {
+        c.lr
+    }
+    fn set_lr(c: &mut RmsPropConfig, lr: f64) {
+        c.lr = lr;
+    }
+    fn momentum(c: &RmsPropConfig) -> Option<(&'static str, f64)> {
+        Some(("momentum", c.momentum))
+    }
+    fn set_momentum(c: &mut RmsPropConfig, momentum: f64) {
+        c.momentum = momentum;
     }
 }

@@ -1,8 +1,8 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and
 //! weight decay.
 
-use super::{grad_of, impl_lr_access, Optimizer, OptimizerState, ParamGroup};
-use chapter_03::{Error, RawTensor, Result, Tensor};
+use super::fused::{check_hyper, Build, FusedOptimizer, UpdateRule};
+use chapter_03::{Error, Result};
 
 /// SGD hyper-parameters (PyTorch's defaults: everything 0 but `lr`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -29,102 +29,127 @@ impl SgdConfig {
 }
 
 /// `torch.optim.SGD`.
-pub struct Sgd {
-    pub groups: Vec<ParamGroup<SgdConfig>>,
-    /// Momentum buffer per group and parameter.
-    buffers: Vec<Vec<Option<RawTensor>>>,
-}
+pub type Sgd = FusedOptimizer<SgdRule>;
 
-impl Sgd {
-    pub fn new(params: Vec<Tensor>, config: SgdConfig) -> Result<Self> {
-        Sgd::with_groups(vec![ParamGroup { params, config }])
-    }
-    pub fn with_groups(groups: Vec<ParamGroup<SgdConfig>>) -> Result<Self> {
-        for g in &groups {
-            if g.config.nesterov && (g.config.momentum <= 0.0 || g.config.dampening != 0.0) {
-                return Err(Error::invalid(
-                    "SGD",
-                    "Nesterov momentum requires a momentum and zero dampening",
-                ));
-            }
+/// SGD's update rule (see [`SgdRule::program`]).
+pub struct SgdRule;
+
+// Runtime scalars of the SGD program.
+const LR: usize = 0;
+const WEIGHT_DECAY: usize = 1;
+const MOMENTUM: usize = 2;
+/// What the old momentum buffer is multiplied by: `μ`, or 0 at step 1.
+const KEEP: usize = 3;
+/// What the gradient enters the buffer with: `1 − τ`, or 1 at step 1.
+const FRESH: usize = 4;
+
+impl UpdateRule for SgdRule {
+    type Config = SgdConfig;
+    const NAME: &'static str = "SGD";
+
+    fn validate(c: &SgdConfig) -> Result<()> {
+        check_hyper("SGD", "lr", c.lr, |v| v >= 0.0, "finite and >= 0")?;
+        check_hyper(
+            "SGD",
+            "momentum",
+            c.momentum,
+            |v| v >= 0.0,
+            "finite and >= 0",
+        )?;
+        check_hyper("SGD", "dampening", c.dampening, |_| true, "finite")?;
+        check_hyper(
+            "SGD",
+            "weight_decay",
+            c.weight_decay,
+            |v| v >= 0.0,
+            "finite and >= 0",
+        )?;
+        if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
+            return Err(Error::invalid(
+                "SGD",
+                "Nesterov momentum requires a momentum and zero dampening",
+            ));
         }
-        let buffers = groups.iter().map(|g| vec![None; g.params.len()]).collect();
-        Ok(Sgd { groups, buffers })
+        Ok(())
     }
-}
 
-impl Optimizer for Sgd {
-    // ANCHOR: sgd_step
+    fn buffers(c: &SgdConfig) -> Vec<(&'static str, f64)> {
+        match c.momentum != 0.0 {
+            true => vec![("momentum_buffer", 0.0)],
+            false => vec![],
+        }
+    }
+
+    fn program_key(c: &SgdConfig) -> u32 {
+        (c.maximize as u32)
+            | ((c.weight_decay != 0.0) as u32) << 1
+            | ((c.momentum != 0.0) as u32) << 2
+            | (c.nesterov as u32) << 3
+    }
+
+    // ANCHOR: sgd_program
     /// `g ← ∇ + λp` (`g ← −∇ + λp` when maximising); with momentum
-    /// `b ← μb + (1−τ)g` (`b ← g` at first), then `g ← g + μb` (Nesterov)
-    /// or `g ← b`; finally `p ← p − ηg`.
-    fn step(&mut self) -> Result<()> {
-        for (group, buffers) in self.groups.iter().zip(&mut self.buffers) {
-            let c = group.config;
-            for (p, buf) in group.params.iter().zip(buffers.iter_mut()) {
-                let Some(mut g) = grad_of(p) else { continue };
-                let x = p.data();
-                // As in PyTorch, `maximize` flips the gradient before weight
-                // decay is added, so decay still pulls the weights to zero.
-                if c.maximize {
-                    g = g.neg()?;
-                }
-                if c.weight_decay != 0.0 {
-                    g = g.add(&x.affine(c.weight_decay, 0.0)?)?;
-                }
-                if c.momentum != 0.0 {
-                    let b = match buf.take() {
-                        None => g.clone(),
-                        Some(b) => b
-                            .affine(c.momentum, 0.0)?
-                            .add(&g.affine(1.0 - c.dampening, 0.0)?)?,
-                    };
-                    g = if c.nesterov {
-                        g.add(&b.affine(c.momentum, 0.0)?)?
-                    } else {
-                        b.clone()
-                    };
-                    *buf = Some(b);
-                }
-                p.set_data(x.sub(&g.affine(c.lr, 0.0)?)?)?;
-            }
+    /// `b ← μb + (1−τ)g` (`b ← g` at the first step: the scalars `KEEP`
+    /// and `FRESH` are 0 and 1 then), then `g ← g + μb` (Nesterov) or
+    /// `g ← b`; finally `p ← p − ηg`.
+    fn program(c: &SgdConfig) -> chapter_02::Program {
+        let mut b = Build::new();
+        let p = b.input(0);
+        let mut g = b.input(1);
+        // As in PyTorch, `maximize` flips the gradient before weight decay
+        // is added, so decay still pulls the weights to zero.
+        if c.maximize {
+            g = b.neg(g);
         }
-        Ok(())
+        if c.weight_decay != 0.0 {
+            let wd = b.scalar(WEIGHT_DECAY);
+            let decay = b.mul(wd, p);
+            g = b.add(g, decay);
+        }
+        let mut buffer = None;
+        if c.momentum != 0.0 {
+            let old = b.input(2);
+            let (keep, fresh) = (b.scalar(KEEP), b.scalar(FRESH));
+            let new = b.mix(keep, old, fresh, g);
+            g = if c.nesterov {
+                let mu = b.scalar(MOMENTUM);
+                let look_ahead = b.mul(mu, new);
+                b.add(g, look_ahead)
+            } else {
+                new
+            };
+            buffer = Some(new);
+        }
+        let lr = b.scalar(LR);
+        let step = b.mul(lr, g);
+        let new_p = b.sub(p, step);
+        b.output(new_p);
+        if let Some(new) = buffer {
+            b.output(new);
+        }
+        b.finish()
     }
-    // ANCHOR_END: sgd_step
+    // ANCHOR_END: sgd_program
 
-    impl_lr_access!();
-
-    fn set_momentum(&mut self, momentum: f64) {
-        for g in &mut self.groups {
-            g.config.momentum = momentum;
-        }
-    }
-
-    fn state_dict(&self) -> Result<OptimizerState> {
-        let mut s = OptimizerState::default();
-        for (gi, (group, buffers)) in self.groups.iter().zip(&self.buffers).enumerate() {
-            s.scalars.insert(format!("{gi}.lr"), group.config.lr);
-            s.scalars
-                .insert(format!("{gi}.momentum"), group.config.momentum);
-            for (pi, b) in buffers.iter().enumerate() {
-                if let Some(b) = b {
-                    s.tensors
-                        .insert(format!("{gi}.{pi}.momentum_buffer"), b.clone());
-                }
-            }
-        }
-        Ok(s)
+    fn scalars(c: &SgdConfig, t: u64) -> Vec<f64> {
+        let (keep, fresh) = if t == 1 {
+            (0.0, 1.0)
+        } else {
+            (c.momentum, 1.0 - c.dampening)
+        };
+        vec![c.lr, c.weight_decay, c.momentum, keep, fresh]
     }
 
-    fn load_state_dict(&mut self, s: &OptimizerState) -> Result<()> {
-        for (gi, (group, buffers)) in self.groups.iter_mut().zip(&mut self.buffers).enumerate() {
-            group.config.lr = s.scalar(&format!("{gi}.lr"))?;
-            group.config.momentum = s.scalar(&format!("{gi}.momentum"))?;
-            for (pi, b) in buffers.iter_mut().enumerate() {
-                *b = s.tensor(&format!("{gi}.{pi}.momentum_buffer"));
-            }
-        }
-        Ok(())
+    fn lr(c: &SgdConfig) -> f64 {
+        c.lr
+    }
+    fn set_lr(c: &mut SgdConfig, lr: f64) {
+        c.lr = lr;
+    }
+    fn momentum(c: &SgdConfig) -> Option<(&'static str, f64)> {
+        Some(("momentum", c.momentum))
+    }
+    fn set_momentum(c: &mut SgdConfig, momentum: f64) {
+        c.momentum = momentum;
     }
 }

@@ -11,7 +11,7 @@ use crate::parity::args::Args;
 use crate::parity::compare::compare;
 use crate::parity::runner::worst;
 use crate::parity::{CaseEnv, Failure};
-use chapter_03::{Device, RawTensor, Tensor};
+use chapter_03::Tensor;
 use chapter_06::clip_grad_norm_;
 
 /// Arguments PyTorch's function takes that do not change its result on
@@ -63,8 +63,7 @@ pub fn check(env: &CaseEnv<'_>) -> Result<(), Failure> {
 
     let mut mismatches = Vec::new();
     let expected = stored(&file, case, "total_norm")?;
-    let actual =
-        RawTensor::from_vec(vec![total], (), &Device::cpu())?.to_dtype(expected.dtype())?;
+    let actual = total.to_dtype(expected.dtype())?;
     mismatches.extend(compare("total_norm", &actual, &expected, tol));
     for (j, p) in params.iter().enumerate() {
         let name = format!("clipped_g{j}");

@@ -20,7 +20,7 @@ use crate::parity::compare::{compare, Mismatch};
 use crate::parity::manifest::Tolerance;
 use crate::parity::runner::worst;
 use crate::parity::{CaseEnv, Failure, Precision};
-use chapter_03::{DType, Device, RawTensor, Tensor};
+use chapter_03::{DType, RawTensor, Tensor};
 use chapter_06::{
     Adam, AdamConfig, Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr, LrSchedule,
     MultiStepLr, OneCycleLr, Optimizer, Scheduler, SequentialLr, Sgd, SgdConfig, StepLr,
@@ -264,7 +264,11 @@ impl DrivenOptimizer {
             .as_f64()
             .or(base_lr)
             .ok_or_else(|| Failure::new("neither `optimizer.lr` nor `base_lr` is given"))?;
-        let param = Tensor::param(RawTensor::zeros(1, DType::F64, &Device::cpu())?)?;
+        let param = Tensor::param(RawTensor::zeros(
+            1,
+            DType::F64,
+            &chapter_02::default_device()?,
+        )?)?;
         Ok(match spec["type"].as_str().unwrap_or("SGD") {
             "Adam" | "AdamW" => {
                 let mut c = AdamConfig::adam(lr);
@@ -320,7 +324,7 @@ fn numbers(v: &Value, name: &str) -> Result<Vec<f64>, Failure> {
 
 fn vector(v: Vec<f64>) -> Result<RawTensor, Failure> {
     let n = v.len();
-    Ok(RawTensor::from_vec(v, n, &Device::cpu())?)
+    Ok(RawTensor::from_vec(v, n, &chapter_02::default_device()?)?)
 }
 
 #[cfg(test)]

@@ -126,7 +126,7 @@ pub fn optimizer_for(case: &Case, params: Vec<Tensor>) -> Result<Box<dyn Optimiz
             c.centered = h.bool("centered", c.centered)?;
             c.maximize = h.bool("maximize", c.maximize)?;
             h.all_known()?;
-            Box::new(RmsProp::new(params, c))
+            Box::new(RmsProp::new(params, c)?)
         }
         "Adagrad" => {
             let mut c = AdagradConfig::new(h.f64("lr", 1e-2)?);
@@ -137,7 +137,7 @@ pub fn optimizer_for(case: &Case, params: Vec<Tensor>) -> Result<Box<dyn Optimiz
             c.eps = h.f64("eps", c.eps)?;
             c.maximize = h.bool("maximize", c.maximize)?;
             h.all_known()?;
-            Box::new(Adagrad::new(params, c))
+            Box::new(Adagrad::new(params, c)?)
         }
         _ => {
             return Err(Failure::new(format!(

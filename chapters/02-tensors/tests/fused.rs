@@ -1,0 +1,114 @@
+//! Lesson: a fused elementwise program reads each input once and writes
+//! each output once, and takes the numbers that change from call to call as
+//! runtime scalars, so one program serves every call. `cargo test -p
+//! chapter-02 fused` runs these.
+
+mod common;
+
+use chapter_02::{BinaryOp, CountingDevice, DType, Device, Generator, Program, Tensor, UnaryOp};
+use common::*;
+
+// ANCHOR: scalar_program
+/// `(x, g) -> x − lr·g`, with `lr` a runtime scalar.
+fn sgd_program() -> Program {
+    let mut p = Program::new();
+    let x = p.input(0);
+    let g = p.input(1);
+    let lr = p.scalar(0);
+    let step = p.binary(BinaryOp::Mul, lr, g);
+    let out = p.binary(BinaryOp::Sub, x, step);
+    p.output(out);
+    p
+}
+
+#[test]
+fn fused_program_takes_runtime_scalars() {
+    let x = tensor(&[1.0f32, 2.0, 3.0], 3);
+    let g = tensor(&[10.0f32, 10.0, -10.0], 3);
+    let program = sgd_program();
+    for lr in [0.1, 0.01] {
+        let out = Tensor::fused(&program, &[&x, &g], &[lr]).unwrap();
+        let expected = x.sub(&g.mul_scalar(lr).unwrap()).unwrap();
+        assert_eq!(values(&out[0]), values(&expected));
+    }
+}
+// ANCHOR_END: scalar_program
+
+#[test]
+fn fused_one_program_for_every_call() {
+    let counter = CountingDevice::new(Device::cpu());
+    let dev = counter.device();
+    let x = Tensor::ones(5, DType::F32, dev).unwrap();
+    let g = Tensor::ones(5, DType::F32, dev).unwrap();
+    let program = sgd_program();
+    for step in 0..10 {
+        Tensor::fused(&program, &[&x, &g], &[1.0 / (step + 1) as f64]).unwrap();
+    }
+    let counts = counter.counts();
+    assert_eq!(counts.fused_calls, 10);
+    assert_eq!(counts.programs.len(), 1, "a device compiles it once");
+}
+
+#[test]
+fn fused_equals_unfused_on_every_float_dtype() {
+    let mut p = Program::new();
+    let a = p.input(0);
+    let b = p.input(1);
+    let s = p.scalar(0);
+    let c = p.constant(0.5);
+    let e = p.unary(UnaryOp::Exp, a);
+    let m = p.binary(BinaryOp::Mul, e, s);
+    let d = p.binary(BinaryOp::Div, m, b);
+    let o = p.binary(BinaryOp::Add, d, c);
+    p.output(o);
+    p.output(e);
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        let mut gen = Generator::new(1);
+        // 1500 elements: several chunks of the CPU interpreter, and a ragged end.
+        let x = Tensor::randn_with(0.0, 1.0, (30, 50), dtype, &dev(), &mut gen).unwrap();
+        let y = Tensor::rand_with(1.0, 2.0, (50, 30), dtype, &dev(), &mut gen)
+            .unwrap()
+            .t()
+            .unwrap(); // a strided input
+        let fused = Tensor::fused(&p, &[&x, &y], &[3.0]).unwrap();
+        let expected = x
+            .exp()
+            .unwrap()
+            .mul_scalar(3.0)
+            .unwrap()
+            .div(&y)
+            .unwrap()
+            .add_scalar(0.5)
+            .unwrap();
+        let tol = if dtype == DType::F64 { 1e-12 } else { 1e-2 };
+        for (f, e) in values(&fused[0]).iter().zip(values(&expected)) {
+            assert!(
+                (f - e).abs() <= tol * e.abs().max(1.0),
+                "{dtype}: {f} vs {e}"
+            );
+        }
+        assert_eq!(fused[1].dtype(), dtype);
+    }
+}
+
+#[test]
+fn fused_bad_programs_are_errors() {
+    let x = tensor(&[1.0f32], 1);
+    let mut p = Program::new();
+    let s = p.scalar(2);
+    p.output(s);
+    let e = Tensor::fused(&p, &[&x], &[1.0]).unwrap_err().to_string();
+    assert!(e.contains("missing scalar (1 given)"), "{e}");
+    let e = Tensor::fused(&Program::new(), &[&x], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("at least one output"), "{e}");
+    let i = tensor(&[1i64], 1);
+    let mut p = Program::new();
+    let a = p.input(0);
+    p.output(a);
+    assert_eq!(
+        Tensor::fused(&p, &[&i], &[]).unwrap_err().to_string(),
+        "fused: not supported for dtype i64"
+    );
+}
