@@ -1,6 +1,6 @@
 //! `candle train`: trains a model on a data set shipped in `data/`.
 
-use chapter_02::{manual_seed, DType, Device};
+use chapter_02::{default_device, manual_seed, DType};
 use chapter_03::{RawTensor, Tensor};
 use chapter_06::data::{default_data_dir, load_digits, DataLoader, Dataset, Mnist};
 use chapter_06::{fit, Mlp, OptimizerKind, RunDir, ScheduleKind, TrainConfig};
@@ -148,7 +148,7 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     sizes.push(classes);
 
     manual_seed(args.seed);
-    let model = Mlp::new(&sizes, args.dropout, DType::F32, &Device::cpu())?;
+    let model = Mlp::new(&sizes, args.dropout, DType::F32, &default_device()?)?;
     let run_dir = RunDir::new(args.out.clone().unwrap_or_else(|| {
         let name = format!("{}-mlp", if mnist { "mnist" } else { "digits" });
         PathBuf::from("runs").join(name)

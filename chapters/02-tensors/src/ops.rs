@@ -492,20 +492,38 @@ impl Tensor {
     /// kernel checks each index as it reads it and reports an
     /// [`Error::Device`].
     pub fn check_ids_in_range(ids: &Tensor, size: usize, op: &'static str) -> Result<()> {
-        let Some(host) = ids.device().backend().host_storage(ids.storage().as_ref()) else {
-            return Ok(());
+        match ids.first_id_outside(size)? {
+            None => Ok(()),
+            Some(i) => Err(Error::invalid(
+                op,
+                format!("index {i} is out of range for a dimension of size {size}"),
+            )),
+        }
+    }
+
+    /// The first `i64` element outside `0..size`, if the tensor is in host
+    /// memory (where looking is free); `None` when all are inside, or when
+    /// the tensor lives on a device that would have to send it back.
+    pub fn first_id_outside(&self, size: usize) -> Result<Option<i64>> {
+        self.first_id_outside_except(size, None)
+    }
+
+    /// [`first_id_outside`](Self::first_id_outside), not counting elements
+    /// equal to `except` (a loss's `ignore_index`).
+    pub fn first_id_outside_except(&self, size: usize, except: Option<i64>) -> Result<Option<i64>> {
+        let Some(host) = self
+            .device()
+            .backend()
+            .host_storage(self.storage().as_ref())
+        else {
+            return Ok(None);
         };
         let values = host.as_slice::<i64>()?;
-        for o in ids.layout().offsets() {
-            let i = values[o];
-            if i < 0 || i as usize >= size {
-                return Err(Error::invalid(
-                    op,
-                    format!("index {i} is out of range for a dimension of size {size}"),
-                ));
-            }
-        }
-        Ok(())
+        Ok(self
+            .layout()
+            .offsets()
+            .map(|o| values[o])
+            .find(|&i| Some(i) != except && (i < 0 || i as usize >= size)))
     }
 
     /// `gather` and `scatter_add` index every dimension but `dim` by
@@ -844,6 +862,52 @@ impl Tensor {
             .copy_into(dst, &region, src.storage().as_ref(), src.layout())
     }
     // ANCHOR_END: slice_assign_in_place
+
+    /// Writes `src` into the elements of `self` that `view` selects, in
+    /// place: `view` is a layout over `self`'s elements in row-major order
+    /// (any strides, e.g. the diagonal of a matrix, whose stride is `n + 1`),
+    /// and `self` must be contiguous. Copy-on-write as in
+    /// [`slice_assign_`](Self::slice_assign_).
+    pub fn write_view_(&mut self, view: &Layout, src: &Tensor) -> Result<()> {
+        self.check_same_dtype(src, "write_view_")?;
+        self.check_same_device(src, "write_view_")?;
+        if !self.is_contiguous() {
+            return Err(Error::invalid(
+                "write_view_",
+                format!(
+                    "needs a contiguous tensor, got a view of shape {}",
+                    self.shape()
+                ),
+            ));
+        }
+        if view.shape() != src.shape() || view.max_storage_index() > self.elem_count() {
+            return Err(Error::ShapeMismatch {
+                op: "write_view_",
+                lhs: view.shape().clone(),
+                rhs: src.shape().clone(),
+                detail: format!(
+                    " (the view must have the source's shape and lie within the {} elements)",
+                    self.elem_count()
+                ),
+            });
+        }
+        if !self.is_storage_unique() {
+            *self = self.copy()?;
+        }
+        let device = self.device().clone();
+        let inner = Arc::get_mut(&mut self.0).ok_or_else(|| {
+            Error::invalid("write_view_", "the tensor is shared after copy-on-write")
+        })?;
+        let region = Layout::new(
+            view.shape().clone(),
+            view.strides().to_vec(),
+            view.offset() + inner.layout.offset(),
+        );
+        let dst = unique(&mut inner.storage, "write_view_", &device)?;
+        device
+            .backend()
+            .copy_into(dst, &region, src.storage().as_ref(), src.layout())
+    }
 }
 
 /// Mutable access to storage that a backend just made (or that copy-on-write

@@ -415,16 +415,14 @@ impl CustomOp for DiagonalEmbed {
     fn name(&self) -> &'static str {
         "diagonal_embed"
     }
+    /// A buffer of zeros whose diagonal (the same strided view `Diagonal`
+    /// reads) is overwritten with `x`: one in-place write through the
+    /// diagonal's layout, on the device.
     fn forward(&self, x: &[&RawTensor]) -> Result<RawTensor> {
         let x = x[0];
-        // The flat positions the diagonal view reads, as `i64` ids.
-        let ids: Vec<i64> = self.diagonal.offsets().map(|o| o as i64).collect();
-        let (n, total) = (ids.len(), Shape::from(&self.input_dims).elem_count());
-        let ids = RawTensor::from_vec(ids, n, x.device())?;
-        let zeros = RawTensor::zeros(total, x.dtype(), x.device())?;
-        zeros
-            .index_add(&ids, &x.reshape(n)?, 0)?
-            .reshape(&self.input_dims)
+        let mut out = RawTensor::zeros(self.input_dims.clone(), x.dtype(), x.device())?;
+        out.write_view_(&self.diagonal, x)?;
+        Ok(out)
     }
     fn backward(&self, _: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let op = Diagonal {

@@ -236,43 +236,15 @@ impl CustomOp for LogSumExp {
 // ANCHOR_END: logsumexp
 
 // ANCHOR: topk
-/// The `k` largest (or smallest) entries along `dim` and their indices,
-/// sorted (largest first, or smallest first).
-///
-/// Selecting is a sort, and sorting is not one of our backend primitives,
-/// so the indices are computed on the host: the tensor is copied out, each
-/// row sorted (stably, so ties keep their order; NaN counts as the
-/// largest, as in PyTorch), and the indices copied back. That is a device
-/// round trip, fine for sampling one token at a time; a GPU backend would
-/// want a selection kernel. The values are then a differentiable `gather`,
-/// so the gradient goes to exactly the selected elements.
+/// The indices of the `k` largest (or smallest) entries along `dim`,
+/// sorted (largest first, or smallest first): the first `k` positions of a
+/// stable sort of each row, made by the device's `argsort` primitive (ties
+/// keep their order; NaN counts as the largest, as in PyTorch). Nothing
+/// comes back to the host, so sampling a token from a GPU model's logits
+/// stays on the GPU. The values are then a differentiable `gather`, so the
+/// gradient goes to exactly the selected elements.
 fn topk_indices(x: &RawTensor, k: usize, dim: usize, largest: bool) -> Result<RawTensor> {
-    let last = x.rank() - 1;
-    let moved = x.transpose(dim, last)?.contiguous()?;
-    let n = moved.dims()[last];
-    let values = moved.to_vec_f64()?;
-    let order = |a: f64, b: f64| match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Greater,
-        (false, true) => std::cmp::Ordering::Less,
-        _ => a.partial_cmp(&b).expect("neither is NaN"),
-    };
-    let mut ids: Vec<i64> = Vec::with_capacity(values.len() / n.max(1) * k);
-    let mut row_ids: Vec<usize> = Vec::with_capacity(n);
-    for row in values.chunks(n.max(1)) {
-        row_ids.clear();
-        row_ids.extend(0..n);
-        if largest {
-            row_ids.sort_by(|&i, &j| order(row[j], row[i]));
-        } else {
-            row_ids.sort_by(|&i, &j| order(row[i], row[j]));
-        }
-        ids.extend(row_ids[..k].iter().map(|&i| i as i64));
-    }
-    let mut moved_dims = moved.dims().to_vec();
-    moved_dims[last] = k;
-    let ids = RawTensor::from_vec(ids, moved_dims, x.device())?;
-    ids.transpose(dim, last)?.contiguous()
+    x.argsort(dim, largest)?.narrow(dim, 0, k)?.contiguous()
 }
 // ANCHOR_END: topk
 

@@ -22,7 +22,7 @@
 //! | `flip`                  | `flip`                       |
 //! | `tril`, `masked_fill`   | the same mask on the gradient |
 
-use chapter_02::{Dim, Dims, Error, Result, Shape};
+use chapter_02::{Device, Dim, Dims, Error, Result, Shape};
 use chapter_03::{BackwardCtx, CustomOp, DType, RawTensor, Tensor};
 use std::ops::Range;
 
@@ -221,12 +221,14 @@ impl CustomOp for StridedSlice {
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         use crate::index::IndexOps;
         let x = ctx.input(0);
-        let ids: Vec<i64> = (self.start..self.stop)
-            .step_by(self.step)
-            .map(|i| i as i64)
-            .collect();
-        let n = ids.len();
-        let ids = Tensor::from_vec(ids, n, &x.device())?;
+        let ids = RawTensor::arange(
+            self.start as f64,
+            self.stop as f64,
+            self.step as f64,
+            DType::I64,
+            &x.device(),
+        )?;
+        let ids = Tensor::from_raw(ids);
         let zeros = Tensor::zeros(x.shape(), x.dtype(), &x.device())?;
         Ok(vec![Some(zeros.index_add(&ids, g, self.dim)?)])
     }
@@ -314,9 +316,10 @@ impl CustomOp for Flip {
         // we read each axis through the reversed ids n-1, ..., 1, 0.
         let mut y = x[0].clone();
         for &d in &self.dims {
-            let n = y.dims()[d];
-            let ids: Vec<i64> = (0..n as i64).rev().collect();
-            y = y.index_select(&RawTensor::from_vec(ids, n, y.device())?, d)?;
+            let n = y.dims()[d] as f64;
+            // n − 1, n − 2, ..., 0, made on the device.
+            let ids = RawTensor::arange(n - 1.0, -1.0, -1.0, DType::I64, y.device())?;
+            y = y.index_select(&ids, d)?;
         }
         Ok(y)
     }
@@ -353,21 +356,30 @@ impl CustomOp for MaskedFill {
 // ANCHOR: triangle_mask
 /// The `u8` mask of the elements that `tril(diagonal)` (or `triu`) sets
 /// to zero, for an `[m, n]` matrix: those with `j - i > diagonal` (or
-/// `j - i < diagonal`).
-fn outside_triangle(m: usize, n: usize, diagonal: i64, lower: bool, t: &Tensor) -> Result<Tensor> {
-    let mut mask = vec![0u8; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let above = j as i64 - i as i64;
-            let outside = if lower {
-                above > diagonal
-            } else {
-                above < diagonal
-            };
-            mask[i * n + j] = outside as u8;
-        }
+/// `j - i < diagonal`). Made on the tensor's device from two `arange`s and
+/// one broadcast comparison (`i + diagonal < j`), so a causal mask never
+/// crosses the bus: `[m, 1]` row numbers against `[1, n]` column numbers.
+pub fn outside_triangle(
+    m: usize,
+    n: usize,
+    diagonal: i64,
+    lower: bool,
+    device: &Device,
+) -> Result<RawTensor> {
+    let rows = RawTensor::arange(
+        diagonal as f64,
+        (m as i64 + diagonal) as f64,
+        1.0,
+        DType::I64,
+        device,
+    )?
+    .reshape((m, 1))?;
+    let cols = RawTensor::arange(0.0, n as f64, 1.0, DType::I64, device)?.reshape((1, n))?;
+    if lower {
+        rows.lt(&cols) // j > i + diagonal
+    } else {
+        rows.gt(&cols) // j < i + diagonal
     }
-    Tensor::from_vec(mask, (m, n), &t.device())
 }
 // ANCHOR_END: triangle_mask
 
@@ -582,7 +594,8 @@ fn triangle(t: &Tensor, diagonal: i64, lower: bool) -> Result<Tensor> {
         ));
     }
     let (m, n) = (dims[dims.len() - 2], dims[dims.len() - 1]);
-    t.masked_fill(&outside_triangle(m, n, diagonal, lower, t)?, 0.0)
+    let mask = outside_triangle(m, n, diagonal, lower, &t.device())?;
+    t.masked_fill(&Tensor::from_raw(mask), 0.0)
 }
 
 // ANCHOR: cat_stack

@@ -110,18 +110,18 @@ impl CustomOp for CumSum {
 // ANCHOR: scan
 /// An `n × n` 0/1 matrix `T` such that `x·T` is a scan of the row `x`:
 /// `T[i][j] = 1` when `i ≤ j` (inclusive) or `i < j` (exclusive), mirrored
-/// for a reverse scan.
+/// for a reverse scan. Made on the device by comparing row and column
+/// numbers, like a causal mask.
 fn scan_matrix(n: usize, inclusive: bool, reverse: bool, like: &RawTensor) -> Result<RawTensor> {
-    let mut v = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..n {
-            let (from, to) = if reverse { (j, i) } else { (i, j) };
-            if from < to || (inclusive && from == to) {
-                v[i * n + j] = 1.0;
-            }
-        }
-    }
-    RawTensor::from_f64_vec(v, (n, n), like.dtype(), like.device())
+    let ids = RawTensor::arange(0.0, n as f64, 1.0, DType::I64, like.device())?;
+    let (i, j) = (ids.reshape((n, 1))?, ids.reshape((1, n))?);
+    let (from, to) = if reverse { (j, i) } else { (i, j) };
+    let mask = if inclusive {
+        from.le(&to)?
+    } else {
+        from.lt(&to)?
+    };
+    mask.to_dtype(like.dtype())
 }
 
 /// The scan itself, built from the matmul primitive (there is no scan
@@ -169,10 +169,10 @@ fn cumsum_raw(x: &RawTensor, dim: usize, reverse: bool) -> Result<RawTensor> {
 
 // ANCHOR: one_hot
 /// `ids` (`i64`, any shape) as one-hot rows: an `f32` tensor of shape
-/// `ids.shape + [num_classes]` with a 1 at each id. Built by comparing
-/// `ids[.., None]` with `arange(num_classes)` (a broadcast `eq`). The ids
-/// are range-checked on the host first, so a bad label is reported by
-/// value rather than silently producing an all-zero row.
+/// `ids.shape + [num_classes]` with a 1 at each id, made on the device by
+/// scattering ones into zeros. A bad id is an error, never an all-zero row:
+/// ids in host memory are checked (free there) and reported by value; on
+/// another device the scatter kernel finds it.
 pub fn one_hot(ids: &Tensor, num_classes: usize) -> Result<Tensor> {
     if ids.dtype() != DType::I64 {
         return Err(Error::UnsupportedDType {
@@ -181,11 +181,7 @@ pub fn one_hot(ids: &Tensor, num_classes: usize) -> Result<Tensor> {
         });
     }
     let raw = ids.data();
-    if let Some(bad) = raw
-        .to_vec::<i64>()?
-        .into_iter()
-        .find(|&i| i < 0 || i as usize >= num_classes)
-    {
+    if let Some(bad) = raw.first_id_outside(num_classes)? {
         return Err(Error::invalid(
             "one_hot",
             format!(
@@ -194,11 +190,15 @@ pub fn one_hot(ids: &Tensor, num_classes: usize) -> Result<Tensor> {
             ),
         ));
     }
-    let classes = RawTensor::arange(0.0, num_classes as f64, 1.0, DType::I64, raw.device())?;
     let mut column = raw.dims().to_vec();
     column.push(1);
-    let hot = raw.reshape(column)?.eq(&classes)?;
-    Ok(Tensor::from_raw(hot.to_dtype(DType::F32)?))
+    let mut out_shape = raw.dims().to_vec();
+    out_shape.push(num_classes);
+    let device = raw.device();
+    let zeros = RawTensor::zeros(out_shape, DType::F32, device)?;
+    let ones = RawTensor::ones(column.clone(), DType::F32, device)?;
+    let hot = zeros.scatter_add(&raw.reshape(column)?, &ones, -1)?;
+    Ok(Tensor::from_raw(hot))
 }
 // ANCHOR_END: one_hot
 

@@ -10,7 +10,7 @@ use chapter_02::{manual_seed, DType, Device, Tensor as RawTensor};
 use chapter_03::{no_grad, Result, Tensor};
 use chapter_05::loss::{cross_entropy, CrossEntropyOptions};
 use chapter_05::{
-    BatchNorm1d, Dropout, Embedding, LayerNorm, Linear, Module, ModuleExt, ReLU, Sequential, Slot,
+    BatchNorm1d, Dropout, Embedding, LayerNorm, Linear, Module, ModuleExt, Relu, Sequential, Slot,
     StateDictExt, Visit,
 };
 
@@ -42,7 +42,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         mlp: Sequential::new()
             .add_layer(Linear::new(16, 32, true)?)
             .add_layer(BatchNorm1d::new(32)?)
-            .add_layer(ReLU)
+            .add_layer(Relu)
             .add_layer(Dropout::new(0.1)?),
         head: Linear::new(32, 4, true)?,
     };
@@ -94,7 +94,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         mlp: Sequential::new()
             .add_layer(Linear::new(16, 32, true)?)
             .add_layer(BatchNorm1d::new(32)?)
-            .add_layer(ReLU)
+            .add_layer(Relu)
             .add_layer(Dropout::new(0.1)?),
         head: Linear::new(32, 4, true)?,
     };

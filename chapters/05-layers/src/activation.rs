@@ -5,7 +5,7 @@
 //! these structs only hold the constants (a slope, `β`, a dimension) and
 //! forward to it. They hold no parameters, so `#[derive(Module)]` generates
 //! an empty visit. The names and the constructors are PyTorch's:
-//! `LeakyReLU(0.2)` is `nn.LeakyReLU(0.2)` (`LeakyReLU::new(0.2)` works too),
+//! `LeakyRelu(0.2)` is `nn.LeakyReLU(0.2)` (`LeakyRelu::new(0.2)` works too),
 //! and `Default` gives PyTorch's default arguments.
 //!
 //! [`Sequential`]: crate::Sequential
@@ -19,15 +19,15 @@ use chapter_05_derive::Module as DeriveModule;
 // ANCHOR: relu
 /// `max(x, 0)`. Shape: any, unchanged.
 #[derive(DeriveModule, Debug, Clone, Copy, Default)]
-pub struct ReLU;
+pub struct Relu;
 
-impl ReLU {
+impl Relu {
     pub fn new() -> Self {
-        ReLU
+        Relu
     }
 }
 
-impl Module for ReLU {
+impl Module for Relu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.relu()
     }
@@ -38,21 +38,21 @@ impl Module for ReLU {
 /// field (PyTorch's default `0.01`): a ReLU whose negative side still passes
 /// a little gradient.
 #[derive(DeriveModule, Debug, Clone, Copy)]
-pub struct LeakyReLU(pub f64);
+pub struct LeakyRelu(pub f64);
 
-impl LeakyReLU {
+impl LeakyRelu {
     pub fn new(negative_slope: f64) -> Self {
-        LeakyReLU(negative_slope)
+        LeakyRelu(negative_slope)
     }
 }
 
-impl Default for LeakyReLU {
+impl Default for LeakyRelu {
     fn default() -> Self {
-        LeakyReLU(0.01)
+        LeakyRelu(0.01)
     }
 }
 
-impl Module for LeakyReLU {
+impl Module for LeakyRelu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.leaky_relu(self.0)
     }
@@ -90,7 +90,7 @@ impl Module for Tanh {
     }
 }
 
-/// Which formula [`GELU`] uses (PyTorch's `approximate=` argument).
+/// Which formula [`Gelu`] uses (PyTorch's `approximate=` argument).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GeluApproximation {
     /// The exact `x·Φ(x)` with the normal CDF `Φ` (`"none"`, the default).
@@ -118,26 +118,26 @@ impl std::str::FromStr for GeluApproximation {
 // ANCHOR: gelu
 /// The Gaussian error linear unit, `x·Φ(x)`: the input weighted by the
 /// probability that a standard normal variable is below it. Smooth where
-/// ReLU has a kink; the activation of BERT and GPT. `GELU::default()` is the
-/// exact form, `GELU::tanh()` GPT-2's approximation.
+/// ReLU has a kink; the activation of BERT and GPT. `Gelu::default()` is the
+/// exact form, `Gelu::tanh()` GPT-2's approximation.
 #[allow(clippy::upper_case_acronyms)] // PyTorch's name.
 #[derive(DeriveModule, Debug, Clone, Copy, Default)]
-pub struct GELU(#[module(skip)] pub GeluApproximation);
+pub struct Gelu(#[module(skip)] pub GeluApproximation);
 
-impl GELU {
+impl Gelu {
     pub fn new(approximate: GeluApproximation) -> Self {
-        GELU(approximate)
+        Gelu(approximate)
     }
     /// The tanh approximation.
     pub fn tanh() -> Self {
-        GELU(GeluApproximation::Tanh)
+        Gelu(GeluApproximation::Tanh)
     }
     pub fn approximate(&self) -> GeluApproximation {
         self.0
     }
 }
 
-impl Module for GELU {
+impl Module for Gelu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self.0 {
             GeluApproximation::None => x.gelu(),
@@ -149,15 +149,15 @@ impl Module for GELU {
 
 /// SiLU (swish), `x·σ(x)`: the activation of Llama's feed-forward layers.
 #[derive(DeriveModule, Debug, Clone, Copy, Default)]
-pub struct SiLU;
+pub struct Silu;
 
-impl SiLU {
+impl Silu {
     pub fn new() -> Self {
-        SiLU
+        Silu
     }
 }
 
-impl Module for SiLU {
+impl Module for Silu {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.silu()
     }

@@ -1,7 +1,7 @@
 //! Dropout: randomly silencing units during training.
 
 use crate::module::{Module, TrainingFlag};
-use chapter_02::{with_default_generator, Error, Result, Tensor as RawTensor};
+use chapter_02::{Error, Result, Tensor as RawTensor};
 use chapter_03::Tensor;
 use chapter_05_derive::Module as DeriveModule;
 
@@ -13,28 +13,29 @@ use chapter_05_derive::Module as DeriveModule;
 ///
 /// The scaling keeps `E[y] = x`, so at evaluation time the layer is simply
 /// the identity: nothing to rescale, and inference costs nothing. The mask
-/// is drawn from chapter 02's default generator, so `manual_seed` makes it
-/// reproducible; it enters the graph as a constant, and the gradient is the
-/// same mask: `∂L/∂x = ∂L/∂y ⊙ m / (1 − p)`.
+/// is drawn by the tensor's own device from chapter 02's default generator
+/// (`manual_seed` makes it reproducible, and the same seed gives the same
+/// mask on every device); it enters the graph as a constant, and the
+/// gradient is the same mask: `∂L/∂x = ∂L/∂y ⊙ m / (1 − p)`.
 pub fn dropout(x: &Tensor, p: f64, training: bool) -> Result<Tensor> {
     check_probability(p)?;
     if !training || p == 0.0 {
         return Ok(x.clone());
     }
     let data = x.data();
-    let scale = if p == 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
-    let mask: Vec<f64> = with_default_generator(|g| {
-        (0..data.elem_count())
-            .map(|_| if g.uniform(0.0, 1.0) < p { 0.0 } else { scale })
-            .collect()
-    });
-    let mask = RawTensor::from_f64_vec(mask, data.shape().clone(), data.dtype(), data.device())?;
+    let keep = RawTensor::bernoulli(1.0 - p, data.shape().clone(), data.dtype(), data.device())?;
+    let mask = if p == 1.0 {
+        keep // all zeros: every unit dropped
+    } else {
+        keep.affine(1.0 / (1.0 - p), 0.0)?
+    };
     x.mul(&Tensor::from_raw(mask))
 }
 // ANCHOR_END: dropout_fn
 
 fn check_probability(p: f64) -> Result<()> {
     if !(0.0..=1.0).contains(&p) {
+        // also refuses NaN
         return Err(Error::invalid(
             "dropout",
             format!("probability must be between 0 and 1, got {p}"),

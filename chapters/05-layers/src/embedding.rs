@@ -2,7 +2,7 @@
 
 use crate::init::{normal, zeros};
 use crate::Module;
-use chapter_02::{CmpOp, DType, Device, Error, Result, Tensor as RawTensor};
+use chapter_02::{default_device, CmpOp, DType, Device, Error, Result, Tensor as RawTensor};
 use chapter_03::{BackwardCtx, CustomOp, Tensor};
 use chapter_04::prelude::*;
 use chapter_05_derive::Module as DeriveModule;
@@ -95,7 +95,7 @@ impl Embedding {
             embedding_dim,
             None,
             DType::F32,
-            &Device::cpu(),
+            &default_device()?,
         )
     }
 

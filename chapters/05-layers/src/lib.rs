@@ -21,7 +21,7 @@ pub mod norm;
 pub mod state_dict;
 
 pub use activation::{
-    GeluApproximation, LeakyReLU, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh, GELU,
+    Gelu, GeluApproximation, LeakyRelu, Relu, Sigmoid, Silu, Softmax, Softplus, Tanh,
 };
 pub use chapter_05_derive::Module;
 pub use containers::{ModuleList, ParameterList, Sequential};
@@ -35,6 +35,6 @@ pub use loss::{
 };
 pub use module::{join_name, Buffer, Module, ModuleExt, Slot, TrainingFlag, Visit};
 pub use norm::{
-    batch_norm, layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RMSNorm,
+    batch_norm, layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RmsNorm,
 };
 pub use state_dict::{load_safetensors, save_safetensors, StateDict, StateDictError, StateDictExt};

@@ -2,6 +2,7 @@
 
 use crate::init::{kaiming_uniform, uniform, FanMode, Nonlinearity};
 use crate::Module;
+use chapter_02::default_device;
 use chapter_03::{DType, Device, Result, Tensor};
 use chapter_05_derive::Module as DeriveModule;
 
@@ -20,7 +21,13 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(in_features: usize, out_features: usize, bias: bool) -> Result<Self> {
-        Linear::with_options(in_features, out_features, bias, DType::F32, &Device::cpu())
+        Linear::with_options(
+            in_features,
+            out_features,
+            bias,
+            DType::F32,
+            &default_device()?,
+        )
     }
 
     pub fn with_options(

@@ -11,6 +11,13 @@ use chapter_02::{CmpOp, DType, Error, Result, Shape, Tensor as RawTensor};
 use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
 use chapter_04::prelude::*;
 use std::sync::Mutex;
+use std::sync::PoisonError;
+
+/// The saved gradient's lock: a panic elsewhere cannot leave it half
+/// written (it only ever holds a whole tensor), so poisoning is ignored.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 // ANCHOR: reduction
 /// How per-element losses become the result (PyTorch's `reduction=`).
@@ -95,15 +102,17 @@ fn target_shape(logits: &[usize]) -> Vec<usize> {
     }
 }
 
-/// Reads class-index targets to the host and checks them: `i64`, shaped
-/// like the logits without their class dimension, and in `0..C` unless equal
-/// to `ignore_index`. A bad label is reported by value.
-fn read_class_targets(
+/// Checks class-index targets: `i64`, shaped like the logits without their
+/// class dimension, and in `0..C` unless equal to `ignore_index`. The values
+/// are checked where that is free (targets in host memory, reported by
+/// value); on another device a bad label is caught by the scatter or gather
+/// kernel that reads it. Returns `C`.
+fn check_class_targets(
     target: &Tensor,
     logits_dims: &[usize],
     ignore_index: Option<i64>,
     op: &'static str,
-) -> Result<Vec<i64>> {
+) -> Result<usize> {
     if logits_dims.is_empty() {
         return Err(Error::invalid(
             op,
@@ -130,16 +139,36 @@ fn read_class_targets(
     } else {
         logits_dims[1]
     };
-    let labels = target.to_vec::<i64>()?;
-    for &t in &labels {
-        if Some(t) != ignore_index && (t < 0 || t as usize >= classes) {
-            return Err(Error::invalid(
-                op,
-                format!("target {t} is out of range for {classes} classes"),
-            ));
-        }
+    // Ignored targets are allowed whatever their value.
+    if let Some(t) = target
+        .data()
+        .first_id_outside_except(classes, ignore_index)?
+    {
+        return Err(Error::invalid(
+            op,
+            format!("target {t} is out of range for {classes} classes"),
+        ));
     }
-    Ok(labels)
+    Ok(classes)
+}
+
+/// For labels `[M]`: `(keep, safe)` where `keep` is the `u8` mask of the
+/// labels that count (not `ignore_index`) and `safe` the labels with the
+/// ignored ones replaced by 0, so they can index a row (and are then
+/// multiplied away). Made on the device.
+fn keep_and_safe(labels: &RawTensor, ignore_index: Option<i64>) -> Result<(RawTensor, RawTensor)> {
+    match ignore_index {
+        Some(i) => {
+            let keep = labels.cmp_scalar(CmpOp::Ne, i as f64)?;
+            let zero = RawTensor::zeros((), DType::I64, labels.device())?;
+            let safe = keep.where_cond(labels, &zero)?;
+            Ok((keep, safe))
+        }
+        None => Ok((
+            RawTensor::ones(labels.shape().clone(), DType::U8, labels.device())?,
+            labels.clone(),
+        )),
+    }
 }
 
 // ANCHOR: options
@@ -196,11 +225,12 @@ impl Default for CrossEntropyOptions {
 struct CrossEntropy {
     label_smoothing: f64,
     reduction: Reduction,
-    /// What `Mean` divides by: the number of counted labels (or their total
-    /// weight), worked out on the host while the labels were checked.
-    divisor: f64,
-    /// Whether some labels are `−1` (ignored).
-    has_ignored: bool,
+    /// What `Mean` divides by, a 0-d tensor on the device: the number of
+    /// counted labels (or their total class weight).
+    divisor: RawTensor,
+    /// Whether some labels may be `−1` (ignored): then rows of `T` do not
+    /// all sum to 1.
+    may_ignore: bool,
     /// `rowsum(T)·p − T` from the forward pass: the gradient of `Σᵢ ℓᵢ`.
     saved_grad: Mutex<Option<RawTensor>>,
 }
@@ -227,18 +257,18 @@ impl CustomOp for CrossEntropy {
         // Only worth computing when a backward pass may follow.
         if is_grad_enabled() {
             let p = log_p.exp()?;
-            let unit_rows = hit.is_some() && weight.is_none() && !self.has_ignored;
+            let unit_rows = hit.is_some() && weight.is_none() && !self.may_ignore;
             let grad = match unit_rows {
                 // Each row of `T` sums to 1 (also when smoothed).
                 true => p.sub(&t)?,
                 false => p.mul(&t.sum([1], true)?)?.sub(&t)?,
             };
-            *self.saved_grad.lock().expect("cross_entropy lock") = Some(grad);
+            *lock(&self.saved_grad) = Some(grad);
         }
         match self.reduction {
             Reduction::None => terms.sum([1], false)?.neg(),
             Reduction::Sum => terms.sum_all()?.neg(),
-            Reduction::Mean => terms.sum_all()?.affine(-1.0 / self.divisor, 0.0),
+            Reduction::Mean => terms.sum_all()?.neg()?.div(&self.divisor),
         }
     }
 
@@ -248,7 +278,7 @@ impl CustomOp for CrossEntropy {
             return Ok(grads);
         }
         let logits = ctx.input(0);
-        let saved = self.saved_grad.lock().expect("cross_entropy lock").clone();
+        let saved = lock(&self.saved_grad).clone();
         let d = match saved {
             Some(d) if !is_grad_enabled() => Tensor::from_raw(d),
             _ => {
@@ -265,7 +295,7 @@ impl CustomOp for CrossEntropy {
         let scale = match self.reduction {
             Reduction::None => g.reshape((g.elem_count(), 1))?,
             Reduction::Sum => g.clone(),
-            Reduction::Mean => g.affine(1.0 / self.divisor, 0.0)?,
+            Reduction::Mean => g.div(&Tensor::from_raw(self.divisor.clone()))?,
         };
         grads[0] = Some(d.mul(&scale)?);
         Ok(grads)
@@ -296,13 +326,21 @@ impl CrossEntropy {
         let (mut t, hit) = if target.dtype().is_float() {
             (target.to_dtype(dtype)?, None)
         } else {
-            let classes = RawTensor::arange(0.0, c as f64, 1.0, DType::I64, logits.device())?;
-            let hit = target.reshape((m, 1))?.eq(&classes)?;
-            (hit.to_dtype(dtype)?, Some(hit))
+            // One-hot rows by scattering each kept label's 1 into zeros:
+            // an ignored label (−1) scatters a 0 into column 0, and a label
+            // out of range is an error of the scatter kernel, never a
+            // silent all-zero row.
+            let keep = target.cmp_scalar(CmpOp::Ge, 0.0)?.reshape((m, 1))?;
+            let zero = RawTensor::zeros((), DType::I64, logits.device())?;
+            let safe = keep.where_cond(&target.reshape((m, 1))?, &zero)?;
+            let zeros = RawTensor::zeros((m, c), dtype, logits.device())?;
+            let onehot = zeros.scatter_add(&safe, &keep.to_dtype(dtype)?, 1)?;
+            let hit = onehot.cmp_scalar(CmpOp::Gt, 0.0)?;
+            (onehot, Some(hit))
         };
         if eps > 0.0 {
             t = t.affine(1.0 - eps, eps / c as f64)?;
-            if self.has_ignored {
+            if self.may_ignore {
                 let keep = target
                     .cmp_scalar(CmpOp::Ge, 0.0)?
                     .to_dtype(dtype)?
@@ -352,21 +390,21 @@ pub fn cross_entropy(
         ));
     }
     let c = if dims.len() == 1 { dims[0] } else { dims[1] };
-    let class_weights = match &opts.weight {
-        Some(w) if w.dims() != [c] => {
+    if let Some(w) = &opts.weight {
+        if w.dims() != [c] {
             return Err(Error::ShapeMismatch {
                 op: "cross_entropy",
                 lhs: w.shape(),
                 rhs: Shape::from(c),
                 detail: " (class weights need one entry per class)".into(),
-            })
+            });
         }
-        Some(w) => Some(w.to_vec_f64()?),
-        None => None,
-    };
+    }
     let rows = class_rows(logits)?;
     let m = rows.dims()[0];
-    let (target_rows, divisor, has_ignored) = if target.dtype().is_float() {
+    let device = logits.device();
+    // Everything below stays on the device: the labels are never read.
+    let (target_rows, divisor, may_ignore) = if target.dtype().is_float() {
         if target.dims() != dims {
             return Err(Error::ShapeMismatch {
                 op: "cross_entropy",
@@ -375,33 +413,39 @@ pub fn cross_entropy(
                 detail: " (probability targets must have the logits' shape)".into(),
             });
         }
-        (class_rows(target)?, m as f64, false)
+        let divisor = RawTensor::full(m as f64, (), logits.dtype(), &device)?;
+        (class_rows(target)?, divisor, false)
     } else {
-        let labels = read_class_targets(target, &dims, opts.ignore_index, "cross_entropy")?;
-        let kept = |t: &&i64| Some(**t) != opts.ignore_index;
-        let divisor = match &class_weights {
-            Some(w) => labels.iter().filter(kept).map(|&t| w[t as usize]).sum(),
-            None => labels.iter().filter(kept).count() as f64,
+        check_class_targets(target, &dims, opts.ignore_index, "cross_entropy")?;
+        let labels = target.data().reshape(m)?;
+        let (keep, safe) = keep_and_safe(&labels, opts.ignore_index)?;
+        // `Mean` divides by the number of counted labels, or by their total
+        // class weight (PyTorch's rule, also with smoothing).
+        let counted = keep.to_dtype(logits.dtype())?;
+        let divisor = match &opts.weight {
+            Some(w) => w
+                .data()
+                .to_dtype(logits.dtype())?
+                .index_select(&safe, 0)?
+                .mul(&counted)?
+                .sum_all()?,
+            None => counted.sum_all()?,
         };
-        let has_ignored = labels.iter().any(|t| Some(*t) == opts.ignore_index);
-        let rows = match has_ignored {
-            // Mark ignored rows with −1, a label that matches no class.
-            true => {
-                let marked = labels
-                    .iter()
-                    .map(|&t| if Some(t) == opts.ignore_index { -1 } else { t })
-                    .collect();
-                Tensor::from_vec(marked, m, &target.device())?
+        // Mark ignored rows with −1, a label that matches no class.
+        let marked = match opts.ignore_index {
+            Some(_) => {
+                let minus_one = RawTensor::full(-1.0, (), DType::I64, &device)?;
+                Tensor::from_raw(keep.where_cond(&labels, &minus_one)?)
             }
-            false => target.reshape(m)?,
+            None => Tensor::from_raw(labels),
         };
-        (rows, divisor, has_ignored)
+        (marked, divisor, opts.ignore_index.is_some())
     };
     let op = CrossEntropy {
         label_smoothing: opts.label_smoothing,
         reduction: opts.reduction,
         divisor,
-        has_ignored,
+        may_ignore,
         saved_grad: Mutex::new(None),
     };
     let mut inputs = vec![&rows, &target_rows];
@@ -438,30 +482,20 @@ pub fn nll_loss(
     let ignore_index = ignore_index.into();
     check_float(log_probs, "nll_loss")?;
     let dims = log_probs.dims();
-    let labels = read_class_targets(target, &dims, ignore_index, "nll_loss")?;
-    let counted = labels.iter().filter(|&&t| Some(t) != ignore_index).count();
+    check_class_targets(target, &dims, ignore_index, "nll_loss")?;
     let rows = class_rows(log_probs)?;
     let m = rows.dims()[0];
-    let t = target.data().reshape(m)?;
-    let (safe, keep) = match ignore_index {
-        Some(i) => {
-            let zero = RawTensor::zeros((), DType::I64, t.device())?;
-            let safe = t.cmp_scalar(CmpOp::Eq, i as f64)?.where_cond(&zero, &t)?;
-            (
-                safe,
-                t.cmp_scalar(CmpOp::Ne, i as f64)?.to_dtype(rows.dtype())?,
-            )
-        }
-        None => (t.clone(), RawTensor::ones(m, rows.dtype(), t.device())?),
-    };
+    let (keep, safe) = keep_and_safe(&target.data().reshape(m)?, ignore_index)?;
+    let keep = Tensor::from_raw(keep.to_dtype(rows.dtype())?);
     let picked = rows
         .gather(&Tensor::from_raw(safe.reshape((m, 1))?), 1)?
         .reshape(m)?;
-    let losses = picked.mul(&Tensor::from_raw(keep))?.neg()?;
+    let losses = picked.mul(&keep)?.neg()?;
     match reduction {
         Reduction::None => losses.reshape(target_shape(&dims)),
         Reduction::Sum => losses.sum_all(),
-        Reduction::Mean => losses.sum_all()?.affine(1.0 / counted as f64, 0.0),
+        // Divided by the number of counted targets, computed on the device.
+        Reduction::Mean => losses.sum_all()?.div(&keep.detach().sum_all()?),
     }
 }
 // ANCHOR_END: nll_loss

@@ -1,4 +1,4 @@
-//! Normalisation layers: `LayerNorm`, `RMSNorm` and `BatchNorm1d`.
+//! Normalisation layers: `LayerNorm`, `RmsNorm` and `BatchNorm1d`.
 //!
 //! All three rescale activations to a standard size so that a deep stack of
 //! layers neither blows them up nor shrinks them away. They differ in *which*
@@ -15,7 +15,7 @@
 //! sums back to the parameters' shapes.
 
 use crate::module::{join_name, Buffer, Module, Slot, TrainingFlag, Visit};
-use chapter_02::{DType, Device, Error, Result, Shape, Tensor as RawTensor};
+use chapter_02::{default_device, DType, Device, Error, Result, Shape, Tensor as RawTensor};
 use chapter_03::{BackwardCtx, CustomOp, Tensor};
 use chapter_04::prelude::*;
 use chapter_05_derive::Module as DeriveModule;
@@ -302,7 +302,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn new(normalized_shape: impl Into<Shape>) -> Result<Self> {
-        LayerNorm::with_options(normalized_shape, 1e-5, true, DType::F32, &Device::cpu())
+        LayerNorm::with_options(normalized_shape, 1e-5, true, DType::F32, &default_device()?)
     }
 
     pub fn with_options(
@@ -351,7 +351,7 @@ impl Module for LayerNorm {
 /// cheaper LayerNorm that trains as well. `eps: None` is PyTorch's default,
 /// the machine epsilon of the input's dtype (`1.19e-7` for `f32`).
 #[derive(DeriveModule)]
-pub struct RMSNorm {
+pub struct RmsNorm {
     /// `γ`, shape `normalized_shape`, initialised to ones.
     pub weight: Option<Tensor>,
     #[module(skip)]
@@ -359,9 +359,9 @@ pub struct RMSNorm {
     pub eps: Option<f64>,
 }
 
-impl RMSNorm {
+impl RmsNorm {
     pub fn new(normalized_shape: impl Into<Shape>) -> Result<Self> {
-        RMSNorm::with_options(normalized_shape, None, true, DType::F32, &Device::cpu())
+        RmsNorm::with_options(normalized_shape, None, true, DType::F32, &default_device()?)
     }
 
     pub fn with_options(
@@ -376,7 +376,7 @@ impl RMSNorm {
             true => Some(Tensor::param(RawTensor::ones(&shape, dtype, device)?)?),
             false => None,
         };
-        Ok(RMSNorm {
+        Ok(RmsNorm {
             weight,
             normalized_shape: shape.dims().to_vec(),
             eps,
@@ -384,7 +384,7 @@ impl RMSNorm {
     }
 }
 
-impl Module for RMSNorm {
+impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         rms_norm(x, &self.normalized_shape, self.weight.as_ref(), self.eps)
     }
@@ -470,7 +470,7 @@ impl BatchNorm1d {
             num_features,
             BatchNormConfig::default(),
             DType::F32,
-            &Device::cpu(),
+            &default_device()?,
         )
     }
 

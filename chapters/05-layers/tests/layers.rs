@@ -7,8 +7,8 @@ use chapter_02::{manual_seed, DType, Tensor as RawTensor};
 use chapter_03::Tensor;
 use chapter_04::prelude::*;
 use chapter_05::{
-    Dropout, Embedding, Flatten, GeluApproximation, LeakyReLU, Linear, Module, ModuleExt, ReLU,
-    Sequential, SiLU, Sigmoid, Softmax, Softplus, Tanh, GELU,
+    Dropout, Embedding, Flatten, Gelu, GeluApproximation, LeakyRelu, Linear, Module, ModuleExt,
+    Relu, Sequential, Sigmoid, Silu, Softmax, Softplus, Tanh,
 };
 use common::*;
 
@@ -200,23 +200,23 @@ fn activation_modules_forward_to_the_chapter_04_ops() {
     manual_seed(6);
     let x = Tensor::from_raw(randn((3, 4)));
     let same = |a: Tensor, b: Tensor| assert_eq!(values(&a), values(&b));
-    same(ReLU.forward(&x).unwrap(), x.relu().unwrap());
+    same(Relu.forward(&x).unwrap(), x.relu().unwrap());
     same(
-        LeakyReLU::default().forward(&x).unwrap(),
+        LeakyRelu::default().forward(&x).unwrap(),
         x.leaky_relu(0.01).unwrap(),
     );
     same(
-        LeakyReLU(0.2).forward(&x).unwrap(),
+        LeakyRelu(0.2).forward(&x).unwrap(),
         x.leaky_relu(0.2).unwrap(),
     );
     same(Sigmoid.forward(&x).unwrap(), x.sigmoid().unwrap());
     same(Tanh.forward(&x).unwrap(), x.tanh().unwrap());
-    same(GELU::default().forward(&x).unwrap(), x.gelu().unwrap());
+    same(Gelu::default().forward(&x).unwrap(), x.gelu().unwrap());
     same(
-        GELU::new(GeluApproximation::Tanh).forward(&x).unwrap(),
+        Gelu::new(GeluApproximation::Tanh).forward(&x).unwrap(),
         x.gelu_tanh().unwrap(),
     );
-    same(SiLU.forward(&x).unwrap(), x.silu().unwrap());
+    same(Silu.forward(&x).unwrap(), x.silu().unwrap());
     same(
         Softplus::default().forward(&x).unwrap(),
         x.softplus(1.0, 20.0).unwrap(),
@@ -226,25 +226,25 @@ fn activation_modules_forward_to_the_chapter_04_ops() {
         Softplus(2.0, 5.0).forward(&x).unwrap(),
         x.softplus(2.0, 5.0).unwrap(),
     );
-    assert_eq!(GELU::default().approximate(), GeluApproximation::None);
-    assert_eq!(GELU::tanh().0, "tanh".parse::<GeluApproximation>().unwrap());
+    assert_eq!(Gelu::default().approximate(), GeluApproximation::None);
+    assert_eq!(Gelu::tanh().0, "tanh".parse::<GeluApproximation>().unwrap());
     assert_eq!(
         (Softplus::default().beta(), Softplus::default().threshold()),
         (1.0, 20.0)
     );
-    assert!(ReLU.named_parameters().is_empty() && GELU::default().named_parameters().is_empty());
+    assert!(Relu.named_parameters().is_empty() && Gelu::default().named_parameters().is_empty());
 }
 
 #[test]
 fn activation_gradcheck_f64() {
     manual_seed(7);
     let modules: Vec<Box<dyn Module>> = vec![
-        Box::new(LeakyReLU::new(0.1)),
+        Box::new(LeakyRelu::new(0.1)),
         Box::new(Sigmoid),
         Box::new(Tanh),
-        Box::new(GELU::new(GeluApproximation::None)),
-        Box::new(GELU::new(GeluApproximation::Tanh)),
-        Box::new(SiLU),
+        Box::new(Gelu::new(GeluApproximation::None)),
+        Box::new(Gelu::new(GeluApproximation::Tanh)),
+        Box::new(Silu),
         Box::new(Softplus::new(2.0, 5.0)),
         Box::new(Softmax::new(0)),
     ];
@@ -259,7 +259,7 @@ fn activation_gradcheck_f64() {
         .unwrap()
         .mul(&randn((3, 4)).sign().unwrap())
         .unwrap();
-    check_gradients(|t| ReLU.forward(&t[0]), &[x]);
+    check_gradients(|t| Relu.forward(&t[0]), &[x]);
 }
 
 #[test]
@@ -280,7 +280,7 @@ fn sequential_applies_layers_in_order_and_names_them_by_position() {
     manual_seed(8);
     let model = Sequential::new()
         .add_layer(Linear::with_options(4, 8, true, DType::F64, &dev()).unwrap())
-        .add_layer(ReLU)
+        .add_layer(Relu)
         .add_layer(Dropout::new(0.5).unwrap())
         .add_layer(Linear::with_options(8, 2, false, DType::F64, &dev()).unwrap());
     let names: Vec<String> = model

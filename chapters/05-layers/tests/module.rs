@@ -7,7 +7,7 @@ use chapter_02::{manual_seed, DType, Tensor as RawTensor};
 use chapter_03::{Result, Tensor};
 use chapter_05::{
     BatchNorm1d, Buffer, Dropout, LayerNorm, Linear, Module, ModuleExt, ModuleList, ParameterList,
-    ReLU, Sequential, Slot, StateDictExt, TrainingFlag, Visit,
+    Relu, Sequential, Slot, StateDictExt, TrainingFlag, Visit,
 };
 use common::*;
 use std::sync::Arc;
@@ -206,7 +206,7 @@ fn net() -> Net {
         features: Sequential::new()
             .add_layer(linear(3, 3))
             .add_layer(Dropout::new(0.5).unwrap())
-            .add_layer(ReLU),
+            .add_layer(Relu),
         blocks: ModuleList::new(vec![model().layers.remove(0)]),
         bn: BatchNorm1d::new(3).unwrap(),
     }

@@ -8,7 +8,7 @@ use chapter_03::{grad, BackwardOptions, Tensor};
 use chapter_04::prelude::*;
 use chapter_05::{
     batch_norm, layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, Buffer, LayerNorm, Module,
-    ModuleExt, RMSNorm, StateDictExt,
+    ModuleExt, RmsNorm, StateDictExt,
 };
 use common::*;
 
@@ -146,7 +146,7 @@ fn rms_norm_divides_by_the_root_mean_square() {
 
 #[test]
 fn rms_norm_default_eps_is_the_machine_epsilon_of_the_dtype() {
-    let layer = RMSNorm::new(2).unwrap();
+    let layer = RmsNorm::new(2).unwrap();
     assert_eq!(layer.eps, None);
     assert_eq!(
         chapter_05::norm::machine_epsilon(DType::F32),
@@ -173,7 +173,7 @@ fn rms_norm_default_eps_is_the_machine_epsilon_of_the_dtype() {
 
 #[test]
 fn rms_norm_weight_starts_at_one_and_scales_the_output() {
-    let layer = RMSNorm::with_options(3, Some(1e-6), true, DType::F64, &dev()).unwrap();
+    let layer = RmsNorm::with_options(3, Some(1e-6), true, DType::F64, &dev()).unwrap();
     assert_eq!(layer.named_parameters()[0].0, "weight");
     assert_eq!(values(layer.weight.as_ref().unwrap()), [1.0, 1.0, 1.0]);
     let x = tensor(&[1.0, -2.0, 2.0], 3);

@@ -9,7 +9,7 @@
 //! for bit to a run that was never interrupted.
 
 use crate::optim::OptimizerState;
-use chapter_02::{Device, GeneratorState};
+use chapter_02::{default_device, GeneratorState};
 use chapter_05::state_dict::{from_safetensors_bytes, to_safetensors_bytes, write_atomically};
 use chapter_05::{StateDict, StateDictError};
 use std::collections::{BTreeMap, HashMap};
@@ -89,7 +89,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source,
         })?;
-        let tensors = from_safetensors_bytes(&bytes, path, &Device::cpu())?;
+        let tensors = from_safetensors_bytes(&bytes, path, &default_device()?)?;
         let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
             .map_err(|e| corrupt(path, e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();

@@ -19,7 +19,7 @@
 //!    vectors; tensors are built on the consumer's thread, on its device.
 
 use super::{DataError, Dataset, Result, Transform};
-use chapter_02::{Device, Generator};
+use chapter_02::{default_device, Device, Generator};
 use chapter_03::{RawTensor, Tensor};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -83,7 +83,7 @@ impl DataLoader {
             drop_last: false,
             prefetch: 0,
             transform: None,
-            device: Device::cpu(),
+            device: default_device()?,
         })
     }
 

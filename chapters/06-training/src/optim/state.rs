@@ -1,6 +1,7 @@
 //! Saving optimiser state: named tensors plus named numbers.
 
-use chapter_03::{Device, Error, RawTensor, Result};
+use chapter_02::default_device;
+use chapter_03::{Error, RawTensor, Result};
 use std::collections::BTreeMap;
 
 /// An optimiser's state: tensors (momentum buffers, moments) and scalars
@@ -34,7 +35,7 @@ impl OptimizerState {
         for (k, v) in &self.scalars {
             out.insert(
                 format!("{prefix}scalar.{k}"),
-                RawTensor::scalar(*v, &Device::cpu())?,
+                RawTensor::scalar(*v, &default_device()?)?,
             );
         }
         Ok(out)
