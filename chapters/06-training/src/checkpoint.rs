@@ -114,11 +114,17 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source,
         })?;
-        let tensors = from_safetensors_bytes(&bytes, path, &Device::cpu())?;
+        Checkpoint::from_bytes(&bytes, path)
+    }
+
+    /// Reads a checkpoint from the bytes of a file; `path` only names it in
+    /// errors (the fuzz targets call this, with no file at all).
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint, StateDictError> {
+        let tensors = from_safetensors_bytes(bytes, path, &Device::cpu())?;
         let meta = match tensors.get(FACTS_TENSOR) {
             Some(t) => facts_from_tensor(path, t)?,
             None => {
-                let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+                let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
                     .map_err(|e| corrupt(path, e.to_string()))?;
                 let meta: BTreeMap<String, String> = header
                     .metadata()

@@ -286,6 +286,11 @@ impl MetricsContents {
 /// the file and the line: that is damage, not an interrupted write.
 pub fn read_metrics_file(path: &Path) -> Result<MetricsContents, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    parse_metrics(path, &bytes)
+}
+
+/// [`read_metrics_file`] on bytes already read; `path` names them in errors.
+pub fn parse_metrics(path: &Path, bytes: &[u8]) -> Result<MetricsContents, String> {
     let mut pieces: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     // After the last newline comes either nothing or a line without its end.
     let unterminated = pieces.pop().filter(|rest| !rest.is_empty());
