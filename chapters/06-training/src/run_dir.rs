@@ -542,6 +542,8 @@ fn describe_files(files: &[PathBuf]) -> String {
 pub struct RunLock {
     path: PathBuf,
     pid: String,
+    /// The lock file's canonical path, under which this process records it.
+    key: PathBuf,
 }
 
 impl RunLock {
@@ -550,6 +552,7 @@ impl RunLock {
     /// taken over with a warning.
     pub fn acquire(dir: &Path) -> Result<RunLock, RunError> {
         let path = dir.join(LOCK_FILE);
+        let key = std::fs::canonicalize(dir).map_or_else(|_| path.clone(), |d| d.join(LOCK_FILE));
         let pid = std::process::id().to_string();
         let io = |action, source| RunError::Io {
             path: path.clone(),
@@ -567,7 +570,9 @@ impl RunLock {
                     let lock = RunLock {
                         path: path.clone(),
                         pid: pid.clone(),
+                        key: key.clone(),
                     };
+                    set_held(&key, true);
                     file.write_all(format!("{pid}\n").as_bytes())
                         .and_then(|()| file.sync_all())
                         .map_err(|e| io("write the lock file", e))?;
@@ -581,14 +586,26 @@ impl RunLock {
                 Ok(None) => continue, // released meanwhile: try again
                 Err(e) => return Err(io("read the lock file", e)),
             };
-            if process_is_running(&holder) {
+            let ours = holder == pid;
+            if (ours && held_here(&key)) || (!ours && process_is_running(&holder)) {
                 return Err(RunError::Locked { path, pid: holder });
             }
-            eprintln!(
-                "warning: {}: process {holder} locked this run folder and is no longer running \
-                 (it crashed or was killed); taking the lock over",
-                path.display()
-            );
+            if ours {
+                // Our own id, but not a lock this process holds: an earlier
+                // process with the same id (in a container, every first
+                // process is 1) left it.
+                eprintln!(
+                    "warning: {}: an earlier process with this process's id ({holder}) locked \
+                     this run folder and is gone; taking the lock over",
+                    path.display()
+                );
+            } else {
+                eprintln!(
+                    "warning: {}: process {holder} locked this run folder and is no longer \
+                     running (it crashed or was killed); taking the lock over",
+                    path.display()
+                );
+            }
             take_over(&path, &holder).map_err(|e| io("take over the stale lock", e))?;
         }
         Err(RunError::Invalid {
@@ -609,9 +626,31 @@ impl Drop for RunLock {
         if read_holder(&self.path).ok().flatten().as_deref() == Some(self.pid.as_str()) {
             let _ = std::fs::remove_file(&self.path);
         }
+        set_held(&self.key, false);
     }
 }
 // ANCHOR_END: lock
+
+/// The lock files this process holds. A lock file with our own process id
+/// is held by us only if it is in this set (another thread may be training
+/// into the folder); otherwise an earlier process with the same id left it.
+static HELD: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn set_held(path: &Path, held: bool) {
+    let mut set = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    if held {
+        set.insert(path.to_path_buf());
+    } else {
+        set.remove(path);
+    }
+}
+
+fn held_here(path: &Path) -> bool {
+    HELD.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(path)
+}
 
 /// The process id in a lock file; `None` if the file is gone. A lock file
 /// is written right after it is created, so an empty one is given a moment

@@ -288,7 +288,15 @@ mod run_dir {
             .unwrap();
         let dead = child.id();
         child.wait().unwrap();
-        for stale in [format!("{dead}\n"), "not a pid\n".into(), String::new()] {
+        // A dead process's id, garbage, an empty file, and our own id written
+        // by an earlier process (this process holds no lock there).
+        let own = format!("{}\n", std::process::id());
+        for stale in [
+            format!("{dead}\n"),
+            "not a pid\n".into(),
+            String::new(),
+            own,
+        ] {
             std::fs::write(dir.path().join(LOCK_FILE), &stale).unwrap();
             let lock = RunLock::acquire(dir.path()).unwrap();
             let holder = std::fs::read_to_string(lock.path()).unwrap();
