@@ -29,7 +29,10 @@ mod data_paths {
             load_iris(dir.path()).unwrap_err().to_string(),
         ];
         for err in errors {
-            assert!(err.contains(&name) && err.contains("is a directory"), "{err}");
+            assert!(
+                err.contains(&name) && err.contains("is a directory"),
+                "{err}"
+            );
         }
     }
 
