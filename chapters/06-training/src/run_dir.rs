@@ -347,8 +347,10 @@ impl RunDir {
         for option in options {
             let before = saved.settings.get(option);
             let now = self.settings.get(option);
-            let on_resume =
-                now.map_or(OnResume::Fixed("the run has it, this command not"), |s| s.1);
+            let on_resume = now.map_or(
+                OnResume::Fixed("the run recorded it and this command does not give it"),
+                |s| s.1,
+            );
             if before != now.map(|s| &s.0) && on_resume != OnResume::Free {
                 out.push(Difference {
                     option: option.clone(),
