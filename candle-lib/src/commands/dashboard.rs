@@ -9,8 +9,11 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let files = chapter_06::dashboard::write_dashboard(&args.run_dir)?;
-    for f in &files {
+    let dashboard = chapter_06::dashboard::write_dashboard(&args.run_dir)?;
+    for note in &dashboard.notes {
+        eprintln!("note: {note}");
+    }
+    for f in &dashboard.files {
         println!("{}", f.display());
     }
     Ok(())

@@ -36,7 +36,14 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             let dir = dir
                 .clone()
                 .unwrap_or_else(|| default_data_dir().join("mnist"));
-            std::fs::create_dir_all(&dir)?;
+            if dir.exists() && !dir.is_dir() {
+                return Err(format!(
+                    "--dir {}: is a file, expected the folder to download MNIST into",
+                    dir.display()
+                )
+                .into());
+            }
+            // download_mnist creates the folder; its errors name the path.
             let outcomes = download_mnist(url, &dir)?;
             for o in outcomes {
                 println!("{o:?}");

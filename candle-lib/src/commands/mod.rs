@@ -5,3 +5,4 @@ pub mod dashboard;
 pub mod data;
 pub mod scalar_demo;
 pub mod train;
+pub mod values;

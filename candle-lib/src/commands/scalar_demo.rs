@@ -10,6 +10,7 @@
 //! cargo run -p candle-lib -- scalar-demo --sweep 16
 //! ```
 
+use super::values;
 use crate::scalar::plot::{save_training_curve, DecisionBoundary};
 use crate::scalar::{
     example_graph, moons, objective, spirals, train, Dataset, Init, Loss, Mlp, Sgd, StepReport,
@@ -58,47 +59,129 @@ pub struct Args {
     /// Which data set to learn.
     #[arg(long, value_enum, default_value_t = DatasetKind::Moons)]
     pub dataset: DatasetKind,
-    /// Number of points.
-    #[arg(long, default_value_t = 100)]
+    /// Number of points, 2 to 10000.
+    #[arg(long, default_value_t = 100, value_parser = values::points)]
     pub points: usize,
-    /// Standard deviation of the noise added to the points [default: 0.1 for
-    /// moons, 0.05 for spirals].
-    #[arg(long)]
+    /// Standard deviation of the noise added to the points, in [0, 10]
+    /// [default: 0.1 for moons, 0.05 for spirals].
+    #[arg(long, value_parser = values::noise)]
     pub noise: Option<f64>,
     /// Seed of the data; the network is initialised from seed + 1.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Hidden layer sizes, comma separated (the output layer of size 1 is added).
-    #[arg(long, value_delimiter = ',', default_value = "16,16")]
+    /// Hidden layer sizes, comma separated, each 1 to 1024 (the output layer
+    /// of size 1 is added).
+    #[arg(long, value_delimiter = ',', default_value = "16,16", value_parser = values::scalar_layer_width)]
     pub hidden: Vec<usize>,
     /// Weight initialisation.
     #[arg(long, value_enum, default_value_t = InitKind::He)]
     pub init: InitKind,
-    /// Number of full-batch gradient steps.
-    #[arg(long, default_value_t = 100)]
+    /// Number of full-batch gradient steps, 1 to 1000000.
+    #[arg(long, default_value_t = 100, value_parser = values::steps)]
     pub steps: usize,
     /// Per-example loss.
     #[arg(long, value_enum, default_value_t = LossKind::Hinge)]
     pub loss: LossKind,
-    /// Weight of the L2 penalty α·Σp².
-    #[arg(long, default_value_t = 1e-4)]
+    /// Weight of the L2 penalty α·Σp², in [0, 10].
+    #[arg(long, default_value_t = 1e-4, value_parser = values::weight_decay)]
     pub alpha: f64,
-    /// Learning rate at the first step (it falls linearly to --lr-end).
-    #[arg(long, default_value_t = 1.0)]
+    /// Learning rate at the first step, in (0, 10] (it falls linearly to --lr-end).
+    #[arg(long, default_value_t = 1.0, value_parser = values::learning_rate)]
     pub lr_start: f64,
-    /// Learning rate at the last step.
-    #[arg(long, default_value_t = 0.1)]
+    /// Learning rate at the last step, in [0, 10].
+    #[arg(long, default_value_t = 0.1, value_parser = values::final_learning_rate)]
     pub lr_end: f64,
-    /// Print every n-th step (the first and last are always printed).
-    #[arg(long, default_value_t = 10)]
+    /// Print every n-th step, 1 to 1000000 (the first and last are always printed).
+    #[arg(long, default_value_t = 10, value_parser = values::print_every)]
     pub print_every: usize,
-    /// Instead of figures: train with seeds 0..N for each initialisation and
-    /// print how often training reaches 100% accuracy and beats loss 0.011.
-    #[arg(long, default_value_t = 0)]
+    /// Instead of figures: train with seeds 0..N (N up to 10000) for each
+    /// initialisation and print how often training reaches 100% accuracy
+    /// and beats loss 0.011.
+    #[arg(long, default_value_t = 0, value_parser = values::sweep_seeds)]
     pub sweep: u64,
 }
 
+/// The most `points × parameters` a run may have: each training step builds
+/// a graph of about that many `Value` nodes (a few hundred bytes each), so
+/// this keeps a step within about a gigabyte.
+pub const MAX_GRAPH: usize = 5_000_000;
+
 impl Args {
+    /// Checks the options together (each was checked alone by its parser;
+    /// this also covers `Args` built in code): the graph of one training
+    /// step must fit in memory, and the noise must be a number, or the data
+    /// and the figure's axes would be NaN.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                "--points",
+                self.points.to_string(),
+                values::points(&self.points.to_string()).err(),
+            ),
+            (
+                "--steps",
+                self.steps.to_string(),
+                values::steps(&self.steps.to_string()).err(),
+            ),
+            (
+                "--noise",
+                format!("{:?}", self.noise),
+                self.noise.and_then(|n| values::noise(&n.to_string()).err()),
+            ),
+            (
+                "--alpha",
+                self.alpha.to_string(),
+                values::weight_decay(&self.alpha.to_string()).err(),
+            ),
+            (
+                "--lr-start",
+                self.lr_start.to_string(),
+                values::learning_rate(&self.lr_start.to_string()).err(),
+            ),
+            (
+                "--lr-end",
+                self.lr_end.to_string(),
+                values::final_learning_rate(&self.lr_end.to_string()).err(),
+            ),
+        ];
+        for (option, value, err) in checks {
+            if let Some(err) = err {
+                return Err(format!("invalid value '{value}' for '{option}': {err}"));
+            }
+        }
+        if let Some(&w) = self
+            .hidden
+            .iter()
+            .find(|&&w| values::scalar_layer_width(&w.to_string()).is_err())
+        {
+            return Err(format!(
+                "invalid value '{w}' for '--hidden': each width must be from 1 to 1024"
+            ));
+        }
+        let params = self
+            .sizes()
+            .iter()
+            .try_fold((2usize, 0usize), |(nin, acc), &nout| {
+                Some((
+                    nout,
+                    acc.checked_add(nin.checked_add(1)?.checked_mul(nout)?)?,
+                ))
+            })
+            .map(|(_, p)| p);
+        let graph = params.and_then(|p| p.checked_mul(self.points));
+        match graph {
+            Some(g) if g <= MAX_GRAPH => Ok(()),
+            _ => Err(format!(
+                "--points {} with --hidden {:?}: {} points × {} parameters make a graph of more \
+                 than {MAX_GRAPH} nodes per step; use fewer points or smaller layers",
+                self.points,
+                self.hidden,
+                self.points,
+                params.map_or_else(|| "too many".to_string(), |p| p.to_string()),
+            )),
+        }
+    }
+
     fn data(&self, seed: u64) -> Dataset {
         match self.dataset {
             DatasetKind::Moons => moons(self.points, self.noise.unwrap_or(0.1), seed),
@@ -148,12 +231,12 @@ fn init_of(kind: InitKind) -> Init {
 
 /// Runs the demo.
 pub fn run(args: &Args) -> Result<(), Box<dyn Error>> {
-    if args.steps == 0 || args.points < 2 {
-        return Err("scalar-demo needs --steps ≥ 1 and --points ≥ 2".into());
-    }
+    args.validate()?;
     if args.sweep > 0 {
         return sweep(args);
     }
+    // Make sure the figures can be written before spending time on training.
+    create_out_dir(&args.out)?;
     let started = Instant::now();
     let data = args.data(args.seed);
     let sizes = args.sizes();
@@ -189,7 +272,6 @@ pub fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let _ = writeln!(log, "{line}");
     let trained_in = started.elapsed();
 
-    std::fs::create_dir_all(&args.out)?;
     let name = args.dataset_name();
     let title = format!(
         "{name} after {} steps: loss {:.4}, {:.0}% correct",
@@ -201,14 +283,17 @@ pub fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let mut written = Vec::new();
     for ext in ["png", "svg"] {
         let path = args.out.join(format!("01-{name}-boundary.{ext}"));
-        boundary.save(&path, &title)?;
+        boundary
+            .save(&path, &title)
+            .map_err(|e| format!("{}: cannot draw: {e}", path.display()))?;
         written.push(path);
         let path = args.out.join(format!("01-{name}-training.{ext}"));
-        save_training_curve(&history, &path, &format!("training on {name}"))?;
+        save_training_curve(&history, &path, &format!("training on {name}"))
+            .map_err(|e| format!("{}: cannot draw: {e}", path.display()))?;
         written.push(path);
     }
     let log_path = args.out.join(format!("01-{name}-log.txt"));
-    std::fs::write(&log_path, &log)?;
+    write_file(&log_path, log.as_bytes())?;
     written.push(log_path);
     written.extend(write_graph(&args.out)?);
     for path in &written {
@@ -221,6 +306,31 @@ pub fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         (started.elapsed() - trained_in).as_secs_f64()
     );
     Ok(())
+}
+
+/// Creates the output folder; the error names it (and says when a file
+/// stands where the folder should be).
+fn create_out_dir(out: &Path) -> Result<(), Box<dyn Error>> {
+    if out.exists() && !out.is_dir() {
+        return Err(format!(
+            "--out {}: is a file, expected a folder for the figures",
+            out.display()
+        )
+        .into());
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| format!("--out {}: cannot create the folder: {e}", out.display()))?;
+    // A folder we may not write to is found now, not after training.
+    let probe = out.join(".candle-write-test");
+    std::fs::write(&probe, b"")
+        .map_err(|e| format!("--out {}: cannot write into the folder: {e}", out.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Writes a file; the error names it.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Box<dyn Error>> {
+    std::fs::write(path, bytes).map_err(|e| format!("{}: cannot write: {e}", path.display()).into())
 }
 
 fn report_line(prefix: &str, r: &StepReport) -> String {
@@ -236,7 +346,7 @@ fn report_line(prefix: &str, r: &StepReport) -> String {
 /// Writes `01-graph.dot` and, if Graphviz is installed, renders `01-graph.svg`.
 fn write_graph(out: &Path) -> Result<Vec<PathBuf>, Box<dyn Error>> {
     let dot_path = out.join("01-graph.dot");
-    std::fs::write(&dot_path, example_graph().to_dot())?;
+    write_file(&dot_path, example_graph().to_dot().as_bytes())?;
     let svg_path = out.join("01-graph.svg");
     let rendered = std::process::Command::new("dot")
         .arg("-Tsvg")

@@ -1,11 +1,14 @@
 //! `candle train`: trains a model on a data set shipped in `data/`.
 
+use super::values;
 use chapter_02::{default_device, manual_seed, DType};
 use chapter_03::{RawTensor, Tensor};
-use chapter_06::data::{default_data_dir, load_digits, DataLoader, Dataset, Mnist};
-use chapter_06::{fit, Mlp, OptimizerKind, RunDir, ScheduleKind, TrainConfig};
+use chapter_06::data::{
+    default_data_dir, load_digits, DataLoader, Dataset, Mnist, DIGITS_FEATURES,
+};
+use chapter_06::{fit, Mlp, OnResume, OptimizerKind, RunDir, ScheduleKind, TrainConfig};
 use clap::ValueEnum;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,7 +40,8 @@ pub enum ScheduleName {
 }
 
 /// Options of `candle train`. The defaults are the measured recipe that
-/// reaches 98% on MNIST fastest (see the chapter 06 page).
+/// reaches 98% on MNIST fastest (see the chapter 06 page). Every number is
+/// checked when it is parsed (see [`values`]).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Which data set.
@@ -45,75 +49,110 @@ pub struct Args {
     pub dataset: DatasetName,
     #[arg(long, value_enum, default_value = "mlp")]
     pub model: ModelName,
-    /// Hidden layer widths of the MLP (comma-separated). Default: 256 for
-    /// MNIST, 64,64,64,64 for digits.
-    #[arg(long, value_delimiter = ',')]
+    /// Hidden layer widths of the MLP (comma-separated, each 1 to 65536).
+    /// Default: 256 for MNIST, 64,64,64,64 for digits.
+    #[arg(long, value_delimiter = ',', value_parser = values::layer_width)]
     pub hidden: Option<Vec<usize>>,
-    /// Number of passes over the training set (default 5 for MNIST, 200 for digits).
-    #[arg(long)]
+    /// Number of passes over the training set, 1 to 100000 (default 5 for
+    /// MNIST, 200 for digits).
+    #[arg(long, value_parser = values::epochs)]
     pub epochs: Option<usize>,
-    #[arg(long, default_value_t = 128)]
+    /// Examples per batch, 1 to 65536.
+    #[arg(long, default_value_t = 128, value_parser = values::batch_size)]
     pub batch_size: usize,
-    /// Peak learning rate (default 3e-3 for MNIST, 3e-2 for digits).
-    #[arg(long)]
+    /// Peak learning rate, in (0, 10] (default 3e-3 for MNIST, 3e-2 for digits).
+    #[arg(long, value_parser = values::learning_rate)]
     pub lr: Option<f64>,
     #[arg(long, value_enum, default_value = "adamw")]
     pub optimizer: OptimizerName,
     #[arg(long, value_enum, default_value = "one-cycle")]
     pub schedule: ScheduleName,
-    #[arg(long)]
+    /// Weight decay, in [0, 10] (default 1e-4 for MNIST, 1e-2 for digits).
+    #[arg(long, value_parser = values::weight_decay)]
     pub weight_decay: Option<f64>,
-    /// Dropout probability after each hidden layer.
-    #[arg(long, default_value_t = 0.0)]
+    /// Dropout probability after each hidden layer, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_parser = values::dropout)]
     pub dropout: f64,
-    /// Clip the global gradient norm to this value.
-    #[arg(long)]
+    /// Clip the global gradient norm to this value (a finite number > 0).
+    #[arg(long, value_parser = values::clip_norm)]
     pub clip_grad_norm: Option<f64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Run folder for metrics and checkpoints (default runs/<dataset>-<model>).
+    /// A folder that already holds a run is refused unless --resume or
+    /// --force is given.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint. The settings
+    /// must be the run's; the differences are listed otherwise.
     #[arg(long)]
     pub resume: bool,
+    /// Without --resume: replace the run in --out (its files are removed,
+    /// each one named). With --resume: accept the changed settings that the
+    /// saved state allows (epochs, learning rate, weight decay, schedule,
+    /// clipping, dropout); never the seed, batch size, data set, model
+    /// shape or optimizer.
+    #[arg(long)]
+    pub force: bool,
     /// Where the data sets live (default: the repository's data/ folder, or $CANDLE_DATA).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Report the training time at which test accuracy first reaches this.
-    #[arg(long, default_value_t = 0.98)]
+    /// Report the training time at which test accuracy first reaches this, in (0, 1].
+    #[arg(long, default_value_t = 0.98, value_parser = values::accuracy)]
     pub target: f64,
     /// No progress bars or per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
 }
 
-fn loaders(
-    args: &Args,
-    data_dir: &std::path::Path,
-) -> Result<(DataLoader, DataLoader, usize, usize), Box<dyn std::error::Error>> {
-    let (train, test): (Arc<dyn Dataset>, Arc<dyn Dataset>) = match args.dataset {
+/// The most parameters `candle train` builds a model with: 50 million
+/// (200 MB of weights, 800 MB with gradients and Adam's two moments).
+pub const MAX_PARAMETERS: usize = 50_000_000;
+
+type DynError = Box<dyn std::error::Error>;
+
+/// A training set and a test set.
+pub type TrainTest = (Arc<dyn Dataset>, Arc<dyn Dataset>);
+
+/// The training and test sets of `dataset` in `data_dir`, with features in
+/// `[0, 1]` (digits; MNIST is normalised with its mean and deviation). The
+/// digits are split 80/20, stratified, by `seed`. An empty set is an error.
+pub fn load_data(dataset: DatasetName, data_dir: &Path, seed: u64) -> Result<TrainTest, DynError> {
+    let (source, train, test): (PathBuf, Arc<dyn Dataset>, Arc<dyn Dataset>) = match dataset {
         DatasetName::Mnist => {
-            let m = Mnist::load_normalized(data_dir.join("mnist"))?;
-            (Arc::new(m.train), Arc::new(m.test))
+            let dir = data_dir.join("mnist");
+            let m = Mnist::load_normalized(&dir)?;
+            (dir, Arc::new(m.train), Arc::new(m.test))
         }
         DatasetName::Digits => {
-            let d = load_digits(data_dir.join("digits").join("digits.csv.gz"))?
-                .map_features(|v| v / 16.0);
-            let (train, test) = d.stratified_split(0.2, args.seed)?;
-            (Arc::new(train), Arc::new(test))
+            // load_digits already scales the pixels 0..=16 to [0, 1].
+            let path = data_dir.join("digits").join("digits.csv.gz");
+            let d = load_digits(&path)?;
+            let (train, test) = d.stratified_split(0.2, seed)?;
+            (path, Arc::new(train), Arc::new(test))
         }
     };
-    let features = train.feature_len();
-    let classes = 10;
-    let train = DataLoader::new(train, args.batch_size)?
-        .shuffle(args.seed)
-        .prefetch(2);
-    let test = DataLoader::new(test, 1000)?;
-    Ok((train, test, features, classes))
+    for (set, name) in [(&train, "training"), (&test, "test")] {
+        if set.is_empty() {
+            return Err(format!(
+                "{}: the {name} set holds no examples: there is nothing to train on",
+                source.display()
+            )
+            .into());
+        }
+    }
+    Ok((train, test))
 }
 
-pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+/// The number of parameters of an MLP with layer sizes `sizes`, or `None`
+/// if it does not even fit in a `usize`.
+pub fn mlp_parameters(sizes: &[usize]) -> Option<usize> {
+    sizes.windows(2).try_fold(0usize, |acc, w| {
+        w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(acc)
+    })
+}
+
+pub fn run(args: &Args) -> Result<(), DynError> {
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let mnist = args.dataset == DatasetName::Mnist;
     let config = TrainConfig {
@@ -138,23 +177,77 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         target_accuracy: Some(args.target),
         stop_after_epochs: None,
     };
-    let (train, test, features, classes) = loaders(args, &data_dir)?;
+    config.validate()?;
     let hidden = args
         .hidden
         .clone()
         .unwrap_or(if mnist { vec![256] } else { vec![64; 4] });
+    let (features, classes) = (if mnist { 28 * 28 } else { DIGITS_FEATURES }, 10);
     let mut sizes = vec![features];
     sizes.extend(&hidden);
     sizes.push(classes);
+    let shape: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+    // Refuse a model too large for memory before allocating any of it.
+    match mlp_parameters(&sizes) {
+        Some(n) if n <= MAX_PARAMETERS => {}
+        n => {
+            return Err(format!(
+                "--hidden {}: an MLP {} would have {} parameters; the limit is {MAX_PARAMETERS}",
+                hidden
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                shape.join("-"),
+                n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
+            )
+            .into())
+        }
+    }
+
+    // ANCHOR: run_dir
+    let name = if mnist { "mnist" } else { "digits" };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{name}-mlp")));
+    let hidden_list: Vec<String> = hidden.iter().map(|h| h.to_string()).collect();
+    let run_dir = RunDir::new(out)
+        .force(args.force)
+        .setting("dataset", name, OnResume::Fixed("it decides the data"))
+        .setting("--model", "mlp", OnResume::Fixed("it decides the model"))
+        .setting(
+            "--hidden",
+            hidden_list.join(","),
+            OnResume::Fixed("it decides the shape of the model"),
+        )
+        .setting("--dropout", args.dropout, OnResume::Forceable);
+    // Check the folder before the data is loaded, to fail fast; `fit`
+    // checks again once it holds the folder's lock.
+    let plan = run_dir.check(&config, args.resume)?;
+    if let Some(ckpt) = &plan.checkpoint {
+        if ckpt.epoch >= config.epochs as u64 {
+            return Err(format!(
+                "{}: run already finished ({} of {} epochs); to train it longer, pass a \
+                 larger --epochs with --resume --force",
+                run_dir.path.display(),
+                ckpt.epoch,
+                config.epochs
+            )
+            .into());
+        }
+    }
+    // ANCHOR_END: run_dir
+
+    let (train, test) = load_data(args.dataset, &data_dir, args.seed)?;
+    let train = DataLoader::new(train, args.batch_size)?
+        .shuffle(args.seed)
+        .prefetch(2);
+    let test = DataLoader::new(test, 1000)?;
 
     manual_seed(args.seed);
     let model = Mlp::new(&sizes, args.dropout, DType::F32, &default_device()?)?;
-    let run_dir = RunDir::new(args.out.clone().unwrap_or_else(|| {
-        let name = format!("{}-mlp", if mnist { "mnist" } else { "digits" });
-        PathBuf::from("runs").join(name)
-    }));
     if !args.quiet {
-        let shape: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
         eprintln!(
             "training an MLP {} ({} parameters) on {} for {} epochs; run folder {}",
             shape.join("-"),
@@ -182,6 +275,13 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(&probe),
         !args.quiet,
     )?;
+    if summary.epochs_run == 0 {
+        return Err(format!(
+            "{}: no epoch was trained (the run had already finished)",
+            run_dir.path.display()
+        )
+        .into());
+    }
     if !args.quiet {
         match summary.reached_target {
             Some((epoch, secs)) => eprintln!(

@@ -459,6 +459,7 @@ fn indexing_slice_assign_in_place_writes_without_a_copy() {
 }
 
 #[test]
+#[allow(clippy::single_range_in_vec_init)] // one range: the leading dimension
 fn indexing_slice_assign_in_place_copies_on_write_when_shared() {
     let mut x = iota(&[2, 3], DType::F32);
     let view = x.narrow(1, 0, 2).unwrap(); // shares x's storage

@@ -359,7 +359,7 @@ impl CustomOp for MaskedFill {
 /// `j - i < diagonal`). Made on the tensor's device from two `arange`s and
 /// one broadcast comparison (`i + diagonal < j`), so a causal mask never
 /// crosses the bus: `[m, 1]` row numbers against `[1, n]` column numbers.
-pub fn outside_triangle(
+fn outside_triangle(
     m: usize,
     n: usize,
     diagonal: i64,
@@ -380,6 +380,16 @@ pub fn outside_triangle(
     } else {
         rows.gt(&cols) // j < i + diagonal
     }
+}
+
+/// The causal mask of attention over `len` positions: a `u8` `[len, len]`
+/// constant that is 1 where position `i` would look ahead at `j > i`.
+/// `scores.masked_fill(&causal_mask(t, &device)?, f64::NEG_INFINITY)` keeps
+/// each position from attending to the future. Made on `device`.
+pub fn causal_mask(len: usize, device: &Device) -> Result<Tensor> {
+    Ok(Tensor::from_raw(outside_triangle(
+        len, len, 0, true, device,
+    )?))
 }
 // ANCHOR_END: triangle_mask
 

@@ -11,8 +11,8 @@
 
 use chapter_02::Generator;
 use chapter_03::{
-    gradcheck, set_grad_enabled, BackwardOptions, DType, Device, GradcheckOptions, RawTensor,
-    Result, Shape, Tensor,
+    gradcheck, set_grad_enabled, BackwardOptions, DType, GradcheckOptions, RawTensor, Result,
+    Shape, Tensor,
 };
 #[allow(unused_imports)] // for your solutions
 use chapter_03::{BackwardCtx, CustomOp};

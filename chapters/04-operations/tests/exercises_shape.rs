@@ -10,7 +10,7 @@
 //! backward then comes for free: the tests check it with `gradcheck`.
 
 use chapter_02::Generator;
-use chapter_03::{gradcheck, DType, Device, GradcheckOptions, RawTensor, Result, Shape, Tensor};
+use chapter_03::{gradcheck, DType, GradcheckOptions, RawTensor, Result, Shape, Tensor};
 #[allow(unused_imports)] // your solutions will need these
 use chapter_04::prelude::*;
 

@@ -120,7 +120,6 @@ impl std::str::FromStr for GeluApproximation {
 /// probability that a standard normal variable is below it. Smooth where
 /// ReLU has a kink; the activation of BERT and GPT. `Gelu::default()` is the
 /// exact form, `Gelu::tanh()` GPT-2's approximation.
-#[allow(clippy::upper_case_acronyms)] // PyTorch's name.
 #[derive(DeriveModule, Debug, Clone, Copy, Default)]
 pub struct Gelu(#[module(skip)] pub GeluApproximation);
 

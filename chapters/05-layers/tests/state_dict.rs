@@ -1,6 +1,6 @@
 //! Saving and loading: `cargo test -p chapter-05 state_dict`.
 
-use chapter_02::{manual_seed, DType, Device, Tensor as RawTensor};
+use chapter_02::{manual_seed, DType, Tensor as RawTensor};
 use chapter_03::Tensor;
 use chapter_05::state_dict::{from_safetensors_bytes, to_safetensors_bytes, CHECKSUM_KEY};
 use chapter_05::{

@@ -4,7 +4,7 @@
 //! `RUN_DIR/dashboard/` one PNG and one SVG per figure plus `index.html`, a
 //! self-contained page (the SVGs are inlined) that opens without a server.
 
-use crate::metrics::{read_metrics, Record};
+use crate::metrics::{read_metrics_file, Record, METRICS_FILE};
 use chapter_01::plot::{register_font, FONT_FAMILY};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -157,11 +157,36 @@ pub fn figures_from(records: &[Record]) -> Vec<Figure> {
 }
 // ANCHOR_END: figures
 
+/// The largest magnitude drawn. Beyond it (up to `f64::MAX`) a value is
+/// treated like NaN: left out, with a gap in its line. Axis arithmetic on
+/// values near `f64::MAX` overflows to infinity, and plotters' search for
+/// tick marks never ends on an infinite range.
+pub const MAX_DRAWN: f64 = 1e300;
+
+/// The range of values drawn on a log axis. Plotters counts the decades of
+/// a log axis as `ln(hi / lo)`; with `lo` near the smallest float and `hi`
+/// near the largest, the ratio overflows to infinity and the count loop
+/// never ends. 200 decades are enough for any metric.
+pub const LOG_RANGE: (f64, f64) = (1e-100, 1e100);
+
+/// Whether a point can be drawn on a linear (or, with `log_y`, log) axis.
+fn drawable(y: f64, log_y: bool) -> bool {
+    if log_y {
+        (LOG_RANGE.0..=LOG_RANGE.1).contains(&y)
+    } else {
+        y.is_finite() && y.abs() <= MAX_DRAWN
+    }
+}
+
+// ANCHOR: bounds
+/// The axis ranges that show every drawable point of `series`. Every range
+/// is finite and has a width that is not negligible next to its values
+/// (at least a millionth of the largest), so plotters can place ticks.
 fn bounds(series: &[Series], log_y: bool) -> ((f64, f64), (f64, f64)) {
     let pts = series
         .iter()
         .flat_map(|(_, p)| p.iter())
-        .filter(|(_, y)| y.is_finite() && (!log_y || *y > 0.0));
+        .filter(|(x, y)| x.is_finite() && x.abs() <= MAX_DRAWN && drawable(*y, log_y));
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,
         f64::NEG_INFINITY,
@@ -177,15 +202,53 @@ fn bounds(series: &[Series], log_y: bool) -> ((f64, f64), (f64, f64)) {
     if !x0.is_finite() {
         return ((0.0, 1.0), (if log_y { 0.1 } else { 0.0 }, 1.0));
     }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    if log_y {
-        ((x0, x1), (y0 / 1.5, y1 * 1.5))
+    // Half-spans cannot overflow: |values| <= MAX_DRAWN.
+    let widen = |lo: f64, hi: f64, fraction: f64| {
+        let pad = ((hi / 2.0 - lo / 2.0) * 2.0 * fraction)
+            .max(lo.abs().max(hi.abs()) * 1e-6)
+            .max(1e-12);
+        (lo - pad, hi + pad)
+    };
+    let x = if x1 > x0 {
+        (x0, x1)
     } else {
-        let pad = ((y1 - y0) * 0.05).max(1e-12);
-        ((x0, x1), (y0 - pad, y1 + pad))
+        widen(x0, x1, 0.0)
+    };
+    if log_y {
+        (x, (y0 / 1.5, y1 * 1.5))
+    } else {
+        (x, widen(y0, y1, 0.05))
     }
+}
+// ANCHOR_END: bounds
+
+/// A tick label: plain for everyday numbers, scientific for huge or tiny ones.
+fn tick_label(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
+        format!("{v:.2e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Splits a line at the points that cannot be drawn (NaN, ±inf, beyond
+/// [`MAX_DRAWN`], or outside [`LOG_RANGE`] on a log axis), so each gap shows as a
+/// break in the line. Returns the pieces and how many points were left out.
+pub fn segments(points: &[(f64, f64)], log_y: bool) -> (Vec<Vec<(f64, f64)>>, usize) {
+    let mut pieces: Vec<Vec<(f64, f64)>> = vec![vec![]];
+    let mut left_out = 0;
+    for &(x, y) in points {
+        if drawable(y, log_y) && x.is_finite() {
+            pieces.last_mut().expect("never empty").push((x, y));
+        } else {
+            left_out += 1;
+            if !pieces.last().expect("never empty").is_empty() {
+                pieces.push(vec![]);
+            }
+        }
+    }
+    pieces.retain(|p| !p.is_empty());
+    (pieces, left_out)
 }
 
 fn draw_lines<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, f: &Figure) -> Result<(), DynError>
@@ -208,26 +271,41 @@ where
                 .x_desc(&f.x_label)
                 .y_desc(&f.y_label)
                 .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| tick_label(*y))
                 .label_style((FONT_FAMILY, 13))
                 .axis_desc_style((FONT_FAMILY, 15))
                 .draw()?;
             for (i, (name, pts)) in f.series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
-                let pts: Vec<(f64, f64)> = pts
-                    .iter()
-                    .copied()
-                    .filter(|(_, y)| y.is_finite() && (!f.log_y || *y > 0.0))
-                    .collect();
-                let style = ShapeStyle::from(&color).stroke_width(2);
-                if pts.len() < 30 {
-                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+                let (mut pieces, left_out) = segments(pts, f.log_y);
+                if pieces.is_empty() {
+                    pieces.push(vec![]); // still a legend entry
                 }
-                chart
-                    .draw_series(LineSeries::new(pts, style))?
-                    .label(name.as_str())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                    });
+                let style = ShapeStyle::from(&color).stroke_width(2);
+                let drawn: usize = pieces.iter().map(Vec::len).sum();
+                if drawn < 30 {
+                    chart.draw_series(
+                        pieces
+                            .iter()
+                            .flatten()
+                            .map(|&p| Circle::new(p, 3, color.filled())),
+                    )?;
+                }
+                let label = if left_out > 0 {
+                    format!("{name} ({left_out} not drawn: NaN, infinite or out of range)")
+                } else {
+                    name.clone()
+                };
+                // One series per unbroken piece; the legend entry once.
+                let mut first = true;
+                for piece in pieces {
+                    let series = chart.draw_series(LineSeries::new(piece, style))?;
+                    if std::mem::take(&mut first) {
+                        series.label(label.as_str()).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                        });
+                    }
+                }
             }
             chart
                 .configure_series_labels()
@@ -246,16 +324,44 @@ where
     Ok(())
 }
 
-/// The activation histograms of the last epoch recorded, one panel per layer,
-/// with the first epoch's histogram drawn faintly behind for comparison.
-fn draw_histograms<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    records: &[Record],
-) -> Result<(), DynError>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
+// ANCHOR: check_histogram
+/// Why a recorded histogram cannot be drawn, if it cannot: its edges must
+/// be one more than its counts, finite (and within [`MAX_DRAWN`]) and
+/// increasing, and it must count something.
+pub fn histogram_problem(edges: &[f64], counts: &[u64]) -> Option<String> {
+    if counts.is_empty() {
+        return Some("it has no bins".into());
+    }
+    if edges.len() != counts.len() + 1 {
+        return Some(format!(
+            "it has {} edges for {} bins (needs {})",
+            edges.len(),
+            counts.len(),
+            counts.len() + 1
+        ));
+    }
+    if let Some(e) = edges
+        .iter()
+        .find(|e| !(e.is_finite() && e.abs() <= MAX_DRAWN))
+    {
+        return Some(format!("an edge is {e}"));
+    }
+    if edges.windows(2).any(|w| w[1] <= w[0]) {
+        return Some("its edges do not increase".into());
+    }
+    if counts.iter().all(|&c| c == 0) {
+        return Some("every count is zero".into());
+    }
+    None
+}
+// ANCHOR_END: check_histogram
+
+/// The histograms of `records` that can be drawn, by name; a note for each
+/// one left out.
+fn drawable_histograms<'a>(
+    records: &'a [Record],
+    notes: &mut Vec<String>,
+) -> BTreeMap<&'a str, Vec<HistogramRef<'a>>> {
     let mut by_name: BTreeMap<&str, Vec<HistogramRef<'_>>> = BTreeMap::new();
     for r in records {
         if let Record::Histogram {
@@ -266,12 +372,30 @@ where
             ..
         } = r
         {
-            by_name
-                .entry(name.as_str())
-                .or_default()
-                .push((*epoch, edges, counts));
+            match histogram_problem(edges, counts) {
+                Some(why) => notes.push(format!(
+                    "histogram `{name}` of epoch {epoch} is not drawn: {why}"
+                )),
+                None => by_name
+                    .entry(name.as_str())
+                    .or_default()
+                    .push((*epoch, edges, counts)),
+            }
         }
     }
+    by_name
+}
+
+/// The activation histograms of the last epoch recorded, one panel per layer,
+/// with the first epoch's histogram drawn faintly behind for comparison.
+fn draw_histograms<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    by_name: &BTreeMap<&str, Vec<HistogramRef<'_>>>,
+) -> Result<(), DynError>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
     let root = root.titled(
         "Activation histograms (first epoch faint, last epoch solid)",
         (FONT_FAMILY, 20),
@@ -299,6 +423,7 @@ where
             .configure_mesh()
             .x_desc("activation")
             .y_desc("fraction")
+            .x_label_formatter(&|x| tick_label(*x))
             .label_style((FONT_FAMILY, 12))
             .axis_desc_style((FONT_FAMILY, 13))
             .draw()?;
@@ -330,29 +455,52 @@ fn save_both(
     let png = dir.join(format!("{name}.png"));
     let svg = dir.join(format!("{name}.svg"));
     let _ = size;
-    draw(&png, false)?;
-    draw(&svg, true)?;
+    for (path, svg) in [(&png, false), (&svg, true)] {
+        draw(path, svg).map_err(|e| format!("{}: cannot draw: {e}", path.display()))?;
+    }
     Ok(vec![png, svg])
 }
 
 // ANCHOR: dashboard
+/// What [`write_dashboard`] wrote, and what it could not draw.
+#[derive(Debug, Clone, Default)]
+pub struct Dashboard {
+    pub files: Vec<PathBuf>,
+    /// One line per thing left out (a torn last metrics line, a histogram
+    /// that cannot be drawn, values that are NaN or infinite).
+    pub notes: Vec<String>,
+}
+
 /// Draws every figure of the run in `run_dir` into `run_dir/dashboard/`
-/// and writes `index.html`. Returns the files written.
-pub fn write_dashboard(run_dir: &Path) -> Result<Vec<PathBuf>, DynError> {
+/// and writes `index.html`.
+pub fn write_dashboard(run_dir: &Path) -> Result<Dashboard, DynError> {
     register_font()?;
-    let records = read_metrics(run_dir)?;
+    let contents = read_metrics_file(&run_dir.join(METRICS_FILE))?;
+    let mut notes: Vec<String> = contents.warning().into_iter().collect();
+    let records = contents.records();
     if records.is_empty() {
         return Err(format!(
             "{}: no metrics recorded yet",
-            run_dir.join("metrics.jsonl").display()
+            run_dir.join(METRICS_FILE).display()
         )
         .into());
     }
     let out = run_dir.join("dashboard");
-    std::fs::create_dir_all(&out)?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| format!("{}: cannot create the folder: {e}", out.display()))?;
     let mut written = Vec::new();
     let size = (720, 420);
     for f in figures_from(&records) {
+        for (name, pts) in &f.series {
+            let left_out = segments(pts, f.log_y).1;
+            if left_out > 0 {
+                notes.push(format!(
+                    "{}: {left_out} values of `{name}` are NaN, infinite, out of range \
+                     or (on a log axis) not positive, and are drawn as gaps",
+                    f.title
+                ));
+            }
+        }
         written.extend(save_both(&out, &f.name, size, &|p, svg| {
             if svg {
                 draw_lines(SVGBackend::new(p, size).into_drawing_area(), &f)
@@ -361,23 +509,28 @@ pub fn write_dashboard(run_dir: &Path) -> Result<Vec<PathBuf>, DynError> {
             }
         })?);
     }
-    let has_hist = records
-        .iter()
-        .any(|r| matches!(r, Record::Histogram { .. }));
-    if has_hist {
+    let histograms = drawable_histograms(&records, &mut notes);
+    if !histograms.is_empty() {
         let hsize = (1080, 380);
         written.extend(save_both(&out, "activations", hsize, &|p, svg| {
             if svg {
-                draw_histograms(SVGBackend::new(p, hsize).into_drawing_area(), &records)
+                draw_histograms(SVGBackend::new(p, hsize).into_drawing_area(), &histograms)
             } else {
-                draw_histograms(BitMapBackend::new(p, hsize).into_drawing_area(), &records)
+                draw_histograms(
+                    BitMapBackend::new(p, hsize).into_drawing_area(),
+                    &histograms,
+                )
             }
         })?);
     }
     let html = out.join("index.html");
-    std::fs::write(&html, html_page(run_dir, &records, &written)?)?;
+    std::fs::write(&html, html_page(run_dir, &records, &written)?)
+        .map_err(|e| format!("{}: cannot write: {e}", html.display()))?;
     written.push(html);
-    Ok(written)
+    Ok(Dashboard {
+        files: written,
+        notes,
+    })
 }
 // ANCHOR_END: dashboard
 
@@ -406,7 +559,8 @@ fn html_page(run_dir: &Path, records: &[Record], files: &[PathBuf]) -> Result<St
         .iter()
         .filter(|f| f.extension().is_some_and(|e| e == "svg"))
     {
-        let svg = std::fs::read_to_string(f)?;
+        let svg =
+            std::fs::read_to_string(f).map_err(|e| format!("{}: cannot read: {e}", f.display()))?;
         let svg = svg.trim_start_matches(|c| c != '<');
         let svg = if svg.starts_with("<?xml") {
             &svg[svg.find("?>").map(|i| i + 2).unwrap_or(0)..]

@@ -12,6 +12,7 @@ pub mod data;
 pub mod metrics;
 pub mod models;
 pub mod optim;
+pub mod run_dir;
 pub mod schedule;
 pub mod trainer;
 
@@ -22,6 +23,7 @@ pub use optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, Optimizer, OptimizerState, ParamGroup,
     RmsProp, RmsPropConfig, Sgd, SgdConfig,
 };
+pub use run_dir::{OnResume, RunError, RunLock};
 pub use schedule::{
     Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr, LrSchedule, MultiStepLr,
     OneCycleLr, Scheduler, SequentialLr, StepLr,

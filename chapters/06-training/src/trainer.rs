@@ -5,6 +5,7 @@ use crate::clip::{clip_grad_norm_, grad_norm};
 use crate::data::DataLoader;
 use crate::metrics::{histogram, MetricsWriter, Record};
 use crate::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+pub use crate::run_dir::RunDir;
 use crate::schedule::{
     ConstantLr, CosineAnnealingLr, LinearLr, OneCycleLr, Scheduler, SequentialLr,
 };
@@ -15,7 +16,7 @@ use chapter_05::{Module, ModuleExt, StateDictExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// Which optimiser to train with.
@@ -81,6 +82,53 @@ impl Default for TrainConfig {
             stop_after_epochs: None,
         }
     }
+}
+
+impl TrainConfig {
+    // ANCHOR: validate
+    /// Checks every number of the configuration, so that a run never starts
+    /// with a value that would make it meaningless (a NaN learning rate, a
+    /// negative clipping norm that flips the gradients) or do nothing (zero
+    /// epochs). The message names the field, the value and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, value: String, allowed: &str| {
+            Err(chapter_02::Error::invalid(
+                "TrainConfig",
+                format!("{field} = {value} is not allowed: it must be {allowed}"),
+            ))
+        };
+        let finite_in = |v: f64, lo: f64, hi: f64| v.is_finite() && v >= lo && v <= hi;
+        if self.epochs == 0 {
+            return bad("epochs", "0".into(), "at least 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "0".into(), "at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", self.lr.to_string(), "a finite number > 0");
+        }
+        if !finite_in(self.momentum, 0.0, 1.0) || self.momentum == 1.0 {
+            return bad("momentum", self.momentum.to_string(), "in [0, 1)");
+        }
+        if !finite_in(self.weight_decay, 0.0, f64::MAX) {
+            return bad(
+                "weight_decay",
+                self.weight_decay.to_string(),
+                "a finite number >= 0",
+            );
+        }
+        if let Some(c) = self.clip_grad_norm.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return bad("clip_grad_norm", c.to_string(), "a finite number > 0");
+        }
+        if let Some(t) = self.target_accuracy.filter(|t| !(*t > 0.0 && *t <= 1.0)) {
+            return bad("target_accuracy", t.to_string(), "in (0, 1]");
+        }
+        if self.stop_after_epochs == Some(0) {
+            return bad("stop_after_epochs", "0".into(), "at least 1 (or none)");
+        }
+        Ok(())
+    }
+    // ANCHOR_END: validate
 }
 
 /// What a finished run reports.
@@ -224,23 +272,6 @@ fn make_scheduler(
     }
 }
 
-/// Where a run keeps its files.
-pub struct RunDir {
-    pub path: PathBuf,
-}
-
-impl RunDir {
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        RunDir { path: path.into() }
-    }
-    pub fn checkpoint(&self) -> PathBuf {
-        self.path.join("checkpoint.safetensors")
-    }
-    pub fn config(&self) -> PathBuf {
-        self.path.join("config.json")
-    }
-}
-
 /// Hidden-layer activations for the dashboard's histograms.
 pub type ActivationProbe<'a> = &'a dyn Fn(&Tensor) -> Result<Vec<(String, RawTensor)>>;
 
@@ -251,7 +282,9 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> chapter_02::Error {
 // ANCHOR: fit
 /// Trains `model` on `train`, evaluating on `test` after every epoch,
 /// writing metrics and a checkpoint into `run`. With `resume`, it first
-/// restores the run's checkpoint and continues after its last epoch.
+/// restores the run's checkpoint and continues after its last epoch. The
+/// run folder is locked while training, and refuses a new run over an
+/// earlier one, or a resumption with other settings (see [`RunDir`]).
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     model: &dyn Module,
@@ -263,7 +296,21 @@ pub fn fit(
     probe: Option<ActivationProbe<'_>>,
     show_progress: bool,
 ) -> Result<TrainSummary> {
-    std::fs::create_dir_all(&run.path).map_err(|e| io_err(&run.path, e))?;
+    if train.num_batches() == 0 || test.num_batches() == 0 {
+        let which = if train.num_batches() == 0 {
+            "training"
+        } else {
+            "test"
+        };
+        return Err(chapter_02::Error::invalid(
+            "fit",
+            format!("the {which} set is empty: there is nothing to train or evaluate on"),
+        ));
+    }
+    // Lock the folder, check the request, prepare config and metrics.
+    let session = run
+        .begin(config, resume)
+        .map_err(|e| chapter_02::Error::invalid("run folder", e.to_string()))?;
     let params = model.parameters();
     let names: Vec<String> = model
         .named_parameters()
@@ -274,9 +321,7 @@ pub fn fit(
     let steps_per_epoch = train.num_batches();
     let mut scheduler = make_scheduler(config, steps_per_epoch * config.epochs, optimizer.as_mut());
     let (mut first_epoch, mut step) = (0u64, 0u64);
-    if resume {
-        let ckpt = Checkpoint::load(run.checkpoint())
-            .map_err(|e| chapter_02::Error::invalid("resume", e.to_string()))?;
+    if let Some(ckpt) = &session.checkpoint {
         model
             .load_state_dict(&ckpt.model)
             .map_err(|e| chapter_02::Error::invalid("resume", e.to_string()))?;
@@ -284,18 +329,15 @@ pub fn fit(
         scheduler.set_steps(ckpt.scheduler_steps, optimizer.as_mut());
         set_default_generator_state(&ckpt.rng);
         (first_epoch, step) = (ckpt.epoch, ckpt.global_step);
-    } else {
-        let json = serde_json::to_string_pretty(config).map_err(|e| io_err(&run.config(), e))?;
-        std::fs::write(run.config(), json).map_err(|e| io_err(&run.config(), e))?;
-        let _ = std::fs::remove_file(run.path.join("metrics.jsonl"));
     }
-    let mut metrics = MetricsWriter::open(&run.path).map_err(|e| io_err(&run.path, e))?;
+    let (mut metrics, seconds_before, _lock) =
+        (session.metrics, session.seconds_before, session.lock);
     let mut summary = TrainSummary {
         test_accuracy: 0.0,
         test_loss: 0.0,
         epochs_run: 0,
         train_seconds: 0.0,
-        reached_target: None,
+        reached_target: session.reached_target,
     };
     let ce = CrossEntropyOptions::default();
     model.train();
@@ -370,7 +412,7 @@ pub fn fit(
             train_accuracy,
             test_loss,
             test_accuracy,
-            seconds: summary.train_seconds,
+            seconds: seconds_before + summary.train_seconds,
         };
         metrics
             .write(&record)
@@ -391,7 +433,7 @@ pub fn fit(
         }
         if let (Some(target), None) = (config.target_accuracy, summary.reached_target) {
             if test_accuracy >= target {
-                summary.reached_target = Some((epoch + 1, summary.train_seconds));
+                summary.reached_target = Some((epoch + 1, seconds_before + summary.train_seconds));
             }
         }
         summary.test_accuracy = test_accuracy;

@@ -8,7 +8,7 @@
 
 mod accumulation {
     use chapter_02::Generator;
-    use chapter_03::{DType, Device, RawTensor, Tensor};
+    use chapter_03::{DType, RawTensor, Tensor};
     use chapter_05::{mse_loss, Linear, Module, ModuleExt, Reduction};
     use chapter_06::{Optimizer, Sgd, SgdConfig};
 

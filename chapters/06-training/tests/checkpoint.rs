@@ -322,6 +322,76 @@ mod checkpoint {
         assert!(assert_rejected(&weights, "a plain state dict").contains("format"));
     }
 
+    // ANCHOR: same_bytes
+    #[test]
+    fn checkpoint_the_same_state_always_saves_the_same_bytes() {
+        // The facts are a JSON object with sorted keys inside the file, not
+        // a hash map in the header, so the bytes do not depend on the
+        // process or the order of insertion.
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.ckpt"), dir.path().join("b.ckpt"));
+        sample(3, 100).save(&a).unwrap();
+        sample(3, 100).save(&b).unwrap();
+        let bytes = std::fs::read(&a).unwrap();
+        assert!(bytes == std::fs::read(&b).unwrap(), "two saves differ");
+        let again = Checkpoint::load(&a).unwrap();
+        again.save(&b).unwrap();
+        assert!(
+            bytes == std::fs::read(&b).unwrap(),
+            "load then save changed the bytes"
+        );
+    }
+    // ANCHOR_END: same_bytes
+
+    #[test]
+    fn checkpoint_facts_that_are_damaged_but_sealed_are_an_error_naming_the_file() {
+        // A file with a valid checksum (written by chapter 05's saver) whose
+        // facts tensor is wrong: the checksum cannot catch it, the reader must.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("facts.ckpt");
+        let dev = Device::cpu();
+        let good = serde_json::json!({"format": "candle-checkpoint-v2", "epoch": "1",
+            "global_step": "2", "scheduler_steps": "2",
+            "rng": sample(1, 1).rng.to_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()})
+        .to_string();
+        let cases: [(Vec<u8>, &str); 5] = [
+            (good.clone().into_bytes(), ""),
+            (b"{\"format\": 1}".to_vec(), "not a JSON object of strings"),
+            (b"\xff\xfe".to_vec(), "not a JSON object of strings"),
+            (
+                good.replace("v2", "v9").into_bytes(),
+                "not a candle-checkpoint-v2 file",
+            ),
+            (
+                good.replace("\"epoch\"", "\"epoc\"").into_bytes(),
+                "has no `epoch`",
+            ),
+        ];
+        for (facts, expected) in cases {
+            let n = facts.len();
+            let mut dict = BTreeMap::new();
+            dict.insert(
+                "checkpoint.facts".to_string(),
+                RawTensor::from_vec(facts, n, &dev).unwrap(),
+            );
+            chapter_05::save_safetensors(&path, &dict, None).unwrap();
+            if expected.is_empty() {
+                assert_eq!(Checkpoint::load(&path).unwrap().global_step, 2);
+            } else {
+                let err = assert_rejected(&path, expected);
+                assert!(err.contains(expected), "{err}");
+            }
+        }
+        // The facts tensor must be bytes.
+        let mut dict = BTreeMap::new();
+        dict.insert(
+            "checkpoint.facts".to_string(),
+            RawTensor::from_vec(vec![1.0f32; 4], 4, &dev).unwrap(),
+        );
+        chapter_05::save_safetensors(&path, &dict, None).unwrap();
+        assert!(assert_rejected(&path, "f32 facts").contains("u8 vector"));
+    }
+
     // ANCHOR: kill
     /// The environment variable that turns the helper test below into the
     /// writer process of the kill test.

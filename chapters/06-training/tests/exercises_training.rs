@@ -6,7 +6,7 @@
 //! ```
 
 mod exercises_training {
-    use chapter_03::{Device, RawTensor, Result, Tensor};
+    use chapter_03::{RawTensor, Result, Tensor};
     use chapter_06::{
         CosineAnnealingLr, LrSchedule, Optimizer, OptimizerState, ParamGroup, Scheduler, Sgd,
         SgdConfig,

@@ -8,7 +8,7 @@
 //! `... rmsprop`, `... adagrad` one optimiser's lessons.
 
 mod optim {
-    use chapter_03::{Device, RawTensor, Tensor};
+    use chapter_03::{RawTensor, Tensor};
     use chapter_06::{
         Adagrad, AdagradConfig, Adam, AdamConfig, Optimizer, OptimizerState, ParamGroup, RmsProp,
         RmsPropConfig, Sgd, SgdConfig,

@@ -8,7 +8,7 @@
 //! `cargo test -p chapter-06 resume` runs these.
 
 mod resume {
-    use chapter_02::{manual_seed, DType, Device, Generator};
+    use chapter_02::{manual_seed, DType, Generator};
     use chapter_03::RawTensor;
     use chapter_05::StateDictExt;
     use chapter_06::data::{default_data_dir, load_digits, DataLoader, Dataset};

@@ -7,7 +7,7 @@
 //! `... cosine`, `... sequential` narrower lessons.
 
 mod schedule {
-    use chapter_03::{Device, RawTensor, Tensor};
+    use chapter_03::{RawTensor, Tensor};
     use chapter_06::{
         Adam, AdamConfig, Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr,
         LrSchedule, MultiStepLr, OneCycleLr, Optimizer, ParamGroup, Scheduler, SequentialLr, Sgd,

@@ -17,6 +17,12 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 
 /// Reads a whole file, decompressing it if it is gzipped.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        return Err(DataError::format(
+            path,
+            "is a directory, expected the file to read",
+        ));
+    }
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, "read", e))?;
     decode_maybe_gzip(path, bytes)
 }

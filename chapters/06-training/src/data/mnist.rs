@@ -69,6 +69,26 @@ impl Mnist {
 fn find_file(dir: &Path, name: &str) -> Result<PathBuf> {
     let gz = dir.join(format!("{name}.gz"));
     let plain = dir.join(name);
+    // A folder where the file should be is a mistake worth naming as such
+    // (not "no such file", which would send the reader looking elsewhere).
+    for path in [&gz, &plain] {
+        if path.is_dir() {
+            return Err(DataError::format(
+                path,
+                format!(
+                    "is a directory, expected the file {} (or {})",
+                    gz.display(),
+                    plain.display()
+                ),
+            ));
+        }
+    }
+    if !dir.is_dir() && dir.exists() {
+        return Err(DataError::format(
+            dir,
+            "is a file, expected the folder holding the MNIST files",
+        ));
+    }
     if gz.is_file() {
         Ok(gz)
     } else if plain.is_file() {
