@@ -40,7 +40,7 @@ pub mod commands;
 
 /// The everyday types, in one `use candle::prelude::*;`.
 pub mod prelude {
-    pub use chapter_02::{manual_seed, DType, Device, Shape};
+    pub use chapter_02::{default_device, manual_seed, DType, Device, DeviceKind, Shape};
     pub use chapter_03::{no_grad, Tensor};
     pub use chapter_04::prelude::*;
     pub use chapter_05::loss::{cross_entropy, CrossEntropyOptions};

@@ -14,6 +14,13 @@ macro_rules! operator {
     ($trait:ident, $fn:ident, $method:ident, $scalar:expr) => {
         impl $trait<&Tensor> for &Tensor {
             type Output = Tensor;
+            /// # Panics
+            ///
+            /// When the shapes do not broadcast, the dtypes or devices
+            /// differ, or the dtype does not support the operation, with the
+            /// message of the error that
+            #[doc = concat!("[`Tensor::", stringify!($method), "`]")]
+            /// (the `Result`-returning twin) would return.
             fn $fn(self, rhs: &Tensor) -> Tensor {
                 self.$method(rhs).unwrap_or_else(|e| panic!("{e}"))
             }
@@ -39,6 +46,10 @@ macro_rules! operator {
         }
         impl $trait<f64> for &Tensor {
             type Output = Tensor;
+            /// # Panics
+            ///
+            #[doc = concat!("As [`Tensor::", stringify!($method), "_scalar`] would return an error")]
+            /// (for a dtype without that operation, such as `u8`).
             fn $fn(self, rhs: f64) -> Tensor {
                 #[allow(clippy::redundant_closure_call)]
                 ($scalar)(self, rhs).unwrap_or_else(|e| panic!("{e}"))
@@ -60,6 +71,10 @@ operator!(Div, div, div, |t: &Tensor, v| t.div_scalar(v));
 
 impl Neg for &Tensor {
     type Output = Tensor;
+    /// # Panics
+    ///
+    /// For a dtype without negation (`u8` masks), with the message of the
+    /// error [`Tensor::neg`] (the `Result`-returning twin) would return.
     fn neg(self) -> Tensor {
         Tensor::neg(self).unwrap_or_else(|e| panic!("{e}"))
     }

@@ -129,6 +129,19 @@ impl CountingDevice {
 }
 // ANCHOR_END: counting_device
 
+/// Implements each listed primitive as "count it, then forward it to the
+/// inner device".
+macro_rules! counted {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        $(
+            fn $name(&self $(, $arg: $ty)*) -> $ret {
+                self.count(stringify!($name));
+                self.inner().$name($($arg),*)
+            }
+        )*
+    };
+}
+
 impl Backend for CountingBackend {
     fn id(&self) -> DeviceId {
         DeviceId {
@@ -136,178 +149,8 @@ impl Backend for CountingBackend {
             ordinal: self.ordinal,
         }
     }
-    fn synchronize(&self) -> Result<()> {
-        self.count("synchronize");
-        self.inner().synchronize()
-    }
-    fn upload(&self, data: CpuStorage) -> Result<Storage> {
-        self.count("upload");
-        self.inner().upload(data)
-    }
-    fn to_cpu(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage> {
-        self.count("to_cpu");
-        self.inner().to_cpu(src, layout)
-    }
-    fn full(&self, shape: &Shape, value: f64, dtype: DType) -> Result<Storage> {
-        self.count("full");
-        self.inner().full(shape, value, dtype)
-    }
-    fn arange(&self, start: f64, step: f64, len: usize, dtype: DType) -> Result<Storage> {
-        self.count("arange");
-        self.inner().arange(start, step, len, dtype)
-    }
-    fn random(
-        &self,
-        dist: Distribution,
-        shape: &Shape,
-        dtype: DType,
-        stream: RandomStream,
-    ) -> Result<Storage> {
-        self.count("random");
-        self.inner().random(dist, shape, dtype, stream)
-    }
-    fn copy(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<Storage> {
-        self.count("copy");
-        self.inner().copy(src, layout)
-    }
-    fn copy_into(
-        &self,
-        dst: &mut dyn BackendStorage,
-        dst_layout: &Layout,
-        src: &dyn BackendStorage,
-        src_layout: &Layout,
-    ) -> Result<()> {
-        self.count("copy_into");
-        self.inner().copy_into(dst, dst_layout, src, src_layout)
-    }
-    fn cast(&self, src: &dyn BackendStorage, layout: &Layout, dtype: DType) -> Result<Storage> {
-        self.count("cast");
-        self.inner().cast(src, layout, dtype)
-    }
-    fn unary(&self, op: UnaryOp, src: &dyn BackendStorage, layout: &Layout) -> Result<Storage> {
-        self.count("unary");
-        self.inner().unary(op, src, layout)
-    }
-    fn binary(
-        &self,
-        op: BinaryOp,
-        lhs: &dyn BackendStorage,
-        lhs_layout: &Layout,
-        rhs: &dyn BackendStorage,
-        rhs_layout: &Layout,
-    ) -> Result<Storage> {
-        self.count("binary");
-        self.inner().binary(op, lhs, lhs_layout, rhs, rhs_layout)
-    }
-    fn cmp(
-        &self,
-        op: CmpOp,
-        lhs: &dyn BackendStorage,
-        lhs_layout: &Layout,
-        rhs: &dyn BackendStorage,
-        rhs_layout: &Layout,
-    ) -> Result<Storage> {
-        self.count("cmp");
-        self.inner().cmp(op, lhs, lhs_layout, rhs, rhs_layout)
-    }
-    fn where_cond(
-        &self,
-        cond: &dyn BackendStorage,
-        cond_layout: &Layout,
-        on_true: &dyn BackendStorage,
-        true_layout: &Layout,
-        on_false: &dyn BackendStorage,
-        false_layout: &Layout,
-    ) -> Result<Storage> {
-        self.count("where_cond");
-        self.inner().where_cond(
-            cond,
-            cond_layout,
-            on_true,
-            true_layout,
-            on_false,
-            false_layout,
-        )
-    }
-    fn reduce(
-        &self,
-        op: ReduceOp,
-        src: &dyn BackendStorage,
-        layout: &Layout,
-        axes: &[usize],
-    ) -> Result<Storage> {
-        self.count("reduce");
-        self.inner().reduce(op, src, layout, axes)
-    }
-    fn matmul(
-        &self,
-        lhs: &dyn BackendStorage,
-        lhs_layout: &Layout,
-        rhs: &dyn BackendStorage,
-        rhs_layout: &Layout,
-    ) -> Result<Storage> {
-        self.count("matmul");
-        self.inner().matmul(lhs, lhs_layout, rhs, rhs_layout)
-    }
-    fn index_select(
-        &self,
-        src: &dyn BackendStorage,
-        layout: &Layout,
-        ids: &dyn BackendStorage,
-        ids_layout: &Layout,
-        dim: usize,
-    ) -> Result<Storage> {
-        self.count("index_select");
-        self.inner().index_select(src, layout, ids, ids_layout, dim)
-    }
-    fn gather(
-        &self,
-        src: &dyn BackendStorage,
-        layout: &Layout,
-        ids: &dyn BackendStorage,
-        ids_layout: &Layout,
-        dim: usize,
-    ) -> Result<Storage> {
-        self.count("gather");
-        self.inner().gather(src, layout, ids, ids_layout, dim)
-    }
-    fn scatter_add(
-        &self,
-        base: &dyn BackendStorage,
-        base_layout: &Layout,
-        ids: &dyn BackendStorage,
-        ids_layout: &Layout,
-        src: &dyn BackendStorage,
-        src_layout: &Layout,
-        dim: usize,
-    ) -> Result<Storage> {
-        self.count("scatter_add");
-        self.inner()
-            .scatter_add(base, base_layout, ids, ids_layout, src, src_layout, dim)
-    }
-    fn index_add(
-        &self,
-        base: &dyn BackendStorage,
-        base_layout: &Layout,
-        ids: &dyn BackendStorage,
-        ids_layout: &Layout,
-        src: &dyn BackendStorage,
-        src_layout: &Layout,
-        dim: usize,
-    ) -> Result<Storage> {
-        self.count("index_add");
-        self.inner()
-            .index_add(base, base_layout, ids, ids_layout, src, src_layout, dim)
-    }
-    fn argsort(
-        &self,
-        src: &dyn BackendStorage,
-        layout: &Layout,
-        descending: bool,
-    ) -> Result<Storage> {
-        self.count("argsort");
-        self.inner().argsort(src, layout, descending)
-    }
+
+    /// Counts the call and the program it runs.
     fn fused(
         &self,
         program: &Program,
@@ -320,5 +163,106 @@ impl Backend for CountingBackend {
             c.programs.insert(program.cache_key());
         }
         self.inner().fused(program, inputs, scalars)
+    }
+
+    counted! {
+        fn synchronize(&self) -> Result<()>;
+        fn upload(&self, data: CpuStorage) -> Result<Storage>;
+        fn to_cpu(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<CpuStorage>;
+        fn full(&self, shape: &Shape, value: f64, dtype: DType) -> Result<Storage>;
+        fn arange(&self, start: f64, step: f64, len: usize, dtype: DType) -> Result<Storage>;
+        fn random(
+            &self,
+            dist: Distribution,
+            shape: &Shape,
+            dtype: DType,
+            stream: RandomStream
+        ) -> Result<Storage>;
+        fn copy(&self, src: &dyn BackendStorage, layout: &Layout) -> Result<Storage>;
+        fn copy_into(
+            &self,
+            dst: &mut dyn BackendStorage,
+            dst_layout: &Layout,
+            src: &dyn BackendStorage,
+            src_layout: &Layout
+        ) -> Result<()>;
+        fn cast(&self, src: &dyn BackendStorage, layout: &Layout, dtype: DType) -> Result<Storage>;
+        fn unary(&self, op: UnaryOp, src: &dyn BackendStorage, layout: &Layout) -> Result<Storage>;
+        fn binary(
+            &self,
+            op: BinaryOp,
+            lhs: &dyn BackendStorage,
+            lhs_layout: &Layout,
+            rhs: &dyn BackendStorage,
+            rhs_layout: &Layout
+        ) -> Result<Storage>;
+        fn cmp(
+            &self,
+            op: CmpOp,
+            lhs: &dyn BackendStorage,
+            lhs_layout: &Layout,
+            rhs: &dyn BackendStorage,
+            rhs_layout: &Layout
+        ) -> Result<Storage>;
+        fn where_cond(
+            &self,
+            cond: &dyn BackendStorage,
+            cond_layout: &Layout,
+            on_true: &dyn BackendStorage,
+            true_layout: &Layout,
+            on_false: &dyn BackendStorage,
+            false_layout: &Layout
+        ) -> Result<Storage>;
+        fn reduce(
+            &self,
+            op: ReduceOp,
+            src: &dyn BackendStorage,
+            layout: &Layout,
+            axes: &[usize]
+        ) -> Result<Storage>;
+        fn matmul(
+            &self,
+            lhs: &dyn BackendStorage,
+            lhs_layout: &Layout,
+            rhs: &dyn BackendStorage,
+            rhs_layout: &Layout
+        ) -> Result<Storage>;
+        fn index_select(
+            &self,
+            src: &dyn BackendStorage,
+            layout: &Layout,
+            ids: &dyn BackendStorage,
+            ids_layout: &Layout,
+            dim: usize
+        ) -> Result<Storage>;
+        fn gather(
+            &self,
+            src: &dyn BackendStorage,
+            layout: &Layout,
+            ids: &dyn BackendStorage,
+            ids_layout: &Layout,
+            dim: usize
+        ) -> Result<Storage>;
+        fn scatter_add(
+            &self,
+            base: &dyn BackendStorage,
+            base_layout: &Layout,
+            ids: &dyn BackendStorage,
+            ids_layout: &Layout,
+            src: &dyn BackendStorage,
+            src_layout: &Layout,
+            dim: usize
+        ) -> Result<Storage>;
+        fn index_add(
+            &self,
+            base: &dyn BackendStorage,
+            base_layout: &Layout,
+            ids: &dyn BackendStorage,
+            ids_layout: &Layout,
+            src: &dyn BackendStorage,
+            src_layout: &Layout,
+            dim: usize
+        ) -> Result<Storage>;
+        fn argsort(&self, src: &dyn BackendStorage, layout: &Layout, descending: bool) -> Result<Storage>;
     }
 }

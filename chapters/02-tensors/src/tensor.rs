@@ -10,6 +10,11 @@ use std::sync::Arc;
 // ANCHOR: tensor
 /// An n-dimensional array of numbers on some device.
 ///
+/// This is the *raw* tensor: numbers, with no memory of how they were
+/// computed. Chapter 03 wraps it in an autograd `Tensor` that records
+/// operations for `backward`, and from chapter 03 on this type is
+/// re-exported under the name `RawTensor`.
+///
 /// A tensor is a *view*: a [`Layout`] (shape, strides, offset) over shared
 /// storage. Views such as `transpose` or `slice` make a new `Tensor` that
 /// points at the same storage; `Clone` copies only a reference count.

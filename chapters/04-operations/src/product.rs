@@ -280,7 +280,10 @@ fn contract(xs: &[&RawTensor], subs: &[Vec<char>], output: &[char]) -> Result<Ra
         (acc, letters) = contract_pair(&acc, &letters, xs[k], &subs[k], &keep)?;
     }
     let (acc, letters) = sum_letters(&acc, &letters, |c| output.contains(c))?;
-    let perm: Vec<usize> = output.iter().map(|c| position(&letters, *c)).collect();
+    let perm: Vec<usize> = output
+        .iter()
+        .map(|c| position(&letters, *c))
+        .collect::<Result<_>>()?;
     acc.permute(&perm)
 }
 // ANCHOR_END: contract
@@ -320,14 +323,17 @@ fn contract_pair(
         .collect();
     let left: Vec<char> = la.iter().filter(|c| !lb.contains(c)).copied().collect();
     let right: Vec<char> = lb.iter().filter(|c| !la.contains(c)).copied().collect();
-    let size = |t: &RawTensor, l: &[char], group: &[char]| -> Vec<usize> {
-        group.iter().map(|&c| t.dims()[position(l, c)]).collect()
+    let size = |t: &RawTensor, l: &[char], group: &[char]| -> Result<Vec<usize>> {
+        group
+            .iter()
+            .map(|&c| Ok(t.dims()[position(l, c)?]))
+            .collect()
     };
-    let (bs, ls) = (size(&a, &la, &batch), size(&a, &la, &left));
-    let (cs, rs) = (size(&a, &la, &contracted), size(&b, &lb, &right));
+    let (bs, ls) = (size(&a, &la, &batch)?, size(&a, &la, &left)?);
+    let (cs, rs) = (size(&a, &la, &contracted)?, size(&b, &lb, &right)?);
     let prod = |v: &[usize]| v.iter().product::<usize>();
-    let a = a.permute(&order(&la, &[&batch, &left, &contracted]))?;
-    let b = b.permute(&order(&lb, &[&batch, &contracted, &right]))?;
+    let a = a.permute(&order(&la, &[&batch, &left, &contracted])?)?;
+    let b = b.permute(&order(&lb, &[&batch, &contracted, &right])?)?;
     let y = if contracted.is_empty() {
         // Nothing to sum: an elementwise product with broadcasting,
         // [batch, left, 1..] * [batch, 1.., right].
@@ -343,16 +349,20 @@ fn contract_pair(
 }
 // ANCHOR_END: contract_pair
 
-/// The position of letter `c` in `letters`.
-fn position(letters: &[char], c: char) -> usize {
-    letters
-        .iter()
-        .position(|&d| d == c)
-        .expect("letter present")
+/// The position of letter `c` in `letters` (every caller looks up letters
+/// taken from the same subscripts; a miss would be a bug here, reported as
+/// an error rather than a panic).
+fn position(letters: &[char], c: char) -> Result<usize> {
+    letters.iter().position(|&d| d == c).ok_or_else(|| {
+        Error::invalid(
+            "einsum",
+            format!("internal: letter {c} is not among {letters:?}"),
+        )
+    })
 }
 
 /// The permutation that lists the dimensions of `groups`, in that order.
-fn order(letters: &[char], groups: &[&Vec<char>]) -> Vec<usize> {
+fn order(letters: &[char], groups: &[&Vec<char>]) -> Result<Vec<usize>> {
     groups
         .iter()
         .flat_map(|g| g.iter())
@@ -451,7 +461,7 @@ fn take_diagonal(t: &Tensor, subs: &[char]) -> Result<(Tensor, Vec<char>)> {
     let mut out_strides = vec![0; letters.len()];
     for (d, &c) in subs.iter().enumerate() {
         // (`letter_sizes` has checked that repeated letters agree in size.)
-        let k = position(&letters, c);
+        let k = position(&letters, c)?;
         out_dims[k] = dims[d];
         out_strides[k] += strides[d];
     }

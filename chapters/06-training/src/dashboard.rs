@@ -235,19 +235,22 @@ fn tick_label(v: f64) -> String {
 /// [`MAX_DRAWN`], or outside [`LOG_RANGE`] on a log axis), so each gap shows as a
 /// break in the line. Returns the pieces and how many points were left out.
 pub fn segments(points: &[(f64, f64)], log_y: bool) -> (Vec<Vec<(f64, f64)>>, usize) {
-    let mut pieces: Vec<Vec<(f64, f64)>> = vec![vec![]];
+    let mut pieces: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
     let mut left_out = 0;
     for &(x, y) in points {
         if drawable(y, log_y) && x.is_finite() {
-            pieces.last_mut().expect("never empty").push((x, y));
+            current.push((x, y));
         } else {
             left_out += 1;
-            if !pieces.last().expect("never empty").is_empty() {
-                pieces.push(vec![]);
+            if !current.is_empty() {
+                pieces.push(std::mem::take(&mut current));
             }
         }
     }
-    pieces.retain(|p| !p.is_empty());
+    if !current.is_empty() {
+        pieces.push(current);
+    }
     (pieces, left_out)
 }
 

@@ -464,11 +464,13 @@ fn progress_bar(len: usize, epoch: u64, epochs: usize, show: bool) -> ProgressBa
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(len as u64);
-    bar.set_style(
+    // The template is a constant; should indicatif ever refuse it, the bar
+    // keeps its default style rather than stopping the run.
+    if let Ok(style) =
         ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
     bar.set_prefix(format!("{}/{epochs}", epoch + 1));
     bar
 }

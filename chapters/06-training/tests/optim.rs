@@ -637,4 +637,88 @@ mod optim {
             "{v:?}"
         );
     }
+
+    // ANCHOR: one_program
+    /// Every optimiser, in every configuration, updates through one fused
+    /// program that its step reuses: the learning rate, the step count and
+    /// the bias corrections change (a schedule moves the rate at every
+    /// step here), the program does not. A device that compiles programs
+    /// compiles each optimiser's update once.
+    #[test]
+    fn optim_one_fused_program_per_optimizer_configuration() {
+        use chapter_02::{CountingDevice, Device};
+        type Make = fn(Vec<Tensor>) -> Box<dyn Optimizer>;
+        fn sgd_nesterov() -> SgdConfig {
+            SgdConfig {
+                momentum: 0.9,
+                nesterov: true,
+                weight_decay: 1e-4,
+                ..SgdConfig::new(0.1)
+            }
+        }
+        fn rms_centered() -> RmsPropConfig {
+            RmsPropConfig {
+                centered: true,
+                momentum: 0.5,
+                ..RmsPropConfig::new(0.01)
+            }
+        }
+        fn adam_amsgrad() -> AdamConfig {
+            AdamConfig {
+                amsgrad: true,
+                ..AdamConfig::adam(0.01)
+            }
+        }
+        let cases: Vec<(&str, Make)> = vec![
+            ("sgd", |p| {
+                Box::new(Sgd::new(p, SgdConfig::new(0.1)).unwrap())
+            }),
+            ("sgd nesterov", |p| {
+                Box::new(Sgd::new(p, sgd_nesterov()).unwrap())
+            }),
+            ("rmsprop", |p| {
+                Box::new(RmsProp::new(p, RmsPropConfig::new(0.01)).unwrap())
+            }),
+            ("rmsprop centered", |p| {
+                Box::new(RmsProp::new(p, rms_centered()).unwrap())
+            }),
+            ("adagrad", |p| {
+                Box::new(Adagrad::new(p, AdagradConfig::new(0.1)).unwrap())
+            }),
+            ("adam", |p| {
+                Box::new(Adam::new(p, AdamConfig::adam(0.01)).unwrap())
+            }),
+            ("adam amsgrad", |p| {
+                Box::new(Adam::new(p, adam_amsgrad()).unwrap())
+            }),
+            ("adamw", |p| {
+                Box::new(Adam::new(p, AdamConfig::adamw(0.01)).unwrap())
+            }),
+        ];
+        for (name, make) in cases {
+            let counter = CountingDevice::new(Device::cpu());
+            let params: Vec<Tensor> = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+                .iter()
+                .map(|v| {
+                    let t = RawTensor::from_vec(v.to_vec(), 3, counter.device()).unwrap();
+                    Tensor::param(t).unwrap()
+                })
+                .collect();
+            let mut opt = make(params.clone());
+            let steps = 10;
+            for step in 0..steps {
+                for p in &params {
+                    let g = p.data().sin().unwrap();
+                    p.set_grad(Some(Tensor::from_raw(g)));
+                }
+                opt.set_learning_rates(&[0.01 / (step + 1) as f64]);
+                opt.step().unwrap();
+            }
+            let counts = counter.counts();
+            assert_eq!(counts.fused_calls, steps * params.len(), "{name}");
+            assert_eq!(counts.programs.len(), 1, "{name}: one program, reused");
+            assert_eq!(counts.host_transfers(), 2, "{name}: only the two uploads");
+        }
+    }
+    // ANCHOR_END: one_program
 }

@@ -222,7 +222,8 @@ fn reduce_typed<T: ReduceElem>(
                         };
                     }
                 });
-                best.unwrap()
+                // The op layer refuses empty reductions for max and min.
+                best.ok_or_else(|| Error::invalid("reduce", format!("{op:?} of an empty axis")))?
             }
             ReduceOp::ArgMax | ReduceOp::ArgMin => unreachable!("handled by arg_reduce"),
         };

@@ -21,17 +21,16 @@ pub(crate) fn coalesce<const N: usize>(
         if size == 1 {
             continue;
         }
-        let mergeable = match out_dims.last() {
-            Some(_) => (0..N).all(|k| {
-                let prev = *out_strides[k].last().unwrap();
-                prev == strides[k][d] * size
-            }),
-            None => false,
-        };
-        if mergeable {
-            *out_dims.last_mut().unwrap() *= size;
+        // Mergeable with the previous kept dimension when, in every
+        // operand, its stride is this one's stride times this one's size.
+        let mergeable = !out_dims.is_empty()
+            && (0..N).all(|k| out_strides[k].last() == Some(&(strides[k][d] * size)));
+        if let (true, Some(last)) = (mergeable, out_dims.last_mut()) {
+            *last *= size;
             for k in 0..N {
-                *out_strides[k].last_mut().unwrap() = strides[k][d];
+                if let Some(s) = out_strides[k].last_mut() {
+                    *s = strides[k][d];
+                }
             }
         } else {
             out_dims.push(size);

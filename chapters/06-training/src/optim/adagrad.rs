@@ -1,6 +1,6 @@
 //! Adagrad (Duchi et al., 2011).
 
-use super::fused::{check_hyper, Build, FusedOptimizer, UpdateRule};
+use super::fused::{check_non_negative, Build, FusedOptimizer, UpdateRule};
 use chapter_03::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,24 +42,16 @@ impl UpdateRule for AdagradRule {
     const NAME: &'static str = "Adagrad";
 
     fn validate(c: &AdagradConfig) -> Result<()> {
-        let op = "Adagrad";
-        check_hyper(op, "lr", c.lr, |v| v >= 0.0, "finite and >= 0")?;
-        check_hyper(op, "lr_decay", c.lr_decay, |v| v >= 0.0, "finite and >= 0")?;
-        check_hyper(
-            op,
-            "weight_decay",
-            c.weight_decay,
-            |v| v >= 0.0,
-            "finite and >= 0",
-        )?;
-        check_hyper(
-            op,
-            "initial_accumulator_value",
-            c.initial_accumulator_value,
-            |v| v >= 0.0,
-            "finite and >= 0",
-        )?;
-        check_hyper(op, "eps", c.eps, |v| v >= 0.0, "finite and >= 0")
+        check_non_negative(
+            "Adagrad",
+            &[
+                ("lr", c.lr),
+                ("lr_decay", c.lr_decay),
+                ("weight_decay", c.weight_decay),
+                ("initial_accumulator_value", c.initial_accumulator_value),
+                ("eps", c.eps),
+            ],
+        )
     }
 
     fn buffers(c: &AdagradConfig) -> Vec<(&'static str, f64)> {

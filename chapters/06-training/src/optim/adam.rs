@@ -1,6 +1,6 @@
 //! Adam and AdamW.
 
-use super::fused::{check_hyper, Build, FusedOptimizer, UpdateRule};
+use super::fused::{check_hyper, check_non_negative, Build, FusedOptimizer, UpdateRule};
 use chapter_03::Result;
 
 /// Adam hyper-parameters. `decoupled_weight_decay` selects AdamW.
@@ -66,18 +66,16 @@ impl UpdateRule for AdamRule {
     const NAME: &'static str = "Adam";
 
     fn validate(c: &AdamConfig) -> Result<()> {
-        let op = "Adam";
         let unit = |v: f64| (0.0..1.0).contains(&v);
-        check_hyper(op, "lr", c.lr, |v| v >= 0.0, "finite and >= 0")?;
-        check_hyper(op, "beta1", c.betas.0, unit, "in [0, 1)")?;
-        check_hyper(op, "beta2", c.betas.1, unit, "in [0, 1)")?;
-        check_hyper(op, "eps", c.eps, |v| v >= 0.0, "finite and >= 0")?;
-        check_hyper(
-            op,
-            "weight_decay",
-            c.weight_decay,
-            |v| v >= 0.0,
-            "finite and >= 0",
+        check_hyper("Adam", "beta1", c.betas.0, unit, "in [0, 1)")?;
+        check_hyper("Adam", "beta2", c.betas.1, unit, "in [0, 1)")?;
+        check_non_negative(
+            "Adam",
+            &[
+                ("lr", c.lr),
+                ("eps", c.eps),
+                ("weight_decay", c.weight_decay),
+            ],
         )
     }
 

@@ -79,6 +79,15 @@ pub(crate) fn check_hyper(
     ))
 }
 
+/// Checks hyper-parameters that must be finite and `>= 0`: learning
+/// rates, weight decays, epsilons, momenta.
+pub(crate) fn check_non_negative(op: &'static str, values: &[(&str, f64)]) -> Result<()> {
+    for &(name, value) in values {
+        check_hyper(op, name, value, |v| v >= 0.0, "finite and >= 0")?;
+    }
+    Ok(())
+}
+
 /// A parameter's optimiser state: its step count and buffers by name.
 #[derive(Clone, Default)]
 struct ParamState {

@@ -1,6 +1,6 @@
 //! RMSprop (Hinton's lecture notes, 2012), as PyTorch defines it.
 
-use super::fused::{check_hyper, Build, FusedOptimizer, UpdateRule};
+use super::fused::{check_non_negative, Build, FusedOptimizer, UpdateRule};
 use chapter_03::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,18 +47,16 @@ impl UpdateRule for RmsPropRule {
     const NAME: &'static str = "RMSprop";
 
     fn validate(c: &RmsPropConfig) -> Result<()> {
-        let op = "RMSprop";
-        check_hyper(op, "lr", c.lr, |v| v >= 0.0, "finite and >= 0")?;
-        check_hyper(op, "alpha", c.alpha, |v| v >= 0.0, "finite and >= 0")?;
-        check_hyper(op, "eps", c.eps, |v| v >= 0.0, "finite and >= 0")?;
-        check_hyper(
-            op,
-            "weight_decay",
-            c.weight_decay,
-            |v| v >= 0.0,
-            "finite and >= 0",
-        )?;
-        check_hyper(op, "momentum", c.momentum, |v| v >= 0.0, "finite and >= 0")
+        check_non_negative(
+            "RMSprop",
+            &[
+                ("lr", c.lr),
+                ("alpha", c.alpha),
+                ("eps", c.eps),
+                ("weight_decay", c.weight_decay),
+                ("momentum", c.momentum),
+            ],
+        )
     }
 
     fn buffers(c: &RmsPropConfig) -> Vec<(&'static str, f64)> {

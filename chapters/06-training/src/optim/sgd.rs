@@ -1,7 +1,7 @@
 //! Stochastic gradient descent with momentum, dampening, Nesterov and
 //! weight decay.
 
-use super::fused::{check_hyper, Build, FusedOptimizer, UpdateRule};
+use super::fused::{check_hyper, check_non_negative, Build, FusedOptimizer, UpdateRule};
 use chapter_03::{Error, Result};
 
 /// SGD hyper-parameters (PyTorch's defaults: everything 0 but `lr`).
@@ -48,22 +48,15 @@ impl UpdateRule for SgdRule {
     const NAME: &'static str = "SGD";
 
     fn validate(c: &SgdConfig) -> Result<()> {
-        check_hyper("SGD", "lr", c.lr, |v| v >= 0.0, "finite and >= 0")?;
-        check_hyper(
+        check_non_negative(
             "SGD",
-            "momentum",
-            c.momentum,
-            |v| v >= 0.0,
-            "finite and >= 0",
+            &[
+                ("lr", c.lr),
+                ("momentum", c.momentum),
+                ("weight_decay", c.weight_decay),
+            ],
         )?;
         check_hyper("SGD", "dampening", c.dampening, |_| true, "finite")?;
-        check_hyper(
-            "SGD",
-            "weight_decay",
-            c.weight_decay,
-            |v| v >= 0.0,
-            "finite and >= 0",
-        )?;
         if c.nesterov && (c.momentum <= 0.0 || c.dampening != 0.0) {
             return Err(Error::invalid(
                 "SGD",
