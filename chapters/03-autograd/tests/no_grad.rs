@@ -6,7 +6,7 @@
 
 mod common;
 
-use chapter_03::{is_grad_enabled, no_grad, set_grad_enabled};
+use chapter_03::{is_grad_enabled, no_grad, set_grad_enabled, DType, Tensor};
 use common::*;
 
 // ANCHOR: no_grad_example
@@ -126,4 +126,25 @@ fn no_grad_set_data_before_backward_changes_what_backward_reads() {
     w.set_data(raw(&[10.0, 20.0], 2)).unwrap();
     loss.backward().unwrap();
     assert_close(&grad_values(&w), &[20.0, 40.0], 0.0); // 2·new w, not 2·old w
+}
+
+#[test]
+fn no_grad_allows_in_place_writes_to_parameters() {
+    let cache = Tensor::zeros((2, 3), DType::F64, &dev()).unwrap();
+    let row = Tensor::from_raw(raw(&[1.0, 2.0, 3.0], (1, 3)));
+    // A constant leaf (a buffer, a cache) can always be written in place.
+    cache.slice_assign_(&[1..2, 0..3], &row).unwrap();
+    assert_eq!(cache.to_vec_f64().unwrap(), [0.0, 0.0, 0.0, 1.0, 2.0, 3.0]);
+    // A parameter only with grad mode off, as `torch.no_grad()` requires.
+    let w = Tensor::param(raw(&[0.0; 6], (2, 3))).unwrap();
+    let e = w.slice_assign_(&[0..1, 0..3], &row).unwrap_err().to_string();
+    assert!(e.contains("needs a leaf that does not require grad"), "{e}");
+    {
+        let _off = no_grad();
+        w.slice_assign_(&[0..1, 0..3], &row).unwrap();
+    }
+    assert_eq!(w.to_vec_f64().unwrap(), [1.0, 2.0, 3.0, 0.0, 0.0, 0.0]);
+    // Never the result of an operation, which its backward may read.
+    let y = w.mul(&w).unwrap();
+    assert!(y.slice_assign_(&[0..1, 0..3], &row).is_err());
 }
