@@ -112,3 +112,93 @@ fn fused_bad_programs_are_errors() {
         "fused: not supported for dtype i64"
     );
 }
+
+mod random_programs {
+    use super::*;
+    use chapter_02::{Backend, BackendStorage, CpuBackend, Layout, Storage};
+    use proptest::prelude::*;
+
+    /// A random straight-line program over 3 inputs and 2 scalars.
+    fn program() -> impl Strategy<Value = Program> {
+        let unary = prop_oneof![
+            Just(UnaryOp::Neg),
+            Just(UnaryOp::Sqr),
+            Just(UnaryOp::Abs),
+            Just(UnaryOp::Tanh),
+            Just(UnaryOp::Affine {
+                mul: 0.5,
+                add: -1.0
+            }),
+        ];
+        let binary = prop_oneof![
+            Just(BinaryOp::Add),
+            Just(BinaryOp::Sub),
+            Just(BinaryOp::Mul),
+            Just(BinaryOp::Maximum),
+            Just(BinaryOp::Minimum),
+        ];
+        let step = (
+            0u8..6,
+            unary,
+            binary,
+            any::<prop::sample::Index>(),
+            any::<prop::sample::Index>(),
+        );
+        (
+            prop::collection::vec(step, 1..14),
+            prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+        )
+            .prop_map(|(steps, outs)| {
+                let mut p = Program::new();
+                let mut regs = vec![p.input(0)];
+                for (kind, u, b, i, j) in steps {
+                    let r = match kind {
+                        0 => p.input(i.index(3)),
+                        1 => p.scalar(i.index(2)),
+                        2 => p.constant(1.5),
+                        3 => p.unary(u, regs[i.index(regs.len())]),
+                        _ => p.binary(b, regs[i.index(regs.len())], regs[j.index(regs.len())]),
+                    };
+                    regs.push(r);
+                }
+                for o in outs {
+                    p.output(regs[o.index(regs.len())]);
+                }
+                p
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The planned, chunked, two-core interpreter gives exactly the bits
+        /// of the reference semantics (one primitive per instruction), on
+        /// sizes around the chunk and at the size where two cores split it.
+        #[test]
+        fn fused_interpreter_matches_the_reference(
+            p in program(),
+            n in prop_oneof![Just(1usize), Just(511), Just(512), Just(513), Just(70_001)],
+            seed in 0u64..1000,
+        ) {
+            let mut g = Generator::new(seed);
+            let xs: Vec<Tensor> = (0..3)
+                .map(|_| Tensor::randn_with(0.0, 1.0, n, DType::F32, &Device::cpu(), &mut g).unwrap())
+                .collect();
+            let scalars = [0.25, -3.0];
+            let inputs: Vec<&Tensor> = xs.iter().collect();
+            let fused = Tensor::fused(&p, &inputs, &scalars).unwrap();
+            let raw: Vec<(&dyn BackendStorage, &Layout)> =
+                xs.iter().map(|t| (t.storage().as_ref(), t.layout())).collect();
+            let reference: Vec<Storage> = p.run_unfused(&CpuBackend, &raw, &scalars).unwrap();
+            prop_assert_eq!(fused.len(), reference.len());
+            for (f, r) in fused.iter().zip(&reference) {
+                let r = CpuBackend.to_cpu(r.as_ref(), &Layout::contiguous(n)).unwrap();
+                let f = f.to_vec::<f32>().unwrap();
+                let r = r.as_slice::<f32>().unwrap();
+                prop_assert!(
+                    f.iter().zip(r).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())),
+                    "program {:?}", p
+                );
+            }
+        }
+    }
+}

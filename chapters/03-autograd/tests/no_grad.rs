@@ -137,7 +137,10 @@ fn no_grad_allows_in_place_writes_to_parameters() {
     assert_eq!(cache.to_vec_f64().unwrap(), [0.0, 0.0, 0.0, 1.0, 2.0, 3.0]);
     // A parameter only with grad mode off, as `torch.no_grad()` requires.
     let w = Tensor::param(raw(&[0.0; 6], (2, 3))).unwrap();
-    let e = w.slice_assign_(&[0..1, 0..3], &row).unwrap_err().to_string();
+    let e = w
+        .slice_assign_(&[0..1, 0..3], &row)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("needs a leaf that does not require grad"), "{e}");
     {
         let _off = no_grad();

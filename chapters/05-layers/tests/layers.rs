@@ -304,3 +304,24 @@ fn sequential_applies_layers_in_order_and_names_them_by_position() {
         &[randn((2, 4))],
     );
 }
+
+#[test]
+fn linear_weight_gradient_is_laid_out_like_the_weight() {
+    // `x @ w.t()`: the transposes cancel on the way back, so the weight's
+    // gradient is row-major like the weight, and the optimiser's fused
+    // update reads it without a copy. Also with batch dimensions.
+    for x_dims in [vec![4, 3], vec![2, 4, 3]] {
+        let layer = Linear::with_options(3, 5, true, DType::F64, &dev()).unwrap();
+        let x = Tensor::from_raw(RawTensor::randn(0.0, 1.0, x_dims, DType::F64, &dev()).unwrap());
+        layer
+            .forward(&x)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = layer.weight.grad().unwrap().data();
+        assert_eq!(g.dims(), &[5, 3]);
+        assert!(g.is_contiguous(), "strides {:?}", g.layout().strides());
+    }
+}

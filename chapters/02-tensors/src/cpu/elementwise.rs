@@ -30,8 +30,8 @@ impl Float for f64 {
 
 // ANCHOR: unary_float
 /// Something that can run an elementwise function: over a strided view
-/// ([`MapView`]) or from one chunk buffer into another ([`IntoSlice`], for
-/// fused programs). Each op below is written once and each (op, applier)
+/// ([`MapView`]), or, for fused programs, from one chunk buffer into
+/// another or on a single number (`fused.rs`). Each op below is written once and each (op, applier)
 /// pair compiles to its own tight loop.
 pub(crate) trait Apply1<T> {
     type Out;
@@ -44,17 +44,6 @@ impl<T: Copy> Apply1<T> for MapView<'_, T> {
     type Out = Vec<T>;
     fn apply(self, f: impl Fn(T) -> T) -> Vec<T> {
         map1(self.0, self.1, f)
-    }
-}
-
-/// Applies a function from one slice into another of the same length.
-pub(crate) struct IntoSlice<'a, T>(pub &'a [T], pub &'a mut [T]);
-impl<T: Copy> Apply1<T> for IntoSlice<'_, T> {
-    type Out = ();
-    fn apply(self, f: impl Fn(T) -> T) {
-        for (d, &s) in self.1.iter_mut().zip(self.0) {
-            *d = f(s);
-        }
     }
 }
 
@@ -164,17 +153,6 @@ impl<T: Copy> Apply2<T> for MapViews<'_, T> {
     type Out = Vec<T>;
     fn apply(self, f: impl Fn(T, T) -> T) -> Vec<T> {
         map2(self.0, self.1, self.2, self.3, f)
-    }
-}
-
-/// Applies a function to two slices, into a third.
-pub(crate) struct IntoSlice2<'a, T>(pub &'a [T], pub &'a [T], pub &'a mut [T]);
-impl<T: Copy> Apply2<T> for IntoSlice2<'_, T> {
-    type Out = ();
-    fn apply(self, f: impl Fn(T, T) -> T) {
-        for ((d, &x), &y) in self.2.iter_mut().zip(self.0).zip(self.1) {
-            *d = f(x, y);
-        }
     }
 }
 

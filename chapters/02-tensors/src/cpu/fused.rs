@@ -1,55 +1,263 @@
 //! Fused elementwise programs on the CPU.
 //!
 //! The program runs over the elements in chunks small enough to stay in
-//! the L1 cache: for each chunk, each instruction is one tight loop from
-//! chunk buffers into a chunk buffer. Memory sees each input read once and
-//! each output written once, whatever the number of instructions.
+//! the L1 cache: for each chunk, each instruction is one tight loop. Memory
+//! sees each input read once and each output written once, whatever the
+//! number of instructions.
+//!
+//! Before running, the program is *planned*: an input is read in place
+//! rather than copied into a register, a scalar or constant stays one
+//! number (so `lr · g` is a loop over `g` alone), and each computed value
+//! gets a chunk buffer that is handed to a later instruction once its last
+//! reader has run, so an optimiser's two dozen instructions touch a handful
+//! of buffers. Large inputs are split between the cores.
 
-use super::elementwise::{binary_float, copy, unary_float, Float, IntoSlice, IntoSlice2};
+use super::elementwise::{binary_float, copy, unary_float, Apply1, Apply2, Float};
 use super::CpuStorage;
-use crate::backend::{Instr, Program};
+use crate::backend::{BinaryOp, Instr, Program, UnaryOp};
 use crate::{Error, Layout, Result};
 
-/// Elements per chunk: 512 `f32`s are 2 KiB, so a program with a dozen
-/// registers stays well inside a 32 KiB L1 data cache.
+/// Elements per chunk: 512 `f32`s are 2 KiB, so the few live buffers of a
+/// program stay well inside a 32 KiB L1 data cache.
 const CHUNK: usize = 512;
 
+/// Below this many elements one core runs the program: starting a second
+/// thread costs tens of microseconds.
+const PARALLEL_MIN: usize = 1 << 16;
+
+// ANCHOR: plan
+/// Where an instruction's value lives while a chunk is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Value<T> {
+    /// Input tensor `i`, read in place.
+    Input(usize),
+    /// One number for every element (a constant or a runtime scalar).
+    Splat(T),
+    /// A chunk buffer.
+    Reg(usize),
+}
+
+/// One computing step of a planned program.
+#[derive(Debug, Clone, Copy)]
+enum Step<T> {
+    Unary(UnaryOp, Value<T>, usize),
+    Binary(BinaryOp, Value<T>, Value<T>, usize),
+}
+
+/// A program ready to run: the steps, what each output is, and how many
+/// chunk buffers it needs.
+struct Plan<T> {
+    steps: Vec<Step<T>>,
+    outputs: Vec<Value<T>>,
+    registers: usize,
+}
+
+/// Assigns every instruction a [`Value`], folding operations on two
+/// splats into a splat and reusing a buffer once its last reader has run.
+fn plan<T: Float>(program: &Program, scalars: &[f64]) -> Plan<T> {
+    let n = program.instrs.len();
+    // The last instruction that reads each register (outputs live to the end).
+    let mut last_use = vec![0usize; n];
+    for (k, ins) in program.instrs.iter().enumerate() {
+        match *ins {
+            Instr::Unary(_, a) => last_use[a] = k,
+            Instr::Binary(_, a, b) => {
+                last_use[a] = k;
+                last_use[b] = k;
+            }
+            _ => {}
+        }
+    }
+    for &o in &program.outputs {
+        last_use[o] = usize::MAX;
+    }
+    let mut values: Vec<Value<T>> = Vec::with_capacity(n);
+    let mut steps = Vec::new();
+    let (mut free, mut registers): (Vec<usize>, usize) = (Vec::new(), 0);
+    for (k, ins) in program.instrs.iter().enumerate() {
+        let mut new_reg = || {
+            free.pop().unwrap_or_else(|| {
+                registers += 1;
+                registers - 1
+            })
+        };
+        let value = match *ins {
+            Instr::Input(i) => Value::Input(i),
+            Instr::Const(v) => Value::Splat(T::from_f64c(v)),
+            Instr::Scalar(i) => Value::Splat(T::from_f64c(scalars[i])),
+            Instr::Unary(op, a) => match values[a] {
+                Value::Splat(x) => Value::Splat(unary_float(op, One(x))),
+                va => {
+                    let r = new_reg();
+                    steps.push(Step::Unary(op, va, r));
+                    Value::Reg(r)
+                }
+            },
+            Instr::Binary(op, a, b) => match (values[a], values[b]) {
+                (Value::Splat(x), Value::Splat(y)) => Value::Splat(binary_float(op, Two(x, y))),
+                (va, vb) => {
+                    let r = new_reg();
+                    steps.push(Step::Binary(op, va, vb, r));
+                    Value::Reg(r)
+                }
+            },
+        };
+        values.push(value);
+        // Registers read for the last time by instruction k are free again
+        // for the instructions after it.
+        let operands: &[usize] = match ins {
+            Instr::Unary(_, a) => std::slice::from_ref(a),
+            Instr::Binary(_, a, b) if a == b => std::slice::from_ref(a),
+            Instr::Binary(_, a, b) => &[*a, *b][..],
+            _ => &[],
+        };
+        for &o in operands {
+            if let (Value::Reg(r), true) = (values[o], last_use[o] == k) {
+                free.push(r);
+            }
+        }
+    }
+    Plan {
+        steps,
+        outputs: program.outputs.iter().map(|&o| values[o]).collect(),
+        registers,
+    }
+}
+// ANCHOR_END: plan
+
+/// The appliers that fold operations on splats.
+struct One<T>(T);
+impl<T: Copy> Apply1<T> for One<T> {
+    type Out = T;
+    fn apply(self, f: impl Fn(T) -> T) -> T {
+        f(self.0)
+    }
+}
+struct Two<T>(T, T);
+impl<T: Copy> Apply2<T> for Two<T> {
+    type Out = T;
+    fn apply(self, f: impl Fn(T, T) -> T) -> T {
+        f(self.0, self.1)
+    }
+}
+
+/// A chunk operand: a slice, or one number.
+enum Src<'a, T> {
+    Slice(&'a [T]),
+    Splat(T),
+}
+
+/// `dst[i] = f(src[i])`.
+struct MapInto<'a, T>(&'a [T], &'a mut [T]);
+impl<T: Copy> Apply1<T> for MapInto<'_, T> {
+    type Out = ();
+    fn apply(self, f: impl Fn(T) -> T) {
+        for (d, &s) in self.1.iter_mut().zip(self.0) {
+            *d = f(s);
+        }
+    }
+}
+
+/// `dst[i] = f(a[i], b[i])`, with either operand possibly one number: each
+/// combination is its own loop, so `x · lr` vectorises like `x · y`.
+struct ZipInto<'a, T>(Src<'a, T>, Src<'a, T>, &'a mut [T]);
+impl<T: Copy> Apply2<T> for ZipInto<'_, T> {
+    type Out = ();
+    fn apply(self, f: impl Fn(T, T) -> T) {
+        let dst = self.2;
+        match (self.0, self.1) {
+            (Src::Slice(a), Src::Slice(b)) => {
+                for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+                    *d = f(x, y);
+                }
+            }
+            (Src::Slice(a), Src::Splat(y)) => {
+                for (d, &x) in dst.iter_mut().zip(a) {
+                    *d = f(x, y);
+                }
+            }
+            (Src::Splat(x), Src::Slice(b)) => {
+                for (d, &y) in dst.iter_mut().zip(b) {
+                    *d = f(x, y);
+                }
+            }
+            (Src::Splat(x), Src::Splat(y)) => dst.fill(f(x, y)),
+        }
+    }
+}
+
 // ANCHOR: run_fused
-pub(crate) fn run_fused<T: Float + Default>(
+/// Runs a planned program over elements `[start, start + outs[0].len())`
+/// of the inputs, writing `outs` (one slice per output).
+fn run_range<T: Float>(plan: &Plan<T>, inputs: &[&[T]], start: usize, outs: &mut [&mut [T]]) {
+    let n = outs.first().map_or(0, |o| o.len());
+    let mut regs: Vec<Vec<T>> = vec![vec![T::zero(); CHUNK]; plan.registers];
+    let mut done = 0;
+    while done < n {
+        let len = CHUNK.min(n - done);
+        let at = start + done;
+        for step in &plan.steps {
+            // Take the destination buffer out, so the operands (other
+            // buffers, or inputs) can be borrowed while it is written.
+            let r = match *step {
+                Step::Unary(_, _, r) | Step::Binary(_, _, _, r) => r,
+            };
+            let mut dst = std::mem::take(&mut regs[r]);
+            {
+                let src = |v: Value<T>| match v {
+                    Value::Input(i) => Src::Slice(&inputs[i][at..at + len]),
+                    Value::Splat(x) => Src::Splat(x),
+                    Value::Reg(q) => Src::Slice(&regs[q][..len]),
+                };
+                match *step {
+                    Step::Unary(op, a, _) => match src(a) {
+                        Src::Slice(x) => unary_float(op, MapInto(x, &mut dst[..len])),
+                        Src::Splat(x) => dst[..len].fill(unary_float(op, One(x))),
+                    },
+                    Step::Binary(op, a, b, _) => {
+                        binary_float(op, ZipInto(src(a), src(b), &mut dst[..len]))
+                    }
+                }
+            }
+            regs[r] = dst;
+        }
+        for (out, &value) in outs.iter_mut().zip(&plan.outputs) {
+            let out = &mut out[done..done + len];
+            match value {
+                Value::Input(i) => out.copy_from_slice(&inputs[i][at..at + len]),
+                Value::Splat(x) => out.fill(x),
+                Value::Reg(q) => out.copy_from_slice(&regs[q][..len]),
+            }
+        }
+        done += len;
+    }
+}
+
+/// Runs `program` over `n` elements of contiguous inputs, on up to two
+/// cores: each takes a half (cut at a chunk boundary) with buffers of its
+/// own and writes its half of every output.
+pub(crate) fn run_fused<T: Float>(
     program: &Program,
     inputs: &[&[T]],
     scalars: &[f64],
     n: usize,
 ) -> Vec<Vec<T>> {
-    let mut outs: Vec<Vec<T>> = program
-        .outputs
-        .iter()
-        .map(|_| Vec::with_capacity(n))
-        .collect();
-    let mut regs: Vec<Vec<T>> = vec![vec![T::default(); CHUNK]; program.instrs.len()];
-    let mut start = 0;
-    while start < n {
-        let len = CHUNK.min(n - start);
-        for (k, ins) in program.instrs.iter().enumerate() {
-            // Operands are earlier registers: split so we can read them
-            // while writing register k.
-            let (done, rest) = regs.split_at_mut(k);
-            let dst = &mut rest[0][..len];
-            match *ins {
-                Instr::Input(i) => dst.copy_from_slice(&inputs[i][start..start + len]),
-                Instr::Const(v) => dst.fill(T::from_f64c(v)),
-                Instr::Scalar(i) => dst.fill(T::from_f64c(scalars[i])),
-                Instr::Unary(op, a) => unary_float(op, IntoSlice(&done[a][..len], dst)),
-                Instr::Binary(op, a, b) => {
-                    binary_float(op, IntoSlice2(&done[a][..len], &done[b][..len], dst))
-                }
-            }
-        }
-        for (out, &r) in outs.iter_mut().zip(&program.outputs) {
-            out.extend_from_slice(&regs[r][..len]);
-        }
-        start += len;
+    let plan = plan::<T>(program, scalars);
+    let mut outs: Vec<Vec<T>> = vec![vec![T::zero(); n]; program.outputs.len()];
+    let threads = super::threads().min(2);
+    if threads < 2 || n < PARALLEL_MIN {
+        let mut slices: Vec<&mut [T]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();
+        run_range(&plan, inputs, 0, &mut slices);
+        return outs;
     }
+    let half = (n / 2).div_ceil(CHUNK) * CHUNK;
+    let (mut first, mut second): (Vec<&mut [T]>, Vec<&mut [T]>) =
+        outs.iter_mut().map(|o| o.split_at_mut(half)).unzip();
+    std::thread::scope(|scope| {
+        let plan = &plan;
+        scope.spawn(move || run_range(plan, inputs, half, &mut second));
+        run_range(plan, inputs, 0, &mut first);
+    });
     outs
 }
 // ANCHOR_END: run_fused

@@ -126,6 +126,12 @@ impl BackendStorage for CpuStorage {
 #[derive(Debug, Default)]
 pub struct CpuBackend;
 
+/// How many cores the CPU kernels may use (asked once).
+pub(crate) fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 // ANCHOR: downcast
 /// Downcasts a storage handed to the CPU backend; a storage from another
 /// device here is a bug in the caller, reported as an error.

@@ -17,18 +17,43 @@ impl CustomOp for MatMul {
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (a, b) = (ctx.input(0), ctx.input(1));
-        let ga = if ctx.needs_grad(0) {
+        let ga = if !ctx.needs_grad(0) {
+            None
+        } else if column_major(&a.data()) && b.rank() == 2 {
+            // `(B Gᵀ)ᵀ`: the same numbers, laid out like `a` (see below).
+            Some(b.matmul(&g.t()?)?.t()?)
+        } else {
             Some(g.matmul(&b.t()?)?.sum_to(&a.dims())?)
-        } else {
-            None
         };
-        let gb = if ctx.needs_grad(1) {
-            Some(a.t()?.matmul(g)?.sum_to(&b.dims())?)
-        } else {
+        let gb = if !ctx.needs_grad(1) {
             None
+        } else if column_major(&b.data()) {
+            // A matrix shared by every batch element: its gradient sums
+            // `Aᵢᵀ Gᵢ` over the batch, which is one product of the batch
+            // flattened into rows, `(Gᵀ A)ᵀ` again laid out like `b`.
+            let (k, n) = (b.dims()[0], b.dims()[1]);
+            let a2 = a.reshape(vec![a.elem_count() / k, k])?;
+            let g2 = g.reshape(vec![g.elem_count() / n, n])?;
+            Some(g2.t()?.matmul(&a2)?.t()?)
+        } else {
+            Some(a.t()?.matmul(g)?.sum_to(&b.dims())?)
         };
         Ok(vec![ga, gb])
     }
+}
+
+/// Whether `t` is a transposed matrix: 2-D, with its columns contiguous.
+///
+/// A linear layer multiplies by `w.t()`, a view of its weight. The
+/// gradient for that view, `Aᵀ G`, is a fresh row-major matrix; the
+/// transpose's own backward then hands the weight its transpose, a strided
+/// view, and every later use of it (the optimiser's fused update, above
+/// all) must copy it first. Computing `(Gᵀ A)ᵀ` instead costs the same
+/// product, and the transposes cancel on the way back: the weight's
+/// gradient arrives row-major, like the weight.
+fn column_major(t: &RawTensor) -> bool {
+    let (dims, strides) = (t.dims(), t.layout().strides());
+    t.rank() == 2 && dims[0] > 1 && dims[1] > 1 && strides[0] == 1 && strides[1] == dims[0]
 }
 // ANCHOR_END: matmul
 
