@@ -40,7 +40,7 @@ pub(crate) trait Apply1<T> {
 
 /// Applies a function to every element of a view, into a new `Vec`.
 pub(crate) struct MapView<'a, T>(pub &'a [T], pub &'a Layout);
-impl<T: Copy> Apply1<T> for MapView<'_, T> {
+impl<T: Copy + Send + 'static> Apply1<T> for MapView<'_, T> {
     type Out = Vec<T>;
     fn apply(self, f: impl Fn(T) -> T) -> Vec<T> {
         map1(self.0, self.1, f)
@@ -149,7 +149,7 @@ pub(crate) trait Apply2<T> {
 
 /// Applies a function to pairs of elements of two views (broadcast already).
 pub(crate) struct MapViews<'a, T>(pub &'a [T], pub &'a Layout, pub &'a [T], pub &'a Layout);
-impl<T: Copy> Apply2<T> for MapViews<'_, T> {
+impl<T: Copy + Send + 'static> Apply2<T> for MapViews<'_, T> {
     type Out = Vec<T>;
     fn apply(self, f: impl Fn(T, T) -> T) -> Vec<T> {
         map2(self.0, self.1, self.2, self.3, f)

@@ -243,7 +243,10 @@ pub(crate) fn run_fused<T: Float>(
     n: usize,
 ) -> Vec<Vec<T>> {
     let plan = plan::<T>(program, scalars);
-    let mut outs: Vec<Vec<T>> = vec![vec![T::zero(); n]; program.outputs.len()];
+    // Every element of every output is written below.
+    let mut outs: Vec<Vec<T>> = (0..program.outputs.len())
+        .map(|_| super::pool::overwritten(n, T::zero()))
+        .collect();
     let threads = super::threads().min(2);
     if threads < 2 || n < PARALLEL_MIN {
         let mut slices: Vec<&mut [T]> = outs.iter_mut().map(|o| o.as_mut_slice()).collect();

@@ -31,7 +31,7 @@ fn read_ids(ids: &CpuStorage, l: &Layout, size: usize, op: &'static str) -> Resu
 }
 
 /// Row-major element list of a view (a copy when it is not contiguous).
-fn contiguous<T: Copy>(x: &[T], l: &Layout) -> Vec<T> {
+fn contiguous<T: Copy + Send + 'static>(x: &[T], l: &Layout) -> Vec<T> {
     super::strided::map1(x, l, |v| v)
 }
 
@@ -45,14 +45,14 @@ fn split_at_dim(dims: &[usize], dim: usize) -> (usize, usize, usize) {
 }
 
 // ANCHOR: index_select
-fn index_select_typed<T: Copy>(
+fn index_select_typed<T: Copy + Send + 'static>(
     x: &[T],
     l: &Layout,
     ids: &[usize],
     (pre, size, post): (usize, usize, usize),
 ) -> Vec<T> {
     let x = contiguous(x, l);
-    let mut out = Vec::with_capacity(pre * ids.len() * post);
+    let mut out = super::pool::with_capacity(pre * ids.len() * post);
     for p in 0..pre {
         for &i in ids {
             let start = (p * size + i) * post;

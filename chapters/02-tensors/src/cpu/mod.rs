@@ -7,6 +7,7 @@ mod fused;
 mod half;
 mod index;
 mod matmul;
+pub(crate) mod pool;
 mod reduce;
 mod sort;
 pub(crate) mod strided;
@@ -101,6 +102,13 @@ impl CpuStorage {
     }
 }
 
+/// A dropped storage gives its buffer back to the [`pool`] for reuse.
+impl Drop for CpuStorage {
+    fn drop(&mut self) {
+        on_storage!(self, x: T => pool::give(std::mem::take(x)))
+    }
+}
+
 impl<T: WithDType> From<Vec<T>> for CpuStorage {
     fn from(v: Vec<T>) -> Self {
         T::to_storage(v)
@@ -173,15 +181,23 @@ impl Backend for CpuBackend {
 
     fn full(&self, shape: &Shape, value: f64, dtype: DType) -> Result<Storage> {
         let n = shape.elem_count();
-        run(|| Ok(crate::with_dtype!(dtype, T => vec![T::from_f64(value); n].into())))
+        run(|| {
+            Ok(crate::with_dtype!(dtype, T => {
+                let x = T::from_f64(value);
+                let mut v = pool::overwritten(n, x);
+                v.fill(x);
+                v.into()
+            }))
+        })
     }
 
     fn arange(&self, start: f64, step: f64, len: usize, dtype: DType) -> Result<Storage> {
         run(|| {
-            Ok(crate::with_dtype!(dtype, T => (0..len)
-                .map(|i| T::from_f64(start + i as f64 * step))
-                .collect::<Vec<T>>()
-                .into()))
+            Ok(crate::with_dtype!(dtype, T => {
+                let mut v = pool::with_capacity(len);
+                v.extend((0..len).map(|i| T::from_f64(start + i as f64 * step)));
+                v.into()
+            }))
         })
     }
 
@@ -195,7 +211,7 @@ impl Backend for CpuBackend {
         let n = shape.elem_count();
         run(|| {
             Ok(crate::with_dtype!(dtype, T => {
-                let mut out = vec![T::default(); n];
+                let mut out = pool::overwritten(n, T::default());
                 crate::philox::generate(dist, stream, dtype, n, |i, v| out[i] = T::from_f64(v));
                 out.into()
             }))

@@ -137,7 +137,8 @@ fn reduce_typed<T: ReduceElem>(
     // gradient `[batch, n] -> [n]`): add whole rows, which vectorises.
     let leading = axes.iter().enumerate().all(|(i, &a)| a == i);
     if op == ReduceOp::Sum && leading && l.is_contiguous() && !axes.is_empty() {
-        let mut out = vec![T::zero(); out_n];
+        let mut out = super::pool::overwritten(out_n, T::zero());
+        out.fill(T::zero());
         if out_n * block == 0 {
             return Ok(out);
         }
@@ -181,7 +182,7 @@ fn reduce_typed<T: ReduceElem>(
     );
     let inner_dims: Vec<usize> = axes.iter().map(|&d| l.dims()[d]).collect();
     let inner_strides: Vec<usize> = axes.iter().map(|&d| l.strides()[d]).collect();
-    let mut out = Vec::with_capacity(out_n);
+    let mut out = super::pool::with_capacity(out_n);
     for start in outer.offsets() {
         let block_layout = Layout::new(inner_dims.clone().into(), inner_strides.clone(), start);
         let v = match op {

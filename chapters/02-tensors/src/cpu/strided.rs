@@ -93,16 +93,21 @@ pub(crate) fn for_each_row<const N: usize>(
 // ANCHOR_END: for_each_row
 
 /// Applies `f` to every element of a view, in row-major order.
-pub(crate) fn map1<T: Copy, U>(src: &[T], l: &Layout, f: impl Fn(T) -> U) -> Vec<U> {
+pub(crate) fn map1<T: Copy, U: Copy + Send + 'static>(
+    src: &[T],
+    l: &Layout,
+    f: impl Fn(T) -> U,
+) -> Vec<U> {
     let n = l.elem_count();
     if n == 0 {
         return Vec::new();
     }
+    let mut out = super::pool::with_capacity(n);
     if l.is_contiguous() {
         let o = l.offset();
-        return src[o..o + n].iter().map(|&x| f(x)).collect();
+        out.extend(src[o..o + n].iter().map(|&x| f(x)));
+        return out;
     }
-    let mut out = Vec::with_capacity(n);
     for_each_row([l], |[o], len, [s]| {
         if s == 1 {
             out.extend(src[o..o + len].iter().map(|&x| f(x)));
@@ -117,7 +122,7 @@ pub(crate) fn map1<T: Copy, U>(src: &[T], l: &Layout, f: impl Fn(T) -> U) -> Vec
 /// Applies `f` to pairs of elements of two views of the same shape. The
 /// inner loop is specialised for the common stride patterns: both
 /// contiguous, or one side broadcast (stride 0) as in adding a bias row.
-pub(crate) fn map2<T: Copy, U: Copy, V>(
+pub(crate) fn map2<T: Copy, U: Copy, V: Copy + Send + 'static>(
     a: &[T],
     la: &Layout,
     b: &[U],
@@ -128,15 +133,17 @@ pub(crate) fn map2<T: Copy, U: Copy, V>(
     if n == 0 {
         return Vec::new();
     }
+    let mut out = super::pool::with_capacity(n);
     if la.is_contiguous() && lb.is_contiguous() {
         let (oa, ob) = (la.offset(), lb.offset());
-        return a[oa..oa + n]
-            .iter()
-            .zip(&b[ob..ob + n])
-            .map(|(&x, &y)| f(x, y))
-            .collect();
+        out.extend(
+            a[oa..oa + n]
+                .iter()
+                .zip(&b[ob..ob + n])
+                .map(|(&x, &y)| f(x, y)),
+        );
+        return out;
     }
-    let mut out = Vec::with_capacity(n);
     for_each_row([la, lb], |[oa, ob], len, [sa, sb]| match (sa, sb) {
         (1, 1) => out.extend(
             a[oa..oa + len]
@@ -159,7 +166,7 @@ pub(crate) fn map2<T: Copy, U: Copy, V>(
 // ANCHOR_END: map2
 
 /// Three-operand version of [`map2`] (for `where`).
-pub(crate) fn map3<T: Copy, U: Copy, W: Copy, V>(
+pub(crate) fn map3<T: Copy, U: Copy, W: Copy, V: Copy + Send + 'static>(
     a: &[T],
     la: &Layout,
     b: &[U],
@@ -168,7 +175,7 @@ pub(crate) fn map3<T: Copy, U: Copy, W: Copy, V>(
     lc: &Layout,
     f: impl Fn(T, U, W) -> V,
 ) -> Vec<V> {
-    let mut out = Vec::with_capacity(la.elem_count());
+    let mut out = super::pool::with_capacity(la.elem_count());
     for_each_row([la, lb, lc], |[oa, ob, oc], len, [sa, sb, sc]| {
         out.extend((0..len).map(|i| f(a[oa + i * sa], b[ob + i * sb], c[oc + i * sc])))
     });

@@ -1,0 +1,56 @@
+//! Lesson: the CPU backend keeps freed buffers and hands them out again,
+//! so a training step that allocates the same sizes every step stops
+//! asking the operating system for memory. `cargo test -p chapter-02
+//! memory` runs these.
+
+use chapter_02::{cpu_empty_cache, cpu_pool_stats, DType, Device, Tensor};
+
+// ANCHOR: pool_lesson
+#[test]
+fn memory_freed_buffers_are_reused() {
+    let cpu = Device::cpu();
+    // A size no other test uses, so the counts below are ours.
+    let shape = (3, 100_003);
+    let a = Tensor::ones(shape, DType::F32, &cpu).unwrap();
+    drop(a); // its buffer goes back to the pool
+    let before = cpu_pool_stats();
+    let b = Tensor::full(2.0, shape, DType::F32, &cpu).unwrap();
+    let after = cpu_pool_stats();
+    assert!(after.hits > before.hits, "{before:?} then {after:?}");
+    // A reused buffer's old contents never show through.
+    assert!(b.to_vec::<f32>().unwrap().iter().all(|&v| v == 2.0));
+}
+// ANCHOR_END: pool_lesson
+
+#[test]
+fn memory_reused_buffers_never_leak_old_values() {
+    let cpu = Device::cpu();
+    for _ in 0..3 {
+        // Fill the pool with buffers of garbage-looking values...
+        let junk = Tensor::full(7.5, (64, 300), DType::F32, &cpu).unwrap();
+        drop(junk);
+        // ...then make results of the same size that must be exact.
+        let z = Tensor::zeros((64, 300), DType::F32, &cpu).unwrap();
+        assert!(z.to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0));
+        let a = Tensor::ones((64, 0), DType::F32, &cpu).unwrap();
+        let b = Tensor::ones((0, 300), DType::F32, &cpu).unwrap();
+        let product = a.matmul(&b).unwrap(); // k = 0: all zeros
+        assert!(product.to_vec::<f32>().unwrap().iter().all(|&v| v == 0.0));
+        let s = Tensor::full(7.5, (64, 300), DType::F32, &cpu)
+            .unwrap()
+            .sum([0], false)
+            .unwrap();
+        assert!(s.to_vec::<f32>().unwrap().iter().all(|&v| v == 480.0));
+    }
+}
+
+#[test]
+fn memory_empty_cache_returns_everything() {
+    let t = Tensor::ones(50_000, DType::F64, &Device::cpu()).unwrap();
+    drop(t);
+    cpu_empty_cache();
+    // Other tests may refill it at once; emptying itself must not fail,
+    // and a new tensor is still right.
+    let u = Tensor::ones(50_000, DType::F64, &Device::cpu()).unwrap();
+    assert_eq!(u.sum_all().unwrap().item().unwrap(), 50_000.0);
+}
