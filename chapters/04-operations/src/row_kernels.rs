@@ -1,0 +1,296 @@
+//! Tools for fused CPU kernels that work row by row: softmax here, layer
+//! norm in chapter 05.
+//!
+//! A row kernel reads a `[rows, n]` tensor one contiguous row at a time.
+//! Three things make it fast, and each is a small piece of this module:
+//!
+//! - **lanes.** The inner loops work on [`LANES`] = 8 independent values at
+//!   a time (eight running maxima, eight partial sums), written as loops
+//!   over `[T; 8]` arrays. The compiler turns each such loop into one
+//!   vector instruction; a single running sum could not be vectorised,
+//!   because every addition would wait for the previous one.
+//! - **a vectorisable `exp`.** `f32::exp` calls the C library, one element
+//!   at a time. [`RowFloat::exp_lanes`] for `f32` is a polynomial made of
+//!   multiplications, additions and bit operations, which vectorise
+//!   (within 2 ulp of the exact value); `f64` keeps the library's `exp`,
+//!   whose accuracy the `f64` gradient checks and fixtures rely on.
+//! - **AVX2, chosen at run time.** A library is compiled for the baseline
+//!   x86-64 CPU (SSE2: 4 floats per vector). [`vectorized`] runs a kernel
+//!   compiled a second time for AVX2 (8 floats) when the CPU has it.
+//!
+//! Large tensors are also split by rows over the available cores
+//! ([`for_row_chunks`]); small ones are not, because handing work to
+//! another thread costs microseconds, more than a whole MNIST batch's
+//! softmax.
+
+use chapter_02::{DType, Result, Tensor};
+use std::ops::{Add, Mul, Range, Sub};
+
+/// Values processed side by side in the inner loops: one AVX2 register of
+/// `f32`.
+pub const LANES: usize = 8;
+
+/// Below this many elements a kernel runs on one thread (measured with
+/// `cargo bench -p chapter-04 -- softmax_threads`: starting a second thread
+/// and joining it costs about 20 µs on the development machine, the time
+/// the softmax kernel takes for about 25 000 `f32` elements).
+pub const PARALLEL_MIN_ELEMS: usize = 1 << 16;
+
+// ANCHOR: row_float
+/// The element types row kernels compute in: `f32` and `f64` (half types
+/// are widened to `f32` first, see [`in_compute_dtype`]).
+pub trait RowFloat:
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + Default
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + chapter_02::WithDType
+    + 'static
+{
+    const ZERO: Self;
+    const ONE: Self;
+    /// The most negative finite value: the starting point of a running
+    /// maximum. (Starting at `−∞` would make `exp(m − m_new)` a NaN while a
+    /// lane has seen only `−∞`, the masked entries of attention.)
+    const LOWEST: Self;
+    const NEG_INFINITY: Self;
+    fn from_f64(v: f64) -> Self;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn recip(self) -> Self;
+    /// `exp` of each lane, written so that it vectorises.
+    fn exp_lanes(x: [Self; LANES]) -> [Self; LANES];
+    /// The larger of two values; a NaN in `self` is ignored (its effect on
+    /// the kernels' sums is what makes their results NaN).
+    #[inline(always)]
+    fn max(self, other: Self) -> Self {
+        if self > other {
+            self
+        } else {
+            other
+        }
+    }
+}
+// ANCHOR_END: row_float
+
+impl RowFloat for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+    const LOWEST: f32 = f32::MIN;
+    const NEG_INFINITY: f32 = f32::NEG_INFINITY;
+    #[inline(always)]
+    fn from_f64(v: f64) -> f32 {
+        v as f32
+    }
+    #[inline(always)]
+    fn exp(self) -> f32 {
+        f32::exp(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> f32 {
+        f32::ln(self)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
+    #[inline(always)]
+    fn recip(self) -> f32 {
+        1.0 / self
+    }
+    #[inline(always)]
+    fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
+        x.map(exp_f32)
+    }
+}
+
+impl RowFloat for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+    const LOWEST: f64 = f64::MIN;
+    const NEG_INFINITY: f64 = f64::NEG_INFINITY;
+    #[inline(always)]
+    fn from_f64(v: f64) -> f64 {
+        v
+    }
+    #[inline(always)]
+    fn exp(self) -> f64 {
+        f64::exp(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> f64 {
+        f64::ln(self)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> f64 {
+        f64::sqrt(self)
+    }
+    #[inline(always)]
+    fn recip(self) -> f64 {
+        1.0 / self
+    }
+    #[inline(always)]
+    fn exp_lanes(x: [f64; LANES]) -> [f64; LANES] {
+        x.map(f64::exp)
+    }
+}
+
+// ANCHOR: exp_f32
+/// `eˣ` in `f32` without a library call, so that a loop over lanes becomes
+/// vector instructions (Cephes' `expf`, as SLEEF and PyTorch's vectorised
+/// `exp` also do it):
+///
+/// 1. split `x = n·ln 2 + r` with `n` an integer and `|r| ≤ ln 2 / 2`
+///    (`ln 2` in two parts, so that `n·ln 2` is exact to 32 bits);
+/// 2. `eʳ ≈ 1 + r + r²·p(r)` with a degree-5 polynomial `p`;
+/// 3. `eˣ = eʳ · 2ⁿ`, with `2ⁿ` built from its exponent bits, in two
+///    factors so that results down to the smallest subnormal are right.
+///
+/// Every step is a select, a multiplication, an addition or a bit
+/// operation. Within 2 ulp of the exact value (the test
+/// `row_kernels_exp_f32_is_within_two_ulp` sweeps the range); `−∞` gives
+/// 0, `+∞` and `x > 88.73` give `+∞`, NaN gives NaN.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4; // 0.693359375: 11 significant bits
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // Adding 1.5·2²³ rounds to an integer, stored in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    // Comparisons are false for NaN, so these clamps keep it.
+    let x = if x < -104.0 { -104.0 } else { x };
+    let x = if x > 89.0 { 89.0 } else { x };
+    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let n = t - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.500_000_01;
+    let er = p * (r * r) + r + 1.0;
+    // n as an integer in [−150, 129], split in two halves that are each a
+    // normal power of two.
+    let ni = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
+    let n1 = ni >> 1;
+    let n2 = ni.wrapping_sub(n1);
+    let pow2 = |k: i32| f32::from_bits((k.wrapping_add(127) as u32) << 23);
+    er * pow2(n1) * pow2(n2)
+}
+// ANCHOR_END: exp_f32
+
+// ANCHOR: vectorized
+/// Runs `f` compiled for AVX2 when this CPU has it, and as compiled
+/// otherwise. The check is a cached flag, a few nanoseconds.
+///
+/// `f` must do its work inline (kernels mark their helpers
+/// `#[inline(always)]`): code that `f` merely calls keeps the baseline
+/// instruction set.
+#[inline(always)]
+pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { with_avx2(f) };
+        }
+    }
+    f()
+}
+// ANCHOR_END: vectorized
+
+// ANCHOR: for_row_chunks
+/// Splits the rows of `out` (`[rows, n]`, row-major) into one contiguous
+/// chunk per core and runs `f(rows, chunk)` on each, on scoped threads;
+/// one chunk, on this thread, below [`PARALLEL_MIN_ELEMS`] elements.
+/// Returns the results of the chunks in row order.
+pub fn for_row_chunks<T, R>(
+    out: &mut [T],
+    n: usize,
+    f: impl Fn(Range<usize>, &mut [T]) -> R + Sync,
+) -> Vec<R>
+where
+    T: Send,
+    R: Send,
+{
+    let rows = out.len().checked_div(n).unwrap_or(0);
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let chunks = if out.len() < PARALLEL_MIN_ELEMS {
+        1
+    } else {
+        cores.min(rows).max(1)
+    };
+    if chunks == 1 {
+        return vec![f(0..rows, out)];
+    }
+    let per = rows.div_ceil(chunks);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = out
+            .chunks_mut(per * n)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let start = i * per;
+                let len = chunk.len() / n;
+                s.spawn(move || f(start..start + len, chunk))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+// ANCHOR_END: for_row_chunks
+
+// ANCHOR: in_compute_dtype
+/// Runs an `f32`/`f64` kernel on inputs of any float dtype: half inputs
+/// (`f16`, `bf16`) are widened to `f32`, computed on, and every output is
+/// rounded back once, as chapter 02's primitives do.
+pub fn in_compute_dtype(
+    inputs: &[&Tensor],
+    kernel: impl FnOnce(&[&Tensor]) -> Result<Vec<Tensor>>,
+) -> Result<Vec<Tensor>> {
+    let Some(half) = inputs.iter().map(|t| t.dtype()).find(|d| d.is_half()) else {
+        return kernel(inputs);
+    };
+    let wide = inputs
+        .iter()
+        .map(|t| t.to_dtype(DType::F32))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&Tensor> = wide.iter().collect();
+    kernel(&refs)?.iter().map(|t| t.to_dtype(half)).collect()
+}
+// ANCHOR_END: in_compute_dtype
+
+/// Sum of the lanes, pairwise.
+#[inline(always)]
+pub fn sum_lanes<T: RowFloat>(v: [T; LANES]) -> T {
+    ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+}
+
+/// The first `LANES` elements of `s` as an array (`s` has at least that
+/// many).
+#[inline(always)]
+pub fn lanes<T: RowFloat>(s: &[T]) -> [T; LANES] {
+    let mut a = [T::ZERO; LANES];
+    a.copy_from_slice(&s[..LANES]);
+    a
+}
+
+/// The elements of `s` (fewer than `LANES`), then `fill`.
+#[inline(always)]
+pub fn padded<T: RowFloat>(s: &[T], fill: T) -> [T; LANES] {
+    let mut a = [fill; LANES];
+    a[..s.len()].copy_from_slice(s);
+    a
+}
