@@ -15,8 +15,9 @@
 //!   (within 2 ulp of the exact value); `f64` keeps the library's `exp`,
 //!   whose accuracy the `f64` gradient checks and fixtures rely on.
 //! - **AVX2, chosen at run time.** A library is compiled for the baseline
-//!   x86-64 CPU (SSE2: 4 floats per vector). [`vectorized`] runs a kernel
-//!   compiled a second time for AVX2 (8 floats) when the CPU has it.
+//!   x86-64 CPU (SSE2: 4 floats per vector). Kernels compile their loops a
+//!   second time for AVX2 (8 floats) and run that copy when the CPU has it
+//!   ([`has_avx2`]).
 //!
 //! Large tensors are also split by rows over the available cores
 //! ([`for_row_chunks`]); small ones are not, because handing work to
@@ -25,6 +26,7 @@
 
 use chapter_02::{DType, Result, Tensor};
 use std::ops::{Add, Mul, Range, Sub};
+use std::sync::OnceLock;
 
 /// Values processed side by side in the inner loops: one AVX2 register of
 /// `f32`.
@@ -105,7 +107,7 @@ impl RowFloat for f32 {
     }
     #[inline(always)]
     fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
-        x.map(exp_f32)
+        std::array::from_fn(|l| exp_f32(x[l]))
     }
 }
 
@@ -136,7 +138,7 @@ impl RowFloat for f64 {
     }
     #[inline(always)]
     fn exp_lanes(x: [f64; LANES]) -> [f64; LANES] {
-        x.map(f64::exp)
+        std::array::from_fn(|l| x[l].exp())
     }
 }
 
@@ -185,28 +187,35 @@ pub fn exp_f32(x: f32) -> f32 {
 // ANCHOR_END: exp_f32
 
 // ANCHOR: vectorized
-/// Runs `f` compiled for AVX2 when this CPU has it, and as compiled
-/// otherwise. The check is a cached flag, a few nanoseconds.
+/// Whether this CPU has AVX2 (8 `f32` per vector instead of SSE2's 4).
+/// The check is a cached flag, a few nanoseconds.
 ///
-/// `f` must do its work inline (kernels mark their helpers
-/// `#[inline(always)]`): code that `f` merely calls keeps the baseline
-/// instruction set.
+/// A kernel uses it to choose between two compilations of the same code:
+/// its row loop is an `#[inline(always)]` function, called once from a
+/// plain function and once from a twin marked
+/// `#[target_feature(enable = "avx2")]`; everything inlined into the twin
+/// is compiled for AVX2. (The inlining must be forced: code that the twin
+/// merely calls keeps the baseline instruction set.)
 #[inline(always)]
-pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+pub fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx2")]
-        fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { with_avx2(f) };
-        }
+        std::arch::is_x86_feature_detected!("avx2")
     }
-    f()
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 // ANCHOR_END: vectorized
+
+/// The number of cores this process may use, asked once: the question
+/// reads files of the control groups on Linux, which takes tens of
+/// microseconds, longer than a small softmax.
+pub fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()))
+}
 
 // ANCHOR: for_row_chunks
 /// Splits the rows of `out` (`[rows, n]`, row-major) into one contiguous
@@ -223,11 +232,10 @@ where
     R: Send,
 {
     let rows = out.len().checked_div(n).unwrap_or(0);
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let chunks = if out.len() < PARALLEL_MIN_ELEMS {
         1
     } else {
-        cores.min(rows).max(1)
+        cores().min(rows).max(1)
     };
     if chunks == 1 {
         return vec![f(0..rows, out)];

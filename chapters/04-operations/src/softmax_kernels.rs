@@ -3,81 +3,116 @@
 //! The composite softmax makes five passes over the tensor (max, subtract,
 //! exp, sum, divide), each writing a full-size intermediate. These kernels
 //! read each row once to find its max and its sum of exponentials together
-//! (the *online softmax* of Milakov & Gimelshein, 2018) and once more to
-//! write the result; a row is usually still in the L1 cache for that second
-//! read. The backward kernels likewise make one reduction and one writing
-//! pass per row.
+//! (the *online softmax* of Milakov & Gimelshein, 2018), computing each
+//! `exp` once, and then finish the row where it was written, still in the
+//! L1 cache. The backward kernels likewise make one reduction and one
+//! writing pass per row.
 //!
 //! `f32` and `f64` are computed in their own type; `f16` and `bf16` are
 //! widened to `f32` ([`in_compute_dtype`]).
 
 use crate::row_kernels::{
-    for_row_chunks, in_compute_dtype, lanes, padded, sum_lanes, vectorized, RowFloat, LANES,
+    for_row_chunks, has_avx2, in_compute_dtype, lanes, padded, sum_lanes, RowFloat, LANES,
 };
 use crate::softmax::{LogSoftmaxBackward, LogSoftmaxLastDim, SoftmaxBackward, SoftmaxLastDim};
 use chapter_02::{DType, Error, Result, Tensor};
 use std::array::from_fn;
+use std::ops::Range;
 
-/// Elements per online update: the row's running max is raised (and the
-/// running sums rescaled) once per block, so the rescaling costs one `exp`
-/// per lane per 64 elements instead of one per element.
+/// Elements per online update. The running max is raised (and the sums
+/// rescaled) once per block, which costs one scalar `exp` per 64 elements
+/// instead of one per element.
 const BLOCK: usize = 8 * LANES;
 
-// ANCHOR: online_max_sum
-/// The max `m` of a row and `s = Σⱼ exp(xⱼ − m)`, in one pass.
+// ANCHOR: online_pass
+/// One pass over a row `x` that returns its max `m` and
+/// `s = Σⱼ exp(xⱼ − m)`: the *online softmax*.
 ///
-/// Each of the 8 lanes keeps a running max `mₗ` and a running sum `sₗ` of
-/// `exp(x − mₗ)`. When a block of the row raises the max to `m'`, the sum
-/// so far is rescaled, `sₗ ← sₗ·exp(mₗ − m')`, which is what it would have
-/// been had `m'` been known from the start. At the end the lanes are
-/// combined the same way: `s = Σₗ sₗ·exp(mₗ − m)`.
+/// The row is read block by block. Before a block's exponentials are
+/// summed, the running max `m` is raised to cover the block, and the sum
+/// so far is rescaled, `s ← s·exp(m_old − m)`: what it would have been had
+/// the new max been known from the start. The sum is kept in 8 lanes, the
+/// exponentials are computed 8 at a time.
 ///
-/// The running max starts at the lowest finite value, not at `−∞`: a lane
-/// that has seen only masked (`−∞`) entries then holds `sₗ = 0` rather
-/// than `exp(−∞ − (−∞)) = NaN`. A row of only `−∞` ends with `s = 0`, and
-/// its softmax `0/0` is NaN, as the composite's (and PyTorch's) is.
+/// With `KEEP`, the pass also writes each exponential `exp(xⱼ − m_b)` to
+/// `y` and the max `m_b` it was taken against to `block_max`, one per
+/// block, so that softmax's second pass only has to multiply
+/// (`exp(m_b − m)/s` per block) instead of computing every `exp` again.
+///
+/// The running max starts at the lowest finite value, not at `−∞`, so that
+/// a masked (`−∞`) entry adds `exp(−∞ − m) = 0` and never `exp(−∞ − (−∞))
+/// = NaN`. A row of only `−∞` ends with `s = 0`, and its softmax `0·(1/0)`
+/// is NaN, as the composite's `0/0` (and PyTorch's) is. A NaN anywhere
+/// makes `s` NaN, hence the whole row, as in the composite.
 #[inline(always)]
-fn online_max_sum<T: RowFloat>(x: &[T]) -> (T, T) {
-    let mut m = [T::LOWEST; LANES];
+fn online_pass<T: RowFloat, const KEEP: bool>(
+    x: &[T],
+    y: &mut [T],
+    block_max: &mut Vec<T>,
+) -> (T, T) {
+    let mut m = T::LOWEST;
     let mut s = [T::ZERO; LANES];
-    // One online update with a block whose length is a multiple of LANES.
-    let mut update = |block: &[T]| {
-        let mut m_new = m;
-        for c in block.chunks_exact(LANES) {
+    block_max.clear();
+    for (b, block) in x.chunks(BLOCK).enumerate() {
+        // 1. The running max, raised to cover this block.
+        let mut lane_max = [m; LANES];
+        let mut chunks = block.chunks_exact(LANES);
+        for c in &mut chunks {
             for l in 0..LANES {
-                m_new[l] = c[l].max(m_new[l]);
+                lane_max[l] = c[l].max(lane_max[l]);
             }
         }
-        let rescale = T::exp_lanes(from_fn(|l| m[l] - m_new[l]));
-        for l in 0..LANES {
-            s[l] = s[l] * rescale[l];
+        for &v in chunks.remainder() {
+            lane_max[0] = v.max(lane_max[0]);
         }
-        for c in block.chunks_exact(LANES) {
-            let e = T::exp_lanes(from_fn(|l| c[l] - m_new[l]));
+        let m_new = lane_max.iter().fold(m, |a, &v| v.max(a));
+        // 2. The sums so far, rescaled to the new max. (From the starting
+        // value the factor underflows to 0; it is written out because the C
+        // library's `exp` takes a slow path to report that underflow.)
+        if m_new > m {
+            let r = match m == T::LOWEST {
+                true => T::ZERO,
+                false => (m - m_new).exp(),
+            };
+            s = from_fn(|l| s[l] * r);
+            m = m_new;
+        }
+        // 3. This block's exponentials, added (and kept).
+        let y_block = match KEEP {
+            true => &mut y[b * BLOCK..b * BLOCK + block.len()],
+            false => &mut [],
+        };
+        let mut ys = y_block.chunks_exact_mut(LANES);
+        let mut chunks = block.chunks_exact(LANES);
+        for c in &mut chunks {
+            let e = T::exp_lanes(from_fn(|l| c[l] - m));
             for l in 0..LANES {
                 s[l] = s[l] + e[l];
             }
+            if let Some(yc) = ys.next() {
+                yc.copy_from_slice(&e);
+            }
         }
-        m = m_new;
-    };
-    let mut blocks = x.chunks_exact(BLOCK);
-    for block in &mut blocks {
-        update(block);
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            // Padding with −∞ adds exp(−∞ − m) = 0.
+            let c = padded(tail, T::NEG_INFINITY);
+            let e = T::exp_lanes(from_fn(|l| c[l] - m));
+            for l in 0..LANES {
+                s[l] = s[l] + e[l];
+            }
+            let y_tail = ys.into_remainder();
+            if KEEP {
+                y_tail.copy_from_slice(&e[..tail.len()]);
+            }
+        }
+        if KEEP {
+            block_max.push(m);
+        }
     }
-    let rest = blocks.remainder();
-    let whole = rest.len() / LANES * LANES;
-    if whole > 0 {
-        update(&rest[..whole]);
-    }
-    if whole < rest.len() {
-        // Padding with −∞ adds exp(−∞ − m) = 0 to the sums.
-        update(&padded(&rest[whole..], T::NEG_INFINITY));
-    }
-    let row_max = m.iter().fold(T::LOWEST, |a, &b| b.max(a));
-    let rescale = T::exp_lanes(from_fn(|l| m[l] - row_max));
-    (row_max, sum_lanes(from_fn(|l| s[l] * rescale[l])))
+    (m, sum_lanes(s))
 }
-// ANCHOR_END: online_max_sum
+// ANCHOR_END: online_pass
 
 /// `y = f(x)` for a row, `LANES` elements at a time plus a padded tail.
 #[inline(always)]
@@ -138,54 +173,77 @@ fn sum_row2<T: RowFloat>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
 }
 
 // ANCHOR: row_kernels
-/// One softmax row: the online pass, then `yᵢ = exp(xᵢ − m) · (1/s)`.
-#[inline(always)]
-fn softmax_row<T: RowFloat>([x]: [&[T]; 1], y: &mut [T]) {
-    let (m, s) = online_max_sum(x);
-    let inv = s.recip();
-    map_row(x, y, |xc| {
-        let e = T::exp_lanes(from_fn(|l| xc[l] - m));
-        from_fn(|l| e[l] * inv)
-    });
+/// The work of a fused kernel on one row: `K` input rows in, one output
+/// row out, with a scratch vector reused from row to row. A trait rather
+/// than a closure so that the method can be `#[inline(always)]`, which the
+/// AVX2 copy of the row loop needs (see [`has_avx2`]).
+trait Row<const K: usize>: Sync {
+    fn row<T: RowFloat>(&self, x: [&[T]; K], y: &mut [T], scratch: &mut Vec<T>);
 }
 
-/// One log-softmax row: the online pass, then `yᵢ = (xᵢ − m) − log s`
+/// One softmax row: the online pass, keeping the exponentials, then one
+/// multiplication per element, `yⱼ = exp(xⱼ − m_b) · exp(m_b − m)/s`.
+struct SoftmaxRow;
+impl Row<1> for SoftmaxRow {
+    #[inline(always)]
+    fn row<T: RowFloat>(&self, [x]: [&[T]; 1], y: &mut [T], block_max: &mut Vec<T>) {
+        let (m, s) = online_pass::<T, true>(x, y, block_max);
+        let inv = s.recip();
+        for (yb, &mb) in y.chunks_mut(BLOCK).zip(block_max.iter()) {
+            let f = match mb == m {
+                true => inv,
+                false => (mb - m).exp() * inv,
+            };
+            for v in yb {
+                *v = *v * f;
+            }
+        }
+    }
+}
+
+/// One log-softmax row: the online pass, then `yⱼ = (xⱼ − m) − log s`
 /// (no second `exp` at all).
-#[inline(always)]
-fn log_softmax_row<T: RowFloat>([x]: [&[T]; 1], y: &mut [T]) {
-    let (m, s) = online_max_sum(x);
-    let log_s = s.ln();
-    map_row(x, y, |xc| from_fn(|l| (xc[l] - m) - log_s));
+struct LogSoftmaxRow;
+impl Row<1> for LogSoftmaxRow {
+    #[inline(always)]
+    fn row<T: RowFloat>(&self, [x]: [&[T]; 1], y: &mut [T], block_max: &mut Vec<T>) {
+        let (m, s) = online_pass::<T, false>(x, &mut [], block_max);
+        let log_s = s.ln();
+        map_row(x, y, |xc| from_fn(|l| (xc[l] - m) - log_s));
+    }
 }
 
 /// One row of softmax's backward: `dot = Σ gⱼyⱼ`, then
 /// `dxᵢ = yᵢ(gᵢ − dot)`.
-#[inline(always)]
-fn softmax_backward_row<T: RowFloat>([y, g]: [&[T]; 2], dx: &mut [T]) {
-    let dot = sum_row2(y, g, |y, g| y * g);
-    map_row2(y, g, dx, |yc, gc| from_fn(|l| yc[l] * (gc[l] - dot)));
+struct SoftmaxBackwardRow;
+impl Row<2> for SoftmaxBackwardRow {
+    #[inline(always)]
+    fn row<T: RowFloat>(&self, [y, g]: [&[T]; 2], dx: &mut [T], _: &mut Vec<T>) {
+        let dot = sum_row2(y, g, |y, g| y * g);
+        map_row2(y, g, dx, |yc, gc| from_fn(|l| yc[l] * (gc[l] - dot)));
+    }
 }
 
 /// One row of log-softmax's backward: `total = Σ gⱼ`, then
 /// `dxᵢ = gᵢ − exp(yᵢ)·total`.
-#[inline(always)]
-fn log_softmax_backward_row<T: RowFloat>([y, g]: [&[T]; 2], dx: &mut [T]) {
-    let total = sum_row2(y, g, |_, g| g);
-    map_row2(y, g, dx, |yc, gc| {
-        let p = T::exp_lanes(yc);
-        from_fn(|l| gc[l] - p[l] * total)
-    });
+struct LogSoftmaxBackwardRow;
+impl Row<2> for LogSoftmaxBackwardRow {
+    #[inline(always)]
+    fn row<T: RowFloat>(&self, [y, g]: [&[T]; 2], dx: &mut [T], _: &mut Vec<T>) {
+        let total = sum_row2(y, g, |_, g| g);
+        map_row2(y, g, dx, |yc, gc| {
+            let p = T::exp_lanes(yc);
+            from_fn(|l| gc[l] - p[l] * total)
+        });
+    }
 }
 // ANCHOR_END: row_kernels
 
 // ANCHOR: map_rows
-/// Runs `row` on every row of `K` contiguous `[.., n]` tensors of one
+/// Runs `op` on every row of `K` contiguous `[.., n]` tensors of one
 /// shape, writing one output of that shape: rows split over the cores when
 /// the tensor is large, each chunk compiled for AVX2 where the CPU has it.
-fn map_rows<T: RowFloat, const K: usize>(
-    inputs: [&Tensor; K],
-    row: impl Fn([&[T]; K], &mut [T]) + Sync,
-) -> Result<Tensor> {
+fn map_rows<T: RowFloat, const K: usize>(inputs: [&Tensor; K], op: &impl Row<K>) -> Result<Tensor> {
     let x = inputs[0];
     let n = x.dims().last().copied().unwrap_or(1);
     let mut data: [&[T]; K] = [&[]; K];
@@ -195,24 +253,53 @@ fn map_rows<T: RowFloat, const K: usize>(
     let mut out = vec![T::ZERO; x.elem_count()];
     if n > 0 {
         for_row_chunks(&mut out, n, |rows, chunk| {
-            vectorized(|| {
-                for (i, y) in rows.zip(chunk.chunks_exact_mut(n)) {
-                    row(data.map(|d| &d[i * n..(i + 1) * n]), y);
-                }
-            })
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { rows_avx2(op, data, n, rows, chunk) };
+            }
+            rows_loop(op, data, n, rows, chunk)
         });
     }
     Tensor::from_host_vec(out, x.shape().clone(), x.device())
+}
+
+/// The loop over the rows of one chunk. `#[inline(always)]`, so that
+/// [`rows_avx2`] gets its own copy, compiled for AVX2.
+#[inline(always)]
+fn rows_loop<T: RowFloat, const K: usize>(
+    op: &impl Row<K>,
+    data: [&[T]; K],
+    n: usize,
+    rows: Range<usize>,
+    out: &mut [T],
+) {
+    let mut scratch = Vec::new();
+    for (i, y) in rows.zip(out.chunks_exact_mut(n)) {
+        op.row(from_fn(|k| &data[k][i * n..(i + 1) * n]), y, &mut scratch);
+    }
+}
+
+/// [`rows_loop`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn rows_avx2<T: RowFloat, const K: usize>(
+    op: &impl Row<K>,
+    data: [&[T]; K],
+    n: usize,
+    rows: Range<usize>,
+    out: &mut [T],
+) {
+    rows_loop(op, data, n, rows, out)
 }
 // ANCHOR_END: map_rows
 
 /// The kernel entry points: make the inputs contiguous, widen half types,
 /// pick the element type.
 fn rows_kernel<const K: usize>(
-    op: &'static str,
+    name: &'static str,
     inputs: &[&Tensor],
-    row32: impl Fn([&[f32]; K], &mut [f32]) + Sync,
-    row64: impl Fn([&[f64]; K], &mut [f64]) + Sync,
+    op: impl Row<K>,
 ) -> Result<Vec<Tensor>> {
     let contiguous = inputs
         .iter()
@@ -222,39 +309,29 @@ fn rows_kernel<const K: usize>(
     in_compute_dtype(&refs, |inputs| {
         let arr: [&Tensor; K] = from_fn(|k| inputs[k]);
         Ok(vec![match arr[0].dtype() {
-            DType::F32 => map_rows(arr, row32)?,
-            DType::F64 => map_rows(arr, row64)?,
-            dtype => return Err(Error::UnsupportedDType { op, dtype }),
+            DType::F32 => map_rows::<f32, K>(arr, &op)?,
+            DType::F64 => map_rows::<f64, K>(arr, &op)?,
+            dtype => return Err(Error::UnsupportedDType { op: name, dtype }),
         }])
     })
 }
 
 /// The CPU kernel of [`SoftmaxLastDim`].
 pub fn softmax_cpu(_: &SoftmaxLastDim, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-    rows_kernel::<1>("softmax", inputs, softmax_row, softmax_row)
+    rows_kernel("softmax", inputs, SoftmaxRow)
 }
 
 /// The CPU kernel of [`LogSoftmaxLastDim`].
 pub fn log_softmax_cpu(_: &LogSoftmaxLastDim, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-    rows_kernel::<1>("log_softmax", inputs, log_softmax_row, log_softmax_row)
+    rows_kernel("log_softmax", inputs, LogSoftmaxRow)
 }
 
 /// The CPU kernel of [`SoftmaxBackward`].
 pub fn softmax_backward_cpu(_: &SoftmaxBackward, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-    rows_kernel::<2>(
-        "softmax_backward",
-        inputs,
-        softmax_backward_row,
-        softmax_backward_row,
-    )
+    rows_kernel("softmax_backward", inputs, SoftmaxBackwardRow)
 }
 
 /// The CPU kernel of [`LogSoftmaxBackward`].
 pub fn log_softmax_backward_cpu(_: &LogSoftmaxBackward, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-    rows_kernel::<2>(
-        "log_softmax_backward",
-        inputs,
-        log_softmax_backward_row,
-        log_softmax_backward_row,
-    )
+    rows_kernel("log_softmax_backward", inputs, LogSoftmaxBackwardRow)
 }
