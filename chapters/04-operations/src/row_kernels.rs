@@ -60,7 +60,6 @@ pub trait RowFloat:
     /// lane has seen only `−∞`, the masked entries of attention.)
     const LOWEST: Self;
     const NEG_INFINITY: Self;
-    fn from_f64(v: f64) -> Self;
     fn exp(self) -> Self;
     fn ln(self) -> Self;
     fn sqrt(self) -> Self;
@@ -85,10 +84,6 @@ impl RowFloat for f32 {
     const ONE: f32 = 1.0;
     const LOWEST: f32 = f32::MIN;
     const NEG_INFINITY: f32 = f32::NEG_INFINITY;
-    #[inline(always)]
-    fn from_f64(v: f64) -> f32 {
-        v as f32
-    }
     #[inline(always)]
     fn exp(self) -> f32 {
         f32::exp(self)
@@ -116,10 +111,6 @@ impl RowFloat for f64 {
     const ONE: f64 = 1.0;
     const LOWEST: f64 = f64::MIN;
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
-    #[inline(always)]
-    fn from_f64(v: f64) -> f64 {
-        v
-    }
     #[inline(always)]
     fn exp(self) -> f64 {
         f64::exp(self)
@@ -279,6 +270,64 @@ pub fn in_compute_dtype(
     kernel(&refs)?.iter().map(|t| t.to_dtype(half)).collect()
 }
 // ANCHOR_END: in_compute_dtype
+
+/// `Σⱼ f(xⱼ)` over a row, in `LANES` partial sums (so that it vectorises),
+/// added pairwise at the end.
+#[inline(always)]
+pub fn sum_by<T: RowFloat>(x: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            acc[l] = acc[l] + f(c[l]);
+        }
+    }
+    for (l, &v) in chunks.remainder().iter().enumerate() {
+        acc[l] = acc[l] + f(v);
+    }
+    sum_lanes(acc)
+}
+
+/// `Σⱼ f(aⱼ, bⱼ)` over two rows of one length, like [`sum_by`].
+#[inline(always)]
+pub fn sum_by2<T: RowFloat>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let (mut ac, mut bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    for (x, y) in (&mut ac).zip(&mut bc) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + f(x[l], y[l]);
+        }
+    }
+    for (l, (&x, &y)) in ac.remainder().iter().zip(bc.remainder()).enumerate() {
+        acc[l] = acc[l] + f(x, y);
+    }
+    sum_lanes(acc)
+}
+
+/// `Σⱼ f(aⱼ, bⱼ, cⱼ)` over three rows of one length, like [`sum_by`].
+#[inline(always)]
+pub fn sum_by3<T: RowFloat>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let (mut ac, mut bc, mut cc) = (
+        a.chunks_exact(LANES),
+        b.chunks_exact(LANES),
+        c.chunks_exact(LANES),
+    );
+    for ((x, y), z) in (&mut ac).zip(&mut bc).zip(&mut cc) {
+        for l in 0..LANES {
+            acc[l] = acc[l] + f(x[l], y[l], z[l]);
+        }
+    }
+    let tails = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .zip(cc.remainder());
+    for (l, ((&x, &y), &z)) in tails.enumerate() {
+        acc[l] = acc[l] + f(x, y, z);
+    }
+    sum_lanes(acc)
+}
 
 /// Sum of the lanes, pairwise.
 #[inline(always)]

@@ -12,7 +12,8 @@
 //! widened to `f32` ([`in_compute_dtype`]).
 
 use crate::row_kernels::{
-    for_row_chunks, has_avx2, in_compute_dtype, lanes, padded, sum_lanes, RowFloat, LANES,
+    for_row_chunks, has_avx2, in_compute_dtype, lanes, padded, sum_by, sum_by2, sum_lanes,
+    RowFloat, LANES,
 };
 use crate::softmax::{LogSoftmaxBackward, LogSoftmaxLastDim, SoftmaxBackward, SoftmaxLastDim};
 use chapter_02::{DType, Error, Result, Tensor};
@@ -151,27 +152,6 @@ fn map_row2<T: RowFloat>(
     }
 }
 
-/// `Σⱼ f(aⱼ, bⱼ)` over two rows, in lanes (the tail is padded with zeros,
-/// so `f(0, 0)` must be 0).
-#[inline(always)]
-fn sum_row2<T: RowFloat>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
-    let mut acc = [T::ZERO; LANES];
-    let (mut ac, mut bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    for (x, y) in (&mut ac).zip(&mut bc) {
-        for l in 0..LANES {
-            acc[l] = acc[l] + f(x[l], y[l]);
-        }
-    }
-    let (x, y) = (
-        padded(ac.remainder(), T::ZERO),
-        padded(bc.remainder(), T::ZERO),
-    );
-    for l in 0..LANES {
-        acc[l] = acc[l] + f(x[l], y[l]);
-    }
-    sum_lanes(acc)
-}
-
 // ANCHOR: row_kernels
 /// The work of a fused kernel on one row: `K` input rows in, one output
 /// row out, with a scratch vector reused from row to row. A trait rather
@@ -219,7 +199,7 @@ struct SoftmaxBackwardRow;
 impl Row<2> for SoftmaxBackwardRow {
     #[inline(always)]
     fn row<T: RowFloat>(&self, [y, g]: [&[T]; 2], dx: &mut [T], _: &mut Vec<T>) {
-        let dot = sum_row2(y, g, |y, g| y * g);
+        let dot = sum_by2(y, g, |y, g| y * g);
         map_row2(y, g, dx, |yc, gc| from_fn(|l| yc[l] * (gc[l] - dot)));
     }
 }
@@ -230,7 +210,7 @@ struct LogSoftmaxBackwardRow;
 impl Row<2> for LogSoftmaxBackwardRow {
     #[inline(always)]
     fn row<T: RowFloat>(&self, [y, g]: [&[T]; 2], dx: &mut [T], _: &mut Vec<T>) {
-        let total = sum_row2(y, g, |_, g| g);
+        let total = sum_by(g, |g| g);
         map_row2(y, g, dx, |yc, gc| {
             let p = T::exp_lanes(yc);
             from_fn(|l| gc[l] - p[l] * total)
