@@ -11,13 +11,14 @@
 //!   because every addition would wait for the previous one.
 //! - **a vectorisable `exp`.** `f32::exp` calls the C library, one element
 //!   at a time. [`RowFloat::exp_lanes`] for `f32` is a polynomial made of
-//!   multiplications, additions and bit operations, which vectorise
-//!   (within 2 ulp of the exact value); `f64` keeps the library's `exp`,
-//!   whose accuracy the `f64` gradient checks and fixtures rely on.
+//!   multiply-adds and bit operations, which vectorise (within 2 ulp of the
+//!   exact value); `f64` keeps the library's `exp`, whose accuracy the
+//!   `f64` gradient checks and fixtures rely on.
 //! - **AVX2, chosen at run time.** A library is compiled for the baseline
-//!   x86-64 CPU (SSE2: 4 floats per vector). Kernels compile their loops a
-//!   second time for AVX2 (8 floats) and run that copy when the CPU has it
-//!   ([`has_avx2`]).
+//!   x86-64 CPU (SSE2: 4 floats per vector, no fused multiply-add). Kernels
+//!   compile their loops a second time for AVX2 and FMA (8 floats, one
+//!   instruction per multiply-add) and run that copy when the CPU has them
+//!   ([`has_avx2_fma`]).
 //!
 //! Large tensors are also split by rows over the available cores
 //! ([`for_row_chunks`]); small ones are not, because handing work to
@@ -26,6 +27,7 @@
 
 use chapter_02::{DType, Result, Tensor};
 use std::ops::{Add, Mul, Range, Sub};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 /// Values processed side by side in the inner loops: one AVX2 register of
@@ -144,10 +146,12 @@ impl RowFloat for f64 {
 /// 3. `eˣ = eʳ · 2ⁿ`, with `2ⁿ` built from its exponent bits, in two
 ///    factors so that results down to the smallest subnormal are right.
 ///
-/// Every step is a select, a multiplication, an addition or a bit
-/// operation. Within 2 ulp of the exact value (the test
-/// `row_kernels_exp_f32_is_within_two_ulp` sweeps the range); `−∞` gives
-/// 0, `+∞` and `x > 88.73` give `+∞`, NaN gives NaN.
+/// Every step is a select, a fused multiply-add, or a bit operation. The
+/// multiply-adds are `mul_add`, rounded once: one instruction where the
+/// CPU has FMA (the AVX2 copy of every kernel requires it), a library call
+/// elsewhere, with the same result. Within 2 ulp of the exact value (the
+/// test `softmax_row_kernels_exp_f32_is_within_two_ulp` sweeps the range);
+/// `−∞` gives 0, `+∞` and `x > 88.73` give `+∞`, NaN gives NaN.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4; // 0.693359375: 11 significant bits
@@ -157,16 +161,16 @@ pub fn exp_f32(x: f32) -> f32 {
     // Comparisons are false for NaN, so these clamps keep it.
     let x = if x < -104.0 { -104.0 } else { x };
     let x = if x > 89.0 { 89.0 } else { x };
-    let t = x * std::f32::consts::LOG2_E + ROUND;
+    let t = x.mul_add(std::f32::consts::LOG2_E, ROUND);
     let n = t - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let mut p = 1.987_569_1e-4;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 0.166_666_65;
-    p = p * r + 0.500_000_01;
-    let er = p * (r * r) + r + 1.0;
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
+    let mut p: f32 = 1.987_569_1e-4;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 0.166_666_65);
+    p = p.mul_add(r, 0.500_000_01);
+    let er = p.mul_add(r * r, r + 1.0);
     // n as an integer in [−150, 129], split in two halves that are each a
     // normal power of two.
     let ni = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
@@ -178,25 +182,42 @@ pub fn exp_f32(x: f32) -> f32 {
 // ANCHOR_END: exp_f32
 
 // ANCHOR: vectorized
-/// Whether this CPU has AVX2 (8 `f32` per vector instead of SSE2's 4).
-/// The check is a cached flag, a few nanoseconds.
+/// Whether this CPU has AVX2 (8 `f32` per vector instead of SSE2's 4) and
+/// FMA (a multiply and an add in one instruction, rounded once). The check
+/// is a cached flag, a few nanoseconds.
 ///
 /// A kernel uses it to choose between two compilations of the same code:
 /// its row loop is an `#[inline(always)]` function, called once from a
 /// plain function and once from a twin marked
-/// `#[target_feature(enable = "avx2")]`; everything inlined into the twin
-/// is compiled for AVX2. (The inlining must be forced: code that the twin
-/// merely calls keeps the baseline instruction set.)
+/// `#[target_feature(enable = "avx2,fma")]`; everything inlined into the
+/// twin is compiled for those instructions. (The inlining must be forced:
+/// code that the twin merely calls keeps the baseline instruction set.)
+///
+/// [`set_simd_enabled`]`(false)` makes it answer `false`, so that tests
+/// can run the baseline copy on a machine that has AVX2.
 #[inline(always)]
-pub fn has_avx2() -> bool {
+pub fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
+        SIMD_ENABLED.load(Ordering::Relaxed)
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
     }
+}
+
+static SIMD_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Lets kernels use AVX2 and FMA where the CPU has them (`true`, the
+/// default) or keeps them to the baseline instruction set (`false`), for
+/// every thread of the process. Both give bit-identical results (the same
+/// operations, in the same order, each rounded the same way); only the
+/// speed differs.
+pub fn set_simd_enabled(enabled: bool) {
+    SIMD_ENABLED.store(enabled, Ordering::Relaxed);
 }
 // ANCHOR_END: vectorized
 

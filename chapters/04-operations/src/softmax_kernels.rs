@@ -12,7 +12,7 @@
 //! widened to `f32` ([`in_compute_dtype`]).
 
 use crate::row_kernels::{
-    for_row_chunks, has_avx2, in_compute_dtype, lanes, padded, sum_by, sum_by2, sum_lanes,
+    for_row_chunks, has_avx2_fma, in_compute_dtype, lanes, padded, sum_by, sum_by2, sum_lanes,
     RowFloat, LANES,
 };
 use crate::softmax::{LogSoftmaxBackward, LogSoftmaxLastDim, SoftmaxBackward, SoftmaxLastDim};
@@ -156,7 +156,7 @@ fn map_row2<T: RowFloat>(
 /// The work of a fused kernel on one row: `K` input rows in, one output
 /// row out, with a scratch vector reused from row to row. A trait rather
 /// than a closure so that the method can be `#[inline(always)]`, which the
-/// AVX2 copy of the row loop needs (see [`has_avx2`]).
+/// AVX2 copy of the row loop needs (see [`has_avx2_fma`]).
 trait Row<const K: usize>: Sync {
     fn row<T: RowFloat>(&self, x: [&[T]; K], y: &mut [T], scratch: &mut Vec<T>);
 }
@@ -222,7 +222,7 @@ impl Row<2> for LogSoftmaxBackwardRow {
 // ANCHOR: map_rows
 /// Runs `op` on every row of `K` contiguous `[.., n]` tensors of one
 /// shape, writing one output of that shape: rows split over the cores when
-/// the tensor is large, each chunk compiled for AVX2 where the CPU has it.
+/// the tensor is large, each chunk compiled for AVX2 and FMA where the CPU has them.
 fn map_rows<T: RowFloat, const K: usize>(inputs: [&Tensor; K], op: &impl Row<K>) -> Result<Tensor> {
     let x = inputs[0];
     let n = x.dims().last().copied().unwrap_or(1);
@@ -234,8 +234,8 @@ fn map_rows<T: RowFloat, const K: usize>(inputs: [&Tensor; K], op: &impl Row<K>)
     if n > 0 {
         for_row_chunks(&mut out, n, |rows, chunk| {
             #[cfg(target_arch = "x86_64")]
-            if has_avx2() {
-                // SAFETY: the CPU has AVX2, checked just above.
+            if has_avx2_fma() {
+                // SAFETY: the CPU has AVX2 and FMA, checked just above.
                 return unsafe { rows_avx2(op, data, n, rows, chunk) };
             }
             rows_loop(op, data, n, rows, chunk)
@@ -245,7 +245,7 @@ fn map_rows<T: RowFloat, const K: usize>(inputs: [&Tensor; K], op: &impl Row<K>)
 }
 
 /// The loop over the rows of one chunk. `#[inline(always)]`, so that
-/// [`rows_avx2`] gets its own copy, compiled for AVX2.
+/// [`rows_avx2`] gets its own copy, compiled for AVX2 and FMA.
 #[inline(always)]
 fn rows_loop<T: RowFloat, const K: usize>(
     op: &impl Row<K>,
@@ -260,9 +260,9 @@ fn rows_loop<T: RowFloat, const K: usize>(
     }
 }
 
-/// [`rows_loop`] compiled for AVX2.
+/// [`rows_loop`] compiled for AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn rows_avx2<T: RowFloat, const K: usize>(
     op: &impl Row<K>,
     data: [&[T]; K],

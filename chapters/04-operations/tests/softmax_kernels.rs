@@ -13,7 +13,7 @@ use chapter_03::{
     Tensor,
 };
 use chapter_04::prelude::*;
-use chapter_04::row_kernels::{exp_f32, for_row_chunks, PARALLEL_MIN_ELEMS};
+use chapter_04::row_kernels::{exp_f32, for_row_chunks, set_simd_enabled, PARALLEL_MIN_ELEMS};
 use common::*;
 
 // ---------------------------------------------------------------- helpers
@@ -233,6 +233,35 @@ fn softmax_operators_check_their_inputs_once() {
     let empty = RawTensor::zeros((3, 0), DType::F32, &Device::cpu()).unwrap();
     let (k, c) = kernel_and_composite(&SoftmaxLastDim, &[&empty]);
     assert!(k.is_empty() && c.is_empty());
+}
+
+#[test]
+fn softmax_kernels_give_the_same_bits_with_and_without_avx2() {
+    // The AVX2+FMA copy of each kernel and the baseline copy run the same
+    // operations in the same order: not one bit may differ. (The only test
+    // of this binary that switches SIMD off; the others would merely run
+    // slower meanwhile.)
+    for dtype in [DType::F32, DType::F64] {
+        let x = randn_on(&[9, 1000], 3.0, 1, dtype, &Device::cpu());
+        let g = randn_on(&[9, 1000], 1.0, 2, dtype, &Device::cpu());
+        let run = |simd: bool| -> Vec<Vec<f64>> {
+            set_simd_enabled(simd);
+            let y = call(&SoftmaxLastDim, &[&x]).unwrap().remove(0);
+            let ly = call(&LogSoftmaxLastDim, &[&x]).unwrap().remove(0);
+            let dy = call(&SoftmaxBackward, &[&y, &g]).unwrap().remove(0);
+            let dly = call(&LogSoftmaxBackward, &[&ly, &g]).unwrap().remove(0);
+            set_simd_enabled(true);
+            [y, ly, dy, dly]
+                .iter()
+                .map(|t| t.to_vec_f64().unwrap())
+                .collect()
+        };
+        let (fast, baseline) = (run(true), run(false));
+        for (f, b) in fast.iter().zip(&baseline) {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(f), bits(b), "{dtype}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------- gradients

@@ -186,6 +186,43 @@ fn layer_norm_kernels_match_the_composite_on_ragged_rows_in_every_float_dtype() 
 }
 // ANCHOR_END: ragged
 
+#[test]
+fn layer_norm_kernels_give_the_same_bits_with_and_without_avx2() {
+    // The only test of this binary that switches SIMD off.
+    let cpu = Device::cpu();
+    for dtype in [DType::F32, DType::F64] {
+        let x = randn_on(&[9, 300], 1, dtype, &cpu);
+        let w = randn_on(&[300], 2, dtype, &cpu);
+        let b = randn_on(&[300], 3, dtype, &cpu);
+        let g = randn_on(&[9, 300], 4, dtype, &cpu);
+        let run = |simd: bool| -> Vec<Vec<u64>> {
+            chapter_04::row_kernels::set_simd_enabled(simd);
+            let fwd = LayerNormForward {
+                eps: 1e-5,
+                weight: true,
+                bias: true,
+            };
+            let mut out = call(&fwd, &[&x, &w, &b]).unwrap();
+            let bwd = LayerNormBackward {
+                weight: true,
+                bias: true,
+            };
+            out.extend(call(&bwd, &[&g, &x, &out[1], &out[2], &w]).unwrap());
+            chapter_04::row_kernels::set_simd_enabled(true);
+            out.iter()
+                .map(|t| {
+                    t.to_vec_f64()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect()
+                })
+                .collect()
+        };
+        assert_eq!(run(true), run(false), "{dtype}");
+    }
+}
+
 // ANCHOR: numerics
 #[test]
 fn layer_norm_kernel_centres_before_squaring() {

@@ -18,7 +18,7 @@
 use super::{LayerNormBackward, LayerNormForward};
 use chapter_02::{DType, Error, Result, Tensor};
 use chapter_04::row_kernels::{
-    for_row_chunks, has_avx2, in_compute_dtype, sum_by, sum_by2, sum_by3, RowFloat,
+    for_row_chunks, has_avx2_fma, in_compute_dtype, sum_by, sum_by2, sum_by3, RowFloat,
 };
 use std::ops::Range;
 
@@ -133,7 +133,7 @@ struct Forward<'a, T> {
 
 /// The forward rows `rows` into `y` (the chunk of those rows), returning
 /// `(μ, r)` per row. `#[inline(always)]`, so that [`forward_rows_avx2`]
-/// gets a copy compiled for AVX2.
+/// gets a copy compiled for AVX2 and FMA.
 #[inline(always)]
 fn forward_rows<T: RowFloat>(a: &Forward<'_, T>, rows: Range<usize>, y: &mut [T]) -> Vec<(T, T)> {
     let n = a.n;
@@ -150,9 +150,9 @@ fn forward_rows<T: RowFloat>(a: &Forward<'_, T>, rows: Range<usize>, y: &mut [T]
     stats
 }
 
-/// [`forward_rows`] compiled for AVX2.
+/// [`forward_rows`] compiled for AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn forward_rows_avx2<T: RowFloat>(
     a: &Forward<'_, T>,
     rows: Range<usize>,
@@ -179,8 +179,8 @@ fn forward<T: RowFloat>(op: &LayerNormForward, inputs: &[&Tensor]) -> Result<Vec
     let mut y = vec![T::ZERO; rows * n];
     let chunks = for_row_chunks(&mut y, n, |rows, chunk| {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            // SAFETY: the CPU has AVX2, checked just above.
+        if has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
             return unsafe { forward_rows_avx2(&a, rows, chunk) };
         }
         forward_rows(&a, rows, chunk)
@@ -234,9 +234,9 @@ fn backward_rows<T: RowFloat>(
     (dw, db)
 }
 
-/// [`backward_rows`] compiled for AVX2.
+/// [`backward_rows`] compiled for AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn backward_rows_avx2<T: RowFloat>(
     a: &Backward<'_, T>,
     rows: Range<usize>,
@@ -264,8 +264,8 @@ fn backward<T: RowFloat>(op: &LayerNormBackward, inputs: &[&Tensor]) -> Result<V
     let mut dx = vec![T::ZERO; rows * n];
     let chunks = for_row_chunks(&mut dx, n, |rows, chunk| {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
-            // SAFETY: the CPU has AVX2, checked just above.
+        if has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
             return unsafe { backward_rows_avx2(&a, rows, chunk) };
         }
         backward_rows(&a, rows, chunk)
