@@ -245,9 +245,10 @@ fn main() -> Result<()> {
         }
     }
 
-    // (2c) What splitting a kernel over threads costs: starting a scoped
-    // thread that does nothing, and joining it. Kernels split only tensors
-    // large enough to pay for this (`row_kernels::PARALLEL_MIN_ELEMS`).
+    // (2c) What splitting a kernel over threads costs (starting a scoped
+    // thread that does nothing, and joining it) against what the kernel
+    // costs per element on one thread, in long and in short rows: the
+    // basis of `row_kernels::PARALLEL_MIN_WORK`.
     if let Some(t) = measure(
         &mut c,
         "threads",
@@ -261,20 +262,19 @@ fn main() -> Result<()> {
     ) {
         lines.push(format!("thread spawn + join: {:.2} µs", t * 1e6));
     }
-    for elems in [1usize << 12, 1 << 14, 1 << 15, 1 << 16, 1 << 18] {
-        let x = randn(&[elems / 1000 + 1, 1000], 1.0);
+    for (rows, n) in [(60usize, 1000usize), (400, 10)] {
+        let x = randn(&[rows, n], 1.0);
         if let Some(t) = measure(
             &mut c,
             "threads",
-            &format!("softmax_threads_{elems}"),
+            &format!("softmax_threads_one_thread_{rows}x{n}"),
             None,
             || {
                 black_box(x.softmax(-1).expect("softmax"));
             },
         ) {
             lines.push(format!(
-                "softmax kernel, {} elements: {:.2} ns/element",
-                x.elem_count(),
+                "softmax kernel on one thread, rows of {n}: {:.2} ns/element",
                 t * 1e9 / x.elem_count() as f64
             ));
         }

@@ -34,11 +34,23 @@ use std::sync::OnceLock;
 /// `f32`.
 pub const LANES: usize = 8;
 
-/// Below this many elements a kernel runs on one thread (measured with
-/// `cargo bench -p chapter-04 -- softmax_threads`: starting a second thread
-/// and joining it costs about 20 µs on the development machine, the time
-/// the softmax kernel takes for about 25 000 `f32` elements).
-pub const PARALLEL_MIN_ELEMS: usize = 1 << 16;
+/// Below this much work a kernel runs on one thread. The work of a
+/// `[rows, n]` tensor is counted as `rows · (n + ROW_COST)` elements: each
+/// row also costs about as much as 64 more elements (the horizontal steps
+/// of its reductions, a division, the loop's setup), which matters for
+/// short rows.
+///
+/// Measured on the 2-core development machine while it was shared with
+/// other work: handing half the rows to a second thread and waiting for it
+/// cost 20 to 50 µs (`cargo bench -p chapter-04 -- threads` measures it,
+/// and the kernel's time per element on one thread). Splitting the softmax
+/// paid off from about 2¹⁸ elements in rows of 1000 (0.8 ns per element),
+/// but already from 2¹⁶ in rows of 10 (7 ns per element).
+pub const PARALLEL_MIN_WORK: usize = 1 << 18;
+
+/// What one row costs beyond its elements, in elements (see
+/// [`PARALLEL_MIN_WORK`]).
+pub const ROW_COST: usize = 64;
 
 // ANCHOR: row_float
 /// The element types row kernels compute in: `f32` and `f64` (half types
@@ -232,8 +244,8 @@ pub fn cores() -> usize {
 // ANCHOR: for_row_chunks
 /// Splits the rows of `out` (`[rows, n]`, row-major) into one contiguous
 /// chunk per core and runs `f(rows, chunk)` on each, on scoped threads;
-/// one chunk, on this thread, below [`PARALLEL_MIN_ELEMS`] elements.
-/// Returns the results of the chunks in row order.
+/// one chunk, on this thread, below [`PARALLEL_MIN_WORK`]. Returns the
+/// results of the chunks in row order.
 pub fn for_row_chunks<T, R>(
     out: &mut [T],
     n: usize,
@@ -244,7 +256,7 @@ where
     R: Send,
 {
     let rows = out.len().checked_div(n).unwrap_or(0);
-    let chunks = if out.len() < PARALLEL_MIN_ELEMS {
+    let chunks = if rows * (n + ROW_COST) < PARALLEL_MIN_WORK {
         1
     } else {
         cores().min(rows).max(1)

@@ -13,7 +13,9 @@ use chapter_03::{
     Tensor,
 };
 use chapter_04::prelude::*;
-use chapter_04::row_kernels::{exp_f32, for_row_chunks, set_simd_enabled, PARALLEL_MIN_ELEMS};
+use chapter_04::row_kernels::{
+    exp_f32, for_row_chunks, set_simd_enabled, PARALLEL_MIN_WORK, ROW_COST,
+};
 use common::*;
 
 // ---------------------------------------------------------------- helpers
@@ -131,9 +133,9 @@ fn softmax_on_a_device_without_kernels_runs_the_composite_and_stays_there() {
 #[test]
 fn softmax_kernels_match_the_composite_on_ragged_rows_in_every_float_dtype() {
     // Row lengths around the 8 lanes and the 64-element blocks of the
-    // kernel, and rows long enough (or many enough) to be split over two
-    // threads.
-    let shapes: [&[usize]; 8] = [
+    // kernel, and the last two tensors large enough to be split over the
+    // cores (`PARALLEL_MIN_WORK`).
+    let shapes: [&[usize]; 9] = [
         &[3, 1],
         &[5, 7],
         &[4, 8],
@@ -141,7 +143,8 @@ fn softmax_kernels_match_the_composite_on_ragged_rows_in_every_float_dtype() {
         &[2, 3, 65],
         &[7, 1000],
         &[3, 4097],
-        &[70, 1000],
+        &[300, 1000],
+        &[4000, 9],
     ];
     for dtype in [DType::F64, DType::F32, DType::F16, DType::BF16] {
         let tol = tolerance(dtype);
@@ -405,14 +408,14 @@ fn softmax_row_kernels_exp_f32_is_within_two_ulp() {
 #[test]
 fn softmax_row_kernels_split_only_large_tensors_over_threads() {
     // Below the threshold: one chunk with every row.
-    let mut small = vec![0u32; 100 * 10];
+    let mut small = vec![0u32; (PARALLEL_MIN_WORK / (10 + ROW_COST) - 1) * 10];
     let chunks = for_row_chunks(&mut small, 10, |rows, chunk| {
         chunk.fill(rows.start as u32);
         rows
     });
-    assert_eq!(chunks, [0..100]);
+    assert_eq!(chunks, [0..small.len() / 10]);
     // Above it: one chunk per core, in row order, covering every row once.
-    let rows = PARALLEL_MIN_ELEMS / 10 + 1;
+    let rows = PARALLEL_MIN_WORK / (10 + ROW_COST) + 1;
     let mut large = vec![u32::MAX; rows * 10];
     let chunks = for_row_chunks(&mut large, 10, |r, chunk| {
         for (i, row) in r.clone().zip(chunk.chunks_mut(10)) {

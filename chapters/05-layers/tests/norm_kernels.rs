@@ -138,7 +138,7 @@ fn layer_norm_kernels_match_the_composite_on_ragged_rows_in_every_float_dtype() 
             (6, 9),
             (7, 1000),
             (3, 4097),
-            (40, 2000),
+            (150, 2000), // large enough to be split over the cores
         ]
         .iter()
         .enumerate()
