@@ -78,8 +78,9 @@ pub trait RowFloat:
     fn ln(self) -> Self;
     fn sqrt(self) -> Self;
     fn recip(self) -> Self;
-    /// `exp` of each lane, written so that it vectorises.
-    fn exp_lanes(x: [Self; LANES]) -> [Self; LANES];
+    /// `exp` of each lane, written so that it vectorises; with `FMA`,
+    /// using fused multiply-adds (for code compiled with FMA).
+    fn exp_lanes<const FMA: bool>(x: [Self; LANES]) -> [Self; LANES];
     /// The larger of two values; a NaN in `self` is ignored (its effect on
     /// the kernels' sums is what makes their results NaN).
     #[inline(always)]
@@ -115,8 +116,8 @@ impl RowFloat for f32 {
         1.0 / self
     }
     #[inline(always)]
-    fn exp_lanes(x: [f32; LANES]) -> [f32; LANES] {
-        std::array::from_fn(|l| exp_f32(x[l]))
+    fn exp_lanes<const FMA: bool>(x: [f32; LANES]) -> [f32; LANES] {
+        std::array::from_fn(|l| exp_f32::<FMA>(x[l]))
     }
 }
 
@@ -142,7 +143,7 @@ impl RowFloat for f64 {
         1.0 / self
     }
     #[inline(always)]
-    fn exp_lanes(x: [f64; LANES]) -> [f64; LANES] {
+    fn exp_lanes<const FMA: bool>(x: [f64; LANES]) -> [f64; LANES] {
         std::array::from_fn(|l| x[l].exp())
     }
 }
@@ -158,31 +159,33 @@ impl RowFloat for f64 {
 /// 3. `eˣ = eʳ · 2ⁿ`, with `2ⁿ` built from its exponent bits, in two
 ///    factors so that results down to the smallest subnormal are right.
 ///
-/// Every step is a select, a fused multiply-add, or a bit operation. The
-/// multiply-adds are `mul_add`, rounded once: one instruction where the
-/// CPU has FMA (the AVX2 copy of every kernel requires it), a library call
-/// elsewhere, with the same result. Within 2 ulp of the exact value (the
-/// test `softmax_row_kernels_exp_f32_is_within_two_ulp` sweeps the range);
+/// Every step is a select, a multiply-add or a bit operation. With `FMA`
+/// the multiply-adds are fused (one instruction, rounded once: for code
+/// compiled with FMA, where it is twice as fast); without, they are a
+/// multiplication and an addition (a fused one would be a slow library
+/// call there). Within 2 ulp of the exact value either way (the test
+/// `softmax_row_kernels_exp_f32_is_within_two_ulp` sweeps the range);
 /// `−∞` gives 0, `+∞` and `x > 88.73` give `+∞`, NaN gives NaN.
 #[inline(always)]
-pub fn exp_f32(x: f32) -> f32 {
+pub fn exp_f32<const FMA: bool>(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4; // 0.693359375: 11 significant bits
     const LN2_LO: f32 = -2.121_944_4e-4;
     // Adding 1.5·2²³ rounds to an integer, stored in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
+    let mul_add = |a: f32, b: f32, c: f32| if FMA { a.mul_add(b, c) } else { a * b + c };
     // Comparisons are false for NaN, so these clamps keep it.
     let x = if x < -104.0 { -104.0 } else { x };
     let x = if x > 89.0 { 89.0 } else { x };
-    let t = x.mul_add(std::f32::consts::LOG2_E, ROUND);
+    let t = mul_add(x, std::f32::consts::LOG2_E, ROUND);
     let n = t - ROUND;
-    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
+    let r = mul_add(n, -LN2_LO, mul_add(n, -LN2_HI, x));
     let mut p: f32 = 1.987_569_1e-4;
-    p = p.mul_add(r, 1.398_199_9e-3);
-    p = p.mul_add(r, 8.333_452e-3);
-    p = p.mul_add(r, 4.166_579_6e-2);
-    p = p.mul_add(r, 0.166_666_65);
-    p = p.mul_add(r, 0.500_000_01);
-    let er = p.mul_add(r * r, r + 1.0);
+    p = mul_add(p, r, 1.398_199_9e-3);
+    p = mul_add(p, r, 8.333_452e-3);
+    p = mul_add(p, r, 4.166_579_6e-2);
+    p = mul_add(p, r, 0.166_666_65);
+    p = mul_add(p, r, 0.500_000_01);
+    let er = mul_add(p, r * r, r + 1.0);
     // n as an integer in [−150, 129], split in two halves that are each a
     // normal power of two.
     let ni = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
@@ -225,9 +228,9 @@ static SIMD_ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Lets kernels use AVX2 and FMA where the CPU has them (`true`, the
 /// default) or keeps them to the baseline instruction set (`false`), for
-/// every thread of the process. Both give bit-identical results (the same
-/// operations, in the same order, each rounded the same way); only the
-/// speed differs.
+/// every thread of the process. Both copies run the same operations in the
+/// same order; they differ only where the FMA copy fuses a multiply-add
+/// (in [`exp_f32`]), by an ulp or two.
 pub fn set_simd_enabled(enabled: bool) {
     SIMD_ENABLED.store(enabled, Ordering::Relaxed);
 }

@@ -35,7 +35,8 @@ const BLOCK: usize = 8 * LANES;
 /// the new max been known from the start. The sum is kept in 8 lanes, the
 /// exponentials are computed 8 at a time.
 ///
-/// With `KEEP`, the pass also writes each exponential `exp(xⱼ − m_b)` to
+/// (`FMA`: whether the code is compiled with fused multiply-adds, see
+/// [`crate::row_kernels::exp_f32`].) With `KEEP`, the pass also writes each exponential `exp(xⱼ − m_b)` to
 /// `y` and the max `m_b` it was taken against to `block_max`, one per
 /// block, so that softmax's second pass only has to multiply
 /// (`exp(m_b − m)/s` per block) instead of computing every `exp` again.
@@ -46,7 +47,7 @@ const BLOCK: usize = 8 * LANES;
 /// is NaN, as the composite's `0/0` (and PyTorch's) is. A NaN anywhere
 /// makes `s` NaN, hence the whole row, as in the composite.
 #[inline(always)]
-fn online_pass<T: RowFloat, const KEEP: bool>(
+fn online_pass<T: RowFloat, const KEEP: bool, const FMA: bool>(
     x: &[T],
     y: &mut [T],
     block_max: &mut Vec<T>,
@@ -86,7 +87,7 @@ fn online_pass<T: RowFloat, const KEEP: bool>(
         let mut ys = y_block.chunks_exact_mut(LANES);
         let mut chunks = block.chunks_exact(LANES);
         for c in &mut chunks {
-            let e = T::exp_lanes(from_fn(|l| c[l] - m));
+            let e = T::exp_lanes::<FMA>(from_fn(|l| c[l] - m));
             for l in 0..LANES {
                 s[l] = s[l] + e[l];
             }
@@ -98,7 +99,7 @@ fn online_pass<T: RowFloat, const KEEP: bool>(
         if !tail.is_empty() {
             // Padding with −∞ adds exp(−∞ − m) = 0.
             let c = padded(tail, T::NEG_INFINITY);
-            let e = T::exp_lanes(from_fn(|l| c[l] - m));
+            let e = T::exp_lanes::<FMA>(from_fn(|l| c[l] - m));
             for l in 0..LANES {
                 s[l] = s[l] + e[l];
             }
@@ -158,7 +159,7 @@ fn map_row2<T: RowFloat>(
 /// than a closure so that the method can be `#[inline(always)]`, which the
 /// AVX2 copy of the row loop needs (see [`has_avx2_fma`]).
 trait Row<const K: usize>: Sync {
-    fn row<T: RowFloat>(&self, x: [&[T]; K], y: &mut [T], scratch: &mut Vec<T>);
+    fn row<T: RowFloat, const FMA: bool>(&self, x: [&[T]; K], y: &mut [T], scratch: &mut Vec<T>);
 }
 
 /// One softmax row: the online pass, keeping the exponentials, then one
@@ -166,8 +167,13 @@ trait Row<const K: usize>: Sync {
 struct SoftmaxRow;
 impl Row<1> for SoftmaxRow {
     #[inline(always)]
-    fn row<T: RowFloat>(&self, [x]: [&[T]; 1], y: &mut [T], block_max: &mut Vec<T>) {
-        let (m, s) = online_pass::<T, true>(x, y, block_max);
+    fn row<T: RowFloat, const FMA: bool>(
+        &self,
+        [x]: [&[T]; 1],
+        y: &mut [T],
+        block_max: &mut Vec<T>,
+    ) {
+        let (m, s) = online_pass::<T, true, FMA>(x, y, block_max);
         let inv = s.recip();
         for (yb, &mb) in y.chunks_mut(BLOCK).zip(block_max.iter()) {
             let f = match mb == m {
@@ -186,8 +192,13 @@ impl Row<1> for SoftmaxRow {
 struct LogSoftmaxRow;
 impl Row<1> for LogSoftmaxRow {
     #[inline(always)]
-    fn row<T: RowFloat>(&self, [x]: [&[T]; 1], y: &mut [T], block_max: &mut Vec<T>) {
-        let (m, s) = online_pass::<T, false>(x, &mut [], block_max);
+    fn row<T: RowFloat, const FMA: bool>(
+        &self,
+        [x]: [&[T]; 1],
+        y: &mut [T],
+        block_max: &mut Vec<T>,
+    ) {
+        let (m, s) = online_pass::<T, false, FMA>(x, &mut [], block_max);
         let log_s = s.ln();
         map_row(x, y, |xc| from_fn(|l| (xc[l] - m) - log_s));
     }
@@ -198,7 +209,7 @@ impl Row<1> for LogSoftmaxRow {
 struct SoftmaxBackwardRow;
 impl Row<2> for SoftmaxBackwardRow {
     #[inline(always)]
-    fn row<T: RowFloat>(&self, [y, g]: [&[T]; 2], dx: &mut [T], _: &mut Vec<T>) {
+    fn row<T: RowFloat, const FMA: bool>(&self, [y, g]: [&[T]; 2], dx: &mut [T], _: &mut Vec<T>) {
         let dot = sum_by2(y, g, |y, g| y * g);
         map_row2(y, g, dx, |yc, gc| from_fn(|l| yc[l] * (gc[l] - dot)));
     }
@@ -209,10 +220,10 @@ impl Row<2> for SoftmaxBackwardRow {
 struct LogSoftmaxBackwardRow;
 impl Row<2> for LogSoftmaxBackwardRow {
     #[inline(always)]
-    fn row<T: RowFloat>(&self, [y, g]: [&[T]; 2], dx: &mut [T], _: &mut Vec<T>) {
+    fn row<T: RowFloat, const FMA: bool>(&self, [y, g]: [&[T]; 2], dx: &mut [T], _: &mut Vec<T>) {
         let total = sum_by(g, |g| g);
         map_row2(y, g, dx, |yc, gc| {
-            let p = T::exp_lanes(yc);
+            let p = T::exp_lanes::<FMA>(yc);
             from_fn(|l| gc[l] - p[l] * total)
         });
     }
@@ -238,16 +249,17 @@ fn map_rows<T: RowFloat, const K: usize>(inputs: [&Tensor; K], op: &impl Row<K>)
                 // SAFETY: the CPU has AVX2 and FMA, checked just above.
                 return unsafe { rows_avx2(op, data, n, rows, chunk) };
             }
-            rows_loop(op, data, n, rows, chunk)
+            rows_loop::<T, K, false>(op, data, n, rows, chunk)
         });
     }
     Tensor::from_host_vec(out, x.shape().clone(), x.device())
 }
 
 /// The loop over the rows of one chunk. `#[inline(always)]`, so that
-/// [`rows_avx2`] gets its own copy, compiled for AVX2 and FMA.
+/// [`rows_avx2`] gets its own copy, compiled for AVX2 and FMA (and using
+/// fused multiply-adds: `FMA`).
 #[inline(always)]
-fn rows_loop<T: RowFloat, const K: usize>(
+fn rows_loop<T: RowFloat, const K: usize, const FMA: bool>(
     op: &impl Row<K>,
     data: [&[T]; K],
     n: usize,
@@ -256,7 +268,7 @@ fn rows_loop<T: RowFloat, const K: usize>(
 ) {
     let mut scratch = Vec::new();
     for (i, y) in rows.zip(out.chunks_exact_mut(n)) {
-        op.row(from_fn(|k| &data[k][i * n..(i + 1) * n]), y, &mut scratch);
+        op.row::<T, FMA>(from_fn(|k| &data[k][i * n..(i + 1) * n]), y, &mut scratch);
     }
 }
 
@@ -270,7 +282,7 @@ fn rows_avx2<T: RowFloat, const K: usize>(
     rows: Range<usize>,
     out: &mut [T],
 ) {
-    rows_loop(op, data, n, rows, out)
+    rows_loop::<T, K, true>(op, data, n, rows, out)
 }
 // ANCHOR_END: map_rows
 
