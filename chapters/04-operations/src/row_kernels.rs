@@ -184,7 +184,7 @@ pub fn exp_f32<const FMA: bool>(x: f32) -> f32 {
     p = mul_add(p, r, 8.333_452e-3);
     p = mul_add(p, r, 4.166_579_6e-2);
     p = mul_add(p, r, 0.166_666_65);
-    p = mul_add(p, r, 0.500_000_01);
+    p = mul_add(p, r, 0.5);
     let er = mul_add(p, r * r, r + 1.0);
     // n as an integer in [−150, 129], split in two halves that are each a
     // normal power of two.

@@ -151,8 +151,11 @@ fn affine(x: Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<T
 /// and `r = 1/√(σ² + ε)` (`[rows]` each, biased `σ²`), which the backward
 /// reuses. All in the dtype of `x`.
 pub struct LayerNormForward {
+    /// Added to the variance: `1e-5` in PyTorch's layers.
     pub eps: f64,
+    /// Whether `γ` follows `x` among the inputs.
     pub weight: bool,
+    /// Whether `β` is the last input.
     pub bias: bool,
 }
 
@@ -261,7 +264,9 @@ impl Operator for LayerNormForward {
 /// - `dγ = Σ_rows g ⊙ x̂` if `weight`;
 /// - `dβ = Σ_rows g` if `bias`.
 pub struct LayerNormBackward {
+    /// Whether `γ` is the last input, and `dγ` an output.
     pub weight: bool,
+    /// Whether `dβ` is an output (the forward had a `β`).
     pub bias: bool,
 }
 
@@ -412,11 +417,11 @@ impl CustomOp for LayerNormOp {
             bias: self.bias,
         };
         let grads = call(&op, &args)?;
-        Ok(grads
+        grads
             .into_iter()
             .zip(ctx.inputs)
             .map(|(grad, input)| Ok(Some(Tensor::from_raw(grad.reshape(input.shape())?))))
-            .collect::<Result<_>>()?)
+            .collect()
     }
 }
 // ANCHOR_END: layer_norm_op

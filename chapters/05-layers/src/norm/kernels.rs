@@ -271,22 +271,22 @@ fn backward<T: RowFloat>(op: &LayerNormBackward, inputs: &[&Tensor]) -> Result<V
         backward_rows(&a, rows, chunk)
     });
     // The chunks' partial sums, added in row order.
-    let total = |pick: fn(&(Vec<T>, Vec<T>)) -> &Vec<T>| {
-        let mut sum = vec![T::ZERO; n];
-        for part in &chunks {
-            for (s, &p) in sum.iter_mut().zip(pick(part)) {
-                *s = *s + p;
-            }
+    let (mut dw, mut db) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+    for (part_w, part_b) in &chunks {
+        for (s, &p) in dw.iter_mut().zip(part_w) {
+            *s = *s + p;
         }
-        sum
-    };
+        for (s, &p) in db.iter_mut().zip(part_b) {
+            *s = *s + p;
+        }
+    }
     let dev = x.device();
     let mut out = vec![Tensor::from_host_vec(dx, (rows, n), dev)?];
     if op.weight {
-        out.push(Tensor::from_host_vec(total(|p| &p.0), n, dev)?);
+        out.push(Tensor::from_host_vec(dw, n, dev)?);
     }
     if op.bias {
-        out.push(Tensor::from_host_vec(total(|p| &p.1), n, dev)?);
+        out.push(Tensor::from_host_vec(db, n, dev)?);
     }
     Ok(out)
 }
