@@ -18,7 +18,7 @@
 //!   x86-64 CPU (SSE2: 4 floats per vector, no fused multiply-add). Kernels
 //!   compile their loops a second time for AVX2 and FMA (8 floats, one
 //!   instruction per multiply-add) and run that copy when the CPU has them
-//!   ([`has_avx2_fma`]).
+//!   ([`RowChunk`], [`run_chunk`]).
 //!
 //! Large tensors are also split by rows over the available cores
 //! ([`for_row_chunks`]); small ones are not, because handing work to
@@ -197,19 +197,40 @@ pub fn exp_f32<const FMA: bool>(x: f32) -> f32 {
 // ANCHOR_END: exp_f32
 
 // ANCHOR: vectorized
+/// The work of a kernel on a chunk of rows, written once and compiled
+/// twice: for the baseline CPU and for AVX2 with FMA ([`run_chunk`] picks
+/// the copy). `run` must be `#[inline(always)]`, and so must everything it
+/// calls in its inner loops: only code inlined into the AVX2 copy is
+/// compiled for AVX2 (a closure or a function pointer would be called,
+/// compiled for the baseline).
+pub trait RowChunk<T>: Sync {
+    type Output: Send;
+    /// Computes rows `rows` into `out`, their part of the output. `FMA`
+    /// says whether this copy is compiled with fused multiply-adds (see
+    /// [`exp_f32`]).
+    fn run<const FMA: bool>(&self, rows: Range<usize>, out: &mut [T]) -> Self::Output;
+}
+
+/// Runs `kernel` on a chunk of rows: its AVX2 + FMA copy where the CPU
+/// has those, the baseline copy elsewhere.
+pub fn run_chunk<T, C: RowChunk<T>>(kernel: &C, rows: Range<usize>, out: &mut [T]) -> C::Output {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2_fma<T, C: RowChunk<T>>(k: &C, rows: Range<usize>, out: &mut [T]) -> C::Output {
+            k.run::<true>(rows, out)
+        }
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { avx2_fma(kernel, rows, out) };
+    }
+    kernel.run::<false>(rows, out)
+}
+
 /// Whether this CPU has AVX2 (8 `f32` per vector instead of SSE2's 4) and
-/// FMA (a multiply and an add in one instruction, rounded once). The check
-/// is a cached flag, a few nanoseconds.
-///
-/// A kernel uses it to choose between two compilations of the same code:
-/// its row loop is an `#[inline(always)]` function, called once from a
-/// plain function and once from a twin marked
-/// `#[target_feature(enable = "avx2,fma")]`; everything inlined into the
-/// twin is compiled for those instructions. (The inlining must be forced:
-/// code that the twin merely calls keeps the baseline instruction set.)
-///
-/// [`set_simd_enabled`]`(false)` makes it answer `false`, so that tests
-/// can run the baseline copy on a machine that has AVX2.
+/// FMA (a multiply and an add in one instruction, rounded once): a cached
+/// flag, a few nanoseconds. [`set_simd_enabled`]`(false)` makes it answer
+/// `false`, so that tests can run the baseline copy on a machine that has
+/// AVX2.
 #[inline(always)]
 pub fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]

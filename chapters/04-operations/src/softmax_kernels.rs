@@ -12,8 +12,8 @@
 //! widened to `f32` ([`in_compute_dtype`]).
 
 use crate::row_kernels::{
-    for_row_chunks, has_avx2_fma, in_compute_dtype, lanes, padded, sum_by, sum_by2, sum_lanes,
-    RowFloat, LANES,
+    for_row_chunks, in_compute_dtype, lanes, padded, run_chunk, sum_by, sum_by2, sum_lanes,
+    RowChunk, RowFloat, LANES,
 };
 use crate::softmax::{LogSoftmaxBackward, LogSoftmaxLastDim, SoftmaxBackward, SoftmaxLastDim};
 use chapter_02::{DType, Error, Result, Tensor};
@@ -157,7 +157,7 @@ fn map_row2<T: RowFloat>(
 /// The work of a fused kernel on one row: `K` input rows in, one output
 /// row out, with a scratch vector reused from row to row. A trait rather
 /// than a closure so that the method can be `#[inline(always)]`, which the
-/// AVX2 copy of the row loop needs (see [`has_avx2_fma`]).
+/// AVX2 copy of the row loop needs (see [`RowChunk`]).
 trait Row<const K: usize>: Sync {
     fn row<T: RowFloat, const FMA: bool>(&self, x: [&[T]; K], y: &mut [T], scratch: &mut Vec<T>);
 }
@@ -233,7 +233,8 @@ impl Row<2> for LogSoftmaxBackwardRow {
 // ANCHOR: map_rows
 /// Runs `op` on every row of `K` contiguous `[.., n]` tensors of one
 /// shape, writing one output of that shape: rows split over the cores when
-/// the tensor is large, each chunk compiled for AVX2 and FMA where the CPU has them.
+/// the tensor is large, each chunk compiled for AVX2 and FMA where the CPU
+/// has them.
 fn map_rows<T: RowFloat, const K: usize>(inputs: [&Tensor; K], op: &impl Row<K>) -> Result<Tensor> {
     let x = inputs[0];
     let n = x.dims().last().copied().unwrap_or(1);
@@ -243,46 +244,30 @@ fn map_rows<T: RowFloat, const K: usize>(inputs: [&Tensor; K], op: &impl Row<K>)
     }
     let mut out = vec![T::ZERO; x.elem_count()];
     if n > 0 {
-        for_row_chunks(&mut out, n, |rows, chunk| {
-            #[cfg(target_arch = "x86_64")]
-            if has_avx2_fma() {
-                // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                return unsafe { rows_avx2(op, data, n, rows, chunk) };
-            }
-            rows_loop::<T, K, false>(op, data, n, rows, chunk)
-        });
+        let rows = Rows { op, data, n };
+        for_row_chunks(&mut out, n, |r, chunk| run_chunk(&rows, r, chunk));
     }
     Tensor::from_host_vec(out, x.shape().clone(), x.device())
 }
 
-/// The loop over the rows of one chunk. `#[inline(always)]`, so that
-/// [`rows_avx2`] gets its own copy, compiled for AVX2 and FMA (and using
-/// fused multiply-adds: `FMA`).
-#[inline(always)]
-fn rows_loop<T: RowFloat, const K: usize, const FMA: bool>(
-    op: &impl Row<K>,
-    data: [&[T]; K],
+/// `op` applied to the rows of `data`, as one [`RowChunk`].
+struct Rows<'a, T, R, const K: usize> {
+    op: &'a R,
+    data: [&'a [T]; K],
     n: usize,
-    rows: Range<usize>,
-    out: &mut [T],
-) {
-    let mut scratch = Vec::new();
-    for (i, y) in rows.zip(out.chunks_exact_mut(n)) {
-        op.row::<T, FMA>(from_fn(|k| &data[k][i * n..(i + 1) * n]), y, &mut scratch);
-    }
 }
 
-/// [`rows_loop`] compiled for AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn rows_avx2<T: RowFloat, const K: usize>(
-    op: &impl Row<K>,
-    data: [&[T]; K],
-    n: usize,
-    rows: Range<usize>,
-    out: &mut [T],
-) {
-    rows_loop::<T, K, true>(op, data, n, rows, out)
+impl<T: RowFloat, R: Row<K>, const K: usize> RowChunk<T> for Rows<'_, T, R, K> {
+    type Output = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(&self, rows: Range<usize>, out: &mut [T]) {
+        let n = self.n;
+        let mut scratch = Vec::new();
+        for (i, y) in rows.zip(out.chunks_exact_mut(n)) {
+            let x = from_fn(|k| &self.data[k][i * n..(i + 1) * n]);
+            self.op.row::<T, FMA>(x, y, &mut scratch);
+        }
+    }
 }
 // ANCHOR_END: map_rows
 

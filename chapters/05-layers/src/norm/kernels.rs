@@ -18,7 +18,7 @@
 use super::{LayerNormBackward, LayerNormForward};
 use chapter_02::{DType, Error, Result, Tensor};
 use chapter_04::row_kernels::{
-    for_row_chunks, has_avx2_fma, in_compute_dtype, sum_by, sum_by2, sum_by3, RowFloat,
+    for_row_chunks, in_compute_dtype, run_chunk, sum_by, sum_by2, sum_by3, RowChunk, RowFloat,
 };
 use std::ops::Range;
 
@@ -131,34 +131,20 @@ struct Forward<'a, T> {
     n: usize,
 }
 
-/// The forward rows `rows` into `y` (the chunk of those rows), returning
-/// `(μ, r)` per row. `#[inline(always)]`, so that [`forward_rows_avx2`]
-/// gets a copy compiled for AVX2 and FMA.
-#[inline(always)]
-fn forward_rows<T: RowFloat>(a: &Forward<'_, T>, rows: Range<usize>, y: &mut [T]) -> Vec<(T, T)> {
-    let n = a.n;
-    let mut stats = Vec::with_capacity(rows.len());
-    for (i, y) in rows.zip(y.chunks_exact_mut(n)) {
-        stats.push(forward_row(
-            &a.x[i * n..(i + 1) * n],
-            a.weight,
-            a.bias,
-            a.eps,
-            y,
-        ));
+/// The forward rows `rows` into `y` (their chunk of the output),
+/// returning `(μ, r)` per row.
+impl<T: RowFloat> RowChunk<T> for Forward<'_, T> {
+    type Output = Vec<(T, T)>;
+    #[inline(always)]
+    fn run<const FMA: bool>(&self, rows: Range<usize>, y: &mut [T]) -> Vec<(T, T)> {
+        let n = self.n;
+        let mut stats = Vec::with_capacity(rows.len());
+        for (i, y) in rows.zip(y.chunks_exact_mut(n)) {
+            let x = &self.x[i * n..(i + 1) * n];
+            stats.push(forward_row(x, self.weight, self.bias, self.eps, y));
+        }
+        stats
     }
-    stats
-}
-
-/// [`forward_rows`] compiled for AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn forward_rows_avx2<T: RowFloat>(
-    a: &Forward<'_, T>,
-    rows: Range<usize>,
-    y: &mut [T],
-) -> Vec<(T, T)> {
-    forward_rows(a, rows, y)
 }
 
 fn forward<T: RowFloat>(op: &LayerNormForward, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
@@ -177,14 +163,7 @@ fn forward<T: RowFloat>(op: &LayerNormForward, inputs: &[&Tensor]) -> Result<Vec
         n,
     };
     let mut y = vec![T::ZERO; rows * n];
-    let chunks = for_row_chunks(&mut y, n, |rows, chunk| {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            return unsafe { forward_rows_avx2(&a, rows, chunk) };
-        }
-        forward_rows(&a, rows, chunk)
-    });
+    let chunks = for_row_chunks(&mut y, n, |rows, chunk| run_chunk(&a, rows, chunk));
     let (mean, rstd): (Vec<T>, Vec<T>) = chunks.into_iter().flatten().unzip();
     let dev = x.device();
     Ok(vec![
@@ -207,42 +186,30 @@ struct Backward<'a, T> {
     db: bool,
 }
 
-/// The backward rows `rows` into `dx` (their chunk), returning this chunk's
-/// sums for the weight's and the bias's gradients.
-#[inline(always)]
-fn backward_rows<T: RowFloat>(
-    a: &Backward<'_, T>,
-    rows: Range<usize>,
-    dx: &mut [T],
-) -> (Vec<T>, Vec<T>) {
-    let n = a.n;
-    let mut dw = vec![T::ZERO; if a.dw { n } else { 0 }];
-    let mut db = vec![T::ZERO; if a.db { n } else { 0 }];
-    for (i, dx) in rows.zip(dx.chunks_exact_mut(n)) {
-        let row = i * n..(i + 1) * n;
-        backward_row(
-            &a.g[row.clone()],
-            &a.x[row],
-            a.mean[i],
-            a.rstd[i],
-            a.weight,
-            dx,
-            a.dw.then_some(&mut dw[..]),
-            a.db.then_some(&mut db[..]),
-        );
+/// The backward rows `rows` into `dx` (their chunk), returning this
+/// chunk's sums for the weight's and the bias's gradients.
+impl<T: RowFloat> RowChunk<T> for Backward<'_, T> {
+    type Output = (Vec<T>, Vec<T>);
+    #[inline(always)]
+    fn run<const FMA: bool>(&self, rows: Range<usize>, dx: &mut [T]) -> (Vec<T>, Vec<T>) {
+        let n = self.n;
+        let mut dw = vec![T::ZERO; if self.dw { n } else { 0 }];
+        let mut db = vec![T::ZERO; if self.db { n } else { 0 }];
+        for (i, dx) in rows.zip(dx.chunks_exact_mut(n)) {
+            let row = i * n..(i + 1) * n;
+            backward_row(
+                &self.g[row.clone()],
+                &self.x[row],
+                self.mean[i],
+                self.rstd[i],
+                self.weight,
+                dx,
+                self.dw.then_some(&mut dw[..]),
+                self.db.then_some(&mut db[..]),
+            );
+        }
+        (dw, db)
     }
-    (dw, db)
-}
-
-/// [`backward_rows`] compiled for AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn backward_rows_avx2<T: RowFloat>(
-    a: &Backward<'_, T>,
-    rows: Range<usize>,
-    dx: &mut [T],
-) -> (Vec<T>, Vec<T>) {
-    backward_rows(a, rows, dx)
 }
 
 fn backward<T: RowFloat>(op: &LayerNormBackward, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
@@ -262,14 +229,7 @@ fn backward<T: RowFloat>(op: &LayerNormBackward, inputs: &[&Tensor]) -> Result<V
         db: op.bias,
     };
     let mut dx = vec![T::ZERO; rows * n];
-    let chunks = for_row_chunks(&mut dx, n, |rows, chunk| {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            return unsafe { backward_rows_avx2(&a, rows, chunk) };
-        }
-        backward_rows(&a, rows, chunk)
-    });
+    let chunks = for_row_chunks(&mut dx, n, |rows, chunk| run_chunk(&a, rows, chunk));
     // The chunks' partial sums, added in row order.
     let (mut dw, mut db) = (vec![T::ZERO; n], vec![T::ZERO; n]);
     for (part_w, part_b) in &chunks {
