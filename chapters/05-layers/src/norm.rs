@@ -241,12 +241,12 @@ impl Operator for LayerNormForward {
         let var = centered.sqr()?.mean([1], true)?;
         let rstd = var.add_scalar(self.eps)?.powf(-0.5)?;
         let mut y = centered.mul(&rstd)?;
-        let mut params = inputs[1..].iter();
+        // `check` made sure that the parameters the flags announce are there.
         if self.weight {
-            y = y.mul(params.next().expect("checked"))?;
+            y = y.mul(inputs[1])?;
         }
         if self.bias {
-            y = y.add(params.next().expect("checked"))?;
+            y = y.add(inputs[inputs.len() - 1])?;
         }
         Ok(vec![y, mean.reshape(rows)?, rstd.reshape(rows)?])
     }
@@ -370,7 +370,7 @@ impl LayerNormOp {
         }
         if self.bias {
             let db = g.sum([0], false)?;
-            grads.push(Some(db.reshape(ctx.inputs.last().expect("bias").shape())?));
+            grads.push(Some(db.reshape(ctx.input(ctx.inputs.len() - 1).shape())?));
         }
         Ok(grads)
     }
