@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The chapter-04 benchmark workloads in PyTorch, for comparison.
 
-Runs the four workloads of `chapters/04-operations/benches/operations.rs` on
-2 CPU threads and prints one plain line per result, in the same format:
+Runs the workloads of `chapters/04-operations/benches/operations.rs` and of
+`chapters/05-layers/benches/norm.rs` (layer norm) on 2 CPU threads and prints
+one plain line per result, in the same format:
 
     autograd overhead: 0.85 µs/op
     broadcast add [1024,1024]+[1024]: 12.34 GB/s
@@ -72,6 +73,43 @@ def main():
     nbytes = 2 * SIDE * SIDE * 4
     t = measure(lambda: torch.softmax(a, dim=-1))
     lines.append(f"softmax [1024,1024] last dim: {nbytes / t / 1e9:.2f} GB/s")
+
+    # (2b) Softmax on 1M floats in rows of 1000 and of 10, forward and
+    # forward + backward (the loss Σ softmax(x) ⊙ w).
+    for rows, n in ((1000, 1000), (100_000, 10)):
+        xs = torch.randn(rows, n)
+        xg = xs.clone().requires_grad_()
+        ws = torch.randn(rows, n)
+        t = measure(lambda: torch.softmax(xs, dim=-1))
+        lines.append(f"softmax [{rows},{n}] forward: {t * 1e3:.3f} ms")
+
+        def softmax_step():
+            (torch.softmax(xg, dim=-1) * ws).sum().backward()
+            xg.grad = None
+
+        t = measure(softmax_step)
+        lines.append(f"softmax [{rows},{n}] forward+backward: {t * 1e3:.3f} ms")
+
+    # (2c) Layer norm over the last dim of [64·64, 128] with weight and bias
+    # (the chapter-05 bench, `chapters/05-layers/benches/norm.rs`).
+    xl = torch.randn(64 * 64, 128, requires_grad=True)
+    wl = torch.randn(128, requires_grad=True)
+    bl = torch.randn(128, requires_grad=True)
+    vl = torch.randn(64 * 64, 128)
+
+    def layer_norm_forward():
+        with torch.no_grad():
+            torch.nn.functional.layer_norm(xl, (128,), wl, bl, 1e-5)
+
+    def layer_norm_step():
+        (torch.nn.functional.layer_norm(xl, (128,), wl, bl, 1e-5) * vl).sum().backward()
+        for p in (xl, wl, bl):
+            p.grad = None
+
+    t = measure(layer_norm_forward)
+    lines.append(f"layer norm [4096,128] forward: {t * 1e3:.3f} ms")
+    t = measure(layer_norm_step)
+    lines.append(f"layer norm [4096,128] forward+backward: {t * 1e3:.3f} ms")
 
     # (3) Batched matmul.
     batch, m, k, n = BMM

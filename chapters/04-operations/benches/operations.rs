@@ -9,7 +9,9 @@
 //! (`bench/compare_ops.sh` prints the two side by side):
 //!
 //! 1. autograd overhead: forward and backward of a chain of 1 000 tiny ops;
-//! 2. memory-bound kernels: broadcast add and a last-dim softmax on 1M floats;
+//! 2. memory-bound kernels: broadcast add and a last-dim softmax on 1M floats
+//!    (the softmax also in rows of 1000 and of 10, forward and forward +
+//!    backward, through the fused kernel and through its composite);
 //! 3. compute-bound kernel: a batched matrix product;
 //! 4. a whole training step: MLP 784-256-10 with cross-entropy, batch 128.
 //!
@@ -18,8 +20,11 @@
 //! (`autograd overhead: 0.85 µs/op`) for scripts to read, from the best of
 //! criterion's samples.
 
+use chapter_02::dispatch::{register_kernel, unregister_kernel};
+use chapter_02::{DeviceKind, DispatchPath};
 use chapter_03::{DType, Device, Result, Tensor};
 use chapter_04::prelude::*;
+use chapter_04::softmax_kernels;
 use criterion::{black_box, Criterion, Throughput};
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -65,6 +70,20 @@ fn measure(
 
 fn randn(shape: &[usize], std: f64) -> Tensor {
     Tensor::randn(0.0, std, shape.to_vec(), DType::F32, &Device::cpu()).expect("randn")
+}
+
+/// Runs `f` with the CPU's softmax operators dispatching to `path`: the
+/// fused kernels, or (with the kernels withdrawn) the composites.
+fn with_softmax_path(path: DispatchPath, f: impl FnOnce()) {
+    if path == DispatchPath::Composite {
+        unregister_kernel::<SoftmaxLastDim>(DeviceKind::CPU).expect("registry");
+        unregister_kernel::<SoftmaxBackward>(DeviceKind::CPU).expect("registry");
+    }
+    f();
+    register_kernel::<SoftmaxLastDim>(DeviceKind::CPU, softmax_kernels::softmax_cpu)
+        .expect("registry");
+    register_kernel::<SoftmaxBackward>(DeviceKind::CPU, softmax_kernels::softmax_backward_cpu)
+        .expect("registry");
 }
 
 /// Forward and backward through `CHAIN_OPS` elementwise ops on 4 floats:
@@ -172,6 +191,93 @@ fn main() -> Result<()> {
             "softmax [1024,1024] last dim: {:.2} GB/s",
             bytes as f64 / t / 1e9
         ));
+    }
+
+    // (2b) The softmax kernel against its composite, on 1M floats in rows
+    // of 1000 and in rows of 10 (the MNIST logits' shape), forward alone
+    // and forward + backward. The composite is what every device without a
+    // kernel runs, and what the CPU ran before the kernel existed; it is
+    // measured here by withdrawing the kernel for a moment.
+    for (rows, n) in [(1000usize, 1000usize), (100_000, 10)] {
+        let x = randn(&[rows, n], 1.0);
+        let xg = x.detach().requires_grad_()?;
+        let w = randn(&[rows, n], 1.0);
+        for path in [DispatchPath::Kernel, DispatchPath::Composite] {
+            let (id, label) = match path {
+                DispatchPath::Kernel => ("kernel", ""),
+                DispatchPath::Composite => ("composite", " (composite)"),
+            };
+            with_softmax_path(path, || {
+                if let Some(t) = measure(
+                    &mut c,
+                    "softmax",
+                    &format!("softmax_{rows}x{n}_{id}"),
+                    None,
+                    || {
+                        black_box(x.softmax(-1).expect("softmax"));
+                    },
+                ) {
+                    lines.push(format!(
+                        "softmax [{rows},{n}] forward{label}: {:.3} ms",
+                        t * 1e3
+                    ));
+                }
+                if let Some(t) = measure(
+                    &mut c,
+                    "softmax",
+                    &format!("softmax_{rows}x{n}_fwd_bwd_{id}"),
+                    None,
+                    || {
+                        let y = xg.softmax(-1).expect("softmax");
+                        y.mul(&w)
+                            .and_then(|l| l.sum_all())
+                            .and_then(|l| l.backward())
+                            .expect("backward");
+                        xg.zero_grad();
+                    },
+                ) {
+                    lines.push(format!(
+                        "softmax [{rows},{n}] forward+backward{label}: {:.3} ms",
+                        t * 1e3
+                    ));
+                }
+            });
+        }
+    }
+
+    // (2c) What splitting a kernel over threads costs (starting a scoped
+    // thread that does nothing, and joining it) against what the kernel
+    // costs per element on one thread, in long and in short rows: the
+    // basis of `row_kernels::PARALLEL_MIN_WORK`.
+    if let Some(t) = measure(
+        &mut c,
+        "threads",
+        "softmax_threads_spawn_join",
+        None,
+        || {
+            std::thread::scope(|s| {
+                s.spawn(|| black_box(1));
+            })
+        },
+    ) {
+        lines.push(format!("thread spawn + join: {:.2} µs", t * 1e6));
+    }
+    for (rows, n) in [(60usize, 1000usize), (400, 10)] {
+        let x = randn(&[rows, n], 1.0);
+        if let Some(t) = measure(
+            &mut c,
+            "threads",
+            &format!("softmax_threads_one_thread_{rows}x{n}"),
+            None,
+            || {
+                black_box(x.softmax(-1).expect("softmax"));
+            },
+        ) {
+            lines.push(format!(
+                "softmax kernel on one thread, rows of {n}: {:.2} ns/element",
+                t * 1e9 / x.elem_count() as f64
+            ));
+        }
     }
 
     // (3) Batched matmul: 2·m·k·n FLOPs per matrix.

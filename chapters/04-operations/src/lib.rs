@@ -13,8 +13,10 @@ pub mod elementwise;
 pub mod index;
 pub mod product;
 pub mod reduce;
+pub mod row_kernels;
 pub mod shape;
 pub mod softmax;
+pub mod softmax_kernels;
 
 /// The extension traits and free functions of this chapter.
 pub mod prelude {

@@ -5,9 +5,17 @@
 //! closed-form backward instead of a chain of `exp`, `sum` and `div` nodes:
 //! one node in the graph, one formula, and no intermediate results kept
 //! alive for the backward pass beyond the output itself.
+//!
+//! The arithmetic itself goes through chapter 02's kernel registry: four
+//! [`Operator`]s over the last dimension of a tensor (the two forwards and
+//! the two backward formulas), each with a composite made of primitives
+//! that runs on every device, and a fused single-pass CPU kernel
+//! ([`crate::softmax_kernels`]).
 
-use chapter_02::{DType, Dim, Error, Result, Tensor as RawTensor};
-use chapter_03::{BackwardCtx, CustomOp, Tensor};
+use crate::softmax_kernels;
+use chapter_02::dispatch::call;
+use chapter_02::{DType, DeviceKind, Dim, Error, Kernel, Operator, Result, Tensor as RawTensor};
+use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
 
 fn check_float(x: &RawTensor, op: &'static str) -> Result<()> {
     if !x.dtype().is_float() {
@@ -19,6 +27,176 @@ fn check_float(x: &RawTensor, op: &'static str) -> Result<()> {
     Ok(())
 }
 
+/// The checks of the four operators: `arity` float tensors of at least one
+/// dimension, all of one shape and dtype (the rows are their last
+/// dimension).
+fn check_rows(op: &'static str, inputs: &[&RawTensor], arity: usize) -> Result<()> {
+    if inputs.len() != arity {
+        return Err(Error::invalid(
+            op,
+            format!("takes {arity} tensors, got {}", inputs.len()),
+        ));
+    }
+    let x = inputs[0];
+    check_float(x, op)?;
+    if x.rank() == 0 {
+        return Err(Error::invalid(
+            op,
+            "needs a tensor of at least one dimension",
+        ));
+    }
+    for other in &inputs[1..] {
+        if other.shape() != x.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: x.shape().clone(),
+                rhs: other.shape().clone(),
+                detail: String::new(),
+            });
+        }
+        if other.dtype() != x.dtype() {
+            return Err(Error::DTypeMismatch {
+                op,
+                lhs: x.dtype(),
+                rhs: other.dtype(),
+            });
+        }
+    }
+    Ok(())
+}
+
+// ANCHOR: operators
+/// Softmax over the last dimension, as a registry operator: input `x`
+/// `[.., n]`, output `y` of the same shape,
+/// `yᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m)` with `m = maxⱼ xⱼ` per row.
+///
+/// A row of only `−∞` (every position masked) gives NaN, as in PyTorch,
+/// and so does a row holding `+∞` or NaN.
+pub struct SoftmaxLastDim;
+
+impl Operator for SoftmaxLastDim {
+    fn name(&self) -> &'static str {
+        "softmax"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        check_rows("softmax", inputs, 1)
+    }
+    /// Five primitives, each a pass over the tensor: max, sub, exp, sum,
+    /// div. Subtracting the max keeps every exponent ≤ 0, so nothing
+    /// overflows (see the page).
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let x = inputs[0];
+        if x.elem_count() == 0 {
+            return Ok(vec![x.copy()?]);
+        }
+        let last = x.rank() - 1;
+        let m = x.max([last], true)?;
+        let e = x.sub(&m)?.exp()?;
+        Ok(vec![e.div(&e.sum([last], true)?)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, softmax_kernels::softmax_cpu)]
+    }
+}
+
+/// Log-softmax over the last dimension:
+/// `yᵢ = (xᵢ − m) − log Σⱼ exp(xⱼ − m)`, same shapes as [`SoftmaxLastDim`].
+pub struct LogSoftmaxLastDim;
+
+impl Operator for LogSoftmaxLastDim {
+    fn name(&self) -> &'static str {
+        "log_softmax"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        check_rows("log_softmax", inputs, 1)
+    }
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let x = inputs[0];
+        if x.elem_count() == 0 {
+            return Ok(vec![x.copy()?]);
+        }
+        let last = x.rank() - 1;
+        let z = x.sub(&x.max([last], true)?)?;
+        Ok(vec![z.sub(&z.exp()?.sum([last], true)?.log()?)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, softmax_kernels::log_softmax_cpu)]
+    }
+}
+
+/// Softmax's vector-Jacobian product over the last dimension: inputs the
+/// output `y` and its gradient `g`, output `∂L/∂x = y ⊙ (g − Σⱼ gⱼyⱼ)`.
+pub struct SoftmaxBackward;
+
+impl Operator for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "softmax_backward"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        check_rows("softmax_backward", inputs, 2)
+    }
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let (y, g) = (inputs[0], inputs[1]);
+        if y.elem_count() == 0 {
+            return Ok(vec![y.copy()?]);
+        }
+        let dot = g.mul(y)?.sum([y.rank() - 1], true)?;
+        Ok(vec![y.mul(&g.sub(&dot)?)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, softmax_kernels::softmax_backward_cpu)]
+    }
+}
+
+/// Log-softmax's vector-Jacobian product over the last dimension: inputs
+/// the output `y` and its gradient `g`, output
+/// `∂L/∂x = g − exp(y) · Σⱼ gⱼ` (`exp(y)` is the softmax).
+pub struct LogSoftmaxBackward;
+
+impl Operator for LogSoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "log_softmax_backward"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        check_rows("log_softmax_backward", inputs, 2)
+    }
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let (y, g) = (inputs[0], inputs[1]);
+        if y.elem_count() == 0 {
+            return Ok(vec![y.copy()?]);
+        }
+        let total = g.sum([y.rank() - 1], true)?;
+        Ok(vec![g.sub(&y.exp()?.mul(&total)?)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, softmax_kernels::log_softmax_backward_cpu)]
+    }
+}
+// ANCHOR_END: operators
+
+// ANCHOR: on_last_dim
+/// Runs a last-dimension operator along `dim`: `dim` is swapped with the
+/// last dimension (a free view) and made contiguous (a copy, unless `dim`
+/// already is the last), the operator runs on the rows, and the result is
+/// swapped back (a view again).
+fn along<O: Operator>(op: &O, dim: usize, inputs: &[&RawTensor]) -> Result<RawTensor> {
+    let last = inputs[0].rank() - 1;
+    let moved = inputs
+        .iter()
+        .map(|t| match dim == last {
+            true => t.contiguous(),
+            false => t.transpose(dim, last)?.contiguous(),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&RawTensor> = moved.iter().collect();
+    let out = call(op, &refs)?.remove(0);
+    match dim == last {
+        true => Ok(out),
+        false => out.transpose(dim, last),
+    }
+}
+// ANCHOR_END: on_last_dim
+
 // ANCHOR: softmax
 /// `yᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m)` along `dim`, with `m = maxⱼ xⱼ`.
 ///
@@ -28,7 +206,10 @@ fn check_float(x: &RawTensor, op: &'static str) -> Result<()> {
 ///
 /// Backward: the Jacobian is `∂yᵢ/∂xⱼ = yᵢ(δᵢⱼ − yⱼ)`, so the
 /// vector-Jacobian product is `yᵢ(gᵢ − Σⱼ gⱼyⱼ)`: one reduction, no `n×n`
-/// matrix.
+/// matrix. It runs as the [`SoftmaxBackward`] operator (a fused kernel on
+/// the CPU), except when the backward pass is itself being recorded
+/// (`create_graph`): then the same formula is written with autograd ops, so
+/// that it can be differentiated again.
 struct Softmax {
     dim: usize,
 }
@@ -38,14 +219,16 @@ impl CustomOp for Softmax {
     }
     fn forward(&self, x: &[&RawTensor]) -> Result<RawTensor> {
         check_float(x[0], "softmax")?;
-        let m = x[0].max([self.dim], true)?;
-        let e = x[0].sub(&m)?.exp()?;
-        e.div(&e.sum([self.dim], true)?)
+        along(&SoftmaxLastDim, self.dim, x)
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let y = ctx.output;
-        let dot = g.mul(y)?.sum([self.dim], true)?;
-        Ok(vec![Some(y.mul(&g.sub(&dot)?)?)])
+        if is_grad_enabled() {
+            let dot = g.mul(y)?.sum([self.dim], true)?;
+            return Ok(vec![Some(y.mul(&g.sub(&dot)?)?)]);
+        }
+        let dx = along(&SoftmaxBackward, self.dim, &[&y.data(), &g.data()])?;
+        Ok(vec![Some(Tensor::from_raw(dx))])
     }
 }
 // ANCHOR_END: softmax
@@ -57,7 +240,8 @@ impl CustomOp for Softmax {
 /// and return `−∞`; here the log never sees anything smaller than 1.
 ///
 /// Backward: `∂yᵢ/∂xⱼ = δᵢⱼ − softmax(x)ⱼ`, so the gradient is
-/// `gᵢ − softmax(x)ᵢ·Σⱼ gⱼ`, with `softmax(x) = exp(y)`.
+/// `gᵢ − softmax(x)ᵢ·Σⱼ gⱼ`, with `softmax(x) = exp(y)`: the
+/// [`LogSoftmaxBackward`] operator, or autograd ops under `create_graph`.
 struct LogSoftmax {
     dim: usize,
 }
@@ -67,14 +251,16 @@ impl CustomOp for LogSoftmax {
     }
     fn forward(&self, x: &[&RawTensor]) -> Result<RawTensor> {
         check_float(x[0], "log_softmax")?;
-        let m = x[0].max([self.dim], true)?;
-        let z = x[0].sub(&m)?;
-        z.sub(&z.exp()?.sum([self.dim], true)?.log()?)
+        along(&LogSoftmaxLastDim, self.dim, x)
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
-        let p = ctx.output.exp()?;
-        let total = g.sum([self.dim], true)?;
-        Ok(vec![Some(g.sub(&p.mul(&total)?)?)])
+        let y = ctx.output;
+        if is_grad_enabled() {
+            let total = g.sum([self.dim], true)?;
+            return Ok(vec![Some(g.sub(&y.exp()?.mul(&total)?)?)]);
+        }
+        let dx = along(&LogSoftmaxBackward, self.dim, &[&y.data(), &g.data()])?;
+        Ok(vec![Some(Tensor::from_raw(dx))])
     }
 }
 // ANCHOR_END: log_softmax

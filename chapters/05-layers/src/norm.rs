@@ -9,16 +9,26 @@
 //! The arithmetic is one fused [`CustomOp`] per kind, because the backward
 //! pass has a short closed form that a chain of `mean`, `sub`, `pow`, `div`
 //! nodes would compute in a dozen steps (and keep every intermediate alive
-//! for). LayerNorm and BatchNorm share the same op, `Normalize`: they are
-//! the same formula over different axes. The learned scale and shift are
-//! ordinary broadcasting `mul`/`add`, whose gradients chapter 03 already
-//! sums back to the parameters' shapes.
+//! for). BatchNorm and RMSNorm normalise with `Normalize` and
+//! `RmsNormalize` and apply their learned scale and shift as ordinary
+//! broadcasting `mul`/`add`. LayerNorm, which every transformer block runs
+//! twice, goes one step further: normalisation, scale and shift are one
+//! node whose forward and backward are operators of chapter 02's kernel
+//! registry ([`LayerNormForward`], [`LayerNormBackward`]), with a fused
+//! single-pass CPU kernel each ([`kernels`]).
+
+pub mod kernels;
 
 use crate::module::{join_name, Buffer, Module, Slot, TrainingFlag, Visit};
-use chapter_02::{default_device, DType, Device, Error, Result, Shape, Tensor as RawTensor};
-use chapter_03::{BackwardCtx, CustomOp, Tensor};
+use chapter_02::dispatch::call;
+use chapter_02::Tensor as RawTensor;
+use chapter_02::{
+    default_device, DType, Device, DeviceKind, Error, Kernel, Operator, Result, Shape,
+};
+use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
 use chapter_04::prelude::*;
 use chapter_05_derive::Module as DeriveModule;
+use std::sync::OnceLock;
 
 fn check_float(x: &RawTensor, op: &'static str) -> Result<()> {
     if !x.dtype().is_float() {
@@ -32,7 +42,8 @@ fn check_float(x: &RawTensor, op: &'static str) -> Result<()> {
 
 // ANCHOR: normalize
 /// `x̂ = (x − μ) / √(σ² + ε)`, with the mean `μ` and the *biased* variance
-/// `σ² = mean((x − μ)²)` taken over `axes` (and broadcast back).
+/// `σ² = mean((x − μ)²)` taken over `axes` (and broadcast back): batch
+/// norm's normalisation, over every axis but the channels.
 ///
 /// Backward, with `r = 1/√(σ² + ε)` and `g = ∂L/∂x̂`, averaging over the
 /// same `N` elements:
@@ -135,6 +146,288 @@ fn affine(x: Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>) -> Result<T
     }
 }
 
+// ANCHOR: layer_norm_operators
+/// Layer norm's forward over rows, as a registry operator. Inputs: `x`
+/// `[rows, n]`, then `γ` `[n]` if `weight`, then `β` `[n]` if `bias`.
+/// Outputs: `y = (x − μ)·r ⊙ γ + β` `[rows, n]`, and per row the mean `μ`
+/// and `r = 1/√(σ² + ε)` (`[rows]` each, biased `σ²`), which the backward
+/// reuses. All in the dtype of `x`.
+pub struct LayerNormForward {
+    /// Added to the variance: `1e-5` in PyTorch's layers.
+    pub eps: f64,
+    /// Whether `γ` follows `x` among the inputs.
+    pub weight: bool,
+    /// Whether `β` is the last input.
+    pub bias: bool,
+}
+
+/// The checks of both operators: `rows` of `n` elements, each parameter
+/// `[n]`, one float dtype throughout.
+fn check_layer_norm_inputs(
+    op: &'static str,
+    rows_inputs: &[&RawTensor],
+    per_row: &[&RawTensor],
+    per_column: &[&RawTensor],
+) -> Result<()> {
+    let x = rows_inputs[0];
+    if !x.dtype().is_float() {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: x.dtype(),
+        });
+    }
+    if x.rank() != 2 || x.dims()[1] == 0 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "expected rows [rows, n] with n > 0, got shape {}",
+                x.shape()
+            ),
+        ));
+    }
+    let (rows, n) = (x.dims()[0], x.dims()[1]);
+    let expected = |ts: &[&RawTensor], shape: Shape| -> Result<()> {
+        for t in ts {
+            if t.shape() != &shape {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: x.shape().clone(),
+                    rhs: t.shape().clone(),
+                    detail: format!(" (expected {shape} for rows {})", x.shape()),
+                });
+            }
+            if t.dtype() != x.dtype() {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    lhs: x.dtype(),
+                    rhs: t.dtype(),
+                });
+            }
+        }
+        Ok(())
+    };
+    expected(&rows_inputs[1..], x.shape().clone())?;
+    expected(per_row, rows.into())?;
+    expected(per_column, n.into())
+}
+
+/// Which inputs a parameterised op takes: `1 + weight + bias` of them.
+fn arity(op: &'static str, inputs: &[&RawTensor], expected: usize) -> Result<()> {
+    if inputs.len() != expected {
+        return Err(Error::invalid(
+            op,
+            format!("takes {expected} tensors, got {}", inputs.len()),
+        ));
+    }
+    Ok(())
+}
+
+impl Operator for LayerNormForward {
+    fn name(&self) -> &'static str {
+        "layer_norm"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        arity(
+            "layer_norm",
+            inputs,
+            1 + self.weight as usize + self.bias as usize,
+        )?;
+        check_layer_norm_inputs("layer_norm", &inputs[..1], &[], &inputs[1..])
+    }
+    /// About ten primitives, the formula as written.
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let x = inputs[0];
+        let rows = x.dims()[0];
+        let mean = x.mean([1], true)?;
+        let centered = x.sub(&mean)?;
+        let var = centered.sqr()?.mean([1], true)?;
+        let rstd = var.add_scalar(self.eps)?.powf(-0.5)?;
+        let mut y = centered.mul(&rstd)?;
+        // `check` made sure that the parameters the flags announce are there.
+        if self.weight {
+            y = y.mul(inputs[1])?;
+        }
+        if self.bias {
+            y = y.add(inputs[inputs.len() - 1])?;
+        }
+        Ok(vec![y, mean.reshape(rows)?, rstd.reshape(rows)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, kernels::layer_norm_forward_cpu)]
+    }
+}
+
+/// Layer norm's backward over rows, as a registry operator. Inputs: the
+/// gradient `g` of `y` and `x` (`[rows, n]` each), the forward's `μ` and
+/// `r` (`[rows]` each), then `γ` `[n]` if `weight`. Outputs, with
+/// `x̂ = (x − μ)·r` and `ĝ = g ⊙ γ` (or `g`):
+///
+/// - `dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ ⊙ x̂))`, means along each row;
+/// - `dγ = Σ_rows g ⊙ x̂` if `weight`;
+/// - `dβ = Σ_rows g` if `bias`.
+pub struct LayerNormBackward {
+    /// Whether `γ` is the last input, and `dγ` an output.
+    pub weight: bool,
+    /// Whether `dβ` is an output (the forward had a `β`).
+    pub bias: bool,
+}
+
+impl Operator for LayerNormBackward {
+    fn name(&self) -> &'static str {
+        "layer_norm_backward"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        let op = "layer_norm_backward";
+        arity(op, inputs, 4 + self.weight as usize)?;
+        check_layer_norm_inputs(op, &inputs[..2], &inputs[2..4], &inputs[4..])
+    }
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let (g, x) = (inputs[0], inputs[1]);
+        let rows = x.dims()[0];
+        let mean = inputs[2].reshape((rows, 1))?;
+        let rstd = inputs[3].reshape((rows, 1))?;
+        let x_hat = x.sub(&mean)?.mul(&rstd)?;
+        let g_hat = match self.weight {
+            true => g.mul(inputs[4])?,
+            false => g.clone(),
+        };
+        let dx = g_hat
+            .sub(&g_hat.mean([1], true)?)?
+            .sub(&x_hat.mul(&g_hat.mul(&x_hat)?.mean([1], true)?)?)?
+            .mul(&rstd)?;
+        let mut out = vec![dx];
+        if self.weight {
+            out.push(g.mul(&x_hat)?.sum([0], false)?);
+        }
+        if self.bias {
+            out.push(g.sum([0], false)?);
+        }
+        Ok(out)
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, kernels::layer_norm_backward_cpu)]
+    }
+}
+// ANCHOR_END: layer_norm_operators
+
+// ANCHOR: layer_norm_op
+/// `F.layer_norm` as one autograd node with inputs `(x, γ?, β?)`: the
+/// trailing `n` elements of `x` are one row, [`LayerNormForward`] computes
+/// `y` with the rows' `μ` and `r`, which are kept for the backward pass,
+/// and [`LayerNormBackward`] turns them into all three gradients at once.
+///
+/// Under `create_graph` the backward pass must itself be differentiable,
+/// so it is written with autograd ops instead, recomputing `μ` and `r`
+/// from `x` (the saved ones are constants to autograd).
+struct LayerNormOp {
+    /// Elements per row: the product of `normalized_shape`.
+    n: usize,
+    eps: f64,
+    weight: bool,
+    bias: bool,
+    /// `[μ, r]`, `[rows]` each, saved by the forward pass.
+    saved: OnceLock<[RawTensor; 2]>,
+}
+
+impl LayerNormOp {
+    /// `t` as `[rows, n]` rows.
+    fn rows(&self, t: &RawTensor) -> Result<RawTensor> {
+        t.reshape((t.elem_count() / self.n, self.n))
+    }
+    /// The parameters among the inputs, as `[n]` vectors.
+    fn params<'a>(&self, inputs: impl Iterator<Item = &'a RawTensor>) -> Result<Vec<RawTensor>> {
+        inputs.map(|p| p.reshape(self.n)).collect()
+    }
+
+    /// The backward formula with autograd ops, for `create_graph`.
+    fn differentiable_backward(
+        &self,
+        ctx: &BackwardCtx<'_>,
+        g: &Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let x = ctx.input(0);
+        let rows = (x.elem_count() / self.n, self.n);
+        let x = x.reshape(rows)?;
+        let g = g.reshape(rows)?;
+        let mean = x.mean([1], true)?;
+        let centered = x.sub(&mean)?;
+        let r = centered
+            .mul(&centered)?
+            .mean([1], true)?
+            .add_scalar(self.eps)?
+            .powf(-0.5)?;
+        let x_hat = centered.mul(&r)?;
+        let g_hat = match self.weight {
+            true => g.mul(&ctx.input(1).reshape(self.n)?)?,
+            false => g.clone(),
+        };
+        let dx = g_hat
+            .sub(&g_hat.mean([1], true)?)?
+            .sub(&x_hat.mul(&g_hat.mul(&x_hat)?.mean([1], true)?)?)?
+            .mul(&r)?;
+        let mut grads = vec![Some(dx.reshape(ctx.input(0).shape())?)];
+        if self.weight {
+            let dw = g.mul(&x_hat)?.sum([0], false)?;
+            grads.push(Some(dw.reshape(ctx.input(1).shape())?));
+        }
+        if self.bias {
+            let db = g.sum([0], false)?;
+            grads.push(Some(db.reshape(ctx.input(ctx.inputs.len() - 1).shape())?));
+        }
+        Ok(grads)
+    }
+}
+
+impl CustomOp for LayerNormOp {
+    fn name(&self) -> &'static str {
+        "layer_norm"
+    }
+    fn forward(&self, inputs: &[&RawTensor]) -> Result<RawTensor> {
+        let x = inputs[0];
+        let rows = self.rows(x)?;
+        let params = self.params(inputs[1..].iter().copied())?;
+        let mut args = vec![&rows];
+        args.extend(&params);
+        let op = LayerNormForward {
+            eps: self.eps,
+            weight: self.weight,
+            bias: self.bias,
+        };
+        let [y, mean, rstd]: [RawTensor; 3] = call(&op, &args)?
+            .try_into()
+            .map_err(|_| Error::invalid("layer_norm", "expected three outputs"))?;
+        let _ = self.saved.set([mean, rstd]);
+        y.reshape(x.shape().clone())
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        if is_grad_enabled() {
+            return self.differentiable_backward(ctx, g);
+        }
+        let [mean, rstd] = self
+            .saved
+            .get()
+            .ok_or_else(|| Error::invalid("layer_norm", "backward before forward"))?;
+        let (g, x) = (self.rows(&g.data())?, self.rows(&ctx.input(0).data())?);
+        let weight = match self.weight {
+            true => self.params(std::iter::once(&ctx.input(1).data()))?,
+            false => vec![],
+        };
+        let mut args = vec![&g, &x, mean, rstd];
+        args.extend(&weight);
+        let op = LayerNormBackward {
+            weight: self.weight,
+            bias: self.bias,
+        };
+        let grads = call(&op, &args)?;
+        grads
+            .into_iter()
+            .zip(ctx.inputs)
+            .map(|(grad, input)| Ok(Some(Tensor::from_raw(grad.reshape(input.shape())?))))
+            .collect()
+    }
+}
+// ANCHOR_END: layer_norm_op
+
 // ANCHOR: layer_norm_fn
 /// `F.layer_norm`: normalise over the trailing `normalized_shape` dims,
 /// then scale and shift elementwise. Shape: `[..., *normalized_shape]` in
@@ -146,9 +439,26 @@ pub fn layer_norm(
     bias: Option<&Tensor>,
     eps: f64,
 ) -> Result<Tensor> {
-    let axes = trailing_axes(x, normalized_shape, "layer_norm")?;
-    let x_hat = Tensor::apply(Normalize { axes, eps }, &[x])?;
-    affine(x_hat, weight, bias)
+    trailing_axes(x, normalized_shape, "layer_norm")?;
+    for p in weight.iter().chain(&bias) {
+        if p.dims() != normalized_shape {
+            return Err(Error::ShapeMismatch {
+                op: "layer_norm",
+                lhs: p.shape(),
+                rhs: normalized_shape.into(),
+                detail: " (weight and bias must have shape normalized_shape)".into(),
+            });
+        }
+    }
+    let op = LayerNormOp {
+        n: normalized_shape.iter().product(),
+        eps,
+        weight: weight.is_some(),
+        bias: bias.is_some(),
+        saved: OnceLock::new(),
+    };
+    let inputs: Vec<&Tensor> = std::iter::once(x).chain(weight).chain(bias).collect();
+    Tensor::apply(op, &inputs)
 }
 // ANCHOR_END: layer_norm_fn
 
@@ -199,6 +509,32 @@ pub fn batch_norm(
     momentum: f64,
     eps: f64,
 ) -> Result<Tensor> {
+    let momentum = Momentum::Fixed(momentum);
+    let stats = running_mean.zip(running_var);
+    batch_norm_with(x, stats, weight, bias, training, &momentum, eps)
+}
+
+/// The weight of a new batch in the running averages.
+enum Momentum {
+    /// A constant, known on the host: `0.1` by default.
+    Fixed(f64),
+    /// `1/k` for the `k`-th batch (a cumulative average), as a 0-d tensor
+    /// computed on the device from the batch counter, which therefore never
+    /// has to be read back to the host.
+    Tensor(RawTensor),
+}
+
+/// [`batch_norm`] with the running statistics as a pair and the momentum
+/// possibly a tensor.
+fn batch_norm_with(
+    x: &Tensor,
+    running_stats: Option<(&Buffer, &Buffer)>,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    training: bool,
+    momentum: &Momentum,
+    eps: f64,
+) -> Result<Tensor> {
     let dims = x.dims();
     if dims.len() < 2 {
         return Err(Error::invalid(
@@ -213,48 +549,47 @@ pub fn batch_norm(
     let channel_view = |t: &Tensor| t.reshape(per_channel.clone());
     let weight = weight.map(channel_view).transpose()?;
     let bias = bias.map(channel_view).transpose()?;
-    let use_batch_stats = training || running_mean.is_none() || running_var.is_none();
-    let x_hat = if use_batch_stats {
-        let axes: Vec<usize> = (0..dims.len()).filter(|&d| d != 1).collect();
-        let n: usize = axes.iter().map(|&d| dims[d]).product();
-        if training && n <= 1 {
-            return Err(Error::invalid(
-                "batch_norm",
-                format!(
-                    "expected more than 1 value per channel when training, got input shape {}",
-                    x.shape()
-                ),
-            ));
+    let x_hat = match running_stats {
+        Some((rm, rv)) if !training => {
+            let mean = Tensor::from_raw(rm.get().reshape(per_channel.clone())?);
+            let inv_std = rv
+                .get()
+                .add_scalar(eps)?
+                .powf(-0.5)?
+                .reshape(per_channel.clone())?;
+            x.sub(&mean)?.mul(&Tensor::from_raw(inv_std))?
         }
-        if let (true, Some(rm), Some(rv)) = (training, running_mean, running_var) {
-            update_running_stats(&x.data(), &axes, rm, rv, momentum)?;
+        _ => {
+            let axes: Vec<usize> = (0..dims.len()).filter(|&d| d != 1).collect();
+            let n: usize = axes.iter().map(|&d| dims[d]).product();
+            if training && n <= 1 {
+                return Err(Error::invalid(
+                    "batch_norm",
+                    format!(
+                        "expected more than 1 value per channel when training, got input shape {}",
+                        x.shape()
+                    ),
+                ));
+            }
+            if let (true, Some((rm, rv))) = (training, running_stats) {
+                update_running_stats(&x.data(), &axes, rm, rv, momentum)?;
+            }
+            Tensor::apply(Normalize { axes, eps }, &[x])?
         }
-        Tensor::apply(Normalize { axes, eps }, &[x])?
-    } else {
-        let (rm, rv) = (
-            running_mean.expect("checked"),
-            running_var.expect("checked"),
-        );
-        let mean = Tensor::from_raw(rm.get().reshape(per_channel.clone())?);
-        let inv_std = rv
-            .get()
-            .add_scalar(eps)?
-            .powf(-0.5)?
-            .reshape(per_channel.clone())?;
-        x.sub(&mean)?.mul(&Tensor::from_raw(inv_std))?
     };
     affine(x_hat, weight.as_ref(), bias.as_ref())
 }
 
 /// `running ← (1 − m)·running + m·batch`, for the mean and the unbiased
 /// variance of `x` over `axes`. Plain raw-tensor arithmetic: the running
-/// statistics are not part of any graph.
+/// statistics are not part of any graph. Everything stays on the device
+/// (`n` comes from the shape, which the host knows).
 fn update_running_stats(
     x: &RawTensor,
     axes: &[usize],
     rm: &Buffer,
     rv: &Buffer,
-    momentum: f64,
+    momentum: &Momentum,
 ) -> Result<()> {
     let n: usize = axes.iter().map(|&d| x.dims()[d]).product();
     let c = x.dims()[1];
@@ -266,13 +601,15 @@ fn update_running_stats(
         .div_scalar((n - 1) as f64)?;
     let blend = |old: RawTensor, new: RawTensor| -> Result<RawTensor> {
         let old_shape = old.shape().clone();
-        old.affine(1.0 - momentum, 0.0)?
-            .add(
-                &new.reshape(c)?
-                    .to_dtype(old.dtype())?
-                    .affine(momentum, 0.0)?,
-            )?
-            .reshape(old_shape)
+        let new = new.reshape(c)?.to_dtype(old.dtype())?;
+        let blended = match momentum {
+            Momentum::Fixed(m) => old.affine(1.0 - m, 0.0)?.add(&new.affine(*m, 0.0)?)?,
+            Momentum::Tensor(m) => {
+                let m = m.to_dtype(old.dtype())?;
+                old.mul(&m.affine(-1.0, 1.0)?)?.add(&new.mul(&m)?)?
+            }
+        };
+        blended.reshape(old_shape)
     };
     rm.set(blend(rm.get(), mean)?)?;
     rv.set(blend(rv.get(), unbiased_var)?)
@@ -501,12 +838,17 @@ impl BatchNorm1d {
     }
 
     /// Counts a training batch and returns its weight in the running
-    /// averages: `momentum`, or `1/n` for a cumulative average.
-    fn count_batch(&self) -> Result<f64> {
-        let count = &self.num_batches_tracked;
-        let n = count.get().to_vec_f64()?[0] + 1.0;
-        count.set(RawTensor::full(n, (), DType::I64, count.get().device())?)?;
-        Ok(self.config.momentum.unwrap_or(1.0 / n))
+    /// averages: `momentum`, or `1/k` for the `k`-th batch (a cumulative
+    /// average). The count is incremented, and `1/k` computed, on the
+    /// device: reading the counter back would stall a GPU at every step.
+    fn count_batch(&self) -> Result<Momentum> {
+        let count = self.num_batches_tracked.get();
+        let count = count.add(&RawTensor::ones((), DType::I64, count.device())?)?;
+        self.num_batches_tracked.set(count.clone())?;
+        Ok(match self.config.momentum {
+            Some(m) => Momentum::Fixed(m),
+            None => Momentum::Tensor(count.to_dtype(DType::F64)?.recip()?),
+        })
     }
 }
 
@@ -537,20 +879,16 @@ impl Module for BatchNorm1d {
         let tracking = self.config.track_running_stats;
         let momentum = match training && tracking {
             true => self.count_batch()?,
-            false => 0.0,
+            false => Momentum::Fixed(0.0),
         };
-        let (running_mean, running_var) = match tracking {
-            true => (Some(&self.running_mean), Some(&self.running_var)),
-            false => (None, None),
-        };
-        batch_norm(
+        let running_stats = tracking.then_some((&self.running_mean, &self.running_var));
+        batch_norm_with(
             x,
-            running_mean,
-            running_var,
+            running_stats,
             self.weight.as_ref(),
             self.bias.as_ref(),
             training,
-            momentum,
+            &momentum,
             self.config.eps,
         )
     }
