@@ -12,9 +12,9 @@
 //! `cargo bench -p chapter-02` runs criterion (short: 10 samples, 3 s each),
 //! then times the same operations with a plain loop and prints one readable
 //! line each, such as `sgemm 1024: 117.3 GFLOP/s (best 119.0)` (median and
-//! best of the loop). matrixmultiply uses
-//! `MATMUL_NUM_THREADS` threads (default: the number of physical cores, at
-//! most 4). A filter works as usual: `cargo bench -p chapter-02 -- sgemm`.
+//! best of the loop). The gemm crate runs on rayon's pool, one thread per
+//! core unless `RAYON_NUM_THREADS` says otherwise. A filter works as
+//! usual: `cargo bench -p chapter-02 -- sgemm`.
 
 use chapter_02::{DType, Device, Generator, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -81,7 +81,7 @@ fn bench_elementwise(c: &mut Criterion) {
 /// for about `budget`. On a machine shared with other work the best time is
 /// the closer estimate of what the code can do.
 fn seconds_per_call(mut f: impl FnMut(), budget: Duration) -> (f64, f64) {
-    f(); // warm up: page in the inputs, start matrixmultiply's threads
+    f(); // warm up: page in the inputs, start the gemm crate's threads (rayon's pool)
     let started = Instant::now();
     let mut samples = Vec::new();
     while started.elapsed() < budget || samples.len() < 5 {

@@ -5,7 +5,7 @@
 //! strides, offset), the views it makes free (transpose, slice, broadcast),
 //! the element types ([`DType`]), and the [`Backend`] trait that keeps every
 //! later chapter independent of where the numbers live. The CPU backend
-//! ([`CpuBackend`]) implements it with plain loops and `matrixmultiply`.
+//! ([`CpuBackend`]) implements it with plain loops and the `gemm` crate.
 
 mod arith;
 pub mod backend;

@@ -187,7 +187,7 @@ fn matmul_errors_name_both_shapes() {
 
 #[test]
 fn matmul_large_enough_to_use_the_blocked_kernel() {
-    // Big enough for matrixmultiply's packing and (with threading) several
+    // Big enough for gemm's packing and (with threads) several
     // threads: 130 is not a multiple of any kernel tile.
     let mut g = Generator::new(3);
     let a = Tensor::randn_with(0.0, 1.0, (130, 70), DType::F64, &dev(), &mut g).unwrap();

@@ -26,6 +26,7 @@
 //! softmax.
 
 use chapter_02::{DType, Result, Tensor};
+use rayon::prelude::*;
 use std::ops::{Add, Mul, Range, Sub};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -267,9 +268,10 @@ pub fn cores() -> usize {
 
 // ANCHOR: for_row_chunks
 /// Splits the rows of `out` (`[rows, n]`, row-major) into one contiguous
-/// chunk per core and runs `f(rows, chunk)` on each, on scoped threads;
-/// one chunk, on this thread, below [`PARALLEL_MIN_WORK`]. Returns the
-/// results of the chunks in row order.
+/// chunk per core and runs `f(rows, chunk)` on each, on the worker threads
+/// every CPU kernel shares (rayon's pool: started once, parked between
+/// jobs); one chunk, on this thread, below [`PARALLEL_MIN_WORK`]. Returns
+/// the results of the chunks in row order.
 pub fn for_row_chunks<T, R>(
     out: &mut [T],
     n: usize,
@@ -289,22 +291,13 @@ where
         return vec![f(0..rows, out)];
     }
     let per = rows.div_ceil(chunks);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = out
-            .chunks_mut(per * n)
-            .enumerate()
-            .map(|(i, chunk)| {
-                let start = i * per;
-                let len = chunk.len() / n;
-                s.spawn(move || f(start..start + len, chunk))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+    out.par_chunks_mut(per * n)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let start = i * per;
+            f(start..start + chunk.len() / n, chunk)
+        })
+        .collect()
 }
 // ANCHOR_END: for_row_chunks
 

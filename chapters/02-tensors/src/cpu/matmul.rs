@@ -1,10 +1,12 @@
-//! Batched matrix multiplication on top of `matrixmultiply`.
+//! Batched matrix multiplication on top of the `gemm` crate.
 //!
-//! `matrixmultiply` implements the BLIS approach (packing panels of A and B
-//! into cache-sized blocks and running a register-blocked micro-kernel) and
-//! accepts arbitrary row and column strides. That last property means a
-//! transposed view never needs copying: `a.t().matmul(b)` passes the swapped
-//! strides straight through.
+//! `gemm` implements the BLIS approach (packing panels of A and B into
+//! cache-sized blocks and running a register-blocked micro-kernel, with
+//! kernels chosen at run time for the CPU's vector width) and accepts
+//! arbitrary row and column strides. That last property means a transposed
+//! view never needs copying: `a.t().matmul(b)` passes the swapped strides
+//! straight through. Its threads are rayon's pool, which every parallel CPU
+//! kernel of the library shares.
 
 use super::CpuStorage;
 use crate::{Error, Layout, Result};
@@ -44,32 +46,50 @@ pub(crate) fn matmul(
         lb.strides()[rank - 1] as isize,
     );
 
+    // Small products run on one thread: waking the others costs more
+    // than they would save.
+    let parallelism = if 2 * m * n * k >= 1 << 20 && super::threads() > 1 {
+        gemm::Parallelism::Rayon(super::threads())
+    } else {
+        gemm::Parallelism::None
+    };
     macro_rules! run {
-        ($x:expr, $y:expr, $t:ty, $gemm:path, $variant:ident) => {{
-            let mut out = vec![<$t>::default(); batch * m * n];
-            // With k = 0 the product is all zeros, which `out` already is.
+        ($x:expr, $y:expr, $t:ty, $variant:ident) => {{
+            // Every element is written below (β = 0), so a kept buffer's old
+            // values do not matter; with k = 0 the product is all zeros.
+            let mut out = super::pool::overwritten(batch * m * n, <$t>::default());
+            if k == 0 {
+                out.fill(<$t>::default());
+            }
             if m * n * k > 0 {
                 for (i, (&oa, &ob)) in a_offsets.iter().zip(&b_offsets).enumerate() {
                     let c = &mut out[i * m * n..(i + 1) * m * n];
                     // SAFETY: the tensor layer checked that both layouts lie
                     // within their storage, and `c` holds exactly m*n elements
-                    // with row stride n and column stride 1.
+                    // with row stride n and column stride 1. `gemm` computes
+                    // dst = α·dst + β·lhs·rhs: α = 0 with `read_dst` false
+                    // ignores the old contents, β = 1.
                     unsafe {
-                        $gemm(
+                        gemm::gemm(
                             m,
-                            k,
                             n,
-                            1.0,
-                            $x.as_ptr().add(oa),
-                            rsa,
-                            csa,
-                            $y.as_ptr().add(ob),
-                            rsb,
-                            csb,
-                            0.0,
+                            k,
                             c.as_mut_ptr(),
-                            n as isize,
                             1,
+                            n as isize,
+                            false,
+                            $x.as_ptr().add(oa),
+                            csa,
+                            rsa,
+                            $y.as_ptr().add(ob),
+                            csb,
+                            rsb,
+                            <$t>::default(),
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            parallelism,
                         );
                     }
                 }
@@ -78,8 +98,8 @@ pub(crate) fn matmul(
         }};
     }
     Ok(match (a, b) {
-        (CpuStorage::F32(x), CpuStorage::F32(y)) => run!(x, y, f32, matrixmultiply::sgemm, F32),
-        (CpuStorage::F64(x), CpuStorage::F64(y)) => run!(x, y, f64, matrixmultiply::dgemm, F64),
+        (CpuStorage::F32(x), CpuStorage::F32(y)) => run!(x, y, f32, F32),
+        (CpuStorage::F64(x), CpuStorage::F64(y)) => run!(x, y, f64, F64),
         (x, y) if x.dtype() != y.dtype() => {
             return Err(Error::DTypeMismatch {
                 op: "matmul",

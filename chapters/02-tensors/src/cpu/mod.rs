@@ -1,6 +1,6 @@
 //! The CPU backend: storage is a plain `Vec` of elements, and each primitive
 //! is a loop over strided views (see [`strided`]), with matrix products
-//! handed to `matrixmultiply`.
+//! handed to the `gemm` crate.
 
 mod elementwise;
 mod fused;
@@ -134,10 +134,10 @@ impl BackendStorage for CpuStorage {
 #[derive(Debug, Default)]
 pub struct CpuBackend;
 
-/// How many cores the CPU kernels may use (asked once).
+/// How many threads the CPU kernels share: rayon's pool, one thread per
+/// core unless `RAYON_NUM_THREADS` says otherwise.
 pub(crate) fn threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    rayon::current_num_threads()
 }
 
 // ANCHOR: downcast
