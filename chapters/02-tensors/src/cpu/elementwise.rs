@@ -48,6 +48,7 @@ impl<T: Copy + Send + 'static> Apply1<T> for MapView<'_, T> {
 }
 
 /// One unary op on floats. Each arm is its own monomorphised loop.
+#[inline(always)] // so a caller compiled for AVX2 gets AVX2 loops
 pub(crate) fn unary_float<T: Float, A: Apply1<T>>(op: UnaryOp, ap: A) -> A::Out {
     let c = T::from_f64c;
     match op {
@@ -156,6 +157,7 @@ impl<T: Copy + Send + 'static> Apply2<T> for MapViews<'_, T> {
     }
 }
 
+#[inline(always)] // so a caller compiled for AVX2 gets AVX2 loops
 pub(crate) fn binary_float<T: Float, A: Apply2<T>>(op: BinaryOp, a: A) -> A::Out {
     match op {
         BinaryOp::Add => a.apply(|x, y| x + y),

@@ -151,6 +151,7 @@ enum Src<'a, T> {
 struct MapInto<'a, T>(&'a [T], &'a mut [T]);
 impl<T: Copy> Apply1<T> for MapInto<'_, T> {
     type Out = ();
+    #[inline(always)]
     fn apply(self, f: impl Fn(T) -> T) {
         for (d, &s) in self.1.iter_mut().zip(self.0) {
             *d = f(s);
@@ -163,6 +164,7 @@ impl<T: Copy> Apply1<T> for MapInto<'_, T> {
 struct ZipInto<'a, T>(Src<'a, T>, Src<'a, T>, &'a mut [T]);
 impl<T: Copy> Apply2<T> for ZipInto<'_, T> {
     type Out = ();
+    #[inline(always)]
     fn apply(self, f: impl Fn(T, T) -> T) {
         let dst = self.2;
         match (self.0, self.1) {
@@ -189,6 +191,12 @@ impl<T: Copy> Apply2<T> for ZipInto<'_, T> {
 // ANCHOR: run_fused
 /// Runs a planned program over elements `[start, start + outs[0].len())`
 /// of the inputs, writing `outs` (one slice per output).
+///
+/// Compiled twice: for the baseline x86-64 (128-bit SSE registers) and
+/// for CPUs with AVX2 and FMA (256-bit registers, fused multiply-add),
+/// chosen once at run time, so the same binary uses twice the vector width
+/// where the CPU has it.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn run_range<T: Float>(plan: &Plan<T>, inputs: &[&[T]], start: usize, outs: &mut [&mut [T]]) {
     let n = outs.first().map_or(0, |o| o.len());
     let mut regs: Vec<Vec<T>> = vec![vec![T::zero(); CHUNK]; plan.registers];

@@ -53,6 +53,7 @@ pub(crate) fn coalesce<const N: usize>(
 // ANCHOR: for_each_row
 /// Calls `f(offsets, len, inner_strides)` once per row of the (coalesced)
 /// views, where `offsets[k]` is where operand `k`'s row starts.
+#[inline(always)]
 pub(crate) fn for_each_row<const N: usize>(
     layouts: [&Layout; N],
     mut f: impl FnMut([usize; N], usize, [usize; N]),
@@ -93,10 +94,16 @@ pub(crate) fn for_each_row<const N: usize>(
 // ANCHOR_END: for_each_row
 
 /// Applies `f` to every element of a view, in row-major order.
-pub(crate) fn map1<T: Copy, U: Copy + Send + 'static>(
+///
+/// Compiled twice, like every hot loop of the CPU backend: for the
+/// baseline x86-64 and for CPUs with AVX2 and FMA, chosen once at run time
+/// (the `multiversion` crate), so the same binary uses 256-bit vectors
+/// where the CPU has them.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+pub(crate) fn map1<T: Copy, U: Copy + Send + 'static, F: Fn(T) -> U>(
     src: &[T],
     l: &Layout,
-    f: impl Fn(T) -> U,
+    f: F,
 ) -> Vec<U> {
     let n = l.elem_count();
     if n == 0 {
@@ -122,12 +129,13 @@ pub(crate) fn map1<T: Copy, U: Copy + Send + 'static>(
 /// Applies `f` to pairs of elements of two views of the same shape. The
 /// inner loop is specialised for the common stride patterns: both
 /// contiguous, or one side broadcast (stride 0) as in adding a bias row.
-pub(crate) fn map2<T: Copy, U: Copy, V: Copy + Send + 'static>(
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+pub(crate) fn map2<T: Copy, U: Copy, V: Copy + Send + 'static, F: Fn(T, U) -> V>(
     a: &[T],
     la: &Layout,
     b: &[U],
     lb: &Layout,
-    f: impl Fn(T, U) -> V,
+    f: F,
 ) -> Vec<V> {
     let n = la.elem_count();
     if n == 0 {
