@@ -9,7 +9,9 @@
 
 use chapter_02::{CmpOp, DType, Error, Result, Shape, Tensor as RawTensor};
 use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
+use chapter_02::dispatch;
 use chapter_04::prelude::*;
+use chapter_04::softmax::LogSoftmaxLastDim;
 use std::sync::Mutex;
 use std::sync::PoisonError;
 
@@ -242,8 +244,9 @@ impl CustomOp for CrossEntropy {
 
     fn forward(&self, x: &[&RawTensor]) -> Result<RawTensor> {
         let (logits, target, weight) = (x[0], x[1], x.get(2).copied());
-        let z = logits.sub(&logits.max([1], true)?)?;
-        let log_p = z.sub(&z.exp()?.sum([1], true)?.log()?)?;
+        // Chapter 04's log-softmax operator: one pass per row on the CPU,
+        // the composite `(x − m) − log Σ exp(x − m)` elsewhere.
+        let log_p = dispatch::call(&LogSoftmaxLastDim, &[logits])?.remove(0);
         let (t, hit) = self.target_distribution(logits, target, weight)?;
         // With unsmoothed labels `T` is zero off the label column. Selecting
         // rather than multiplying there keeps a −∞ logit (a masked class)
