@@ -18,13 +18,14 @@ pub fn run(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
     let dims = args.dims("dim")?;
     let all_dims = || (0..x.rank() as i64).collect::<Vec<i64>>();
     let out = match c.op() {
-        "sum" => match dims {
-            None => x.sum_all()?,
-            Some(d) => x.sum(d, keepdim()?)?,
+        // `dim=None, keepdim=True` reduces every dimension to size 1.
+        "sum" => match (dims, keepdim()?) {
+            (None, false) => x.sum_all()?,
+            (d, k) => x.sum(d.unwrap_or_else(all_dims), k)?,
         },
-        "mean" => match dims {
-            None => x.mean_all()?,
-            Some(d) => x.mean(d, keepdim()?)?,
+        "mean" => match (dims, keepdim()?) {
+            (None, false) => x.mean_all()?,
+            (d, k) => x.mean(d.unwrap_or_else(all_dims), k)?,
         },
         "max" => match dims.as_deref() {
             None => x.max_all()?,
