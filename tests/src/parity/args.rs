@@ -25,14 +25,12 @@ impl<'a> Args<'a> {
 
     pub fn i64(&self, name: &str) -> Result<i64, Failure> {
         let v = self.get(name)?;
-        v.as_i64().ok_or_else(|| Self::wrong(name, "an integer", v))
+        as_i64(v).ok_or_else(|| Self::wrong(name, "an integer", v))
     }
 
     pub fn usize(&self, name: &str) -> Result<usize, Failure> {
         let v = self.get(name)?;
-        v.as_u64()
-            .map(|u| u as usize)
-            .ok_or_else(|| Self::wrong(name, "a non-negative integer", v))
+        as_usize(v).ok_or_else(|| Self::wrong(name, "a non-negative integer", v))
     }
 
     /// A number; the strings `"inf"`, `"-inf"` and `"nan"` are accepted too
@@ -68,10 +66,7 @@ impl<'a> Args<'a> {
             .ok_or_else(|| Self::wrong(name, "a list of integers", v))?;
         items
             .iter()
-            .map(|x| {
-                x.as_i64()
-                    .ok_or_else(|| Self::wrong(name, "a list of integers", v))
-            })
+            .map(|x| as_i64(x).ok_or_else(|| Self::wrong(name, "a list of integers", v)))
             .collect()
     }
 
@@ -83,9 +78,7 @@ impl<'a> Args<'a> {
         items
             .iter()
             .map(|x| {
-                x.as_u64()
-                    .map(|u| u as usize)
-                    .ok_or_else(|| Self::wrong(name, "a list of non-negative integers", v))
+                as_usize(x).ok_or_else(|| Self::wrong(name, "a list of non-negative integers", v))
             })
             .collect()
     }
@@ -152,12 +145,26 @@ impl<'a> Args<'a> {
                 let t = t.ok_or_else(|| Self::wrong(name, want, v))?;
                 let mut out = [0; 3];
                 for (o, x) in out.iter_mut().zip(t) {
-                    *o = x.as_u64().ok_or_else(|| Self::wrong(name, want, v))? as usize;
+                    *o = as_usize(x).ok_or_else(|| Self::wrong(name, want, v))?;
                 }
                 Ok(out)
             })
             .collect()
     }
+}
+
+/// An integer, also when written as an integral float (`2.0`): a generator
+/// that passes Python floats through gives those.
+fn as_i64(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|x| x.fract() == 0.0 && x.abs() < 9.0e15)
+            .map(|x| x as i64)
+    })
+}
+
+fn as_usize(v: &Value) -> Option<usize> {
+    as_i64(v).and_then(|i| usize::try_from(i).ok())
 }
 
 /// A PyTorch dimension index (negative counts from the end) for rank `rank`.
@@ -187,7 +194,7 @@ pub fn resolve_reshape(spec: &[i64], numel: usize) -> Result<Vec<usize>, String>
         .product();
     let mut out: Vec<usize> = spec.iter().map(|&s| s.max(0) as usize).collect();
     if let Some(&i) = inferred.first() {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(format!("{spec:?} cannot hold {numel} elements"));
         }
         out[i] = numel / known;
@@ -271,5 +278,11 @@ mod tests {
         assert_eq!(a.expand_target("shape", &[3, 1]).unwrap(), vec![3, 1]);
         assert_eq!(a.usize_or_list("n").unwrap(), vec![8]);
         assert_eq!(a.usize_or_list("ns").unwrap(), vec![2, 4]);
+
+        let m = args(r#"{"correction": 1.0, "dims": [0.0, -1.0], "half": 0.5, "neg": -2}"#);
+        let a = Args(&m);
+        assert_eq!(a.usize("correction").unwrap(), 1);
+        assert_eq!(a.i64_list("dims").unwrap(), vec![0, -1]);
+        assert!(a.usize("half").is_err() && a.usize("neg").is_err());
     }
 }
