@@ -192,6 +192,55 @@ mod tests {
         assert!(m.cases[0].tensors.is_empty());
     }
 
+    /// Argument forms `tests/fixtures/generate.py` writes that the shipped
+    /// set does not use (the generator's `edge_cases` set has them all).
+    #[test]
+    fn the_generators_argument_variants_parse() {
+        use crate::parity::args::Args;
+        let m = Manifest::parse(
+            r#"{"format_version": 1, "set": "seed2-args", "base_seed": 2, "files": {},
+                "cases": [
+                {"id": "permute_0", "group": "shape", "op": "permute", "call": "x.permute(-1, 0, 1)",
+                 "args": {"dims": [-1, 0, 1]}, "seed": 7, "file": "shape.safetensors", "file_f64": "shape.f64.safetensors",
+                 "tensors": [], "tol": {"rtol": 1e-6, "atol": 1e-6}, "tol_f64": {"rtol": 1e-9, "atol": 1e-12},
+                 "f32_vs_f64_max_abs_err": 0.0},
+                {"id": "rms_norm_0", "group": "nn", "op": "rms_norm", "args": {"normalized_shape": [4], "eps": null}},
+                {"id": "sum_0", "group": "reductions", "op": "sum", "args": {"dim": null, "keepdim": true}},
+                {"id": "expand_0", "group": "shape", "op": "expand", "args": {"shape": [2, -1, 4]}},
+                {"id": "cross_entropy_1", "group": "loss", "op": "cross_entropy",
+                 "args": {"reduction": "none", "ignore_index": -100, "label_smoothing": 0.1, "weight": true,
+                          "target": "probabilities"}},
+                {"id": "adam_edge_0", "group": "optimizers", "op": "torch.optim.Adam", "steps": 1,
+                 "args": {"lr": 0.01, "amsgrad": true, "maximize": true},
+                 "all_defaults": {"lr": 0.01, "betas": [0.9, 0.999], "amsgrad": true, "decoupled_weight_decay": false}},
+                {"id": "clip_grad_norm_edge_2", "group": "clip_grad_norm", "op": "torch.nn.utils.clip_grad_norm_",
+                 "args": {"max_norm": 0.2, "norm_type": "inf", "num_params": 1}}]}"#,
+        )
+        .unwrap();
+        let case = |id: &str| m.cases.iter().find(|c| c.id == id).unwrap();
+        let args = |id: &str| Args(&case(id).args);
+        assert_eq!(
+            args("permute_0").dim_list("dims", 3).unwrap(),
+            vec![2, 0, 1]
+        );
+        assert!(case("permute_0")
+            .extra
+            .contains_key("f32_vs_f64_max_abs_err"));
+        assert!(!args("rms_norm_0").has("eps"));
+        assert_eq!(args("sum_0").dims("dim").unwrap(), None);
+        assert!(args("sum_0").bool("keepdim").unwrap());
+        assert_eq!(
+            args("expand_0").expand_target("shape", &[3, 1]).unwrap(),
+            vec![2, 3, 4]
+        );
+        assert_eq!(args("cross_entropy_1").str("reduction").unwrap(), "none");
+        assert!(case("adam_edge_0").extra["all_defaults"].is_object());
+        assert_eq!(
+            args("clip_grad_norm_edge_2").f64("norm_type").unwrap(),
+            f64::INFINITY
+        );
+    }
+
     #[test]
     fn a_malformed_manifest_is_an_error_not_a_panic() {
         let err = Manifest::parse(r#"{"cases": [{"id": 3}]}"#).unwrap_err();

@@ -15,6 +15,7 @@
 pub mod args;
 pub mod compare;
 pub mod fixture_file;
+pub mod layout;
 pub mod manifest;
 pub mod ops;
 pub mod runner;

@@ -226,11 +226,12 @@ fn run_and_compare(
     tol: Tolerance,
     dispatch: Dispatch,
 ) -> Result<(), Failure> {
-    // The inputs: leaves, requiring grad where PyTorch differentiated.
+    // The inputs: leaves, requiring grad where PyTorch differentiated (the
+    // `differentiable` flag, or a stored gradient of the input).
     let mut inputs = Vec::new();
     for spec in case.with_role(Role::Input) {
         let t = Tensor::from_raw(file.get(&spec.key)?.clone());
-        if spec.differentiable && t.dtype().is_float() {
+        if (spec.differentiable || has_grad(case, &spec.name)) && t.dtype().is_float() {
             t.set_requires_grad(true)?;
         }
         inputs.push((spec.name.clone(), t));
@@ -289,10 +290,7 @@ fn run_and_compare(
     // Gradients of every differentiable input.
     for spec in case.with_role(Role::Grad) {
         let expected = file.get(&spec.key)?;
-        let of = spec
-            .of
-            .as_deref()
-            .unwrap_or_else(|| spec.name.trim_start_matches("grad_"));
+        let of = grad_of(spec);
         let input = call.input(of)?;
         match input.grad() {
             Ok(g) => mismatches.extend(compare(&spec.name, &g.data(), expected, tol)),
@@ -305,11 +303,30 @@ fn run_and_compare(
     worst(mismatches)
 }
 
-/// The `w` tensor that weighs output `out`.
-fn weight_for<'c>(case: &'c Case, out: &str) -> Result<&'c TensorSpec, Failure> {
+/// The name of the input a `grad` tensor belongs to: its `of`, or its name
+/// without the `grad_` prefix.
+fn grad_of(spec: &TensorSpec) -> &str {
+    spec.of
+        .as_deref()
+        .unwrap_or_else(|| spec.name.trim_start_matches("grad_"))
+}
+
+/// Whether the case stores a gradient of input `name`.
+fn has_grad(case: &Case, name: &str) -> bool {
+    case.with_role(Role::Grad).any(|g| grad_of(g) == name)
+}
+
+/// The `w` tensor that weighs output `out`: the one whose `for_output`
+/// names it, else the one named after it (`out_1` -> `w_1`), else the only one.
+pub(crate) fn weight_for<'c>(case: &'c Case, out: &str) -> Result<&'c TensorSpec, Failure> {
     let ws: Vec<&TensorSpec> = case.with_role(Role::W).collect();
+    let by_name = format!("w{}", out.strip_prefix("out").unwrap_or(out));
     ws.iter()
         .find(|w| w.for_output.as_deref() == Some(out))
+        .or_else(|| {
+            ws.iter()
+                .find(|w| w.for_output.is_none() && w.name == by_name)
+        })
         .or(if ws.len() == 1 { ws.first() } else { None })
         .copied()
         .ok_or_else(|| Failure::new(format!("the fixture has no loss weight for output `{out}`")))

@@ -208,3 +208,34 @@ fn groups_with_their_own_layout_run_through_a_custom_check() {
         }
     }
 }
+
+#[test]
+fn inputs_with_a_stored_gradient_and_weights_named_after_their_output_need_no_flags() {
+    // A generator that leaves out `differentiable` and `for_output` still
+    // says enough: `grad_a` exists, so `a` is differentiated; `w_1` weighs `out_1`.
+    let tmp = TempFixtures::new("implicit");
+    let src = default_fixtures_dir();
+    let text = fs::read_to_string(src.join("manifest.json")).unwrap();
+    let mut m: Value = serde_json::from_str(&text).unwrap();
+    let cases = m["cases"].as_array_mut().unwrap();
+    cases.retain(|c| c["id"] == "add_0" || c["id"] == "split_0");
+    for case in cases.iter_mut() {
+        for t in case["tensors"].as_array_mut().unwrap() {
+            let t = t.as_object_mut().unwrap();
+            t.remove("differentiable");
+            t.remove("for_output");
+        }
+    }
+    fs::write(tmp.0.join("manifest.json"), m.to_string()).unwrap();
+    for f in ["elementwise", "shape"] {
+        for ext in ["safetensors", "f64.safetensors"] {
+            let name = format!("{f}.{ext}");
+            fs::copy(src.join(&name), tmp.0.join(&name)).unwrap();
+        }
+    }
+    for precision in [Precision::F32, Precision::F64] {
+        let report = run_suite(&tmp.0, precision).unwrap();
+        assert_eq!(report.total(), 2);
+        assert!(report.all_passed(), "{}", report.render());
+    }
+}

@@ -8,6 +8,7 @@
 //! (batch norm over `[N, C, H, W]` is chapter 09's `BatchNorm2d`).
 
 use super::{OpCall, OpOutputs};
+use crate::parity::args::resolve_dim;
 use crate::parity::Failure;
 use chapter_03::Tensor;
 use chapter_05::{
@@ -28,21 +29,38 @@ pub fn run(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
             };
             Linear::from_weights(c.input("weight")?.clone(), bias).forward(c.input("x")?)?
         }
-        // F.embedding(indices, weight)
-        "embedding" => Embedding::from_weights(c.input("weight")?.clone(), None)?
-            .forward(c.input("indices")?)?,
+        // F.embedding(indices, weight, padding_idx): no gradient reaches
+        // row `padding_idx` (negative counts from the end).
+        "embedding" => {
+            let weight = c.input("weight")?;
+            let padding_idx = if args.has("padding_idx") {
+                let p = args.i64("padding_idx")?;
+                Some(
+                    resolve_dim(p, weight.dims()[0])
+                        .map_err(|e| Failure::new(format!("argument `padding_idx`: {e}")))?,
+                )
+            } else {
+                None
+            };
+            Embedding::from_weights(weight.clone(), padding_idx)?.forward(c.input("indices")?)?
+        }
         "layer_norm" => layer_norm(
             c.input("x")?,
-            &args.usize_list("normalized_shape")?,
+            &args.usize_or_list("normalized_shape")?,
             optional("weight").as_ref(),
             optional("bias").as_ref(),
             args.f64("eps")?,
         )?,
         "rms_norm" => rms_norm(
             c.input("x")?,
-            &args.usize_list("normalized_shape")?,
+            &args.usize_or_list("normalized_shape")?,
             optional("weight").as_ref(),
-            Some(args.f64("eps")?),
+            // `eps=None`: the dtype's machine epsilon, as in PyTorch.
+            if args.has("eps") {
+                Some(args.f64("eps")?)
+            } else {
+                None
+            },
         )?,
         "batch_norm" => return run_batch_norm(c),
         _ => return Err(c.unknown_op()),

@@ -8,16 +8,29 @@ use chapter_04::prelude::*;
 pub fn run(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
     let args = c.args();
     let out = match c.op() {
-        // `resolved_shape` is `shape` with its -1 filled in.
-        "reshape" => c.input("x")?.reshape(args.usize_list("resolved_shape")?)?,
-        "permute" => c.input("x")?.permute(&args.usize_list("dims")?)?,
+        // `resolved_shape` is `shape` with its -1 filled in; without it we
+        // fill it in ourselves.
+        "reshape" => {
+            let x = c.input("x")?;
+            let shape = if args.has("resolved_shape") {
+                args.usize_list("resolved_shape")?
+            } else {
+                args.reshape_target("shape", x.elem_count())?
+            };
+            x.reshape(shape)?
+        }
+        "permute" => {
+            let x = c.input("x")?;
+            x.permute(&args.dim_list("dims", x.rank())?)?
+        }
         "transpose" => c
             .input("x")?
             .transpose(args.i64("dim0")?, args.i64("dim1")?)?,
-        "permute+reshape" => c
-            .input("x")?
-            .permute(&args.usize_list("dims")?)?
-            .reshape(args.usize_list("shape")?)?,
+        "permute+reshape" => {
+            let x = c.input("x")?;
+            x.permute(&args.dim_list("dims", x.rank())?)?
+                .reshape(args.reshape_target("shape", x.elem_count())?)?
+        }
         "slice" => slice(c.input("x")?, &args.triples("normalized_slices")?)?,
         "index_select" => c
             .input("x")?
@@ -31,7 +44,10 @@ pub fn run(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
             .masked_fill(c.input("mask")?, args.f64("value")?)?,
         "tril" => c.input("x")?.tril(args.i64("diagonal")?)?,
         "triu" => c.input("x")?.triu(args.i64("diagonal")?)?,
-        "expand" => c.input("x")?.expand(args.usize_list("shape")?)?,
+        "expand" => {
+            let x = c.input("x")?;
+            x.expand(args.expand_target("shape", &x.dims())?)?
+        }
         _ => return Err(c.unknown_op()),
     };
     Ok(OpOutputs::one(out))
