@@ -558,6 +558,11 @@ impl Tensor {
         let d = dim.to_index(self.shape(), "index_select")?;
         Tensor::check_index_tensor(ids, "index_select")?;
         self.check_same_device(ids, "index_select")?;
+        if ids.rank() == 0 {
+            // One index given as a 0-d tensor: as PyTorch does, a slice of
+            // size 1 along `dim`.
+            return self.index_select(&ids.reshape(1)?, d);
+        }
         if ids.rank() != 1 {
             return Err(Error::invalid(
                 "index_select",
@@ -635,6 +640,9 @@ impl Tensor {
         self.check_same_device(ids, "index_add")?;
         self.check_same_device(src, "index_add")?;
         self.check_addable("index_add")?;
+        if ids.rank() == 0 {
+            return self.index_add(&ids.reshape(1)?, src, d);
+        }
         if ids.rank() != 1 {
             return Err(Error::invalid(
                 "index_add",

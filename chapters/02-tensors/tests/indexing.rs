@@ -509,3 +509,20 @@ fn indexing_argsort_and_sort_are_stable_with_nan_last() {
     let (values_1, _) = m.sort(-1, false).unwrap();
     assert_eq!(values_1.to_vec2::<i64>().unwrap(), [[1, 4, 5], [0, 2, 8]]);
 }
+
+#[test]
+fn indexing_a_single_index_as_a_0d_tensor_selects_a_slice_of_size_one() {
+    // As in PyTorch: `x.index_select(0, tensor(3))` is `x[3:4]`.
+    let x = iota(&[5, 2], DType::F32);
+    let three = tensor(&[3i64], ());
+    let row = x.index_select(&three, 0).unwrap();
+    assert_eq!(row.to_vec2::<f32>().unwrap(), [[6.0, 7.0]]);
+    let back = Tensor::zeros((5, 2), DType::F32, &dev())
+        .unwrap()
+        .index_add(&three, &row, 0)
+        .unwrap();
+    assert_eq!(
+        values(&back),
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 6.0, 7.0, 0.0, 0.0]
+    );
+}

@@ -7,9 +7,9 @@
 //! is all they need; binary cross entropy with logits is a small fused op
 //! for the same reasons as cross entropy (stability and an exact gradient).
 
+use chapter_02::dispatch;
 use chapter_02::{CmpOp, DType, Error, Result, Shape, Tensor as RawTensor};
 use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
-use chapter_02::dispatch;
 use chapter_04::prelude::*;
 use chapter_04::softmax::LogSoftmaxLastDim;
 use std::sync::Mutex;

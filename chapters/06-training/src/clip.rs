@@ -75,10 +75,10 @@ fn total_norm(grads: &[RawTensor], norm_type: f64) -> Result<RawTensor> {
 /// read back to the host. Parameters without a gradient are skipped; with
 /// none at all the norm is 0.
 pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64, norm_type: f64) -> Result<RawTensor> {
-    if !(max_norm > 0.0 && max_norm.is_finite()) {
+    if !(max_norm >= 0.0 && max_norm.is_finite()) {
         return Err(Error::invalid(
             "clip_grad_norm_",
-            format!("max_norm must be positive and finite, got {max_norm}"),
+            format!("max_norm must be finite and >= 0, got {max_norm}"),
         ));
     }
     check_norm_type(norm_type)?;
