@@ -27,6 +27,11 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // The main thread does the training, so it joins the kernels' thread
+    // pool rather than waking it and sleeping for every kernel.
+    if let Err(err) = candle::tensor::join_kernel_threads() {
+        eprintln!("warning: {err}");
+    }
     let result = match cli.command {
         Command::ScalarDemo(args) => candle::commands::scalar_demo::run(&args),
         Command::Train(args) => candle::commands::train::run(&args),

@@ -46,7 +46,38 @@ fn bench_sgemm(c: &mut Criterion) {
     group.bench_function("1024_transposed_lhs", |bench| {
         bench.iter(|| black_box(a.matmul(&b).unwrap()))
     });
+    // The MNIST MLP's two large products (batch 128, 784 → 256).
+    for (name, a, b) in mlp_products() {
+        group.throughput(Throughput::Elements(flops(&a, &b)));
+        group.bench_function(name, |bench| {
+            bench.iter(|| black_box(a.matmul(&b).unwrap()))
+        });
+    }
     group.finish();
+}
+
+/// The MNIST MLP's first-layer products: the forward `x · Wᵀ` (a
+/// transposed right operand, repacked row-major before the product) and
+/// the weight gradient `dhᵀ · x` (a transposed left operand, used as is).
+fn mlp_products() -> [(&'static str, Tensor, Tensor); 2] {
+    [
+        (
+            "mlp_forward_128x784x256",
+            random(&[128, 784], 5),
+            random(&[256, 784], 6).t().unwrap(),
+        ),
+        (
+            "mlp_weight_grad_256x128x784",
+            random(&[128, 256], 7).t().unwrap(),
+            random(&[128, 784], 8),
+        ),
+    ]
+}
+
+/// Floating-point operations of `a · b`.
+fn flops(a: &Tensor, b: &Tensor) -> u64 {
+    let (m, k) = (a.dims()[0], a.dims()[1]);
+    2 * (m * k * b.dims()[1]) as u64
 }
 
 fn bench_elementwise(c: &mut Criterion) {
@@ -97,8 +128,8 @@ fn seconds_per_call(mut f: impl FnMut(), budget: Duration) -> (f64, f64) {
 fn plain_report(wanted: impl Fn(&str) -> bool) {
     println!();
     println!(
-        "Plain timings (median and best of a 2 s loop; MATMUL_NUM_THREADS={}, {} CPUs available):",
-        std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "unset".into()),
+        "Plain timings (median and best of a 2 s loop; RAYON_NUM_THREADS={}, {} CPUs available):",
+        std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into()),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
     let budget = Duration::from_secs(2);
@@ -110,6 +141,19 @@ fn plain_report(wanted: impl Fn(&str) -> bool) {
         let (a, b) = (random(&[n, n], 1), random(&[n, n], 2));
         let (median, best) = seconds_per_call(|| drop(black_box(a.matmul(&b).unwrap())), budget);
         let gflops = |s: f64| 2.0 * (n as f64).powi(3) / s / 1e9;
+        println!(
+            "{name}: {:.1} GFLOP/s (best {:.1})",
+            gflops(median),
+            gflops(best)
+        );
+    }
+    for (name, a, b) in mlp_products() {
+        let name = format!("sgemm {name}");
+        if !wanted(&name) {
+            continue;
+        }
+        let (median, best) = seconds_per_call(|| drop(black_box(a.matmul(&b).unwrap())), budget);
+        let gflops = |s: f64| flops(&a, &b) as f64 / s / 1e9;
         println!(
             "{name}: {:.1} GFLOP/s (best {:.1})",
             gflops(median),
@@ -129,6 +173,10 @@ fn plain_report(wanted: impl Fn(&str) -> bool) {
 }
 
 fn main() {
+    // As the `candle` command does: this thread is one of the kernels'.
+    if let Err(e) = chapter_02::join_kernel_threads() {
+        eprintln!("warning: {e}");
+    }
     let mut criterion = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))

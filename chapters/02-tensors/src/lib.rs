@@ -32,7 +32,7 @@ pub use counting::{CountingBackend, CountingDevice, Counts, COUNTING};
 pub use cpu::pool::{
     empty_cache as cpu_empty_cache, pool_stats as cpu_pool_stats, PoolStats as CpuPoolStats,
 };
-pub use cpu::{CpuBackend, CpuStorage};
+pub use cpu::{join_kernel_threads, CpuBackend, CpuStorage};
 pub use device::{
     default_device, known_device_kinds, register_device_kind, Device, DeviceId, DeviceKind,
     DeviceOpener,

@@ -29,6 +29,8 @@ fn env(name: &str, default: usize) -> usize {
 
 fn main() -> chapter_03::Result<()> {
     let (rounds, steps) = (env("ROUNDS", 5), env("STEPS", 200));
+    // As the `candle` command does: this thread is one of the kernels'.
+    chapter_02::join_kernel_threads()?;
     let dev = Device::cpu();
     manual_seed(0);
     let model = Mlp::new(&[784, 256, 10], 0.0, DType::F32, &dev)?;

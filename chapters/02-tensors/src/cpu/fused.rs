@@ -196,45 +196,82 @@ impl<T: Copy> Apply2<T> for ZipInto<'_, T> {
 /// for CPUs with AVX2 and FMA (256-bit registers, fused multiply-add),
 /// chosen once at run time, so the same binary uses twice the vector width
 /// where the CPU has it.
+///
+/// A register that holds an output is not a buffer at all: the step that
+/// computes it writes straight into the output's chunk, and later steps
+/// read it there, which saves copying every output once more.
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn run_range<T: Float>(plan: &Plan<T>, inputs: &[&[T]], start: usize, outs: &mut [&mut [T]]) {
     let n = outs.first().map_or(0, |o| o.len());
-    let mut regs: Vec<Vec<T>> = vec![vec![T::zero(); CHUNK]; plan.registers];
+    // The output each register is written into, if any (the first, when
+    // one value is returned twice).
+    let mut home: Vec<Option<usize>> = vec![None; plan.registers];
+    for (o, value) in plan.outputs.iter().enumerate() {
+        if let Value::Reg(q) = *value {
+            home[q].get_or_insert(o);
+        }
+    }
+    let mut regs: Vec<Vec<T>> = (0..plan.registers)
+        .map(|q| match home[q] {
+            Some(_) => Vec::new(),
+            None => vec![T::zero(); CHUNK],
+        })
+        .collect();
+    let out_ptrs: Vec<*mut T> = outs.iter_mut().map(|o| o.as_mut_ptr()).collect();
     let mut done = 0;
     while done < n {
         let len = CHUNK.min(n - done);
         let at = start + done;
+        // SAFETY: every output slice holds `n` elements and `done + len <=
+        // n`; the plan gives each step a destination register distinct from
+        // its operands, and no two registers share an output, so a chunk
+        // written here is never read through another slice at the same time.
+        let out_chunk = |o: usize| unsafe { out_ptrs[o].add(done) };
         for step in &plan.steps {
             // Take the destination buffer out, so the operands (other
             // buffers, or inputs) can be borrowed while it is written.
             let r = match *step {
                 Step::Unary(_, _, r) | Step::Binary(_, _, _, r) => r,
             };
-            let mut dst = std::mem::take(&mut regs[r]);
+            let mut own = std::mem::take(&mut regs[r]);
             {
+                let dst: &mut [T] = match home[r] {
+                    Some(o) => unsafe { std::slice::from_raw_parts_mut(out_chunk(o), len) },
+                    None => &mut own[..len],
+                };
                 let src = |v: Value<T>| match v {
                     Value::Input(i) => Src::Slice(&inputs[i][at..at + len]),
                     Value::Splat(x) => Src::Splat(x),
-                    Value::Reg(q) => Src::Slice(&regs[q][..len]),
+                    Value::Reg(q) => match home[q] {
+                        Some(o) => {
+                            Src::Slice(unsafe { std::slice::from_raw_parts(out_chunk(o), len) })
+                        }
+                        None => Src::Slice(&regs[q][..len]),
+                    },
                 };
                 match *step {
                     Step::Unary(op, a, _) => match src(a) {
-                        Src::Slice(x) => unary_float(op, MapInto(x, &mut dst[..len])),
-                        Src::Splat(x) => dst[..len].fill(unary_float(op, One(x))),
+                        Src::Slice(x) => unary_float(op, MapInto(x, dst)),
+                        Src::Splat(x) => dst.fill(unary_float(op, One(x))),
                     },
-                    Step::Binary(op, a, b, _) => {
-                        binary_float(op, ZipInto(src(a), src(b), &mut dst[..len]))
-                    }
+                    Step::Binary(op, a, b, _) => binary_float(op, ZipInto(src(a), src(b), dst)),
                 }
             }
-            regs[r] = dst;
+            regs[r] = own;
         }
-        for (out, &value) in outs.iter_mut().zip(&plan.outputs) {
-            let out = &mut out[done..done + len];
+        for (o, &value) in plan.outputs.iter().enumerate() {
+            // SAFETY: as above; `home[q] != o` means the value lives in
+            // another output (or a buffer), never in this one.
+            let out = unsafe { std::slice::from_raw_parts_mut(out_chunk(o), len) };
             match value {
                 Value::Input(i) => out.copy_from_slice(&inputs[i][at..at + len]),
                 Value::Splat(x) => out.fill(x),
-                Value::Reg(q) => out.copy_from_slice(&regs[q][..len]),
+                Value::Reg(q) => match home[q] {
+                    Some(h) if h == o => {}
+                    Some(h) => out
+                        .copy_from_slice(unsafe { std::slice::from_raw_parts(out_chunk(h), len) }),
+                    None => out.copy_from_slice(&regs[q][..len]),
+                },
             }
         }
         done += len;
