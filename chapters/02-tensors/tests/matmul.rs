@@ -214,6 +214,33 @@ fn matmul_large_enough_to_use_the_blocked_kernel() {
     );
 }
 
+#[test]
+fn matmul_transposed_right_operand_is_repacked_exactly() {
+    // `x · Wᵀ`, as a linear layer computes it: a column-major right operand,
+    // large enough to be copied row-major first (m ≥ 32, k·n ≥ 4096), with
+    // sizes that leave ragged 16 × 16 tiles and two halves of rows on two
+    // threads. Small integers make every sum exact in f32 and f64.
+    for dtype in [DType::F32, DType::F64] {
+        for (m, k, n) in [(32, 64, 64), (45, 300, 257), (33, 17, 400)] {
+            let (nx, nw) = (Naive::random(&[m, k], 1), Naive::random(&[n, k], 2));
+            let x = nx.tensor(dtype);
+            let w = nw.tensor(dtype);
+            let expected = naive_matmul(&nx, &nw.transpose(0, 1));
+            let got = x.matmul(&w.t().unwrap()).unwrap();
+            assert_eq!(values(&got), expected.data, "{m}x{k}x{n} {dtype:?}");
+        }
+        // Batched, with the transposed weight broadcast over the batch (a
+        // batch stride of 0) and read at an offset (a narrowed view).
+        let nx = Naive::random(&[3, 40, 96], 3);
+        let nw = Naive::random(&[70, 96], 4);
+        let w = nw.tensor(dtype).narrow(0, 5, 64).unwrap().t().unwrap();
+        let nw_view = Naive::from_fn(&[96, 64], |i| nw.at(&[i[1] + 5, i[0]]));
+        let expected = naive_matmul(&nx, &nw_view);
+        let got = nx.tensor(dtype).matmul(&w).unwrap();
+        assert_eq!(values(&got), expected.data, "batched {dtype:?}");
+    }
+}
+
 /// An operand with the given logical values, stored one of three ways:
 /// row-major, as the transpose of its last two dims, or scrambled.
 fn operand(n: &Naive, dtype: DType, storage: u8) -> Tensor {

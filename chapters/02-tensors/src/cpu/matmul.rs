@@ -4,9 +4,11 @@
 //! cache-sized blocks and running a register-blocked micro-kernel, with
 //! kernels chosen at run time for the CPU's vector width) and accepts
 //! arbitrary row and column strides. That last property means a transposed
-//! view never needs copying: `a.t().matmul(b)` passes the swapped strides
-//! straight through. Its threads are rayon's pool, which every parallel CPU
-//! kernel of the library shares.
+//! view never needs copying for correctness: `a.t().matmul(b)` passes the
+//! swapped strides straight through. For speed, a column-major right
+//! operand is repacked row-major first when the product reuses it enough
+//! (see [`repack_rhs`]). Its threads are rayon's pool, which every parallel
+//! CPU kernel of the library shares.
 
 use super::CpuStorage;
 use crate::{Error, Layout, Result};
