@@ -5,8 +5,9 @@
 # EPOCHS epochs (default 3) on 2 threads, timing the training loop of each
 # epoch (evaluation excluded). The two programs alternate ROUNDS times
 # (default 3), so a busy moment of a shared machine hits both; the table gives
-# every epoch time, the median of each side, the ratio ours / PyTorch, and
-# each program's peak resident memory.
+# every epoch time (ours read from the run's metrics at full precision), the
+# median of each side, the ratio ours / PyTorch, the fastest epoch of each side
+# and their ratio, and each program's peak resident memory.
 #
 #   bench/mnist_mlp.sh                          # ours and PyTorch
 #   ROUNDS=5 EPOCHS=2 bench/mnist_mlp.sh
@@ -54,6 +55,7 @@ for round in $(seq 1 "$rounds"); do
 done
 
 python3 - "$out" "$rounds" "$have_torch" <<'PY'
+import json
 import re
 import statistics
 import sys
@@ -62,8 +64,16 @@ out, rounds, have_torch = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
 
 
 def ours(r):
-    text = open(f"{out}/ours-{r}.txt", encoding="utf-8").read()
-    times = [float(t) for t in re.findall(r"^epoch +\d+/\d+: .*\(([0-9.]+) s\)$", text, re.M)]
+    # Each epoch's training time at full precision: the differences of the
+    # cumulative `seconds` of the run's eval records (the progress lines
+    # round to 10 ms).
+    seconds = [0.0]
+    with open(f"{out}/run-{r}/metrics.jsonl", encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record.get("kind") == "eval":
+                seconds.append(record["seconds"])
+    times = [b - a for a, b in zip(seconds, seconds[1:])]
     kb = int(re.search(r"peak memory: (\d+) KB", open(f"{out}/ours-{r}.mem").read()).group(1))
     return times, kb / 1024
 
@@ -94,4 +104,9 @@ if have_torch:
     mt = statistics.median(torch_all)
     print(f"epoch time (median of {len(torch_all)}): pytorch {mt:.3f} s, peak memory {max(mem_torch):.0f} MB")
     print(f"ratio candle / pytorch: {mo / mt:.2f}")
+    # On a shared machine the fastest epochs are the least disturbed ones.
+    print(
+        f"fastest epochs: candle {min(ours_all):.3f} s, pytorch {min(torch_all):.3f} s, "
+        f"ratio {min(ours_all) / min(torch_all):.2f}"
+    )
 PY
