@@ -133,21 +133,13 @@ fn plain_report(wanted: impl Fn(&str) -> bool) {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
     let budget = Duration::from_secs(2);
-    for n in SGEMM_SIZES {
-        let name = format!("sgemm {n}");
-        if !wanted(&name) {
-            continue;
-        }
-        let (a, b) = (random(&[n, n], 1), random(&[n, n], 2));
-        let (median, best) = seconds_per_call(|| drop(black_box(a.matmul(&b).unwrap())), budget);
-        let gflops = |s: f64| 2.0 * (n as f64).powi(3) / s / 1e9;
-        println!(
-            "{name}: {:.1} GFLOP/s (best {:.1})",
-            gflops(median),
-            gflops(best)
-        );
-    }
-    for (name, a, b) in mlp_products() {
+    let squares = SGEMM_SIZES
+        .iter()
+        .map(|&n| (n.to_string(), random(&[n, n], 1), random(&[n, n], 2)));
+    let mlp = mlp_products()
+        .into_iter()
+        .map(|(name, a, b)| (name.to_string(), a, b));
+    for (name, a, b) in squares.chain(mlp) {
         let name = format!("sgemm {name}");
         if !wanted(&name) {
             continue;

@@ -72,10 +72,16 @@ pub(crate) fn matmul(
                 Vec::new()
             };
             if m * n * k > 0 {
+                // The offset of the right operand now in `packed`: a matrix
+                // broadcast over the batch is repacked once, not per batch.
+                let mut packed_from = None;
                 for (i, (&oa, &ob)) in a_offsets.iter().zip(&b_offsets).enumerate() {
                     let c = &mut out[i * m * n..(i + 1) * m * n];
                     let (rhs, ob, rsb, csb) = if repack {
-                        transpose_into(&$y[ob..], k, n, csb as usize, &mut packed);
+                        if packed_from != Some(ob) {
+                            transpose_into(&$y[ob..], k, n, csb as usize, &mut packed);
+                            packed_from = Some(ob);
+                        }
                         (packed.as_slice(), 0, n as isize, 1)
                     } else {
                         (&$y[..], ob, rsb, csb)
