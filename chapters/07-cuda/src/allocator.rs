@@ -255,16 +255,17 @@ impl<R: Runtime> CachingAllocator<R> {
         if !is_out_of_memory(&cause) {
             return cause;
         }
-        let cause = match cause {
-            Error::Device { msg, .. } => msg,
-            other => other.to_string(),
+        // The runtime's own name for the device (`cuda:0`).
+        let (device, cause) = match cause {
+            Error::Device { device, msg, .. } => (device, msg),
+            other => (self.inner.runtime.describe(), other.to_string()),
         };
         Error::device(
             "alloc",
-            self.inner.runtime.describe(),
+            device,
             format!(
                 "out of memory: tried to allocate {} ({bytes} bytes, block of {class}) with {} \
-                 allocated and {} reserved, after emptying the cache ({cause})",
+                 allocated and {} reserved, with nothing left in the cache ({cause})",
                 human_bytes(bytes),
                 human_bytes(state.stats.allocated_bytes),
                 human_bytes(state.stats.reserved_bytes),

@@ -40,9 +40,18 @@ pub fn driver_library_present() -> bool {
     unsafe { sys::is_culib_present() }
 }
 
+/// What `cuInit` said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Init {
+    Ready,
+    /// A driver with no GPU: `cuInit` itself says `CUDA_ERROR_NO_DEVICE`.
+    NoDevice,
+}
+
 /// Initialises the driver once (`cuInit`); the result is remembered.
-fn init_driver() -> std::result::Result<(), String> {
-    static INIT: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
+fn init_driver() -> std::result::Result<Init, String> {
+    static INIT: std::sync::OnceLock<std::result::Result<Init, String>> =
+        std::sync::OnceLock::new();
     INIT.get_or_init(|| {
         if !driver_library_present() {
             return Err(
@@ -51,14 +60,21 @@ fn init_driver() -> std::result::Result<(), String> {
                     .into(),
             );
         }
-        cu::init().map_err(|e| format!("cuInit failed: {}", error_text(e)))
+        match cu::init() {
+            Ok(()) => Ok(Init::Ready),
+            Err(DriverError(sys::CUresult::CUDA_ERROR_NO_DEVICE)) => Ok(Init::NoDevice),
+            Err(e) => Err(format!("cuInit failed: {}", error_text(e))),
+        }
     })
     .clone()
 }
 
 /// How many CUDA devices the driver sees (an error when there is no driver).
 pub fn device_count() -> Result<usize> {
-    init_driver().map_err(|msg| Error::device("device_count", "cuda", msg))?;
+    let init = init_driver().map_err(|msg| Error::device("device_count", "cuda", msg))?;
+    if init == Init::NoDevice {
+        return Ok(0);
+    }
     match cu::device::get_count() {
         Ok(n) => Ok(n as usize),
         Err(DriverError(sys::CUresult::CUDA_ERROR_NO_DEVICE)) => Ok(0),
@@ -149,7 +165,6 @@ impl Driver {
     pub fn open(ordinal: usize) -> Result<Driver> {
         let dev = format!("cuda:{ordinal}");
         let fail = |msg: String| Error::device("open", &dev, msg);
-        init_driver().map_err(fail)?;
         let count = device_count().map_err(|e| match e {
             Error::Device { msg, .. } => fail(msg),
             e => e,

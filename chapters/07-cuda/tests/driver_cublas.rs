@@ -187,3 +187,42 @@ fn cublas_is_optional() {
     // Absent here: no panic, just `false` (and `Cublas::new` gives None).
     println!("cuBLAS present: {}", cublas_library_present());
 }
+
+/// On a GPU with cuBLAS: a transposed, batched product against the CPU.
+#[test]
+fn cublas_sgemm_on_the_gpu_matches_the_reference() {
+    use chapter_07::cublas::Cublas;
+    use chapter_07::driver::{device_count, driver_library_present, Driver};
+    use chapter_07::Runtime;
+    use std::sync::Arc;
+    if !driver_library_present() || !device_count().is_ok_and(|n| n > 0) {
+        println!("skipped: no GPU");
+        return;
+    }
+    let d = Arc::new(Driver::open(0).unwrap());
+    let Some(blas) = Cublas::new(d.clone()) else {
+        println!("skipped: no cuBLAS library on the GPU machine");
+        return;
+    };
+    // lhs [2, 3, 4] stored as [2, 4, 3] (transposed view); rhs [2, 4, 5].
+    let lhs = layout(&[2, 3, 4], &[12, 1, 3], 0);
+    let rhs = Layout::contiguous(vec![2, 4, 5]);
+    let (a, b) = (data(24, 1), data(40, 2));
+    let want = naive(&lhs, &a, &rhs, &b);
+    let up = |v: &[f64]| -> u64 {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect();
+        let p = d.alloc(bytes.len()).unwrap();
+        d.copy_htod(p, &bytes).unwrap();
+        p
+    };
+    let (pa, pb) = (up(&a), up(&b));
+    let pc = d.alloc(4 * want.len()).unwrap();
+    assert!(blas.sgemm(pa, &lhs, pb, &rhs, pc).unwrap());
+    let mut back = vec![0u8; 4 * want.len()];
+    d.copy_dtoh(&mut back, pc).unwrap();
+    for (i, w) in want.iter().enumerate() {
+        let got = f32::from_le_bytes(back[4 * i..4 * i + 4].try_into().unwrap());
+        assert_eq!(got as f64, *w, "element {i}");
+    }
+    println!("cuBLAS sgemm matches on {}", blas.describe());
+}
