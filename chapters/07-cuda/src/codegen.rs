@@ -22,9 +22,10 @@
 //!   `--fmad=false`, so it never fuses a multiply and an add into one
 //!   `fma` with one rounding);
 //! - `f16` and `bf16` are loaded into `f32`, computed in `f32`, and rounded
-//!   once per output on the store, as the CPU's fused path does (its
-//!   one-primitive-at-a-time path instead rounds after every
-//!   instruction);
+//!   once per output on the store, as the CPU's fused path does. Running
+//!   the program one primitive at a time (`Program::run_unfused`) instead
+//!   rounds after every instruction; [`HalfRounding::PerInstruction`]
+//!   generates a kernel that does that, bit for bit;
 //! - transcendental functions (`exp`, `log`, `tanh`, `erf`, `pow`...)
 //!   come from each side's maths library, which may differ in the last
 //!   bit or two.
@@ -136,11 +137,43 @@ pub struct FusedKernel {
     pub n_scalars: usize,
 }
 
+/// When `f16` and `bf16` results are rounded to their 16 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HalfRounding {
+    /// Compute the whole program in `f32` and round each output once, as
+    /// the CPU backend's `fused` does: the more accurate choice, and the
+    /// one [`generate`] makes.
+    #[default]
+    PerOutput,
+    /// Round every instruction's result (and every scalar and constant),
+    /// as running the program one primitive at a time does
+    /// (`Program::run_unfused`).
+    PerInstruction,
+}
+
 /// The key under which a program's kernel is cached: equal keys, same
 /// kernel source.
 pub fn cache_key(program: &Program, dtype: DType, patterns: &[InputPattern]) -> String {
+    cache_key_with(program, dtype, patterns, HalfRounding::PerOutput)
+}
+
+/// [`cache_key`] for a choice of [`HalfRounding`].
+pub fn cache_key_with(
+    program: &Program,
+    dtype: DType,
+    patterns: &[InputPattern],
+    rounding: HalfRounding,
+) -> String {
     let tags: Vec<String> = patterns.iter().map(|p| p.tag()).collect();
-    format!("{}|{dtype:?}|{}", program.cache_key(), tags.join(","))
+    let round = match (rounding, dtype.is_half()) {
+        (HalfRounding::PerInstruction, true) => "|round-each",
+        _ => "",
+    };
+    format!(
+        "{}|{dtype:?}|{}{round}",
+        program.cache_key(),
+        tags.join(",")
+    )
 }
 
 /// The C types of a dtype: how elements are stored, and what the maths is
@@ -357,6 +390,16 @@ fn live_registers(program: &Program) -> Vec<bool> {
 /// `(c_0, …, c_{r−1})` in the common shape: `offset = Σ_d c_d · stride_d`,
 /// the multi-index computed once per element for all strided inputs.
 pub fn generate(program: &Program, dtype: DType, patterns: &[InputPattern]) -> Result<FusedKernel> {
+    generate_with(program, dtype, patterns, HalfRounding::PerOutput)
+}
+
+/// [`generate`] with a choice of when half results are rounded.
+pub fn generate_with(
+    program: &Program,
+    dtype: DType,
+    patterns: &[InputPattern],
+    rounding: HalfRounding,
+) -> Result<FusedKernel> {
     let n_scalars = program
         .instrs
         .iter()
@@ -383,7 +426,16 @@ pub fn generate(program: &Program, dtype: DType, patterns: &[InputPattern]) -> R
     let rank = ranks.first().copied();
     let t = types(dtype)?;
     let (c, f) = (t.compute, t.fsuffix);
-    let key = cache_key(program, dtype, patterns);
+    let key = cache_key_with(program, dtype, patterns, rounding);
+    // Rounding every value to the half type and back, when asked to.
+    let round_each = rounding == HalfRounding::PerInstruction && dtype.is_half();
+    let rounded = |e: String| {
+        if round_each {
+            format!("{}({}({e}))", t.load, t.store)
+        } else {
+            e
+        }
+    };
     let name = format!("fused_{}", &short_hash(&key));
 
     // Parameters: outputs, inputs, scalars, n, then shape and strides.
@@ -461,10 +513,10 @@ pub fn generate(program: &Program, dtype: DType, patterns: &[InputPattern]) -> R
                 let at = if at.is_empty() { "0".to_string() } else { at };
                 format!("{}(in{i}[{at}])", t.load)
             }
-            Instr::Scalar(s) => format!("({c})s{s}"),
-            Instr::Const(v) => format!("({c}){}", literal(v)),
-            Instr::Unary(op, a) => unary_expr(op, &r(a), c, f),
-            Instr::Binary(op, a, b) => binary_expr(op, &r(a), &r(b), f),
+            Instr::Scalar(s) => rounded(format!("({c})s{s}")),
+            Instr::Const(v) => rounded(format!("({c}){}", literal(v))),
+            Instr::Unary(op, a) => rounded(unary_expr(op, &r(a), c, f)),
+            Instr::Binary(op, a, b) => rounded(binary_expr(op, &r(a), &r(b), f)),
         };
         writeln!(src, "        const {c} r{k} = {expr};").unwrap();
     }
