@@ -4,7 +4,8 @@
 #
 # Every `chapters/07-cuda/kernels/*.cu` is compiled by NVRTC to PTX for each
 # virtual architecture in ARCHS (compute_80: A100; compute_90: H100/H200),
-# written to `chapters/07-cuda/ptx/<name>.sm_<arch>.ptx`, and listed in the
+# written to `chapters/07-cuda/ptx/<name>.sm_<arch>.ptx` (a higher arch only
+# when its PTX differs from a lower one's), and listed in the
 # generated `chapters/07-cuda/ptx/kernels.rs`, which the crate embeds with
 # `include_str!`. The list records a stamp of the sources (see
 # `chapter_07::ptx::stamp_of`), so a test notices PTX older than its kernels.
@@ -100,8 +101,17 @@ for n in names:
     if not n.endswith(".cu"):
         continue
     stem = n[:-3]
+    previous = None
     for arch in archs:
         ptx = compile_one(n, arch)
+        # PTX for compute_80 runs on sm_90 too (the driver's JIT compiles
+        # it there), so a higher arch's PTX is kept only when it differs in
+        # more than its `.target` line (a kernel with `#if __CUDA_ARCH__`).
+        body = "\n".join(l for l in ptx.splitlines() if not l.startswith(".target"))
+        if body == previous:
+            print(f"build-ptx: {n} for compute_{arch} is the same PTX as for a lower arch: not kept")
+            continue
+        previous = body
         fname = f"{stem}.sm_{arch}.ptx"
         with open(os.path.join(out_dir, fname), "w") as f:
             f.write(ptx)

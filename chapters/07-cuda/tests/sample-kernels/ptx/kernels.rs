@@ -8,5 +8,4 @@ pub const ARCHS: &[u32] = &[80, 90];
 /// Every embedded PTX file.
 pub static MODULES: &[EmbeddedPtx] = &[
     EmbeddedPtx { name: "sample", arch: 80, ptx: include_str!("sample.sm_80.ptx") },
-    EmbeddedPtx { name: "sample", arch: 90, ptx: include_str!("sample.sm_90.ptx") },
 ];
