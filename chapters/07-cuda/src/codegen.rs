@@ -34,7 +34,7 @@
 //! (see this crate's `tests/codegen.rs`), which is how it is tested on a
 //! machine without a GPU.
 
-use crate::runtime::DevicePtr;
+use crate::runtime::{DevicePtr, LaunchConfig, Runtime};
 use chapter_02::backend::{BinaryOp, Instr, Program, UnaryOp};
 use chapter_02::{DType, Error, Layout, Result};
 use std::ffi::c_void;
@@ -682,6 +682,23 @@ impl FusedArgs {
     }
 }
 // ANCHOR_END: args
+
+/// Launches a fused kernel on any runtime: 256 threads a block, one
+/// thread per element up to 2^24 elements (65,536 blocks, hundreds per
+/// multiprocessor), beyond which the grid-stride loop gives each thread
+/// several elements. An empty launch does nothing.
+pub fn launch_fused<R: Runtime + ?Sized>(
+    runtime: &R,
+    kernel: &FusedKernel,
+    args: &mut FusedArgs,
+) -> Result<()> {
+    if args.is_empty() {
+        return Ok(());
+    }
+    let cfg = LaunchConfig::for_elements(args.len().min(1 << 24), 256);
+    let mut params = args.params();
+    runtime.launch(&kernel.name, cfg, &mut params)
+}
 
 // ANCHOR: say_once
 /// A message printed at most once per process: a fallback worth knowing

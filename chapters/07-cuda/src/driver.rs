@@ -23,6 +23,8 @@
 //! context is lost, and every later call fails the same way until the
 //! process exits. The driver remembers the first one and says so.
 
+use crate::codegen::{FusedKernel, NVRTC_OPTIONS};
+use crate::nvrtc::CompileCache;
 use crate::ptx;
 use crate::runtime::{DevicePtr, LaunchConfig, Runtime};
 use chapter_02::{Error, Result};
@@ -30,7 +32,7 @@ use cudarc::driver::result::{self as cu, DriverError};
 use cudarc::driver::sys;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Is the driver library (`libcuda.so`) present? Without it there is no
 /// GPU to open; checking first matters, because `cudarc` panics when it
@@ -457,6 +459,33 @@ impl Driver {
             self.device_name(),
             format!("no kernel named `{name}` in the loaded modules ({loaded})"),
         ))
+    }
+
+    /// Makes a generated fused kernel launchable by its name: compiles its
+    /// source with NVRTC for this GPU's architecture (each source once per
+    /// process) and loads the PTX. An error when NVRTC is missing: the
+    /// caller then runs the program unfused (and says so once, with
+    /// [`crate::codegen::note_unfused_fallback`]).
+    pub fn load_fused(&self, kernel: &FusedKernel) -> Result<()> {
+        static COMPILED: OnceLock<CompileCache> = OnceLock::new();
+        let cached = {
+            let m = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+            m.functions.contains_key(&kernel.name)
+                || m.loaded.iter().any(|(n, _)| *n == kernel.name)
+        };
+        if cached {
+            return Ok(());
+        }
+        let (major, minor) = self.compute_capability;
+        let arch = major * 10 + minor;
+        let compiled = COMPILED.get_or_init(CompileCache::new).compile(
+            &kernel.name,
+            &kernel.source,
+            &[],
+            arch,
+            NVRTC_OPTIONS,
+        )?;
+        self.load_ptx(&kernel.name, &compiled.ptx)
     }
 
     /// Is a kernel of that name available (loading embedded modules as needed)?

@@ -31,6 +31,7 @@ pub struct EmbeddedPtx {
 // The generated list: `MODULES`, `SOURCES_STAMP`, `NVRTC_VERSION`, `ARCHS`.
 include!("../ptx/kernels.rs");
 
+// ANCHOR: best_for
 /// The PTX of module `name` for the highest architecture not above
 /// `compute_capability` (`90` for sm_90): PTX for `compute_80` runs on an
 /// sm_90 GPU (the JIT compiles it there), never the other way round.
@@ -40,6 +41,7 @@ pub fn best_for(name: &str, compute_capability: u32) -> Option<&'static Embedded
         .filter(|m| m.name == name && m.arch <= compute_capability)
         .max_by_key(|m| m.arch)
 }
+// ANCHOR_END: best_for
 
 /// The `.version` line of a PTX text: `"9.0"`.
 pub fn ptx_version(ptx: &str) -> Option<&str> {

@@ -16,6 +16,9 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "codegen-common/programs.rs"]
+mod programs;
+
 // ---------------------------------------------------------------------
 // Loading a host-compiled kernel library.
 
@@ -420,6 +423,16 @@ fn cases() -> Vec<Case> {
             tol: Tolerance::Eps(4.0),
         });
     }
+    // The GPU test's program (`driver_fused.rs`): a row broadcast down
+    // the rows, and two outputs.
+    out.push(Case {
+        what: "sigmoid, tanh and a broadcast row".into(),
+        program: programs::sigmoid_tanh(),
+        shape: vec![6, 11],
+        layouts: vec![None, Some((vec![0, 1], 0, 11))],
+        scalars: vec![],
+        tol: Tolerance::Eps(4.0),
+    });
     // A strided view mixed with a contiguous input, rank 1.
     {
         let mut p = Program::new();

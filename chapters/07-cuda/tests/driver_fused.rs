@@ -5,13 +5,16 @@
 //! `$CANDLE_FUSED_PTX_DIR`, where `tests/codegen.rs` writes it on a machine
 //! with NVRTC (see `scripts/gpu-check-driver.sh`). Without a GPU: one line.
 
-use chapter_02::backend::{BinaryOp, Program, UnaryOp};
 use chapter_02::{Backend, BackendStorage, CpuBackend, CpuStorage, DType, Layout, Shape};
 use chapter_07::allocator::CachingAllocator;
-use chapter_07::codegen::{generate, FusedArgs, InputPattern, NVRTC_OPTIONS};
+use chapter_07::codegen::{generate, launch_fused, FusedArgs, FusedKernel, InputPattern};
 use chapter_07::driver::{device_count, driver_library_present, Driver};
-use chapter_07::{nvrtc, LaunchConfig, Runtime};
+use chapter_07::{nvrtc, Runtime};
 use std::sync::Arc;
+
+#[path = "codegen-common/programs.rs"]
+mod programs;
+use programs::sigmoid_tanh as program;
 
 fn gpu() -> Option<Arc<Driver>> {
     if !driver_library_present() || !device_count().is_ok_and(|n| n > 0) {
@@ -21,38 +24,31 @@ fn gpu() -> Option<Arc<Driver>> {
     Some(Arc::new(Driver::open(0).unwrap()))
 }
 
-/// The PTX of a generated kernel for this GPU, or `None` (with a line).
-fn ptx_for(name: &str, source: &str, cc: u32) -> Option<String> {
-    let arch = if cc >= 90 { 90 } else { 80 };
+/// Makes kernel `k` launchable: compiled by NVRTC on this machine when
+/// it has NVRTC, else loaded from the PTX the codegen test wrote. `false`
+/// (with a line) when neither is there.
+fn load(d: &Driver, k: &FusedKernel) -> bool {
     if nvrtc::nvrtc_available() {
-        let c = nvrtc::compile_ptx(name, source, &[], arch, NVRTC_OPTIONS).unwrap();
-        return Some(c.ptx);
+        d.load_fused(k).unwrap();
+        return true;
     }
-    let dir = std::env::var_os("CANDLE_FUSED_PTX_DIR")?;
-    let path = std::path::Path::new(&dir).join(format!("{name}.sm_{arch}.ptx"));
+    let (ma, mi) = d.compute_capability();
+    let arch = if ma * 10 + mi >= 90 { 90 } else { 80 };
+    let Some(dir) = std::env::var_os("CANDLE_FUSED_PTX_DIR") else {
+        println!("skipped {}: no NVRTC and no CANDLE_FUSED_PTX_DIR", k.name);
+        return false;
+    };
+    let path = std::path::Path::new(&dir).join(format!("{}.sm_{arch}.ptx", k.name));
     match std::fs::read_to_string(&path) {
-        Ok(p) => Some(p),
+        Ok(p) => {
+            d.load_ptx(&k.name, &p).unwrap();
+            true
+        }
         Err(_) => {
-            println!("skipped {name}: no NVRTC and no {}", path.display());
-            None
+            println!("skipped {}: no NVRTC and no {}", k.name, path.display());
+            false
         }
     }
-}
-
-/// `out = sigmoid(a) * b + tanh(a)` over `[64, 1000]`, with `b` a row
-/// broadcast down the rows (stride 0): the cases the CPU comparison in
-/// `codegen.rs` covers, now on the device.
-fn program() -> Program {
-    let mut p = Program::new();
-    let (a, b) = (p.input(0), p.input(1));
-    let s = p.unary(UnaryOp::Sigmoid, a);
-    let sb = p.binary(BinaryOp::Mul, s, b);
-    let t = p.unary(UnaryOp::Tanh, a);
-    let r = p.binary(BinaryOp::Add, sb, t);
-    let q = p.unary(UnaryOp::Affine { mul: 0.5, add: 1.0 }, r);
-    p.output(r);
-    p.output(q);
-    p
 }
 
 fn bytes_of(s: &CpuStorage) -> Vec<u8> {
@@ -66,7 +62,6 @@ fn bytes_of(s: &CpuStorage) -> Vec<u8> {
 #[test]
 fn driver_runs_a_generated_fused_kernel_like_the_cpu() {
     let Some(d) = gpu() else { return };
-    let (ma, mi) = d.compute_capability();
     let alloc = CachingAllocator::new(d.clone());
     let p = program();
     for dtype in [DType::F32, DType::F64] {
@@ -89,10 +84,9 @@ fn driver_runs_a_generated_fused_kernel_like_the_cpu() {
             InputPattern::of(&b_l).unwrap(),
         ];
         let k = generate(&p, dtype, &patterns).unwrap();
-        let Some(ptx) = ptx_for(&k.name, &k.source, ma * 10 + mi) else {
+        if !load(&d, &k) {
             continue;
-        };
-        d.load_ptx(&k.name, &ptx).unwrap();
+        }
 
         let elem = dtype.size_in_bytes();
         let da = alloc.alloc(a.len() * elem).unwrap();
@@ -105,9 +99,7 @@ fn driver_runs_a_generated_fused_kernel_like_the_cpu() {
         let out_ptrs: Vec<u64> = outs.iter().map(|o| o.ptr()).collect();
         let mut args =
             FusedArgs::new(&k, &out_ptrs, &[(da.ptr(), &a_l), (db.ptr(), &b_l)], &[]).unwrap();
-        let mut params = args.params();
-        let cfg = LaunchConfig::for_elements(args.len().min(256 * 1024), 256);
-        d.launch(&k.name, cfg, &mut params).unwrap();
+        launch_fused(d.as_ref(), &k, &mut args).unwrap();
         d.synchronize().unwrap();
 
         let cpu = CpuBackend
