@@ -115,6 +115,12 @@ fn is_sticky(e: DriverError) -> bool {
     )
 }
 
+/// What a module is loaded from.
+enum Image<'a> {
+    Ptx(&'a str),
+    Cubin(&'a [u8]),
+}
+
 /// The loaded modules and the kernels found in them.
 #[derive(Default)]
 struct Modules {
@@ -321,20 +327,40 @@ impl Driver {
     /// compiles PTX for this GPU; its error log is part of the error.
     pub fn load_ptx(&self, module: &str, ptx: &str) -> Result<()> {
         self.bind("load_module")?;
-        let handle = self.load_module_data(module, ptx)?;
+        let handle = self.load_module_data(module, Image::Ptx(ptx))?;
         let mut m = self.modules.lock().unwrap_or_else(|e| e.into_inner());
         m.loaded.push((module.to_string(), handle));
         Ok(())
     }
 
-    fn load_module_data(&self, module: &str, ptx: &str) -> Result<sys::CUmodule> {
-        let image = CString::new(ptx).map_err(|_| {
-            Error::device(
-                "load_module",
-                self.device_name(),
-                format!("module `{module}`: PTX contains a NUL byte"),
-            )
-        })?;
+    /// Loads a module from a compiled binary image (a cubin, the ELF file
+    /// NVRTC makes for a real architecture such as `sm_90`): nothing is
+    /// compiled at load time, and no PTX version can be too new.
+    pub fn load_cubin(&self, module: &str, cubin: &[u8]) -> Result<()> {
+        self.bind("load_module")?;
+        let handle = self.load_module_data(module, Image::Cubin(cubin))?;
+        let mut m = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        m.loaded.push((module.to_string(), handle));
+        Ok(())
+    }
+
+    fn load_module_data(&self, module: &str, image: Image<'_>) -> Result<sys::CUmodule> {
+        // PTX is passed as NUL-terminated text, a cubin as its bytes.
+        let text;
+        let (data, kind) = match image {
+            Image::Ptx(ptx) => {
+                text = CString::new(ptx).map_err(|_| {
+                    Error::device(
+                        "load_module",
+                        self.device_name(),
+                        format!("module `{module}`: PTX contains a NUL byte"),
+                    )
+                })?;
+                let version = ptx::ptx_version(ptx).unwrap_or("?");
+                (text.as_ptr() as *const c_void, format!("PTX ISA {version}"))
+            }
+            Image::Cubin(bytes) => (bytes.as_ptr() as *const c_void, "cubin".to_string()),
+        };
         let mut log = vec![0u8; 16 * 1024];
         let mut options = [
             sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER,
@@ -342,12 +368,13 @@ impl Driver {
         ];
         let mut values = [log.as_mut_ptr() as *mut c_void, log.len() as *mut c_void];
         let mut handle = std::mem::MaybeUninit::uninit();
-        // SAFETY: `image` is NUL-terminated text; the options point at a
-        // live buffer whose size is given.
+        // SAFETY: `data` is NUL-terminated PTX or a whole cubin, alive
+        // until this returns; the options point at a live buffer whose
+        // size is given.
         let r = unsafe {
             sys::cuModuleLoadDataEx(
                 handle.as_mut_ptr(),
-                image.as_ptr() as *const c_void,
+                data,
                 options.len() as u32,
                 options.as_mut_ptr(),
                 values.as_mut_ptr(),
@@ -360,9 +387,8 @@ impl Driver {
             Err(e) => {
                 let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
                 let log = String::from_utf8_lossy(&log[..end]).trim().to_string();
-                let version = ptx::ptx_version(ptx).unwrap_or("?");
                 let what = format!(
-                    "loading module `{module}` (PTX ISA {version}; this driver supports CUDA {})",
+                    "loading module `{module}` ({kind}; this driver supports CUDA {})",
                     Driver::driver_version()
                         .map(|v| format!("{}.{}", v / 1000, v % 1000 / 10))
                         .unwrap_or_else(|_| "?".into())
@@ -404,7 +430,7 @@ impl Driver {
             }
         }
         self.bind("load_module")?;
-        let handle = self.load_module_data(best.name, best.ptx)?;
+        let handle = self.load_module_data(best.name, Image::Ptx(best.ptx))?;
         let mut m = self.modules.lock().unwrap_or_else(|e| e.into_inner());
         m.loaded.push((best.name.to_string(), handle));
         m.embedded_loaded[i] = true;
@@ -477,15 +503,16 @@ impl Driver {
             return Ok(());
         }
         let (major, minor) = self.compute_capability;
-        let arch = major * 10 + minor;
-        let compiled = COMPILED.get_or_init(CompileCache::new).compile(
+        // A cubin for this very GPU: a newer NVRTC's PTX could carry a
+        // PTX version this driver does not know, its cubin loads.
+        let compiled = COMPILED.get_or_init(CompileCache::new).compile_cubin(
             &kernel.name,
             &kernel.source,
             &[],
-            arch,
+            major * 10 + minor,
             NVRTC_OPTIONS,
         )?;
-        self.load_ptx(&kernel.name, &compiled.ptx)
+        self.load_cubin(&kernel.name, &compiled.cubin)
     }
 
     /// Is a kernel of that name available (loading embedded modules as needed)?

@@ -171,6 +171,42 @@ pub fn compile_ptx(
     arch: u32,
     options: &[&str],
 ) -> Result<Compiled> {
+    let (image, log) = compile(name, source, headers, &format!("compute_{arch}"), options)?;
+    Ok(Compiled {
+        ptx: text_of(image),
+        log,
+    })
+}
+
+/// A cubin: machine code for one real GPU architecture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledCubin {
+    pub cubin: Vec<u8>,
+    pub log: String,
+}
+
+/// Compiles `source` to a cubin for real architecture `sm_{arch}`: what a
+/// GPU of that compute capability runs with no JIT step at load time.
+pub fn compile_cubin(
+    name: &str,
+    source: &str,
+    headers: &[(&str, &str)],
+    arch: u32,
+    options: &[&str],
+) -> Result<CompiledCubin> {
+    let (cubin, log) = compile(name, source, headers, &format!("sm_{arch}"), options)?;
+    Ok(CompiledCubin { cubin, log })
+}
+
+/// Compiles for `--gpu-architecture={target}`: PTX for a `compute_XX`
+/// target, a cubin for an `sm_XX` one. Returns the image and the log.
+fn compile(
+    name: &str,
+    source: &str,
+    headers: &[(&str, &str)],
+    target: &str,
+    options: &[&str],
+) -> Result<(Vec<u8>, String)> {
     probe()
         .clone()
         .map_err(|m| Error::device("compile", "nvrtc", m))?;
@@ -190,11 +226,12 @@ pub fn compile_ptx(
         .collect::<Result<Vec<_>>>()?;
     let header_src_p: Vec<*const c_char> = header_src.iter().map(|s| s.as_ptr()).collect();
     let header_names_p: Vec<*const c_char> = header_names.iter().map(|s| s.as_ptr()).collect();
-    let mut opts = vec![cstr(&format!("--gpu-architecture=compute_{arch}"))?];
+    let mut opts = vec![cstr(&format!("--gpu-architecture={target}"))?];
     for o in options {
         opts.push(cstr(o)?);
     }
     let opts_p: Vec<*const c_char> = opts.iter().map(|s| s.as_ptr()).collect();
+    let cubin = target.starts_with("sm_");
 
     let mut prog = std::ptr::null_mut();
     // SAFETY: every pointer is a live NUL-terminated string; the counts
@@ -220,10 +257,12 @@ pub fn compile_ptx(
             Err(Error::device(
                 "compile",
                 "nvrtc",
-                format!("`{name}` for compute_{arch}: {}\n{log}", result_text(r)),
+                format!("`{name}` for {target}: {}\n{log}", result_text(r)),
             ))
+        } else if cubin {
+            program_cubin(prog).map(|image| (image, log))
         } else {
-            program_ptx(prog).map(|ptx| Compiled { ptx, log })
+            program_ptx(prog).map(|image| (image, log))
         }
     };
     // SAFETY: created above, destroyed once.
@@ -248,8 +287,8 @@ unsafe fn program_log(prog: sys::nvrtcProgram) -> String {
     text_of(buf).trim().to_string()
 }
 
-/// The PTX of a compiled program.
-unsafe fn program_ptx(prog: sys::nvrtcProgram) -> Result<String> {
+/// The PTX of a compiled program (NUL included).
+unsafe fn program_ptx(prog: sys::nvrtcProgram) -> Result<Vec<u8>> {
     let mut size = 0usize;
     check(sys::nvrtcGetPTXSize(prog, &mut size), "nvrtcGetPTXSize")?;
     let mut buf = vec![0u8; size];
@@ -257,7 +296,19 @@ unsafe fn program_ptx(prog: sys::nvrtcProgram) -> Result<String> {
         sys::nvrtcGetPTX(prog, buf.as_mut_ptr() as *mut c_char),
         "nvrtcGetPTX",
     )?;
-    Ok(text_of(buf))
+    Ok(buf)
+}
+
+/// The cubin of a program compiled for a real architecture.
+unsafe fn program_cubin(prog: sys::nvrtcProgram) -> Result<Vec<u8>> {
+    let mut size = 0usize;
+    check(sys::nvrtcGetCUBINSize(prog, &mut size), "nvrtcGetCUBINSize")?;
+    let mut buf = vec![0u8; size];
+    check(
+        sys::nvrtcGetCUBIN(prog, buf.as_mut_ptr() as *mut c_char),
+        "nvrtcGetCUBIN",
+    )?;
+    Ok(buf)
 }
 
 fn text_of(mut buf: Vec<u8>) -> String {
@@ -268,10 +319,27 @@ fn text_of(mut buf: Vec<u8>) -> String {
 }
 
 /// Compiled programs, by everything that decides the output (source,
-/// headers, arch, options), so each is compiled once per process.
+/// headers, target, options), so each is compiled once per process.
 #[derive(Debug, Default)]
 pub struct CompileCache {
-    map: Mutex<HashMap<String, Arc<Compiled>>>,
+    ptx: Mutex<HashMap<String, Arc<Compiled>>>,
+    cubin: Mutex<HashMap<String, Arc<CompiledCubin>>>,
+}
+
+/// Looks `key` up in `map`, or makes the value (without holding the lock:
+/// NVRTC takes milliseconds, and two threads compiling the same source at
+/// once is harmless).
+fn cached<T>(
+    map: &Mutex<HashMap<String, Arc<T>>>,
+    key: String,
+    make: impl FnOnce() -> Result<T>,
+) -> Result<Arc<T>> {
+    if let Some(c) = map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(c.clone());
+    }
+    let c = Arc::new(make()?);
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(map.entry(key).or_insert(c).clone())
 }
 
 impl CompileCache {
@@ -289,19 +357,30 @@ impl CompileCache {
         options: &[&str],
     ) -> Result<Arc<Compiled>> {
         let key = format!("{arch}\u{1}{options:?}\u{1}{headers:?}\u{1}{source}");
-        if let Some(c) = self.map.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return Ok(c.clone());
-        }
-        // Compile without the lock: NVRTC takes milliseconds, and two
-        // threads compiling the same source at once is harmless.
-        let c = Arc::new(compile_ptx(name, source, headers, arch, options)?);
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(map.entry(key).or_insert(c).clone())
+        cached(&self.ptx, key, || {
+            compile_ptx(name, source, headers, arch, options)
+        })
+    }
+
+    /// [`compile_cubin`], or the earlier result for the same inputs.
+    pub fn compile_cubin(
+        &self,
+        name: &str,
+        source: &str,
+        headers: &[(&str, &str)],
+        arch: u32,
+        options: &[&str],
+    ) -> Result<Arc<CompiledCubin>> {
+        let key = format!("{arch}\u{1}{options:?}\u{1}{headers:?}\u{1}{source}");
+        cached(&self.cubin, key, || {
+            compile_cubin(name, source, headers, arch, options)
+        })
     }
 
     /// How many distinct programs have been compiled.
     pub fn len(&self) -> usize {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).len()
+        let ptx = self.ptx.lock().unwrap_or_else(|e| e.into_inner()).len();
+        ptx + self.cubin.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0

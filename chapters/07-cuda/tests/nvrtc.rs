@@ -137,3 +137,18 @@ fn nvrtc_cache_compiles_each_source_once() {
     cache.compile("k.cu", src, &[], 90, &[]).unwrap();
     assert_eq!(cache.len(), 2);
 }
+
+#[test]
+fn nvrtc_compiles_cubins_for_a_real_architecture() {
+    if skip() {
+        return;
+    }
+    let src = "extern \"C\" __global__ void k(float* p) { p[threadIdx.x] = 2.0f; }";
+    let c = nvrtc::compile_cubin("k.cu", src, &[], 90, &[]).unwrap();
+    assert_eq!(&c.cubin[..4], b"\x7fELF", "a cubin is an ELF file");
+    assert!(c.log.is_empty());
+    let cache = CompileCache::new();
+    let a = cache.compile_cubin("k.cu", src, &[], 90, &[]).unwrap();
+    let b = cache.compile_cubin("k.cu", src, &[], 90, &[]).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+}
