@@ -26,19 +26,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 // ANCHOR: size_classes
 /// Requests up to this size are "small": rounded to [`SMALL_GRANULE`].
 pub const SMALL_LIMIT: usize = 1 << 20;
-/// Small requests are rounded up to a multiple of 512 bytes. Every block
-/// then starts 512-byte aligned (the device hands out 256-byte-aligned
-/// memory or better), enough for any vector load, and a tensor of 1000
-/// `f32`s (4000 bytes) shares its class (4096) with its neighbours in
-/// size: a bias of 1000 and one of 1020 elements reuse each other's
-/// blocks. The waste is under 512 bytes a block.
+/// Small requests are rounded up to a multiple of 512 bytes, so that
+/// sizes a few elements apart share a class and reuse each other's blocks:
+/// a tensor of 1000 `f32`s (4000 bytes) and one of 1020 (4080 bytes) both
+/// take a 4096-byte block. The waste is under 512 bytes a block, small
+/// next to what a block costs the driver to track. (Each block is its own
+/// device allocation, which the driver aligns to 256 bytes or more: enough
+/// for any vector load.)
 pub const SMALL_GRANULE: usize = 512;
 /// Large requests are rounded up to one of `LARGE_STEPS` evenly spaced
 /// sizes in each power of two: between 4 MiB and 8 MiB the classes are
 /// 5, 6, 7 and 8 MiB. A fixed granule would either waste a lot on small
 /// "large" blocks or make so many classes that a block seldom finds a
 /// second user; steps that grow with the size keep the waste under 25%
-/// (12.5% on average) with only four classes per doubling.
+/// (about 8% on average) with only four classes per doubling.
 pub const LARGE_STEPS: usize = 4;
 
 /// The size class of a request of `bytes` bytes: the size of the block

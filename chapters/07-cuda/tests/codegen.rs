@@ -45,7 +45,6 @@ type HostEntry = unsafe extern "C" fn(*mut *mut c_void, u32, u32);
 /// Kernels compiled for the host, one shared library for all of them.
 struct HostKernels {
     handle: *mut c_void,
-    _dir: PathBuf,
 }
 
 impl HostKernels {
@@ -101,7 +100,9 @@ impl HostKernels {
         // SAFETY: a library we just built; its initialisers do nothing.
         let handle = unsafe { dlopen(path.as_ptr(), RTLD_NOW) };
         assert!(!handle.is_null(), "dlopen {}", so.display());
-        Some(HostKernels { handle, _dir: dir })
+        // The loaded library stays mapped after its file is removed.
+        let _ = std::fs::remove_dir_all(&dir);
+        Some(HostKernels { handle })
     }
 
     fn entry(&self, k: &FusedKernel) -> HostEntry {
