@@ -205,9 +205,20 @@ impl Driver {
         let ctx = unsafe { cu::primary_ctx::retain(device) }
             .map_err(|e| ctx_err("cuDevicePrimaryCtxRetain", e))?;
         // SAFETY: `ctx` was just retained.
-        unsafe { cu::ctx::set_current(ctx) }.map_err(|e| ctx_err("cuCtxSetCurrent", e))?;
-        let stream = cu::stream::create(cu::stream::StreamKind::NonBlocking)
-            .map_err(|e| ctx_err("cuStreamCreate", e))?;
+        let stream = unsafe { cu::ctx::set_current(ctx) }
+            .map_err(|e| ctx_err("cuCtxSetCurrent", e))
+            .and_then(|()| {
+                cu::stream::create(cu::stream::StreamKind::NonBlocking)
+                    .map_err(|e| ctx_err("cuStreamCreate", e))
+            });
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                // SAFETY: retained above; nothing else holds it for us.
+                let _ = unsafe { cu::primary_ctx::release(device) };
+                return Err(e);
+            }
+        };
         Ok(Driver {
             ordinal,
             device,
