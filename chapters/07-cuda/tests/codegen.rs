@@ -762,6 +762,12 @@ fn codegen_kernels_compile_with_nvrtc() {
                     k.source
                 );
                 assert!(c.ptx.contains(&format!(".entry {}", k.name)));
+                if arch == 90 && dtype == DType::F32 {
+                    // What `Driver::load_fused` asks for: a cubin for the GPU.
+                    let cubin =
+                        nvrtc::compile_cubin(&k.name, &k.source, &[], arch, NVRTC_OPTIONS).unwrap();
+                    assert!(cubin.log.is_empty(), "{}", cubin.log);
+                }
                 if let Some(dir) = &out_dir {
                     std::fs::create_dir_all(dir).unwrap();
                     std::fs::write(dir.join(format!("{}.sm_{arch}.ptx", k.name)), &c.ptx).unwrap();
@@ -820,4 +826,76 @@ fn codegen_per_instruction_rounding_matches_run_unfused_for_halves() {
             compare(case, dtype, &unfused, &host);
         }
     }
+}
+
+#[test]
+fn codegen_args_check_what_they_are_given() {
+    let mut p = Program::new();
+    let (a, b) = (p.input(0), p.input(1));
+    let s = p.scalar(0);
+    let ab = p.binary(BinaryOp::Add, a, b);
+    let r = p.binary(BinaryOp::Mul, ab, s);
+    p.output(r);
+    let contiguous = Layout::contiguous(Shape::from(vec![2, 3]));
+    let transposed = Layout::new(Shape::from(vec![2, 3]), vec![1, 2], 0);
+    let other_shape = Layout::contiguous(Shape::from(vec![3, 3]));
+    let k = generate(&p, DType::F32, &[InputPattern::Contiguous; 2]).unwrap();
+    assert_eq!(k.n_scalars, 1);
+    let ok = FusedArgs::new(
+        &k,
+        &[0x100],
+        &[(0x200, &contiguous), (0x300, &contiguous)],
+        &[1.0],
+    );
+    assert_eq!(ok.unwrap().len(), 6);
+    // A strided input for a kernel that reads it as contiguous.
+    assert!(FusedArgs::new(
+        &k,
+        &[0x100],
+        &[(0x200, &contiguous), (0x300, &transposed)],
+        &[1.0]
+    )
+    .is_err());
+    // Inputs of different sizes, a missing scalar, a missing output.
+    assert!(FusedArgs::new(
+        &k,
+        &[0x100],
+        &[(0x200, &contiguous), (0x300, &other_shape)],
+        &[1.0]
+    )
+    .is_err());
+    assert!(FusedArgs::new(
+        &k,
+        &[0x100],
+        &[(0x200, &contiguous), (0x300, &contiguous)],
+        &[]
+    )
+    .is_err());
+    assert!(FusedArgs::new(
+        &k,
+        &[],
+        &[(0x200, &contiguous), (0x300, &contiguous)],
+        &[1.0]
+    )
+    .is_err());
+    // A contiguous input may be read by a strided kernel; the offset is
+    // added to the pointer (in bytes).
+    let ks = generate(
+        &p,
+        DType::F32,
+        &[InputPattern::Contiguous, InputPattern::Strided { rank: 2 }],
+    )
+    .unwrap();
+    let shifted = Layout::new(Shape::from(vec![2, 3]), vec![3, 1], 5);
+    let mut args = FusedArgs::new(
+        &ks,
+        &[0x100],
+        &[(0x200, &shifted), (0x300, &contiguous)],
+        &[1.0],
+    )
+    .unwrap();
+    let params = args.params();
+    assert_eq!(params.len(), ks.params.len());
+    // SAFETY: parameter 1 is input 0's pointer, a u64 inside `args`.
+    assert_eq!(unsafe { *(params[1] as *const u64) }, 0x200 + 5 * 4);
 }
