@@ -7,6 +7,12 @@
 //! compiles the same kernel files for the CPU so that every kernel is
 //! tested on a machine without a GPU.
 
+pub mod allocator;
+pub mod codegen;
+pub mod cublas;
+pub mod driver;
+pub mod nvrtc;
+pub mod ptx;
 pub mod runtime;
 
 pub use runtime::{DevicePtr, LaunchConfig, Runtime};
