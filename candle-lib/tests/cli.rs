@@ -508,6 +508,24 @@ fn train_out_that_is_a_file_is_refused_naming_it() {
     );
 }
 
+#[test]
+fn train_on_a_device_that_cannot_be_opened_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    assert_refused(
+        &[
+            "train",
+            "digits",
+            "--device",
+            "tpu:3",
+            "--out",
+            path_str(&out),
+        ],
+        &["unknown device `tpu:3`", "known devices: cpu"],
+    );
+    assert!(!out.exists(), "no run folder is made for a refused device");
+}
+
 // ANCHOR: scalar_demo
 #[test]
 fn scalar_demo_refuses_bad_numbers_at_once_nan_noise_included() {

@@ -1,7 +1,7 @@
 //! `candle train`: trains a model on a data set shipped in `data/`.
 
 use super::values;
-use chapter_02::{default_device, manual_seed, DType};
+use chapter_02::{default_device, manual_seed, set_default_device, DType, Device};
 use chapter_03::{RawTensor, Tensor};
 use chapter_06::data::{
     default_data_dir, load_digits, DataLoader, Dataset, Mnist, DIGITS_FEATURES,
@@ -103,6 +103,12 @@ pub struct Args {
     /// No progress bars or per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
+    /// The device to train on: `cpu`, `cuda` (`cuda:1`, ... for another
+    /// GPU) or `cuda-emu` (chapter 07's CUDA emulator, slow). Default:
+    /// $CANDLE_DEVICE, else the CPU. A device that cannot be opened is an
+    /// error, never a silent fallback to the CPU.
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 /// The most parameters `candle train` builds a model with: 50 million
@@ -153,6 +159,11 @@ pub fn mlp_parameters(sizes: &[usize]) -> Option<usize> {
 }
 
 pub fn run(args: &Args) -> Result<(), DynError> {
+    // The device first: one that cannot be opened stops the command before
+    // anything is read or written.
+    if let Some(name) = &args.device {
+        set_default_device(Some(Device::parse(name)?));
+    }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let mnist = args.dataset == DatasetName::Mnist;
     let config = TrainConfig {
@@ -246,10 +257,11 @@ pub fn run(args: &Args) -> Result<(), DynError> {
     let test = DataLoader::new(test, 1000)?;
 
     manual_seed(args.seed);
-    let model = Mlp::new(&sizes, args.dropout, DType::F32, &default_device()?)?;
+    let device = default_device()?;
+    let model = Mlp::new(&sizes, args.dropout, DType::F32, &device)?;
     if !args.quiet {
         eprintln!(
-            "training an MLP {} ({} parameters) on {} for {} epochs; run folder {}",
+            "training an MLP {} ({} parameters) on {} for {} epochs on {device}; run folder {}",
             shape.join("-"),
             chapter_05::ModuleExt::num_parameters(&model),
             if mnist { "MNIST" } else { "digits" },

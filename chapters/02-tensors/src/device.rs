@@ -187,13 +187,32 @@ pub fn known_device_kinds() -> Vec<&'static str> {
     }
 }
 
-/// The device named by the environment variable `CANDLE_DEVICE`, or the
-/// CPU when it is unset or empty. This is where layers, optimisers, loaders
-/// and the test suites put tensors that have no other device to follow, so
-/// `CANDLE_DEVICE=cuda cargo test` runs the whole suite on the GPU. An
-/// unknown or unavailable device is an error naming the variable, never a
-/// silent fallback to the CPU.
+fn default_override() -> &'static RwLock<Option<Device>> {
+    static OVERRIDE: OnceLock<RwLock<Option<Device>>> = OnceLock::new();
+    OVERRIDE.get_or_init(|| RwLock::new(None))
+}
+
+/// Makes `device` the process's default device, ahead of `CANDLE_DEVICE`
+/// (`None` goes back to the variable). A program's `--device` option calls
+/// it once, at start-up, after opening the device with [`Device::parse`],
+/// so that a device that cannot be opened is refused before any work.
+pub fn set_default_device(device: Option<Device>) {
+    if let Ok(mut d) = default_override().write() {
+        *d = device;
+    }
+}
+
+/// The device set by [`set_default_device`]; otherwise the one named by
+/// the environment variable `CANDLE_DEVICE`, or the CPU when it is unset or
+/// empty. This is where layers, optimisers, loaders and the test suites put
+/// tensors that have no other device to follow, so `CANDLE_DEVICE=cuda
+/// cargo test` runs the whole suite on the GPU. An unknown or unavailable
+/// device is an error naming the variable, never a silent fallback to the
+/// CPU.
 pub fn default_device() -> Result<Device> {
+    if let Some(d) = default_override().read().ok().and_then(|d| d.clone()) {
+        return Ok(d);
+    }
     match std::env::var("CANDLE_DEVICE") {
         Ok(name) if !name.trim().is_empty() => Device::parse(&name).map_err(|e| {
             Error::invalid(

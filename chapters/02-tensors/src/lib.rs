@@ -34,8 +34,8 @@ pub use cpu::pool::{
 };
 pub use cpu::{join_kernel_threads, CpuBackend, CpuStorage};
 pub use device::{
-    default_device, known_device_kinds, register_device_kind, Device, DeviceId, DeviceKind,
-    DeviceOpener,
+    default_device, known_device_kinds, register_device_kind, set_default_device, Device, DeviceId,
+    DeviceKind, DeviceOpener,
 };
 pub use dispatch::{DispatchPath, Kernel, Operator};
 pub use dtype::{bf16, f16, DType, Scalar, WithDType};
