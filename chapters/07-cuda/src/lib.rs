@@ -7,6 +7,8 @@
 //! compiles the same kernel files for the CPU so that every kernel is
 //! tested on a machine without a GPU.
 
+pub mod emulator;
 pub mod runtime;
 
+pub use emulator::{Emulator, Schedule};
 pub use runtime::{DevicePtr, LaunchConfig, Runtime};
