@@ -231,3 +231,52 @@ struct Elem<unsigned char> {
 // Instantiates `M(suffix, T)` once per dtype, or per float dtype.
 #define CANDLE_FOR_FLOAT_DTYPES(M) M(f32, float) M(f64, double) M(f16, f16_t) M(bf16, bf16_t)
 #define CANDLE_FOR_ALL_DTYPES(M) CANDLE_FOR_FLOAT_DTYPES(M) M(i64, long long) M(u8, unsigned char)
+
+// ANCHOR: warp_reduce
+// Reductions across a block, for kernels that give one block to one row.
+//
+// A reducer `R` says how: `R::A` is the accumulator type, `R::identity()`
+// the value of an empty part, and `R::combine(a, b)` must be associative
+// and commutative (threads meet in no fixed order).
+//
+// Step 1, in a warp: `__shfl_down_sync` hands each lane the value of the
+// lane `o` places above it, without shared memory. After the steps
+// o = 16, 8, 4, 2, 1, lane 0 holds the combination of all 32.
+template <typename R>
+__device__ __forceinline__ typename R::A warp_reduce(typename R::A v) {
+    for (int o = 16; o > 0; o /= 2) v = R::combine(v, __shfl_down_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Step 2, across the warps: lane 0 of each warp leaves its result in
+// shared memory, and the first warp combines those. The result is
+// returned to *every* thread (through shared memory again), so a kernel
+// can use a row's max or sum right away. `blockDim.x` must be a multiple
+// of 32.
+template <typename R>
+__device__ typename R::A block_reduce(typename R::A v) {
+    __shared__ typename R::A partial[32];
+    __shared__ typename R::A total;
+    unsigned int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    v = warp_reduce<R>(v);
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < blockDim.x / 32 ? partial[lane] : R::identity();
+        v = warp_reduce<R>(v);
+        if (lane == 0) total = v;
+    }
+    __syncthreads();
+    v = total;
+    __syncthreads();  // `partial` and `total` may be reused right after
+    return v;
+}
+// ANCHOR_END: warp_reduce
+
+// Accumulator types: f32 for f32 and the halves, f64 for f64.
+template <typename C>
+struct SumR {
+    typedef C A;
+    __device__ static A identity() { return A(0); }
+    __device__ static A combine(A a, A b) { return a + b; }
+};
