@@ -69,6 +69,11 @@ fn main() {
         // the emulator keeps them apart, like the CPU backend, and the
         // kernels that must match it exactly say so with `__fmul_rn`.
         .flag_if_supported("-ffp-contract=off")
+        // `__shared__` is `thread_local`, and a kernel's `extern __shared__`
+        // array is an `extern thread_local` defined in cuda_emu.cpp: tell
+        // the compiler it needs no dynamic initialisation (otherwise each
+        // access calls a per-variable init hook that does not exist).
+        .flag("-fno-extern-tls-init")
         .flag("-fno-exceptions")
         .flag("-fno-rtti");
     println!("cargo:rerun-if-changed={}", emu.join("cuda_emu.cpp").display());
