@@ -137,8 +137,9 @@ impl Allocation {
     fn damaged_guard(&self) -> Option<isize> {
         // SAFETY: the block is `bytes + 2·GUARD` bytes, owned by this allocation.
         let front = unsafe { std::slice::from_raw_parts(self.base as *const u8, GUARD) };
-        let back =
-            unsafe { std::slice::from_raw_parts((self.base + GUARD + self.bytes) as *const u8, GUARD) };
+        let back = unsafe {
+            std::slice::from_raw_parts((self.base + GUARD + self.bytes) as *const u8, GUARD)
+        };
         if let Some(i) = front.iter().position(|&b| b != POISON) {
             return Some(i as isize - GUARD as isize);
         }
@@ -180,9 +181,12 @@ impl Emulator {
     pub fn new() -> Self {
         let schedule = match std::env::var("CANDLE_EMU_SCHEDULE").as_deref() {
             Ok("reverse") => Schedule::Reverse,
-            Ok(s) if s.starts_with("shuffled") => {
-                Schedule::Shuffled(s.split(':').nth(1).and_then(|x| x.parse().ok()).unwrap_or(1))
-            }
+            Ok(s) if s.starts_with("shuffled") => Schedule::Shuffled(
+                s.split(':')
+                    .nth(1)
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(1),
+            ),
             _ => Schedule::Forward,
         };
         let emulator = Emulator::default();
@@ -284,12 +288,22 @@ impl Runtime for Emulator {
         // SAFETY: the layout has a non-zero size (two guards).
         let base = unsafe { std::alloc::alloc(al.layout()) };
         if base.is_null() {
-            return Err(Error::device("alloc", DEVICE, format!("out of memory ({bytes} bytes)")));
+            return Err(Error::device(
+                "alloc",
+                DEVICE,
+                format!("out of memory ({bytes} bytes)"),
+            ));
         }
         // SAFETY: `base` points at `bytes + 2·GUARD` bytes.
         unsafe { std::ptr::write_bytes(base, POISON, bytes + 2 * GUARD) };
         let ptr = (base as usize + GUARD) as DevicePtr;
-        lock(&self.allocations).insert(ptr, Allocation { base: base as usize, bytes });
+        lock(&self.allocations).insert(
+            ptr,
+            Allocation {
+                base: base as usize,
+                bytes,
+            },
+        );
         Ok(ptr)
     }
     // ANCHOR_END: alloc
@@ -371,7 +385,10 @@ impl Runtime for Emulator {
         // checked by the entry point; their types are the caller's promise).
         let rc = unsafe { entry(&args, params.as_mut_ptr(), params.len() as i32) };
         if rc != 0 {
-            let end = message.iter().position(|&b| b == 0).unwrap_or(message.len());
+            let end = message
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(message.len());
             return Err(Error::device(
                 kernel,
                 DEVICE,
