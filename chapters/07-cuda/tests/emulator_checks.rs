@@ -292,7 +292,11 @@ fn transpose_matches(kernel: &str) {
     });
     for r in 0..rows {
         for c in 0..cols {
-            assert_eq!(got[c * rows + r], x[r * cols + c].to_bits(), "out[{c}][{r}]");
+            assert_eq!(
+                got[c * rows + r],
+                x[r * cols + c].to_bits(),
+                "out[{c}][{r}]"
+            );
         }
     }
 }
