@@ -18,6 +18,20 @@
 #define CANDLE_KERNEL(name)
 #endif
 
+// ANCHOR: dynamic_shared
+// Dynamic shared memory (the launch's `shared_mem_bytes`) is declared in
+// every kernel under one name and one byte type, then cast:
+//
+//   extern __shared__ __align__(16) unsigned char candle_smem[];
+//   float* s = reinterpret_cast<float*>(candle_smem);
+//
+// One name, because all `extern __shared__` arrays of a kernel are the
+// same memory, and a template instantiated for f32 and f64 cannot declare
+// it as `float[]` in one and `double[]` in the other. The emulator
+// defines `candle_smem` (48 KiB, refilled with NaN bytes at the start of
+// every block, with a guard after the launch's size).
+// ANCHOR_END: dynamic_shared
+
 // ANCHOR: strided
 // A strided view, passed to a kernel by value: element `(i₀, …, i_{r−1})`
 // lives at `offset + Σ iₖ·strides[k]`. The backend merges dimensions that

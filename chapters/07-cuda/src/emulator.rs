@@ -48,7 +48,10 @@
 //! interleave only at barriers and warp collectives, so a data race
 //! between blocks, or within a warp between collectives, goes unseen.
 //! Every write is visible at once (no memory model, no caches, fences do
-//! nothing). Static `__shared__` arrays are not poisoned at block start
+//! nothing). Threads are switched only where CUDA makes them wait, so a
+//! thread that spins on a flag another thread sets (a hand-made lock)
+//! never lets that thread run: the launch hangs, where a GPU may or may
+//! not make progress. Static `__shared__` arrays are not poisoned at block start
 //! (they keep the previous block's values). A wild pointer far outside
 //! every allocation is not caught: it crashes the process, as it may crash
 //! the GPU context.

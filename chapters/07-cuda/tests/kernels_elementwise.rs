@@ -479,3 +479,15 @@ fn strided_layouts_merge_contiguous_dimensions() {
     );
     let _ = Emulator::new().describe();
 }
+
+#[test]
+fn strided_layouts_beyond_eight_dimensions_are_an_error() {
+    // Nine dimensions of size 2, every other one sliced: nothing merges.
+    let base = tensor(&data(1 << 18, 1, 1.0), &[4; 9], DType::F32);
+    let mut v = base.clone();
+    for d in 0..9 {
+        v = v.narrow(d, 0, 2).unwrap();
+    }
+    assert!(Strided::from_layout(v.layout()).is_err());
+    assert!(Strided::from_layout(base.layout()).is_ok());
+}
