@@ -176,26 +176,35 @@ inline void __threadfence() {}
 inline void __threadfence_block() {}
 [[noreturn]] inline void __trap() { ::candle_emu::trap(); }
 
-template <typename T>
-inline T __shfl_sync(unsigned int mask, T v, int src_lane, int width = 32) {
-    return candle_emu::from_bits64<T>(candle_emu::warp_collective(
-        candle_emu::SHFL_IDX, mask, candle_emu::to_bits64(v), src_lane, width));
-}
-template <typename T>
-inline T __shfl_up_sync(unsigned int mask, T v, unsigned int delta, int width = 32) {
-    return candle_emu::from_bits64<T>(candle_emu::warp_collective(
-        candle_emu::SHFL_UP, mask, candle_emu::to_bits64(v), static_cast<int>(delta), width));
-}
-template <typename T>
-inline T __shfl_down_sync(unsigned int mask, T v, unsigned int delta, int width = 32) {
-    return candle_emu::from_bits64<T>(candle_emu::warp_collective(
-        candle_emu::SHFL_DOWN, mask, candle_emu::to_bits64(v), static_cast<int>(delta), width));
-}
-template <typename T>
-inline T __shfl_xor_sync(unsigned int mask, T v, int lane_mask, int width = 32) {
-    return candle_emu::from_bits64<T>(candle_emu::warp_collective(
-        candle_emu::SHFL_XOR, mask, candle_emu::to_bits64(v), lane_mask, width));
-}
+// One overload per type CUDA shuffles (smaller integers promote to `int`,
+// as they do on the GPU; a struct does not compile, as on the GPU).
+#define CANDLE_EMU_SHUFFLES(T)                                                                  \
+    inline T __shfl_sync(unsigned int mask, T v, int src_lane, int width = 32) {                \
+        return candle_emu::from_bits64<T>(candle_emu::warp_collective(                         \
+            candle_emu::SHFL_IDX, mask, candle_emu::to_bits64(v), src_lane, width));            \
+    }                                                                                           \
+    inline T __shfl_up_sync(unsigned int mask, T v, unsigned int delta, int width = 32) {       \
+        return candle_emu::from_bits64<T>(candle_emu::warp_collective(                         \
+            candle_emu::SHFL_UP, mask, candle_emu::to_bits64(v), static_cast<int>(delta), width)); \
+    }                                                                                           \
+    inline T __shfl_down_sync(unsigned int mask, T v, unsigned int delta, int width = 32) {     \
+        return candle_emu::from_bits64<T>(candle_emu::warp_collective(                         \
+            candle_emu::SHFL_DOWN, mask, candle_emu::to_bits64(v), static_cast<int>(delta),     \
+            width));                                                                            \
+    }                                                                                           \
+    inline T __shfl_xor_sync(unsigned int mask, T v, int lane_mask, int width = 32) {           \
+        return candle_emu::from_bits64<T>(candle_emu::warp_collective(                         \
+            candle_emu::SHFL_XOR, mask, candle_emu::to_bits64(v), lane_mask, width));           \
+    }
+CANDLE_EMU_SHUFFLES(int)
+CANDLE_EMU_SHUFFLES(unsigned int)
+CANDLE_EMU_SHUFFLES(long)
+CANDLE_EMU_SHUFFLES(unsigned long)
+CANDLE_EMU_SHUFFLES(long long)
+CANDLE_EMU_SHUFFLES(unsigned long long)
+CANDLE_EMU_SHUFFLES(float)
+CANDLE_EMU_SHUFFLES(double)
+#undef CANDLE_EMU_SHUFFLES
 inline unsigned int __ballot_sync(unsigned int mask, int pred) {
     return static_cast<unsigned int>(
         candle_emu::warp_collective(candle_emu::BALLOT, mask, pred != 0, 0, 32));
