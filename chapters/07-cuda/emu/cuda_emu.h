@@ -53,6 +53,7 @@ inline float4 make_float4(float x, float y, float z, float w) { return float4{x,
 inline double2 make_double2(double x, double y) { return double2{x, y}; }
 
 // ---------------------------------------------------------------------------
+// ANCHOR: qualifiers
 // Qualifiers. `__shared__` is the one that carries meaning, see above.
 #define __global__
 #define __device__
@@ -63,6 +64,7 @@ inline double2 make_double2(double x, double y) { return double2{x, y}; }
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ thread_local
+// ANCHOR_END: qualifiers
 
 namespace candle_emu {
 
@@ -142,6 +144,7 @@ inline T from_bits64(unsigned long long b) {
 
 }  // namespace candle_emu
 
+// ANCHOR: export
 // The export macro: under the emulator, `CANDLE_KERNEL(name)` after a
 // kernel defines the C entry point `candle_emu_kernel_<name>` that the Rust
 // side calls with the launch configuration and the parameter pointers. It
@@ -156,14 +159,17 @@ inline T from_bits64(unsigned long long b) {
                                       #name, want, n);                                       \
         return ::candle_emu::run_grid(#name, a, &candle_emu_thunk_##name, p);                \
     }
+// ANCHOR_END: export
 
 // ---------------------------------------------------------------------------
+// ANCHOR: builtins
 // Built-in variables.
 #define threadIdx (::candle_emu::tls_thread->thread_idx)
 #define blockIdx (::candle_emu::tls_block_idx)
 #define blockDim (::candle_emu::tls_block_dim)
 #define gridDim (::candle_emu::tls_grid_dim)
 #define warpSize 32
+// ANCHOR_END: builtins
 
 // ---------------------------------------------------------------------------
 // Synchronisation, warp shuffles and votes.
