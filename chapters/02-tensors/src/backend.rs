@@ -151,6 +151,15 @@ pub trait Backend: Send + Sync + Debug {
         None
     }
 
+    /// [`host_storage`](Backend::host_storage), mutably: what an in-place
+    /// host kernel (an optimiser's update) writes through.
+    fn host_storage_mut<'a>(
+        &self,
+        _storage: &'a mut dyn BackendStorage,
+    ) -> Option<&'a mut CpuStorage> {
+        None
+    }
+
     // Moving data.
     /// Copies host data (contiguous) onto the device: a host→device transfer.
     fn upload(&self, data: CpuStorage) -> Result<Storage>;
@@ -310,6 +319,38 @@ pub trait Backend: Send + Sync + Debug {
         program.run_unfused(self, inputs, scalars)
     }
     // ANCHOR_END: fused_default
+
+    // ANCHOR: fused_in_place_default
+    /// Runs `program` over the inputs `state ++ inputs` (in that order) and
+    /// writes its outputs *over* `state`: output `i` replaces `state[i]`, as
+    /// if every input element were read before any output element is
+    /// written. Every state buffer holds exactly the elements of `layout`
+    /// (contiguous, offset 0). This is an optimiser's update: `(p, m, v)`
+    /// are overwritten where they lie, and no fresh buffer is filled.
+    ///
+    /// The default runs [`fused`](Backend::fused) and copies each output
+    /// over its state buffer, so every backend supports it; a backend
+    /// overrides it to write in place (the CPU backend does).
+    fn fused_in_place(
+        &self,
+        program: &Program,
+        state: &mut [&mut dyn BackendStorage],
+        layout: &Layout,
+        inputs: &[(&dyn BackendStorage, &Layout)],
+        scalars: &[f64],
+    ) -> Result<()> {
+        let outs = {
+            let mut all: Vec<(&dyn BackendStorage, &Layout)> =
+                state.iter().map(|s| (&**s, layout)).collect();
+            all.extend_from_slice(inputs);
+            self.fused(program, &all, scalars)?
+        };
+        for (dst, src) in state.iter_mut().zip(&outs) {
+            self.copy_into(&mut **dst, layout, src.as_ref(), layout)?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: fused_in_place_default
 }
 // ANCHOR_END: backend
 
@@ -373,6 +414,30 @@ impl Program {
     /// Marks a register as an output (in call order).
     pub fn output(&mut self, r: usize) {
         self.outputs.push(r);
+    }
+
+    /// The same program with its inputs renumbered: input `i` becomes input
+    /// `map[i]`. An optimiser whose rule reads `(p, g, m, v)` runs it in
+    /// place as `(p, m, v, g)`, state first (see
+    /// [`Backend::fused_in_place`]).
+    pub fn remap_inputs(&self, map: &[usize]) -> crate::Result<Program> {
+        let instrs = self
+            .instrs
+            .iter()
+            .map(|ins| match *ins {
+                Instr::Input(i) => map.get(i).map(|&j| Instr::Input(j)).ok_or_else(|| {
+                    crate::Error::invalid(
+                        "remap_inputs",
+                        format!("input {i} has no new number ({} given)", map.len()),
+                    )
+                }),
+                other => Ok(other),
+            })
+            .collect::<crate::Result<_>>()?;
+        Ok(Program {
+            instrs,
+            outputs: self.outputs.clone(),
+        })
     }
 
     /// A key that is equal for equal programs (constants compared by their

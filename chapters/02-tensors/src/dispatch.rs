@@ -175,3 +175,124 @@ pub fn call<O: Operator>(op: &O, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
     }
 }
 // ANCHOR_END: call
+
+// ANCHOR: in_place_operator
+/// An operation that overwrites some of its tensors where they lie: an
+/// optimiser's update `(p, m, v) ← update(p, m, v, g)`. Like an
+/// [`Operator`], it has a composite that runs on every device and kernels
+/// per device kind; its *state* tensors are read and written, its *inputs*
+/// only read.
+pub trait InPlaceOperator: Send + Sync + Sized + 'static {
+    /// Shown in errors.
+    fn name(&self) -> &'static str;
+
+    /// Validation that every kernel may rely on, run once before any
+    /// kernel or the composite. [`call_in_place`] has already checked that
+    /// there is at least one state tensor and that all tensors share a
+    /// device.
+    fn check(&self, state: &[&Tensor], inputs: &[&Tensor]) -> Result<()>;
+
+    /// The reference implementation, with existing tensor operations.
+    fn composite(&self, state: &mut [&mut Tensor], inputs: &[&Tensor]) -> Result<()>;
+
+    /// The kernels the operator's own crate provides (see
+    /// [`Operator::builtin_kernels`]).
+    fn builtin_kernels() -> Vec<(DeviceKind, InPlaceKernel<Self>)> {
+        Vec::new()
+    }
+}
+
+/// A kernel of an [`InPlaceOperator`] for one device kind.
+pub type InPlaceKernel<O> = fn(&O, &mut [&mut Tensor], &[&Tensor]) -> Result<()>;
+
+/// Installs `O`'s built-in in-place kernels once.
+fn install_in_place_builtins<O: InPlaceOperator>() -> Result<()> {
+    let id = TypeId::of::<O>();
+    if registry()
+        .read()
+        .map_err(|_| poisoned())?
+        .installed
+        .contains(&id)
+    {
+        return Ok(());
+    }
+    let mut reg = registry().write().map_err(|_| poisoned())?;
+    if reg.installed.insert(id) {
+        for (kind, kernel) in O::builtin_kernels() {
+            reg.kernels
+                .entry((id, kind))
+                .or_insert_with(|| Box::new(kernel));
+        }
+    }
+    Ok(())
+}
+
+/// Registers `kernel` for the in-place operator `O` on devices of `kind`,
+/// replacing any kernel registered before (a built-in one included).
+pub fn register_in_place_kernel<O: InPlaceOperator>(
+    kind: DeviceKind,
+    kernel: InPlaceKernel<O>,
+) -> Result<()> {
+    install_in_place_builtins::<O>()?;
+    registry()
+        .write()
+        .map_err(|_| poisoned())?
+        .kernels
+        .insert((TypeId::of::<O>(), kind), Box::new(kernel));
+    Ok(())
+}
+
+/// Removes the kernel of `O` for `kind`, so that the composite runs there.
+pub fn unregister_in_place_kernel<O: InPlaceOperator>(kind: DeviceKind) -> Result<()> {
+    install_in_place_builtins::<O>()?;
+    registry()
+        .write()
+        .map_err(|_| poisoned())?
+        .kernels
+        .remove(&(TypeId::of::<O>(), kind));
+    Ok(())
+}
+
+/// The in-place kernel of `O` for `kind`, if one is registered.
+pub fn in_place_kernel_for<O: InPlaceOperator>(
+    kind: DeviceKind,
+) -> Result<Option<InPlaceKernel<O>>> {
+    install_in_place_builtins::<O>()?;
+    let reg = registry().read().map_err(|_| poisoned())?;
+    Ok(reg
+        .kernels
+        .get(&(TypeId::of::<O>(), kind))
+        .and_then(|k| k.downcast_ref::<InPlaceKernel<O>>())
+        .copied())
+}
+
+/// Runs `op` on `state` and `inputs`: validation once, then the kernel
+/// registered for their device kind, or the composite.
+pub fn call_in_place<O: InPlaceOperator>(
+    op: &O,
+    state: &mut [&mut Tensor],
+    inputs: &[&Tensor],
+) -> Result<()> {
+    let device = match state.first() {
+        Some(t) => t.device().clone(),
+        None => return Err(Error::invalid(op.name(), "needs at least one state tensor")),
+    };
+    for t in state.iter().map(|t| &**t).chain(inputs.iter().copied()) {
+        if t.device() != &device {
+            return Err(Error::DeviceMismatch {
+                op: op.name(),
+                lhs: device.name(),
+                rhs: t.device().name(),
+            });
+        }
+    }
+    {
+        let state_refs: Vec<&Tensor> = state.iter().map(|t| &**t).collect();
+        op.check(&state_refs, inputs)?;
+    }
+    match in_place_kernel_for::<O>(device.kind())? {
+        Some(kernel) => kernel(op, state, inputs),
+        None => op.composite(state, inputs),
+    }
+}
+// ANCHOR_END: in_place_operator

@@ -129,6 +129,7 @@ pub trait WithDType: Copy + Default + Send + Sync + 'static + fmt::Debug + Parti
     fn from_scalar(v: Scalar) -> Self;
     fn to_storage(data: Vec<Self>) -> crate::CpuStorage;
     fn from_storage(s: &crate::CpuStorage) -> Option<&[Self]>;
+    fn from_storage_mut(s: &mut crate::CpuStorage) -> Option<&mut [Self]>;
     /// Appends the value's little-endian bytes (for files: safetensors).
     fn extend_le_bytes(self, out: &mut Vec<u8>);
     /// The value from its little-endian bytes; `None` unless `bytes` has
@@ -160,6 +161,12 @@ macro_rules! primitive_dtype {
                 crate::CpuStorage::$variant(data)
             }
             fn from_storage(s: &crate::CpuStorage) -> Option<&[Self]> {
+                match s {
+                    crate::CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn from_storage_mut(s: &mut crate::CpuStorage) -> Option<&mut [Self]> {
                 match s {
                     crate::CpuStorage::$variant(v) => Some(v),
                     _ => None,
@@ -208,6 +215,12 @@ macro_rules! half_dtype {
                 crate::CpuStorage::$variant(data)
             }
             fn from_storage(s: &crate::CpuStorage) -> Option<&[Self]> {
+                match s {
+                    crate::CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn from_storage_mut(s: &mut crate::CpuStorage) -> Option<&mut [Self]> {
                 match s {
                     crate::CpuStorage::$variant(v) => Some(v),
                     _ => None,

@@ -37,7 +37,7 @@ pub use device::{
     default_device, known_device_kinds, register_device_kind, set_default_device, Device, DeviceId,
     DeviceKind, DeviceOpener,
 };
-pub use dispatch::{DispatchPath, Kernel, Operator};
+pub use dispatch::{DispatchPath, InPlaceKernel, InPlaceOperator, Kernel, Operator};
 pub use dtype::{bf16, f16, DType, Scalar, WithDType};
 pub use error::{Error, Result};
 pub use layout::{Layout, StridedOffsets};

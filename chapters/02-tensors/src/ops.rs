@@ -973,5 +973,90 @@ impl Tensor {
             .map(|s| Tensor::from_result(s, first.shape().clone(), first.device()))
             .collect())
     }
+
+    // ANCHOR: fused_in_place
+    /// Runs `program` over the inputs `state ++ inputs` and writes output
+    /// `i` over `state[i]`, in place: an optimiser's `(p, m, v) ← update(p,
+    /// m, v, g)` without a fresh buffer per output. All tensors share one
+    /// shape, float dtype and device, and the program has exactly one
+    /// output per state tensor.
+    ///
+    /// Tensors keep value semantics: a state tensor whose storage is shared
+    /// (with a clone or a view that is still alive), or that is a strided
+    /// view, first gets a contiguous copy of its own (copy-on-write), and
+    /// the other tensors keep the old values.
+    pub fn fused_in_place(
+        program: &crate::Program,
+        state: &mut [&mut Tensor],
+        inputs: &[&Tensor],
+        scalars: &[f64],
+    ) -> Result<()> {
+        let op = "fused_in_place";
+        let (shape, dtype, device) = match state.first() {
+            Some(t) => (t.shape().clone(), t.dtype(), t.device().clone()),
+            None => return Err(Error::invalid(op, "needs at least one state tensor")),
+        };
+        if program.outputs.len() != state.len() {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "the program has {} outputs for {} state tensors (one each)",
+                    program.outputs.len(),
+                    state.len()
+                ),
+            ));
+        }
+        let all = state.iter().map(|t| &**t).chain(inputs.iter().copied());
+        for t in all {
+            t.check_float(op)?;
+            if t.device() != &device {
+                return Err(Error::DeviceMismatch {
+                    op,
+                    lhs: device.name(),
+                    rhs: t.device().name(),
+                });
+            }
+            if t.dtype() != dtype {
+                return Err(Error::DTypeMismatch {
+                    op,
+                    lhs: dtype,
+                    rhs: t.dtype(),
+                });
+            }
+            if t.shape() != &shape {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    lhs: shape.clone(),
+                    rhs: t.shape().clone(),
+                    detail: " (all inputs must have one shape)".into(),
+                });
+            }
+        }
+        program.validate(state.len() + inputs.len(), scalars.len())?;
+        // Copy-on-write: each state tensor must own exactly its elements.
+        for t in state.iter_mut() {
+            let whole = t.is_contiguous()
+                && t.layout().offset() == 0
+                && t.storage().len() == t.elem_count();
+            if !whole || !t.is_storage_unique() {
+                **t = t.copy()?;
+            }
+        }
+        let layout = Layout::contiguous(shape);
+        let args: Vec<(&dyn crate::BackendStorage, &Layout)> = inputs
+            .iter()
+            .map(|t| (t.storage().as_ref(), t.layout()))
+            .collect();
+        let mut dsts: Vec<&mut dyn crate::BackendStorage> = Vec::with_capacity(state.len());
+        for t in state.iter_mut() {
+            let inner = Arc::get_mut(&mut t.0)
+                .ok_or_else(|| Error::invalid(op, "the tensor is shared after copy-on-write"))?;
+            dsts.push(unique(&mut inner.storage, op, &device)?);
+        }
+        device
+            .backend()
+            .fused_in_place(program, &mut dsts, &layout, &args, scalars)
+    }
+    // ANCHOR_END: fused_in_place
 }
 // ANCHOR_END: fused

@@ -121,6 +121,40 @@ impl Tensor {
         Ok(&host.as_slice::<T>()?[o..o + self.elem_count()])
     }
 
+    /// The elements of a tensor whose device keeps its data in host memory,
+    /// as a mutable slice of `T`: what an in-place host kernel writes. With
+    /// value semantics, a tensor whose storage is shared (or a strided view)
+    /// first gets a contiguous copy of its own (copy-on-write), so other
+    /// tensors never see the writes. An error for other devices and for
+    /// another element type.
+    pub fn host_slice_mut<T: WithDType>(&mut self) -> Result<&mut [T]> {
+        if self.dtype() != T::DTYPE {
+            return Err(Error::DTypeMismatch {
+                op: "host_slice_mut",
+                lhs: self.dtype(),
+                rhs: T::DTYPE,
+            });
+        }
+        let whole = self.is_contiguous()
+            && self.layout().offset() == 0
+            && self.storage().len() == self.elem_count();
+        if !whole || !self.is_storage_unique() {
+            *self = self.copy()?;
+        }
+        let device = self.device().clone();
+        let shared =
+            || Error::invalid("host_slice_mut", "the tensor is shared after copy-on-write");
+        let inner = Arc::get_mut(&mut self.0).ok_or_else(shared)?;
+        let storage = Arc::get_mut(&mut inner.storage).ok_or_else(shared)?;
+        let host = device.backend().host_storage_mut(storage).ok_or_else(|| {
+            Error::invalid(
+                "host_slice_mut",
+                format!("{device} does not keep tensors in host memory"),
+            )
+        })?;
+        host.as_mut_slice::<T>()
+    }
+
     /// A contiguous tensor on `device` holding `data`, which a host kernel
     /// computed. `device` must keep its data in host memory (the CPU).
     pub fn from_host_vec<T: WithDType>(

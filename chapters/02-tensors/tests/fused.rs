@@ -202,3 +202,77 @@ mod random_programs {
         }
     }
 }
+
+/// `(a, b, x) -> (b, a·x + b, a)`: two outputs that are inputs, swapped
+/// with the third, which an in-place run must not confuse.
+fn swap_program() -> Program {
+    let mut p = Program::new();
+    let a = p.input(0);
+    let b = p.input(1);
+    let x = p.input(2);
+    let ax = p.binary(BinaryOp::Mul, a, x);
+    let mixed = p.binary(BinaryOp::Add, ax, b);
+    p.output(b);
+    p.output(mixed);
+    p.output(a);
+    p
+}
+
+// ANCHOR: fused_in_place_test
+#[test]
+fn fused_in_place_gives_the_out_of_place_results() {
+    // Sizes below and above the two-core threshold, not multiples of the
+    // block or chunk, in every float dtype.
+    for dtype in [DType::F32, DType::F64, DType::F16, DType::BF16] {
+        for n in [1, 517, 70_001] {
+            let mut gen = Generator::new(n as u64);
+            let dev = dev();
+            let mut randn = || Tensor::randn_with(0.0, 1.0, n, dtype, &dev, &mut gen).unwrap();
+            let (a, b, x) = (randn(), randn(), randn());
+            let expected = Tensor::fused(&swap_program(), &[&a, &b, &x], &[]).unwrap();
+            let (mut sa, mut sb, mut sx) =
+                (a.copy().unwrap(), b.copy().unwrap(), x.copy().unwrap());
+            Tensor::fused_in_place(&swap_program(), &mut [&mut sa, &mut sb, &mut sx], &[], &[])
+                .unwrap();
+            for (got, want) in [&sa, &sb, &sx].iter().zip(&expected) {
+                assert_eq!(values(got), values(want), "{dtype:?} n={n}");
+            }
+        }
+    }
+}
+// ANCHOR_END: fused_in_place_test
+
+#[test]
+fn fused_in_place_keeps_value_semantics() {
+    // The state is shared with a clone, and one state tensor is a strided
+    // view: both are copied first, and the clone keeps its values.
+    let x = tensor(&[1.0f32, 2.0, 3.0, 4.0], (2, 2));
+    let g = tensor(&[1.0f32, 1.0, 1.0, 1.0], (2, 2));
+    let kept = x.clone();
+    let mut state = x.t().unwrap();
+    Tensor::fused_in_place(
+        &sgd_program(),
+        &mut [&mut state],
+        &[&g.t().unwrap()],
+        &[0.5],
+    )
+    .unwrap();
+    assert_eq!(values(&kept), vec![1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(values(&state), vec![0.5, 2.5, 1.5, 3.5]);
+}
+
+#[test]
+fn fused_in_place_errors_name_the_problem() {
+    let x = tensor(&[1.0f32, 2.0], 2);
+    let g3 = tensor(&[1.0f32, 2.0, 3.0], 3);
+    let mut s = x.clone();
+    let e = Tensor::fused_in_place(&sgd_program(), &mut [&mut s], &[&g3], &[0.1]).unwrap_err();
+    assert!(e.to_string().contains("[2] vs [3]"), "{e}");
+    let (mut s1, mut s2) = (x.clone(), x.clone());
+    let e = Tensor::fused_in_place(&sgd_program(), &mut [&mut s1, &mut s2], &[], &[0.1])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("1 outputs for 2 state tensors"), "{e}");
+    let mut i = Tensor::from_vec(vec![1i64, 2], 2, &dev()).unwrap();
+    assert!(Tensor::fused_in_place(&sgd_program(), &mut [&mut i], &[&x], &[0.1]).is_err());
+}

@@ -118,6 +118,35 @@ impl Tensor {
         Ok(())
     }
 
+    /// Runs `f` on the values of a leaf, in place, keeping its identity,
+    /// gradient and place in any optimiser: how an optimiser applies its
+    /// update without a fresh buffer (PyTorch's `p.add_(...)` under
+    /// `no_grad`). `f` must not change the shape or dtype.
+    pub fn update_data<T>(&self, f: impl FnOnce(&mut RawTensor) -> Result<T>) -> Result<T> {
+        if !self.is_leaf() {
+            return Err(Error::invalid(
+                "update_data",
+                "only leaf tensors can be updated in place",
+            ));
+        }
+        let mut d = write(&self.0.data);
+        let (shape, dtype) = (d.shape().clone(), d.dtype());
+        let out = f(&mut d)?;
+        if d.shape() != &shape || d.dtype() != dtype {
+            return Err(Error::ShapeMismatch {
+                op: "update_data",
+                lhs: shape,
+                rhs: d.shape().clone(),
+                detail: format!(
+                    " (dtype {} vs {}): the update changed them",
+                    dtype,
+                    d.dtype()
+                ),
+            });
+        }
+        Ok(out)
+    }
+
     // ANCHOR: slice_assign_in_place
     /// Writes `src`'s values into the region of `self` that `ranges` selects,
     /// in place (chapter 02's

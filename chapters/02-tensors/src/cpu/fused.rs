@@ -354,6 +354,104 @@ pub(crate) fn run(
     ))
 }
 
+// ANCHOR: run_in_place
+/// Elements per block of an in-place run: 16 384 `f32`s (64 KiB) per state
+/// buffer, so a block's copies stay in the L2 cache.
+const BLOCK: usize = 32 * CHUNK;
+
+/// Runs `program` over `state ++ others` and writes its outputs over
+/// `state`, block by block: each block of every state buffer is first
+/// copied to a scratch buffer (which the program reads), then overwritten
+/// by the program's outputs. The copy is cheap (the block is read from
+/// memory once, then stays in cache), and it makes reading and writing the
+/// same elements safe without any aliasing. What it saves is a fresh
+/// output buffer per state: no new pages, and no cache lines fetched from
+/// memory just to be overwritten.
+pub(crate) fn run_in_place<T: Float>(
+    program: &Program,
+    state: &mut [&mut [T]],
+    others: &[&[T]],
+    scalars: &[f64],
+) {
+    let plan = plan::<T>(program, scalars);
+    let n = state.first().map_or(0, |s| s.len());
+    let blocks = |state: &mut [&mut [T]], start: usize| {
+        let mut scratch: Vec<Vec<T>> = state.iter().map(|_| vec![T::zero(); BLOCK]).collect();
+        let len = state.first().map_or(0, |s| s.len());
+        let mut done = 0;
+        while done < len {
+            let b = BLOCK.min(len - done);
+            for (copy, s) in scratch.iter_mut().zip(state.iter()) {
+                copy[..b].copy_from_slice(&s[done..done + b]);
+            }
+            let at = start + done;
+            let inputs: Vec<&[T]> = scratch
+                .iter()
+                .map(|c| &c[..b])
+                .chain(others.iter().map(|o| &o[at..at + b]))
+                .collect();
+            let mut outs: Vec<&mut [T]> =
+                state.iter_mut().map(|s| &mut s[done..done + b]).collect();
+            run_range(&plan, &inputs, 0, &mut outs);
+            done += b;
+        }
+    };
+    if super::threads() < 2 || n < PARALLEL_MIN {
+        blocks(state, 0);
+        return;
+    }
+    let half = (n / 2).div_ceil(CHUNK) * CHUNK;
+    let (mut first, mut second): (Vec<&mut [T]>, Vec<&mut [T]>) =
+        state.iter_mut().map(|s| s.split_at_mut(half)).unzip();
+    rayon::join(|| blocks(&mut first, 0), || blocks(&mut second, half));
+}
+
+/// [`run_in_place`] on CPU storage: `f32` or `f64` state (inputs of the
+/// same dtype, contiguous or copied so). `false` for other dtypes, which
+/// take the generic path.
+pub(crate) fn run_in_place_storage(
+    program: &Program,
+    state: &mut [&mut CpuStorage],
+    inputs: &[(&CpuStorage, &Layout)],
+    scalars: &[f64],
+) -> bool {
+    let copies: Vec<Option<CpuStorage>> = inputs
+        .iter()
+        .map(|&(s, l)| (!l.is_contiguous()).then(|| copy(s, l)))
+        .collect();
+    let views: Vec<(&CpuStorage, usize, usize)> = inputs
+        .iter()
+        .zip(&copies)
+        .map(|(&(s, l), c)| match c {
+            Some(c) => (c, 0, c.len()),
+            None => (s, l.offset(), l.elem_count()),
+        })
+        .collect();
+    macro_rules! typed {
+        ($variant:ident) => {{
+            let others = slices_of(&views, |s| match s {
+                CpuStorage::$variant(v) => Some(v.as_slice()),
+                _ => None,
+            });
+            let mut dsts: Option<Vec<&mut [_]>> = state
+                .iter_mut()
+                .map(|s| match &mut **s {
+                    CpuStorage::$variant(v) => Some(v.as_mut_slice()),
+                    _ => None,
+                })
+                .collect();
+            if let (Some(others), Some(dsts)) = (others, dsts.as_mut()) {
+                run_in_place(program, dsts, &others, scalars);
+                return true;
+            }
+        }};
+    }
+    typed!(F32);
+    typed!(F64);
+    false
+}
+// ANCHOR_END: run_in_place
+
 /// The inputs as slices of one element type, if they all have it.
 fn slices_of<'a, T>(
     views: &[(&'a CpuStorage, usize, usize)],

@@ -100,6 +100,16 @@ impl CpuStorage {
             rhs: T::DTYPE,
         })
     }
+
+    /// The elements as a mutable slice of `T`; an error for another dtype.
+    pub fn as_mut_slice<T: WithDType>(&mut self) -> Result<&mut [T]> {
+        let dtype = self.dtype();
+        T::from_storage_mut(self).ok_or(Error::DTypeMismatch {
+            op: "as_mut_slice",
+            lhs: dtype,
+            rhs: T::DTYPE,
+        })
+    }
 }
 
 /// A dropped storage gives its buffer back to the [`pool`] for reuse.
@@ -188,6 +198,13 @@ impl Backend for CpuBackend {
 
     fn host_storage<'a>(&self, storage: &'a dyn BackendStorage) -> Option<&'a CpuStorage> {
         storage.as_any().downcast_ref::<CpuStorage>()
+    }
+
+    fn host_storage_mut<'a>(
+        &self,
+        storage: &'a mut dyn BackendStorage,
+    ) -> Option<&'a mut CpuStorage> {
+        storage.as_any_mut().downcast_mut::<CpuStorage>()
     }
 
     fn upload(&self, data: CpuStorage) -> Result<Storage> {
@@ -424,5 +441,45 @@ impl Backend for CpuBackend {
             .into_iter()
             .map(|s| Arc::new(s) as Storage)
             .collect())
+    }
+
+    fn fused_in_place(
+        &self,
+        program: &Program,
+        state: &mut [&mut dyn BackendStorage],
+        layout: &Layout,
+        inputs: &[(&dyn BackendStorage, &Layout)],
+        scalars: &[f64],
+    ) -> Result<()> {
+        program.validate(state.len() + inputs.len(), scalars.len())?;
+        let others: Vec<(&CpuStorage, &Layout)> = inputs
+            .iter()
+            .map(|(s, l)| Ok((cpu(*s)?, *l)))
+            .collect::<Result<_>>()?;
+        let mut dsts: Vec<&mut CpuStorage> = state
+            .iter_mut()
+            .map(|s| {
+                s.as_any_mut().downcast_mut::<CpuStorage>().ok_or_else(|| {
+                    Error::device("cpu backend", "cpu", "storage belongs to another device")
+                })
+            })
+            .collect::<Result<_>>()?;
+        if dsts.iter().all(|d| d.len() == layout.elem_count())
+            && fused::run_in_place_storage(program, &mut dsts, &others, scalars)
+        {
+            return Ok(());
+        }
+        // Half precision: the out-of-place program (which widens to f32
+        // and rounds once), then a copy over each state buffer.
+        let outs = {
+            let mut all: Vec<(&CpuStorage, &Layout)> =
+                dsts.iter().map(|d| (&**d, layout)).collect();
+            all.extend_from_slice(&others);
+            half::in_f32_many(&all, |x| fused::run(program, x, scalars))?
+        };
+        for (dst, out) in dsts.iter_mut().zip(outs) {
+            **dst = out;
+        }
+        Ok(())
     }
 }

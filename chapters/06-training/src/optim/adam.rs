@@ -1,6 +1,9 @@
 //! Adam and AdamW.
 
-use super::fused::{check_hyper, check_non_negative, Build, FusedOptimizer, UpdateRule};
+use super::fused::{
+    check_hyper, check_non_negative, Build, FusedOptimizer, UpdateRule, UpdateStep,
+};
+use chapter_02::{DeviceKind, InPlaceKernel};
 use chapter_03::Result;
 
 /// Adam hyper-parameters. `decoupled_weight_decay` selects AdamW.
@@ -183,5 +186,11 @@ impl UpdateRule for AdamRule {
     }
     fn set_momentum(c: &mut AdamConfig, momentum: f64) {
         c.betas.0 = momentum;
+    }
+
+    /// On the CPU, one loop instead of the interpreted program (see
+    /// `adam_cpu.rs`): the same numbers, about twice as fast.
+    fn kernels() -> Vec<(DeviceKind, InPlaceKernel<UpdateStep<Self>>)> {
+        vec![(DeviceKind::CPU, super::adam_cpu::update)]
     }
 }

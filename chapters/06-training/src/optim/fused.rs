@@ -18,15 +18,17 @@
 //! compiles each optimiser's update once.
 
 use super::{grad_of, Optimizer, OptimizerState, ParamGroup};
-use chapter_02::{BinaryOp, Program, UnaryOp};
+use chapter_02::dispatch::call_in_place;
+use chapter_02::{BinaryOp, DeviceKind, InPlaceKernel, InPlaceOperator, Program, UnaryOp};
 use chapter_03::{Error, RawTensor, Result, Tensor};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 // ANCHOR: update_rule
 /// The arithmetic of one optimiser.
 pub trait UpdateRule: 'static {
     /// Hyper-parameters of a parameter group.
-    type Config: Copy + std::fmt::Debug;
+    type Config: Copy + std::fmt::Debug + Send + Sync + 'static;
 
     /// `SGD`, `Adam`, ...: shown in errors.
     const NAME: &'static str;
@@ -59,8 +61,76 @@ pub trait UpdateRule: 'static {
         None
     }
     fn set_momentum(_c: &mut Self::Config, _momentum: f64) {}
+
+    /// Kernels of the update for particular devices, which replace the
+    /// program there (Adam's CPU kernel, chapter 07's CUDA kernel): each
+    /// must give exactly the program's results. None by default.
+    fn kernels() -> Vec<(DeviceKind, InPlaceKernel<UpdateStep<Self>>)>
+    where
+        Self: Sized,
+    {
+        Vec::new()
+    }
 }
 // ANCHOR_END: update_rule
+
+// ANCHOR: update_step
+/// One update of one parameter, as an in-place operator of the kernel
+/// registry: the state is `(p, buffers...)`, overwritten where it lies, the
+/// input is the gradient `g`. Its composite runs the rule's program with
+/// [`RawTensor::fused_in_place`]; a device with a kernel for the rule (see
+/// [`UpdateRule::kernels`]) runs that instead.
+pub struct UpdateStep<R: UpdateRule> {
+    pub config: R::Config,
+    /// The step count `t`, from 1.
+    pub step: u64,
+    /// The rule's program with its inputs in state-first order.
+    pub program: Arc<Program>,
+    /// `R::scalars(config, step)`.
+    pub scalars: Vec<f64>,
+}
+
+impl<R: UpdateRule> InPlaceOperator for UpdateStep<R> {
+    fn name(&self) -> &'static str {
+        R::NAME
+    }
+
+    fn check(&self, state: &[&RawTensor], inputs: &[&RawTensor]) -> Result<()> {
+        let buffers = R::buffers(&self.config).len();
+        if state.len() != 1 + buffers || inputs.len() != 1 {
+            return Err(Error::invalid(
+                R::NAME,
+                format!(
+                    "an update takes the parameter and its {buffers} buffers as state and the \
+                     gradient as input; got {} state tensors and {} inputs",
+                    state.len(),
+                    inputs.len()
+                ),
+            ));
+        }
+        let p = state[0];
+        for t in state.iter().chain(inputs) {
+            if t.shape() != p.shape() || t.dtype() != p.dtype() {
+                return Err(Error::ShapeMismatch {
+                    op: R::NAME,
+                    lhs: p.shape().clone(),
+                    rhs: t.shape().clone(),
+                    detail: format!(" (dtypes {} and {})", p.dtype(), t.dtype()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn composite(&self, state: &mut [&mut RawTensor], inputs: &[&RawTensor]) -> Result<()> {
+        RawTensor::fused_in_place(&self.program, state, inputs, &self.scalars)
+    }
+
+    fn builtin_kernels() -> Vec<(DeviceKind, InPlaceKernel<Self>)> {
+        R::kernels()
+    }
+}
+// ANCHOR_END: update_step
 
 /// Checks a hyper-parameter: finite and inside `range` (as text).
 pub(crate) fn check_hyper(
@@ -95,13 +165,42 @@ struct ParamState {
     buffers: BTreeMap<&'static str, RawTensor>,
 }
 
+/// `R`'s program with its inputs in the order an in-place run takes them:
+/// the state first, `(p, buffers...)`, then the gradient. Its outputs,
+/// `(p', buffers'...)`, overwrite the state where it lies (see
+/// [`RawTensor::fused_in_place`]).
+fn in_place<R: UpdateRule>(c: &R::Config) -> Result<Program> {
+    let program = R::program(c);
+    let buffers = R::buffers(c).len();
+    if program.outputs.len() != 1 + buffers {
+        return Err(Error::invalid(
+            R::NAME,
+            format!(
+                "the update program has {} outputs, expected {}",
+                program.outputs.len(),
+                1 + buffers
+            ),
+        ));
+    }
+    // Input 0 is p, 1 is g, 2.. are the buffers.
+    let map: Vec<usize> = (0..2 + buffers)
+        .map(|i| match i {
+            0 => 0,
+            1 => 1 + buffers,
+            k => k - 1,
+        })
+        .collect();
+    Ok(program.remap_inputs(&map)?)
+}
+
 // ANCHOR: fused_optimizer
 /// An optimiser whose update is `R`'s fused program.
 pub struct FusedOptimizer<R: UpdateRule> {
     pub groups: Vec<ParamGroup<R::Config>>,
     state: Vec<Vec<Option<ParamState>>>,
-    /// One program per structural configuration, built once.
-    programs: HashMap<u32, Program>,
+    /// One program per structural configuration, built once (in the
+    /// state-first order of an in-place run).
+    programs: HashMap<u32, Arc<Program>>,
 }
 
 impl<R: UpdateRule> FusedOptimizer<R> {
@@ -136,13 +235,15 @@ impl<R: UpdateRule> Optimizer for FusedOptimizer<R> {
         } = self;
         for (group, states) in groups.iter().zip(state.iter_mut()) {
             let c = group.config;
-            let program = programs
-                .entry(R::program_key(&c))
-                .or_insert_with(|| R::program(&c));
             let buffers = R::buffers(&c);
+            let program = match programs.entry(R::program_key(&c)) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(Arc::new(in_place::<R>(&c)?))
+                }
+            };
             for (p, st) in group.params.iter().zip(states.iter_mut()) {
                 let Some(g) = grad_of(p) else { continue };
-                let x = p.data();
                 let s = st.get_or_insert_with(ParamState::default);
                 for &(name, init) in &buffers {
                     if !s.buffers.contains_key(name) {
@@ -150,26 +251,30 @@ impl<R: UpdateRule> Optimizer for FusedOptimizer<R> {
                     }
                 }
                 s.step += 1;
-                let mut inputs = vec![&x, &g];
-                inputs.extend(buffers.iter().map(|(name, _)| &s.buffers[name]));
-                let outs = RawTensor::fused(program, &inputs, &R::scalars(&c, s.step))?;
-                if outs.len() != 1 + buffers.len() {
-                    return Err(Error::invalid(
-                        R::NAME,
-                        format!(
-                            "the update program has {} outputs, expected {}",
-                            outs.len(),
-                            1 + buffers.len()
-                        ),
-                    ));
-                }
-                let mut outs = outs.into_iter();
-                if let Some(new_x) = outs.next() {
-                    p.set_data(new_x)?;
-                }
-                for (&(name, _), t) in buffers.iter().zip(outs) {
+                let update = UpdateStep::<R> {
+                    config: c,
+                    step: s.step,
+                    program: program.clone(),
+                    scalars: R::scalars(&c, s.step),
+                };
+                // The buffers leave the map for the update (so that each is
+                // borrowed mutably once) and come back whatever happens.
+                let mut bufs: Vec<RawTensor> = buffers
+                    .iter()
+                    .filter_map(|(name, _)| s.buffers.remove(name))
+                    .collect();
+                let result = p.update_data(|x| {
+                    let mut state: Vec<&mut RawTensor> =
+                        std::iter::once(x).chain(bufs.iter_mut()).collect();
+                    call_in_place(&update, &mut state, &[&g])
+                });
+                for (&(name, _), t) in buffers.iter().zip(bufs) {
                     s.buffers.insert(name, t);
                 }
+                result.map_err(|e| match e {
+                    Error::Invalid { msg, .. } => Error::invalid(R::NAME, msg),
+                    other => other,
+                })?;
             }
         }
         Ok(())

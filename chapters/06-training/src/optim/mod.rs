@@ -9,6 +9,7 @@
 
 mod adagrad;
 mod adam;
+mod adam_cpu;
 mod fused;
 mod rmsprop;
 mod sgd;
@@ -16,7 +17,7 @@ mod state;
 
 pub use adagrad::{Adagrad, AdagradConfig, AdagradRule};
 pub use adam::{Adam, AdamConfig, AdamRule, AdamW};
-pub use fused::{FusedOptimizer, UpdateRule};
+pub use fused::{FusedOptimizer, UpdateRule, UpdateStep};
 pub use rmsprop::{RmsProp, RmsPropConfig, RmsPropRule};
 pub use sgd::{Sgd, SgdConfig, SgdRule};
 pub use state::OptimizerState;
