@@ -190,7 +190,7 @@ fn in_place<R: UpdateRule>(c: &R::Config) -> Result<Program> {
             k => k - 1,
         })
         .collect();
-    Ok(program.remap_inputs(&map)?)
+    program.remap_inputs(&map)
 }
 
 // ANCHOR: fused_optimizer
