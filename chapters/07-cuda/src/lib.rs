@@ -11,8 +11,10 @@ pub mod allocator;
 pub mod codegen;
 pub mod cublas;
 pub mod driver;
+pub mod emulator;
 pub mod nvrtc;
 pub mod ptx;
 pub mod runtime;
 
+pub use emulator::{Emulator, Schedule};
 pub use runtime::{DevicePtr, LaunchConfig, Runtime};
