@@ -74,6 +74,8 @@ fn main() {
         // the compiler it needs no dynamic initialisation (otherwise each
         // access calls a per-variable init hook that does not exist).
         .flag("-fno-extern-tls-init")
+        // Kernels reinterpret float arrays as float4, as CUDA code does.
+        .flag("-fno-strict-aliasing")
         .flag("-fno-exceptions")
         .flag("-fno-rtti");
     println!("cargo:rerun-if-changed={}", emu.join("cuda_emu.cpp").display());
