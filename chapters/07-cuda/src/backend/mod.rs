@@ -173,12 +173,12 @@ pub const ELEMENTWISE_THREADS: u32 = 256;
 pub const MAX_BLOCKS: usize = 1 << 16;
 
 /// One thread per output element: `⌈n / 256⌉` blocks of 256 threads
-/// (capped at [`MAX_BLOCKS`]).
+/// (capped at [`MAX_BLOCKS`]). A tensor of fewer than 256 elements gets
+/// one block of just enough whole warps: the GPU would idle the rest
+/// anyway, and the emulator (which runs every thread) is spared them.
 pub fn elementwise_launch(n: usize) -> LaunchConfig {
-    LaunchConfig::for_elements(
-        n.min(MAX_BLOCKS * ELEMENTWISE_THREADS as usize),
-        ELEMENTWISE_THREADS,
-    )
+    let threads = (n.div_ceil(32).max(1) * 32).min(ELEMENTWISE_THREADS as usize) as u32;
+    LaunchConfig::for_elements(n.min(MAX_BLOCKS * ELEMENTWISE_THREADS as usize), threads)
 }
 
 /// One block per row of `cols` elements (grid-stride over rows beyond
@@ -449,7 +449,8 @@ impl<R: Runtime> CudaBackend<R> {
     /// Reductions: permute the reduced axes to the end, make the view
     /// contiguous if it is not (one strided copy), and the tensor is a
     /// `[rows, cols]` matrix whose rows the `reduce_*` kernels fold, one
-    /// block per row.
+    /// block per row. Float sums accumulate in f64 with compensation
+    /// (`kernels/backend_reduce.cu`), as accurate as the CPU's pairwise sum.
     fn reduce_storage(
         &self,
         op: ReduceOp,
@@ -495,7 +496,11 @@ impl<R: Runtime> CudaBackend<R> {
             .arg(cols as i64)
             .arg(x)
             .arg(out.ptr());
-        let kernel = format!("reduce_{name}_{}", suffix(s.dtype));
+        // Float sums use the compensated kernel of `backend_reduce.cu`.
+        let kernel = match (op, s.dtype.is_float()) {
+            (ReduceOp::Sum, true) => format!("reduce_sum_accurate_{}", suffix(s.dtype)),
+            _ => format!("reduce_{name}_{}", suffix(s.dtype)),
+        };
         self.launch("reduce", &kernel, row_launch(rows, cols), args)?;
         Ok(out)
     }
