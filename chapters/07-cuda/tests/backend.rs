@@ -477,6 +477,28 @@ fn softmax_and_layer_norm_run_as_registered_kernels() {
         dispatch_path::<LayerNormForward>(kind).unwrap(),
         DispatchPath::Kernel
     );
+    // A causal mask's −∞ logits get probability 0 (and a row of only −∞
+    // NaN), as on the CPU.
+    let inf = f64::NEG_INFINITY;
+    let masked = Tensor::from_f64_vec(
+        vec![0.5, inf, inf, inf, inf, inf],
+        (2, 3),
+        DType::F32,
+        &cpu(),
+    )
+    .unwrap();
+    for op in [0, 1] {
+        let run = |t: &Tensor| match op {
+            0 => call(&SoftmaxLastDim, &[t]).unwrap().remove(0),
+            _ => call(&LogSoftmaxLastDim, &[t]).unwrap().remove(0),
+        };
+        assert_close(
+            &run(&masked),
+            &run(&masked.to_device(&emu()).unwrap()),
+            0.0,
+            "masked rows",
+        );
+    }
     for dtype in FLOATS {
         let t = if dtype.is_half() {
             2e-2

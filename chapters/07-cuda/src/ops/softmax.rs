@@ -36,17 +36,20 @@ fn rows<R: Runtime>(name: &str, op: &'static str, inputs: &[&Tensor]) -> Result<
 }
 // ANCHOR_END: rows
 
-/// `softmax_<dtype>(rows, cols, x, y)`: the online max-and-sum, then `y`.
+/// `backend_softmax_<dtype>(rows, cols, x, y)`: the row's max, then its
+/// sum of exponentials, then `y` (two block reductions; see
+/// `kernels/backend_softmax.cu` for why not `softmax.cu`'s one-pass
+/// online version: it gives NaN where a row is masked with −∞).
 pub(super) fn softmax<R: Runtime>(_: &SoftmaxLastDim, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
-    rows::<R>("softmax", "softmax", inputs)
+    rows::<R>("backend_softmax", "softmax", inputs)
 }
 
-/// `log_softmax_<dtype>(rows, cols, x, y)`.
+/// `backend_log_softmax_<dtype>(rows, cols, x, y)`.
 pub(super) fn log_softmax<R: Runtime>(
     _: &LogSoftmaxLastDim,
     inputs: &[&Tensor],
 ) -> Result<Vec<Tensor>> {
-    rows::<R>("log_softmax", "log_softmax", inputs)
+    rows::<R>("backend_log_softmax", "log_softmax", inputs)
 }
 
 /// `softmax_backward_<dtype>(rows, cols, y, g, dx)`.
