@@ -393,10 +393,10 @@ impl<R: Runtime> CudaBackend<R> {
 
     /// The address of a view's first element when the view is contiguous
     /// (so a kernel can read it as a flat run), else a contiguous copy.
-    pub(crate) fn flat<'a>(
+    pub(crate) fn flat(
         &self,
         op: &'static str,
-        s: &'a CudaStorage<R>,
+        s: &CudaStorage<R>,
         layout: &Layout,
     ) -> Result<(DevicePtr, Option<CudaStorage<R>>)> {
         if layout.is_contiguous() {
@@ -687,6 +687,7 @@ impl<R: Runtime> CudaBackend<R> {
     }
     // ANCHOR_END: fused
 
+    #[allow(clippy::too_many_arguments)]
     fn elementwise2(
         &self,
         op: &'static str,
