@@ -11,6 +11,11 @@
 //! storage), `registry.rs` (registers and removes CPU kernels) and
 //! `display.rs` (every expected string ends in `device=cpu`).
 
+// Each included file declares its own `mod common;` (clippy would rather
+// share one), and chapter 06 wraps each file's lessons in a module named
+// like the file.
+#![allow(clippy::duplicate_mod, clippy::module_inception)]
+
 #[path = "../support/register.rs"]
 mod register;
 
