@@ -47,7 +47,11 @@ fn kernel_names(preprocessed: &str) -> Vec<String> {
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    let (emu, kernels, tests) = (root.join("emu"), root.join("kernels"), root.join("emu/tests"));
+    let (emu, kernels, tests) = (
+        root.join("emu"),
+        root.join("kernels"),
+        root.join("emu/tests"),
+    );
     println!("cargo:rerun-if-changed=build.rs");
     for dir in [&emu, &kernels, &tests] {
         println!("cargo:rerun-if-changed={}", dir.display());
@@ -78,8 +82,14 @@ fn main() {
         .flag("-fno-strict-aliasing")
         .flag("-fno-exceptions")
         .flag("-fno-rtti");
-    println!("cargo:rerun-if-changed={}", emu.join("cuda_emu.cpp").display());
-    println!("cargo:rerun-if-changed={}", emu.join("cuda_emu.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        emu.join("cuda_emu.cpp").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        emu.join("cuda_emu.h").display()
+    );
     build.file(emu.join("cuda_emu.cpp"));
 
     // One wrapper per kernel file, so g++ sees C++ whatever the extension.
@@ -148,7 +158,12 @@ fn main() {
     rs.push_str("];\n\n/// The kernel sources `(file name, text)`, for NVRTC.\n");
     rs.push_str("pub static SOURCES: &[(&str, &str)] = &[\n");
     for (name, path) in &sources {
-        writeln!(rs, "    ({name:?}, include_str!({:?})),", path.display().to_string()).unwrap();
+        writeln!(
+            rs,
+            "    ({name:?}, include_str!({:?})),",
+            path.display().to_string()
+        )
+        .unwrap();
     }
     rs.push_str("];\n");
     std::fs::write(out.join("emu_kernels.rs"), rs).unwrap();

@@ -54,6 +54,7 @@ namespace {
 // registers on the current stack, stores the stack pointer in `from`,
 // loads `to` and pops the registers saved there. Everything else a
 // function may clobber, the C++ compiler already saved around the call.
+// ANCHOR: switch
 #if defined(__x86_64__)
 extern "C" void candle_emu_switch(void** from, void* to);
 asm(R"(
@@ -78,7 +79,9 @@ candle_emu_switch:
     ret
 .size candle_emu_switch,.-candle_emu_switch
 )");
+// ANCHOR_END: switch
 #elif defined(__aarch64__)
+
 extern "C" void candle_emu_switch(void** from, void* to);
 asm(R"(
 .text
@@ -189,6 +192,7 @@ void block_error(BlockRun* r, const char* fmt, ...) {
          tls_block_idx.z);
 }
 
+// ANCHOR: fiber
 // Every fiber starts here, on its own stack, and never returns: when the
 // kernel returns, the fiber is done and hands control back for good.
 extern "C" void candle_emu_fiber_entry() {
@@ -214,6 +218,7 @@ void init_fiber(Fiber& f, char* stack) {
 #endif
     f.sp = sp;
 }
+// ANCHOR_END: fiber
 
 // Back from a fiber to the scheduler.
 void yield_to_scheduler() {
@@ -298,6 +303,7 @@ void syncthreads() {
     yield_to_scheduler();
 }
 
+// ANCHOR: warp_collective
 unsigned long long warp_collective(Collective kind, unsigned int mask, unsigned long long value,
                                    int arg, int width) {
     BlockRun* r = tls_run;
@@ -344,6 +350,7 @@ unsigned long long warp_collective(Collective kind, unsigned int mask, unsigned 
     yield_to_scheduler();
     return f->result;
 }
+// ANCHOR_END: warp_collective
 
 [[noreturn]] void trap() {
     BlockRun* r = tls_run;
@@ -399,6 +406,7 @@ void report_stuck(BlockRun* r) {
                 barrier, r->fibers.size(), first_done ? first_done->ts.linear : 0u, done);
 }
 
+// ANCHOR: run_block
 // Runs one block to the end; false on failure.
 bool run_block(BlockRun* r, const std::vector<std::size_t>& order) {
     const LaunchArgs* a = r->args;
@@ -451,6 +459,7 @@ bool run_block(BlockRun* r, const std::vector<std::size_t>& order) {
     }
     return true;
 }
+// ANCHOR_END: run_block
 
 }  // namespace
 

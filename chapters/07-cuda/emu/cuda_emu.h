@@ -53,6 +53,7 @@ inline float4 make_float4(float x, float y, float z, float w) { return float4{x,
 inline double2 make_double2(double x, double y) { return double2{x, y}; }
 
 // ---------------------------------------------------------------------------
+// ANCHOR: qualifiers
 // Qualifiers. `__shared__` is the one that carries meaning, see above.
 #define __global__
 #define __device__
@@ -63,6 +64,7 @@ inline double2 make_double2(double x, double y) { return double2{x, y}; }
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ thread_local
+// ANCHOR_END: qualifiers
 
 namespace candle_emu {
 
@@ -142,6 +144,7 @@ inline T from_bits64(unsigned long long b) {
 
 }  // namespace candle_emu
 
+// ANCHOR: export
 // The export macro: under the emulator, `CANDLE_KERNEL(name)` after a
 // kernel defines the C entry point `candle_emu_kernel_<name>` that the Rust
 // side calls with the launch configuration and the parameter pointers. It
@@ -156,14 +159,17 @@ inline T from_bits64(unsigned long long b) {
                                       #name, want, n);                                       \
         return ::candle_emu::run_grid(#name, a, &candle_emu_thunk_##name, p);                \
     }
+// ANCHOR_END: export
 
 // ---------------------------------------------------------------------------
+// ANCHOR: builtins
 // Built-in variables.
 #define threadIdx (::candle_emu::tls_thread->thread_idx)
 #define blockIdx (::candle_emu::tls_block_idx)
 #define blockDim (::candle_emu::tls_block_dim)
 #define gridDim (::candle_emu::tls_grid_dim)
 #define warpSize 32
+// ANCHOR_END: builtins
 
 // ---------------------------------------------------------------------------
 // Synchronisation, warp shuffles and votes.
@@ -176,26 +182,35 @@ inline void __threadfence() {}
 inline void __threadfence_block() {}
 [[noreturn]] inline void __trap() { ::candle_emu::trap(); }
 
-template <typename T>
-inline T __shfl_sync(unsigned int mask, T v, int src_lane, int width = 32) {
-    return candle_emu::from_bits64<T>(candle_emu::warp_collective(
-        candle_emu::SHFL_IDX, mask, candle_emu::to_bits64(v), src_lane, width));
-}
-template <typename T>
-inline T __shfl_up_sync(unsigned int mask, T v, unsigned int delta, int width = 32) {
-    return candle_emu::from_bits64<T>(candle_emu::warp_collective(
-        candle_emu::SHFL_UP, mask, candle_emu::to_bits64(v), static_cast<int>(delta), width));
-}
-template <typename T>
-inline T __shfl_down_sync(unsigned int mask, T v, unsigned int delta, int width = 32) {
-    return candle_emu::from_bits64<T>(candle_emu::warp_collective(
-        candle_emu::SHFL_DOWN, mask, candle_emu::to_bits64(v), static_cast<int>(delta), width));
-}
-template <typename T>
-inline T __shfl_xor_sync(unsigned int mask, T v, int lane_mask, int width = 32) {
-    return candle_emu::from_bits64<T>(candle_emu::warp_collective(
-        candle_emu::SHFL_XOR, mask, candle_emu::to_bits64(v), lane_mask, width));
-}
+// One overload per type CUDA shuffles (smaller integers promote to `int`,
+// as they do on the GPU; a struct does not compile, as on the GPU).
+#define CANDLE_EMU_SHUFFLES(T)                                                                  \
+    inline T __shfl_sync(unsigned int mask, T v, int src_lane, int width = 32) {                \
+        return candle_emu::from_bits64<T>(candle_emu::warp_collective(                         \
+            candle_emu::SHFL_IDX, mask, candle_emu::to_bits64(v), src_lane, width));            \
+    }                                                                                           \
+    inline T __shfl_up_sync(unsigned int mask, T v, unsigned int delta, int width = 32) {       \
+        return candle_emu::from_bits64<T>(candle_emu::warp_collective(                         \
+            candle_emu::SHFL_UP, mask, candle_emu::to_bits64(v), static_cast<int>(delta), width)); \
+    }                                                                                           \
+    inline T __shfl_down_sync(unsigned int mask, T v, unsigned int delta, int width = 32) {     \
+        return candle_emu::from_bits64<T>(candle_emu::warp_collective(                         \
+            candle_emu::SHFL_DOWN, mask, candle_emu::to_bits64(v), static_cast<int>(delta),     \
+            width));                                                                            \
+    }                                                                                           \
+    inline T __shfl_xor_sync(unsigned int mask, T v, int lane_mask, int width = 32) {           \
+        return candle_emu::from_bits64<T>(candle_emu::warp_collective(                         \
+            candle_emu::SHFL_XOR, mask, candle_emu::to_bits64(v), lane_mask, width));           \
+    }
+CANDLE_EMU_SHUFFLES(int)
+CANDLE_EMU_SHUFFLES(unsigned int)
+CANDLE_EMU_SHUFFLES(long)
+CANDLE_EMU_SHUFFLES(unsigned long)
+CANDLE_EMU_SHUFFLES(long long)
+CANDLE_EMU_SHUFFLES(unsigned long long)
+CANDLE_EMU_SHUFFLES(float)
+CANDLE_EMU_SHUFFLES(double)
+#undef CANDLE_EMU_SHUFFLES
 inline unsigned int __ballot_sync(unsigned int mask, int pred) {
     return static_cast<unsigned int>(
         candle_emu::warp_collective(candle_emu::BALLOT, mask, pred != 0, 0, 32));

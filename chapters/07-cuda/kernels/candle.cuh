@@ -18,6 +18,20 @@
 #define CANDLE_KERNEL(name)
 #endif
 
+// ANCHOR: dynamic_shared
+// Dynamic shared memory (the launch's `shared_mem_bytes`) is declared in
+// every kernel under one name and one byte type, then cast:
+//
+//   extern __shared__ __align__(16) unsigned char candle_smem[];
+//   float* s = reinterpret_cast<float*>(candle_smem);
+//
+// One name, because all `extern __shared__` arrays of a kernel are the
+// same memory, and a template instantiated for f32 and f64 cannot declare
+// it as `float[]` in one and `double[]` in the other. The emulator
+// defines `candle_smem` (48 KiB, refilled with NaN bytes at the start of
+// every block, with a guard after the launch's size).
+// ANCHOR_END: dynamic_shared
+
 // ANCHOR: strided
 // A strided view, passed to a kernel by value: element `(i₀, …, i_{r−1})`
 // lives at `offset + Σ iₖ·strides[k]`. The backend merges dimensions that
@@ -33,10 +47,12 @@ struct Strided {
 };
 
 // Where the `i`-th element (in row-major order) of a view lives: peel off
-// the coordinates from the last dimension to the first.
-__device__ __forceinline__ long long strided_offset(const Strided& v, long long i) {
-    // The fast path: a contiguous view arrives as rank 1 with stride 1.
-    if (v.rank == 1 && v.strides[0] == 1) return v.offset + i;
+// the coordinates from the last dimension to the first. (Not inlined: a
+// 64-bit division is a long instruction sequence, and one copy per module
+// keeps the compiled kernels small. A template, so that every file may
+// include it and the emulator, which links all files together, keeps one.)
+template <int = 0>
+__device__ __noinline__ long long strided_offset_general(const Strided& v, long long i) {
     long long off = v.offset;
     for (int d = v.rank - 1; d >= 0; --d) {
         long long n = v.shape[d];
@@ -44,6 +60,11 @@ __device__ __forceinline__ long long strided_offset(const Strided& v, long long 
         i /= n;
     }
     return off;
+}
+__device__ __forceinline__ long long strided_offset(const Strided& v, long long i) {
+    // The fast path: a contiguous view arrives as rank 1 with stride 1.
+    if (v.rank == 1 && v.strides[0] == 1) return v.offset + i;
+    return strided_offset_general<>(v, i);
 }
 // ANCHOR_END: strided
 
@@ -227,6 +248,11 @@ struct Elem<unsigned char> {
     static const bool is_int = true;
 };
 // ANCHOR_END: dtypes
+
+// All kernel files are linked into one library for the emulator (and are
+// separate modules on the GPU): a helper defined in a `.cu` file needs a
+// name no other file uses, or must be `inline`/a template with the same
+// definition everywhere.
 
 // Instantiates `M(suffix, T)` once per dtype, or per float dtype.
 #define CANDLE_FOR_FLOAT_DTYPES(M) M(f32, float) M(f64, double) M(f16, f16_t) M(bf16, bf16_t)

@@ -48,7 +48,10 @@
 //! interleave only at barriers and warp collectives, so a data race
 //! between blocks, or within a warp between collectives, goes unseen.
 //! Every write is visible at once (no memory model, no caches, fences do
-//! nothing). Static `__shared__` arrays are not poisoned at block start
+//! nothing). Threads are switched only where CUDA makes them wait, so a
+//! thread that spins on a flag another thread sets (a hand-made lock)
+//! never lets that thread run: the launch hangs, where a GPU may or may
+//! not make progress. Static `__shared__` arrays are not poisoned at block start
 //! (they keep the previous block's values). A wild pointer far outside
 //! every allocation is not caught: it crashes the process, as it may crash
 //! the GPU context.
@@ -137,8 +140,9 @@ impl Allocation {
     fn damaged_guard(&self) -> Option<isize> {
         // SAFETY: the block is `bytes + 2·GUARD` bytes, owned by this allocation.
         let front = unsafe { std::slice::from_raw_parts(self.base as *const u8, GUARD) };
-        let back =
-            unsafe { std::slice::from_raw_parts((self.base + GUARD + self.bytes) as *const u8, GUARD) };
+        let back = unsafe {
+            std::slice::from_raw_parts((self.base + GUARD + self.bytes) as *const u8, GUARD)
+        };
         if let Some(i) = front.iter().position(|&b| b != POISON) {
             return Some(i as isize - GUARD as isize);
         }
@@ -180,9 +184,12 @@ impl Emulator {
     pub fn new() -> Self {
         let schedule = match std::env::var("CANDLE_EMU_SCHEDULE").as_deref() {
             Ok("reverse") => Schedule::Reverse,
-            Ok(s) if s.starts_with("shuffled") => {
-                Schedule::Shuffled(s.split(':').nth(1).and_then(|x| x.parse().ok()).unwrap_or(1))
-            }
+            Ok(s) if s.starts_with("shuffled") => Schedule::Shuffled(
+                s.split(':')
+                    .nth(1)
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(1),
+            ),
             _ => Schedule::Forward,
         };
         let emulator = Emulator::default();
@@ -284,12 +291,22 @@ impl Runtime for Emulator {
         // SAFETY: the layout has a non-zero size (two guards).
         let base = unsafe { std::alloc::alloc(al.layout()) };
         if base.is_null() {
-            return Err(Error::device("alloc", DEVICE, format!("out of memory ({bytes} bytes)")));
+            return Err(Error::device(
+                "alloc",
+                DEVICE,
+                format!("out of memory ({bytes} bytes)"),
+            ));
         }
         // SAFETY: `base` points at `bytes + 2·GUARD` bytes.
         unsafe { std::ptr::write_bytes(base, POISON, bytes + 2 * GUARD) };
         let ptr = (base as usize + GUARD) as DevicePtr;
-        lock(&self.allocations).insert(ptr, Allocation { base: base as usize, bytes });
+        lock(&self.allocations).insert(
+            ptr,
+            Allocation {
+                base: base as usize,
+                bytes,
+            },
+        );
         Ok(ptr)
     }
     // ANCHOR_END: alloc
@@ -371,7 +388,10 @@ impl Runtime for Emulator {
         // checked by the entry point; their types are the caller's promise).
         let rc = unsafe { entry(&args, params.as_mut_ptr(), params.len() as i32) };
         if rc != 0 {
-            let end = message.iter().position(|&b| b == 0).unwrap_or(message.len());
+            let end = message
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(message.len());
             return Err(Error::device(
                 kernel,
                 DEVICE,

@@ -33,7 +33,12 @@ fn block_sums(e: &Emulator, kernel: &str, x: &[f32], threads: usize) -> Vec<f32>
 fn emulator_lists_every_kernel_by_name() {
     let names: Vec<&str> = Emulator::kernels().collect();
     assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted and distinct");
-    for k in ["unary_exp_f32", "binary_add_bf16", "cast_f64_f16", "where_u8"] {
+    for k in [
+        "unary_exp_f32",
+        "binary_add_bf16",
+        "cast_f64_f16",
+        "where_u8",
+    ] {
         assert!(names.contains(&k), "{k} missing");
     }
     assert!(!names.contains(&"block_sum"), "test kernels are not listed");
@@ -73,7 +78,10 @@ fn out_of_bounds_write_is_caught_by_the_guards() {
         LaunchConfig::for_elements(100, 64),
         args().arg(100i64).arg(y),
     ));
-    assert!(msg.contains("broken_write_past_end") && msg.contains("out-of-bounds write"), "{msg}");
+    assert!(
+        msg.contains("broken_write_past_end") && msg.contains("out-of-bounds write"),
+        "{msg}"
+    );
     // The guard is repaired: the next launch of a correct kernel passes.
     e.launch_args(
         "unary_neg_f32",
@@ -122,7 +130,10 @@ fn barrier_after_early_return_is_a_deadlock_error_not_a_hang() {
         block_cfg(1, 64, 0),
         args().arg(y),
     ));
-    assert!(msg.contains("broken_barrier_after_return") && msg.contains("deadlock"), "{msg}");
+    assert!(
+        msg.contains("broken_barrier_after_return") && msg.contains("deadlock"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -134,7 +145,10 @@ fn divergent_warp_shuffle_is_an_error() {
         block_cfg(1, 32, 0),
         args().arg(y),
     ));
-    assert!(msg.contains("broken_divergent_shuffle") && msg.contains("__shfl_down_sync"), "{msg}");
+    assert!(
+        msg.contains("broken_divergent_shuffle") && msg.contains("__shfl_down_sync"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -146,7 +160,10 @@ fn trap_stops_the_launch_with_an_error() {
         LaunchConfig::for_elements(4, 32),
         args().arg(4i64).arg(x),
     ));
-    assert!(msg.contains("trap_on_negative") && msg.contains("__trap() in thread (2, 0, 0)"), "{msg}");
+    assert!(
+        msg.contains("trap_on_negative") && msg.contains("__trap() in thread (2, 0, 0)"),
+        "{msg}"
+    );
     e.launch_args(
         "trap_on_negative",
         LaunchConfig::for_elements(2, 32),
@@ -171,10 +188,17 @@ fn shared_memory_overflow_is_caught() {
 fn wrong_parameter_count_and_unknown_kernels_are_errors() {
     let e = emu();
     let msg = device_error(e.launch_args("block_sum", block_cfg(1, 32, 128), args().arg(0u64)));
-    assert!(msg.contains("takes 2 parameters, the launch gave 1"), "{msg}");
+    assert!(
+        msg.contains("takes 2 parameters, the launch gave 1"),
+        "{msg}"
+    );
     let msg = device_error(e.launch_args("no_such_kernel", block_cfg(1, 32, 0), args()));
     assert!(msg.contains("no kernel named"), "{msg}");
-    let msg = device_error(e.launch_args("block_sum", block_cfg(1, 2048, 0), args().arg(0u64).arg(0u64)));
+    let msg = device_error(e.launch_args(
+        "block_sum",
+        block_cfg(1, 2048, 0),
+        args().arg(0u64).arg(0u64),
+    ));
     assert!(msg.contains("1 to 1024"), "{msg}");
 }
 
@@ -200,7 +224,13 @@ fn warp_shuffles_and_votes_follow_cuda_semantics() {
         e.launch_args(
             "warp_demo",
             block_cfg(1, n as u32, 0),
-            args().arg(dx).arg(outs[0]).arg(outs[1]).arg(outs[2]).arg(outs[3]).arg(outs[4]),
+            args()
+                .arg(dx)
+                .arg(outs[0])
+                .arg(outs[1])
+                .arg(outs[2])
+                .arg(outs[3])
+                .arg(outs[4]),
         )
         .unwrap();
         outs.iter()
@@ -252,13 +282,21 @@ fn transpose_matches(kernel: &str) {
         shared_mem_bytes: 0,
     };
     let got = under_all_schedules(&e, |e| {
-        e.launch_args(kernel, cfg, args().arg(rows as i32).arg(cols as i32).arg(dx).arg(dy))
-            .unwrap();
-        e.download::<f32>(dy, rows * cols).unwrap()
+        e.launch_args(
+            kernel,
+            cfg,
+            args().arg(rows as i32).arg(cols as i32).arg(dx).arg(dy),
+        )
+        .unwrap();
+        e.download::<u32>(dy, rows * cols).unwrap()
     });
     for r in 0..rows {
         for c in 0..cols {
-            assert_eq!(got[c * rows + r], x[r * cols + c]);
+            assert_eq!(
+                got[c * rows + r],
+                x[r * cols + c].to_bits(),
+                "out[{c}][{r}]"
+            );
         }
     }
 }

@@ -180,7 +180,13 @@ fn binary_name(op: BinaryOp) -> &'static str {
 
 /// `lhs` a transposed `[rows, cols]` view, `rhs` a row broadcast down the
 /// columns (stride 0): the two ways views reach a binary kernel.
-fn run_binary(e: &Emulator, kernel: &str, lhs: (&Tensor, &Tensor), rhs: (&Tensor, &Tensor), out: DType) -> Tensor {
+fn run_binary(
+    e: &Emulator,
+    kernel: &str,
+    lhs: (&Tensor, &Tensor),
+    rhs: (&Tensor, &Tensor),
+    out: DType,
+) -> Tensor {
     let n = lhs.1.elem_count();
     let (da, db) = (upload_tensor(e, lhs.0), upload_tensor(e, rhs.0));
     let dy = alloc(e, n, out);
@@ -219,7 +225,15 @@ fn binary_kernels_match_cpu_with_broadcasting() {
         let (a_base, a) = base_and_view(23, 41, 3, dtype);
         let mut rv = data(41, 4, 2.0);
         rv[3] = f64::NAN; // NaN propagates through maximum/minimum
-        let b_base = tensor(&rv, &[41, 1], if dtype == DType::I64 { DType::F64 } else { dtype });
+        let b_base = tensor(
+            &rv,
+            &[41, 1],
+            if dtype == DType::I64 {
+                DType::F64
+            } else {
+                dtype
+            },
+        );
         let b_base = if dtype == DType::I64 {
             tensor(&data(41, 4, 50.0), &[41, 1], DType::I64)
         } else {
@@ -233,7 +247,11 @@ fn binary_kernels_match_cpu_with_broadcasting() {
             let kernel = format!("binary_{}_{}", binary_name(op), suffix(dtype));
             let got = run_binary(&e, &kernel, (&a_base, &a), (&b_base, &b), dtype);
             let want = a.binary(&b, op, "binary").unwrap();
-            let tol = if op == BinaryOp::Pow { tolerance(UnaryOp::Powf(1.0), dtype) } else { 0.0 };
+            let tol = if op == BinaryOp::Pow {
+                tolerance(UnaryOp::Powf(1.0), dtype)
+            } else {
+                0.0
+            };
             assert_close(&got, &want, tol, &kernel);
         }
     }
@@ -252,9 +270,23 @@ fn comparisons_give_u8_masks_for_every_dtype() {
     ];
     for dtype in ALL {
         let scale: f64 = if dtype == DType::U8 { 0.0 } else { 1.0 };
-        let a_base = tensor(&data(15 * 9, 5, 3.0).iter().map(|v| (v * 2.0).round() * scale.max(0.5) + 3.0).collect::<Vec<_>>(), &[15, 9], dtype);
+        let a_base = tensor(
+            &data(15 * 9, 5, 3.0)
+                .iter()
+                .map(|v| (v * 2.0).round() * scale.max(0.5) + 3.0)
+                .collect::<Vec<_>>(),
+            &[15, 9],
+            dtype,
+        );
         let a = a_base.t().unwrap();
-        let b_base = tensor(&data(15, 6, 3.0).iter().map(|v| (v * 2.0).round() * scale.max(0.5) + 3.0).collect::<Vec<_>>(), &[1, 15], dtype);
+        let b_base = tensor(
+            &data(15, 6, 3.0)
+                .iter()
+                .map(|v| (v * 2.0).round() * scale.max(0.5) + 3.0)
+                .collect::<Vec<_>>(),
+            &[1, 15],
+            dtype,
+        );
         let b = b_base.broadcast_to((9, 15)).unwrap();
         for (op, name) in ops {
             let kernel = format!("cmp_{name}_{}", suffix(dtype));
@@ -269,17 +301,43 @@ fn where_cond_selects_for_every_dtype() {
     let e = emu();
     for dtype in ALL {
         let n = 300;
-        let c = tensor(&data(n, 7, 1.0).iter().map(|v| (*v > 0.0) as u8 as f64).collect::<Vec<_>>(), &[n], DType::U8);
-        let t = tensor(&data(n, 8, 100.0).iter().map(|v| v.abs()).collect::<Vec<_>>(), &[n], dtype);
+        let c = tensor(
+            &data(n, 7, 1.0)
+                .iter()
+                .map(|v| (*v > 0.0) as u8 as f64)
+                .collect::<Vec<_>>(),
+            &[n],
+            DType::U8,
+        );
+        let t = tensor(
+            &data(n, 8, 100.0)
+                .iter()
+                .map(|v| v.abs())
+                .collect::<Vec<_>>(),
+            &[n],
+            dtype,
+        );
         let f_base = tensor(&[7.0], &[1], dtype);
         let f = f_base.broadcast_to(n).unwrap();
-        let (dc, dt, df) = (upload_tensor(&e, &c), upload_tensor(&e, &t), upload_tensor(&e, &f_base));
+        let (dc, dt, df) = (
+            upload_tensor(&e, &c),
+            upload_tensor(&e, &t),
+            upload_tensor(&e, &f_base),
+        );
         let dy = alloc(&e, n, dtype);
         let kernel = format!("where_{}", suffix(dtype));
         e.launch_args(
             &kernel,
             cfg1d(n),
-            args().arg(n as i64).arg(view(&c)).arg(dc).arg(view(&t)).arg(dt).arg(view(&f)).arg(df).arg(dy),
+            args()
+                .arg(n as i64)
+                .arg(view(&c))
+                .arg(dc)
+                .arg(view(&t))
+                .arg(dt)
+                .arg(view(&f))
+                .arg(df)
+                .arg(dy),
         )
         .unwrap();
         let got = download_tensor(&e, dy, &[n], dtype);
@@ -291,7 +349,14 @@ fn where_cond_selects_for_every_dtype() {
 fn copy_makes_views_contiguous_for_every_dtype() {
     let e = emu();
     for dtype in ALL {
-        let base = tensor(&data(4 * 6 * 5, 9, 50.0).iter().map(|v| v.abs()).collect::<Vec<_>>(), &[4, 6, 5], dtype);
+        let base = tensor(
+            &data(4 * 6 * 5, 9, 50.0)
+                .iter()
+                .map(|v| v.abs())
+                .collect::<Vec<_>>(),
+            &[4, 6, 5],
+            dtype,
+        );
         let view = base.permute(&[2, 0, 1]).unwrap().narrow(2, 1, 4).unwrap();
         let kernel = format!("copy_{}", suffix(dtype));
         let got = run_map(&e, &kernel, &base, &view, dtype, |a| a);
@@ -303,7 +368,20 @@ fn copy_makes_views_contiguous_for_every_dtype() {
 fn cast_converts_between_every_pair_of_dtypes_like_rust_as() {
     let e = emu();
     let mut v = data(200, 10, 300.0);
-    v.extend([f64::NAN, f64::INFINITY, -f64::INFINITY, 1e300, -1e300, 65520.0, 1e-8, 2.5, -2.5, 255.5, 256.0, -0.0]);
+    v.extend([
+        f64::NAN,
+        f64::INFINITY,
+        -f64::INFINITY,
+        1e300,
+        -1e300,
+        65520.0,
+        1e-8,
+        2.5,
+        -2.5,
+        255.5,
+        256.0,
+        -0.0,
+    ]);
     for src in ALL {
         let base = tensor(&v, &[v.len()], src);
         for dst in ALL {
@@ -323,7 +401,14 @@ fn copy_into_writes_a_strided_destination() {
     let e = emu();
     for dtype in ALL {
         let dst = tensor(&vec![1.0; 8 * 10], &[8, 10], dtype);
-        let src = tensor(&data(5 * 3, 11, 20.0).iter().map(|v| v.abs()).collect::<Vec<_>>(), &[5, 3], dtype);
+        let src = tensor(
+            &data(5 * 3, 11, 20.0)
+                .iter()
+                .map(|v| v.abs())
+                .collect::<Vec<_>>(),
+            &[5, 3],
+            dtype,
+        );
         // Write `src` transposed into rows 2..5, columns 4..9 of `dst`.
         let src_view = src.t().unwrap();
         let dst_view = dst.narrow(0, 2, 3).unwrap().narrow(1, 4, 5).unwrap();
@@ -333,7 +418,12 @@ fn copy_into_writes_a_strided_destination() {
         e.launch_args(
             &kernel,
             cfg1d(n),
-            args().arg(n as i64).arg(view(&dst_view)).arg(dd).arg(view(&src_view)).arg(ds),
+            args()
+                .arg(n as i64)
+                .arg(view(&dst_view))
+                .arg(dd)
+                .arg(view(&src_view))
+                .arg(ds),
         )
         .unwrap();
         let got = download_tensor(&e, dd, &[8, 10], dtype);
@@ -349,12 +439,18 @@ fn fill_and_arange_round_once_from_f64() {
         let n = 333;
         let dy = alloc(&e, n, dtype);
         let kernel = format!("fill_{}", suffix(dtype));
-        e.launch_args(&kernel, cfg1d(n), args().arg(n as i64).arg(dy).arg(2.7f64)).unwrap();
+        e.launch_args(&kernel, cfg1d(n), args().arg(n as i64).arg(dy).arg(2.7f64))
+            .unwrap();
         let want = Tensor::full(2.7, n, dtype, &cpu()).unwrap();
         assert_same(&download_tensor(&e, dy, &[n], dtype), &want, &kernel);
 
         let kernel = format!("arange_{}", suffix(dtype));
-        e.launch_args(&kernel, cfg1d(n), args().arg(n as i64).arg(dy).arg(-3.0f64).arg(0.1f64)).unwrap();
+        e.launch_args(
+            &kernel,
+            cfg1d(n),
+            args().arg(n as i64).arg(dy).arg(-3.0f64).arg(0.1f64),
+        )
+        .unwrap();
         let want = Tensor::arange(-3.0, -3.0 + 0.1 * n as f64 - 0.05, 0.1, dtype, &cpu()).unwrap();
         assert_eq!(want.elem_count(), n);
         assert_same(&download_tensor(&e, dy, &[n], dtype), &want, &kernel);
@@ -368,8 +464,30 @@ fn strided_layouts_merge_contiguous_dimensions() {
     let s = view(&base);
     assert_eq!((s.rank, s.shape[0], s.strides[0]), (1, 24, 1));
     let t = view(&base.narrow(2, 1, 2).unwrap());
-    assert_eq!((t.rank, &t.shape[..2], &t.strides[..2], t.offset), (2, &[6i64, 2][..], &[4i64, 1][..], 1));
-    let b = view(&tensor(&[1.0], &[1, 1], DType::F32).broadcast_to((5, 7)).unwrap());
-    assert_eq!((b.rank, &b.shape[..1], &b.strides[..1]), (1, &[35i64][..], &[0i64][..]));
+    assert_eq!(
+        (t.rank, &t.shape[..2], &t.strides[..2], t.offset),
+        (2, &[6i64, 2][..], &[4i64, 1][..], 1)
+    );
+    let b = view(
+        &tensor(&[1.0], &[1, 1], DType::F32)
+            .broadcast_to((5, 7))
+            .unwrap(),
+    );
+    assert_eq!(
+        (b.rank, &b.shape[..1], &b.strides[..1]),
+        (1, &[35i64][..], &[0i64][..])
+    );
     let _ = Emulator::new().describe();
+}
+
+#[test]
+fn strided_layouts_beyond_eight_dimensions_are_an_error() {
+    // Nine dimensions of size 2, every other one sliced: nothing merges.
+    let base = tensor(&data(1 << 18, 1, 1.0), &[4; 9], DType::F32);
+    let mut v = base.clone();
+    for d in 0..9 {
+        v = v.narrow(d, 0, 2).unwrap();
+    }
+    assert!(Strided::from_layout(v.layout()).is_err());
+    assert!(Strided::from_layout(base.layout()).is_ok());
 }

@@ -9,7 +9,13 @@ use chapter_07::emulator::RuntimeExt;
 use chapter_07::{Emulator, LaunchConfig, Runtime};
 use kernels_support::*;
 
-const SIZES: [(usize, usize, usize); 5] = [(1, 1, 1), (17, 23, 9), (64, 64, 64), (70, 33, 130), (5, 100, 16)];
+const SIZES: [(usize, usize, usize); 5] = [
+    (1, 1, 1),
+    (17, 23, 9),
+    (64, 64, 64),
+    (70, 33, 130),
+    (5, 100, 16),
+];
 
 fn ladder_cfg(kernel: &str, m: usize, n: usize) -> LaunchConfig {
     let cdiv = |a: usize, b: usize| a.div_ceil(b) as u32;
@@ -18,7 +24,11 @@ fn ladder_cfg(kernel: &str, m: usize, n: usize) -> LaunchConfig {
         "gemm_coalesced_f32" | "gemm_tiled_f32" => ([cdiv(n, 16), cdiv(m, 16), 1], [16, 16, 1]),
         _ => ([cdiv(n, 64), cdiv(m, 64), 1], [256, 1, 1]),
     };
-    LaunchConfig { grid, block, shared_mem_bytes: 0 }
+    LaunchConfig {
+        grid,
+        block,
+        shared_mem_bytes: 0,
+    }
 }
 
 fn run_gemm(e: &Emulator, kernel: &str, a: &Tensor, b: &Tensor) -> Vec<f32> {
@@ -26,8 +36,18 @@ fn run_gemm(e: &Emulator, kernel: &str, a: &Tensor, b: &Tensor) -> Vec<f32> {
     let (da, db) = (upload_tensor(e, a), upload_tensor(e, b));
     let dc = e.alloc(m * n * 4).unwrap();
     let r = under_all_schedules(e, |e| {
-        e.launch_args(kernel, ladder_cfg(kernel, m, n), args().arg(m as i32).arg(n as i32).arg(k as i32).arg(da).arg(db).arg(dc))
-            .unwrap();
+        e.launch_args(
+            kernel,
+            ladder_cfg(kernel, m, n),
+            args()
+                .arg(m as i32)
+                .arg(n as i32)
+                .arg(k as i32)
+                .arg(da)
+                .arg(db)
+                .arg(dc),
+        )
+        .unwrap();
         e.download::<f32>(dc, m * n).unwrap()
     });
     for p in [da, db, dc] {
@@ -44,7 +64,12 @@ fn gemm_ladder_every_rung_matches_cpu_matmul() {
         let b = tensor(&data(k * n, 2, 1.0), &[k, n], DType::F32);
         let want = a.matmul(&b).unwrap();
         let mut first: Option<Vec<f32>> = None;
-        for kernel in ["gemm_naive_f32", "gemm_coalesced_f32", "gemm_tiled_f32", "gemm_regblock_f32"] {
+        for kernel in [
+            "gemm_naive_f32",
+            "gemm_coalesced_f32",
+            "gemm_tiled_f32",
+            "gemm_regblock_f32",
+        ] {
             let got = run_gemm(&e, kernel, &a, &b);
             let t = Tensor::from_vec(got.clone(), (m, n), &cpu()).unwrap();
             assert_close(&t, &want, 1e-5, &format!("{kernel} {m}x{n}x{k}"));
@@ -71,7 +96,13 @@ fn gemm_regblock_scalar_edge_path_handles_unaligned_operands() {
     e.launch_args(
         "gemm_regblock_f32",
         ladder_cfg("gemm_regblock_f32", m, n),
-        args().arg(m as i32).arg(n as i32).arg(k as i32).arg(da + 4).arg(db).arg(dc),
+        args()
+            .arg(m as i32)
+            .arg(n as i32)
+            .arg(k as i32)
+            .arg(da + 4)
+            .arg(db)
+            .arg(dc),
     )
     .unwrap();
     let got = Tensor::from_vec(e.download::<f32>(dc, m * n).unwrap(), (m, n), &cpu()).unwrap();
@@ -94,14 +125,27 @@ fn gemm_batched_reads_transposed_and_broadcast_operands_for_every_float_dtype() 
         let dc = alloc(&e, batch * m * n, dtype);
         let (sa, sb) = (a.layout().strides(), b.layout().strides());
         let kernel = format!("gemm_batched_{}", suffix(dtype));
-        let cfg = LaunchConfig { grid: [n.div_ceil(16) as u32, m.div_ceil(16) as u32, 2], block: [16, 16, 1], shared_mem_bytes: 0 };
+        let cfg = LaunchConfig {
+            grid: [n.div_ceil(16) as u32, m.div_ceil(16) as u32, 2],
+            block: [16, 16, 1],
+            shared_mem_bytes: 0,
+        };
         e.launch_args(
             &kernel,
             cfg,
             args()
-                .arg(batch as i64).arg(m as i32).arg(n as i32).arg(k as i32)
-                .arg(da).arg(sa[0] as i64).arg(sa[1] as i64).arg(sa[2] as i64)
-                .arg(db).arg(sb[0] as i64).arg(sb[1] as i64).arg(sb[2] as i64)
+                .arg(batch as i64)
+                .arg(m as i32)
+                .arg(n as i32)
+                .arg(k as i32)
+                .arg(da)
+                .arg(sa[0] as i64)
+                .arg(sa[1] as i64)
+                .arg(sa[2] as i64)
+                .arg(db)
+                .arg(sb[0] as i64)
+                .arg(sb[1] as i64)
+                .arg(sb[2] as i64)
                 .arg(dc),
         )
         .unwrap();
@@ -111,6 +155,11 @@ fn gemm_batched_reads_transposed_and_broadcast_operands_for_every_float_dtype() 
             DType::F16 => 4e-3,
             _ => 3e-2,
         };
-        assert_close(&download_tensor(&e, dc, &[batch, m, n], dtype), &want, tol, &kernel);
+        assert_close(
+            &download_tensor(&e, dc, &[batch, m, n], dtype),
+            &want,
+            tol,
+            &kernel,
+        );
     }
 }

@@ -81,7 +81,10 @@ impl Strided {
         if shape.len() > MAX_RANK {
             return Err(Error::invalid(
                 "cuda kernel layout",
-                format!("{} dimensions; kernels take at most {MAX_RANK}", shape.len()),
+                format!(
+                    "{} dimensions; kernels take at most {MAX_RANK}",
+                    shape.len()
+                ),
             ));
         }
         let mut v = Strided {
@@ -119,7 +122,10 @@ impl KernelArgs {
     /// Appends a parameter.
     pub fn arg<T: Copy + 'static>(mut self, value: T) -> Self {
         let words = std::mem::size_of::<T>().div_ceil(8).max(1);
-        assert!(std::mem::align_of::<T>() <= 8, "kernel parameters align to at most 8 bytes");
+        assert!(
+            std::mem::align_of::<T>() <= 8,
+            "kernel parameters align to at most 8 bytes"
+        );
         let mut buf = vec![0u64; words].into_boxed_slice();
         // SAFETY: `buf` has room for a `T` and is 8-byte aligned.
         unsafe { (buf.as_mut_ptr() as *mut T).write(value) };

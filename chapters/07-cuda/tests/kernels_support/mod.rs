@@ -114,19 +114,16 @@ pub fn cfg1d(n: usize) -> LaunchConfig {
     c
 }
 
-/// Runs `run` under every schedule and checks all results are equal
-/// (bitwise: `PartialEq` on the tensors' f64 bits), returning the first.
-pub fn under_all_schedules<T: PartialEq + std::fmt::Debug>(
-    e: &Emulator,
-    mut run: impl FnMut(&Emulator) -> T,
-) -> T {
+/// Runs `run` under every schedule and checks all results are equal,
+/// returning the first. (Compare bits, not floats, where NaN may appear.)
+pub fn under_all_schedules<T: PartialEq>(e: &Emulator, mut run: impl FnMut(&Emulator) -> T) -> T {
     let mut first = None;
     for s in Schedule::ALL {
         e.set_schedule(s);
         let r = run(e);
         match &first {
             None => first = Some(r),
-            Some(f) => assert_eq!(f, &r, "the result changes with the schedule {s:?}"),
+            Some(f) => assert!(f == &r, "the result changes with the schedule {s:?}"),
         }
     }
     e.set_schedule(Schedule::Forward);
@@ -135,14 +132,23 @@ pub fn under_all_schedules<T: PartialEq + std::fmt::Debug>(
 
 /// Element values as f64 (NaN kept), for comparisons.
 pub fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(chapter_02::DType::F64).unwrap().to_vec::<f64>().unwrap()
+    t.to_dtype(chapter_02::DType::F64)
+        .unwrap()
+        .to_vec::<f64>()
+        .unwrap()
 }
 
 /// Bitwise-equal values (NaN equal to NaN).
 pub fn assert_same(got: &Tensor, want: &Tensor, what: &str) {
     assert_eq!(got.dims(), want.dims(), "{what}: shapes");
     assert_eq!(got.dtype(), want.dtype(), "{what}: dtypes");
-    assert_eq!(bytes_of(got), bytes_of(want), "{what}: got {:?}, want {:?}", values(got), values(want));
+    assert_eq!(
+        bytes_of(got),
+        bytes_of(want),
+        "{what}: got {:?}, want {:?}",
+        values(got),
+        values(want)
+    );
 }
 
 /// Values within `rel·max(1, |want|)`, NaN where NaN.
