@@ -135,22 +135,21 @@ impl Extensions<Driver> for DriverExtensions {
 // ANCHOR_END: driver_extensions
 
 // ANCHOR: load_kernels
-/// Makes this chapter's kernels launchable on `driver`. Kernels compiled
-/// ahead of time (the embedded PTX of [`crate::ptx`]) load on demand; when
-/// there are none, every `kernels/*.cu` file is compiled with NVRTC for
-/// this GPU's architecture, once per machine: the cubins are kept in the
-/// temporary directory under a hash of source, architecture and options.
-fn load_kernels(driver: &Driver) -> Result<()> {
-    if driver.has_kernel("fill_f32") {
-        return Ok(());
-    }
-    let (major, minor) = driver.compute_capability();
-    let arch = major * 10 + minor;
+/// Every `kernels/*.cu` file compiled by NVRTC to a cubin for real
+/// architecture `sm_{arch}` (`90` for an H100 or H200), as
+/// `(file name, cubin)`. Compiling takes seconds, so each cubin is kept in
+/// the temporary directory under a hash of its source, the architecture
+/// and the options, and later processes on the machine load it from there.
+/// An error (no NVRTC, a compile error) names the file.
+pub fn kernel_cubins(arch: u32) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let header = crate::emulator::SOURCES
         .iter()
         .find(|(n, _)| *n == "candle.cuh")
         .map(|(_, s)| *s)
         .unwrap_or("");
+    let mut options = NVRTC_OPTIONS.to_vec();
+    options.push("-std=c++17");
+    let mut out = Vec::new();
     for (name, source) in crate::emulator::SOURCES
         .iter()
         .filter(|(n, _)| n.ends_with(".cu"))
@@ -160,7 +159,7 @@ fn load_kernels(driver: &Driver) -> Result<()> {
             let mut h = Sha256::new();
             h.update(source.as_bytes());
             h.update(header.as_bytes());
-            h.update(format!("{arch}{NVRTC_OPTIONS:?}").as_bytes());
+            h.update(format!("{arch}{options:?}").as_bytes());
             h.finalize()
                 .iter()
                 .take(12)
@@ -176,21 +175,36 @@ fn load_kernels(driver: &Driver) -> Result<()> {
                     source,
                     &[("candle.cuh", header)],
                     arch,
-                    NVRTC_OPTIONS,
+                    &options,
                 )
                 .map_err(|e| {
-                    Error::device(
-                        "open",
-                        driver.device_name(),
-                        format!(
-                            "no kernels compiled ahead of time, and NVRTC could not compile {name}: {e}"
-                        ),
-                    )
+                    Error::device("compile", "nvrtc", format!("kernel file {name}: {e}"))
                 })?;
                 let _ = std::fs::write(&path, &compiled.cubin);
                 compiled.cubin
             }
         };
+        out.push((*name, cubin));
+    }
+    Ok(out)
+}
+
+/// Makes this chapter's kernels launchable on `driver`. Kernels compiled
+/// ahead of time (the embedded PTX of [`crate::ptx`]) load on demand; when
+/// there are none, [`kernel_cubins`] compiles them for this GPU.
+fn load_kernels(driver: &Driver) -> Result<()> {
+    if driver.has_kernel("fill_f32") {
+        return Ok(());
+    }
+    let (major, minor) = driver.compute_capability();
+    let cubins = kernel_cubins(major * 10 + minor).map_err(|e| {
+        Error::device(
+            "open",
+            driver.device_name(),
+            format!("no kernels compiled ahead of time, and NVRTC cannot make them: {e}"),
+        )
+    })?;
+    for (name, cubin) in cubins {
         driver.load_cubin(name, &cubin)?;
     }
     Ok(())

@@ -647,3 +647,17 @@ fn an_mlp_trains_the_same_on_the_emulator_and_the_allocator_stays_flat() {
         "a step after warm-up allocates from the cache only"
     );
 }
+
+/// What opening `cuda` does on a GPU without embedded PTX: every kernel
+/// file, ours included, compiles with NVRTC to a cubin for sm_90. Skipped
+/// (with a line saying so) where NVRTC is not installed.
+#[test]
+fn every_kernel_file_compiles_to_an_sm_90_cubin_with_nvrtc() {
+    if !chapter_07::nvrtc::nvrtc_available() {
+        eprintln!("NVRTC not found: the cubins the cuda device loads were not built");
+        return;
+    }
+    let cubins = chapter_07::device::kernel_cubins(90).unwrap();
+    assert!(cubins.iter().any(|(n, _)| *n == "backend_sort.cu"));
+    assert!(cubins.iter().all(|(_, c)| !c.is_empty()));
+}
