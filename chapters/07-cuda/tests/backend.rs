@@ -1,14 +1,18 @@
-//! The CUDA backend against the CPU backend, on the emulator: every
-//! primitive in every dtype, on ragged sizes and on strided, broadcast and
-//! transposed views; index errors; the caching allocator in a training
-//! loop; and a small MLP's training steps.
+//! The CUDA backend against the CPU backend: every primitive in every
+//! dtype, on ragged sizes and on strided, broadcast and transposed views;
+//! index errors; the caching allocator in a training loop; and a small
+//! MLP's training steps.
 //!
-//! Sizes are small on purpose: the emulator runs every GPU thread as a
-//! fiber on one CPU core.
+//! They run on the emulator, or on the device `CANDLE_DEVICE` names when
+//! it is a CUDA one (`CANDLE_DEVICE=cuda cargo test -p chapter-07 --test
+//! backend -- --test-threads 1` on a GPU machine; one thread, so the
+//! allocator test sees only its own tensors). Sizes are small on purpose:
+//! the emulator runs every GPU thread as a fiber on one CPU core.
 
 use chapter_02::backend::{BinaryOp, CmpOp, Program, ReduceOp, UnaryOp};
 use chapter_02::dispatch::{call, dispatch_path};
 use chapter_02::{DType, Device, DispatchPath, Error, Generator, Tensor};
+use chapter_07::driver::Driver;
 use chapter_07::Emulator;
 
 const FLOATS: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
@@ -21,9 +25,30 @@ const ALL: [DType; 6] = [
     DType::U8,
 ];
 
+/// The device under test: `CANDLE_DEVICE` if it names a CUDA device,
+/// else the emulator.
 fn emu() -> Device {
     chapter_07::register();
-    Device::parse("cuda-emu").unwrap()
+    match std::env::var("CANDLE_DEVICE") {
+        Ok(name) if name.trim().starts_with("cuda") => Device::parse(&name).unwrap(),
+        _ => Device::parse("cuda-emu").unwrap(),
+    }
+}
+
+/// The allocator's (allocated bytes, device allocations) on `dev`.
+fn memory(dev: &Device) -> (usize, usize) {
+    let stats = if dev.kind() == chapter_07::CUDA {
+        chapter_07::backend_of::<Driver>(dev)
+            .unwrap()
+            .allocator()
+            .stats()
+    } else {
+        chapter_07::backend_of::<Emulator>(dev)
+            .unwrap()
+            .allocator()
+            .stats()
+    };
+    (stats.allocated_bytes, stats.device_allocs)
 }
 
 fn cpu() -> Device {
@@ -82,7 +107,8 @@ fn tol(dtype: DType) -> f64 {
 
 #[test]
 fn device_kinds_are_registered_and_the_emulator_opens() {
-    let d = emu();
+    chapter_07::register();
+    let d = Device::parse("cuda-emu").unwrap();
     assert_eq!(d.name(), "cuda-emu:0");
     assert_eq!(Device::parse("cuda-emu:0").unwrap(), d);
     assert!(chapter_02::known_device_kinds().contains(&"cuda"));
@@ -387,7 +413,7 @@ fn an_index_out_of_range_is_a_device_error_and_the_device_goes_on() {
     match &err {
         Error::Device { op, device, msg } => {
             assert_eq!(*op, "index_select");
-            assert_eq!(device, "cuda-emu:0");
+            assert_eq!(device, &e.name());
             assert!(msg.contains("index 7") && msg.contains("[3, 4]"), "{msg}");
         }
         other => panic!("expected a device error, got {other:?}"),
@@ -599,16 +625,18 @@ fn mlp_params(dev: &Device) -> Vec<Tensor> {
 }
 
 #[test]
-fn an_mlp_trains_the_same_on_the_emulator_and_the_allocator_stays_flat() {
-    // An emulator of its own: the other tests' tensors do not count.
-    chapter_07::register();
-    let (dc, de) = (cpu(), Device::parse("cuda-emu:1").unwrap());
+fn an_mlp_trains_the_same_on_the_device_and_the_allocator_stays_flat() {
+    // On the emulator, one of its own: the other tests' tensors do not count.
+    let de = match emu() {
+        d if d.kind() == chapter_07::CUDA => d,
+        _ => Device::parse("cuda-emu:1").unwrap(),
+    };
+    let dc = cpu();
     let mut g = Generator::new(9);
     let x = Tensor::randn_with(0.0, 1.0, (6, 4), DType::F32, &dc, &mut g).unwrap();
     let y = Tensor::randn_with(0.0, 1.0, (6, 2), DType::F32, &dc, &mut g).unwrap();
     let (xe, ye) = (x.to_device(&de).unwrap(), y.to_device(&de).unwrap());
     let (mut pc, mut pe) = (mlp_params(&dc), mlp_params(&de));
-    let backend = chapter_07::backend_of::<Emulator>(&de).unwrap();
     let mut allocated = Vec::new();
     for step in 0..4 {
         let wrap = |ps: &[Tensor]| {
@@ -626,7 +654,7 @@ fn an_mlp_trains_the_same_on_the_emulator_and_the_allocator_stays_flat() {
             assert_close(c, e, 1e-4, &format!("parameters after step {step}"));
         }
         (pc, pe) = (nc, ne);
-        allocated.push(backend.allocator().allocated_bytes());
+        allocated.push(memory(&de).0);
     }
     // After the first step the same tensors are made every step: the
     // bytes in use do not grow, and the device is asked for nothing new.
@@ -634,7 +662,7 @@ fn an_mlp_trains_the_same_on_the_emulator_and_the_allocator_stays_flat() {
         allocated[1], allocated[3],
         "allocated bytes per step: {allocated:?}"
     );
-    let allocs = backend.allocator().device_allocs();
+    let allocs = memory(&de).1;
     let wrap = |ps: &[Tensor]| {
         ps.iter()
             .map(|p| chapter_03::Tensor::param(p.clone()).unwrap())
@@ -642,7 +670,7 @@ fn an_mlp_trains_the_same_on_the_emulator_and_the_allocator_stays_flat() {
     };
     let _ = mlp_step(&wrap(&pe), &xe, &ye);
     assert_eq!(
-        backend.allocator().device_allocs(),
+        memory(&de).1,
         allocs,
         "a step after warm-up allocates from the cache only"
     );
