@@ -5,6 +5,12 @@
 //! resolves next to it (a module loaded through `#[path]` finds its
 //! submodules relative to its own directory), so the lessons run exactly
 //! as written, only on another device.
+//!
+//! Five lessons build graphs of 10,000 to 100,000 operations
+//! (`graph_lifetime::*100_000*`, `*10_000*`, `*deep_create_graph*`): on
+//! the emulator every launch checks the guards of every live allocation,
+//! so they take minutes there; skip them with
+//! `-- --skip 100_000 --skip 10_000 --skip deep_create_graph`.
 
 // Each included file declares its own `mod common;` (clippy would rather
 // share one), and chapter 06 wraps each file's lessons in a module named
