@@ -8,13 +8,18 @@
 //! tested on a machine without a GPU.
 
 pub mod allocator;
+pub mod backend;
 pub mod codegen;
 pub mod cublas;
+pub mod device;
 pub mod driver;
 pub mod emulator;
 pub mod nvrtc;
+pub mod ops;
 pub mod ptx;
 pub mod runtime;
 
+pub use backend::{CudaBackend, CudaStorage};
+pub use device::{backend_of, open_emulator, open_gpu, register, CUDA, CUDA_EMU};
 pub use emulator::{Emulator, Schedule};
 pub use runtime::{DevicePtr, LaunchConfig, Runtime};
