@@ -36,6 +36,14 @@ pub mod train {
     pub use chapter_06::*;
 }
 
+/// Chapter 07: the CUDA backend, its kernels and the CUDA emulator. Call
+/// [`cuda::register`] once to make the `cuda` and `cuda-emu` devices known
+/// to `Device::parse` and `CANDLE_DEVICE` (the `candle` command does).
+#[cfg(feature = "cuda")]
+pub mod cuda {
+    pub use chapter_07::*;
+}
+
 pub mod commands;
 
 /// The everyday types, in one `use candle::prelude::*;`.

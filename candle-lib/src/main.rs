@@ -27,6 +27,9 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // The GPU devices (chapter 07): known to --device and CANDLE_DEVICE.
+    #[cfg(feature = "cuda")]
+    candle::cuda::register();
     // The main thread does the training, so it joins the kernels' thread
     // pool rather than waking it and sleeping for every kernel.
     if let Err(err) = candle::tensor::join_kernel_threads() {
