@@ -10,16 +10,18 @@
 //! that reads each row once or twice, instead of five to ten primitives
 //! that each read and write the whole tensor.
 
+mod adam;
 mod layer_norm;
 mod softmax;
 
 use crate::backend::{CudaBackend, CudaStorage};
 use crate::device::backend_of;
 use crate::runtime::Runtime;
-use chapter_02::dispatch::register_kernel;
+use chapter_02::dispatch::{register_in_place_kernel, register_kernel};
 use chapter_02::{DeviceKind, Layout, Result, Shape, Tensor};
 use chapter_04::softmax::{LogSoftmaxBackward, LogSoftmaxLastDim, SoftmaxBackward, SoftmaxLastDim};
 use chapter_05::norm::{LayerNormBackward, LayerNormForward};
+use chapter_06::optim::{AdamRule, UpdateStep};
 use std::sync::Arc;
 
 // ANCHOR: register_kernels
@@ -34,6 +36,7 @@ pub fn register_kernels<R: Runtime>(kind: DeviceKind) {
     let _ = register_kernel::<LogSoftmaxBackward>(kind, softmax::log_softmax_backward::<R>);
     let _ = register_kernel::<LayerNormForward>(kind, layer_norm::forward::<R>);
     let _ = register_kernel::<LayerNormBackward>(kind, layer_norm::backward::<R>);
+    let _ = register_in_place_kernel::<UpdateStep<AdamRule>>(kind, adam::update::<R>);
 }
 // ANCHOR_END: register_kernels
 
