@@ -3,7 +3,7 @@
 //!
 //! The PTX comes from NVRTC when the GPU machine has it, else from
 //! `$CANDLE_FUSED_PTX_DIR`, where `tests/codegen.rs` writes it on a machine
-//! with NVRTC (see `scripts/gpu-check-driver.sh`). Without a GPU: one line.
+//! with NVRTC (see `scripts/gpu-check.sh`). Without a GPU: one line.
 
 use chapter_02::{Backend, BackendStorage, CpuBackend, CpuStorage, DType, Layout, Shape};
 use chapter_07::allocator::CachingAllocator;

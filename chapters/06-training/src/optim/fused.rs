@@ -225,8 +225,10 @@ impl<R: UpdateRule> FusedOptimizer<R> {
 
 impl<R: UpdateRule> Optimizer for FusedOptimizer<R> {
     /// For every parameter with a gradient: create its buffers if this is
-    /// its first step, count the step, and run the rule's program on
-    /// `(p, g, buffers...)` with this step's scalars.
+    /// its first step, count the step, and run the update, an
+    /// [`UpdateStep`], in place on `(p, buffers...)` with the gradient and
+    /// this step's scalars (a device's kernel for the rule if it has one,
+    /// the rule's program otherwise).
     fn step(&mut self) -> Result<()> {
         let FusedOptimizer {
             groups,
