@@ -532,23 +532,40 @@ fn train_on_cuda_without_a_gpu_is_refused_and_on_the_emulator_trains() {
     let out = dir.path().join("run");
     if std::env::var("CANDLE_DEVICE").as_deref() != Ok("cuda") && !chapter_07_gpu_present() {
         assert_refused(
-            &["train", "digits", "--device", "cuda", "--out", path_str(&out)],
+            &[
+                "train",
+                "digits",
+                "--device",
+                "cuda",
+                "--out",
+                path_str(&out),
+            ],
             &["cuda:0"],
         );
         assert!(!out.exists(), "no run folder is made for a refused device");
     }
     // The emulator runs the same kernels on the CPU: one epoch of digits.
     let err = assert_ok(&[
-        "train", "digits", "--device", "cuda-emu", "--epochs", "1", "--out", path_str(&out),
+        "train",
+        "digits",
+        "--device",
+        "cuda-emu",
+        "--epochs",
+        "1",
+        "--out",
+        path_str(&out),
     ]);
     assert!(err.contains("on cuda-emu"), "{err}");
 }
 
 /// Whether this machine has an NVIDIA driver library at all.
 fn chapter_07_gpu_present() -> bool {
-    ["/usr/lib/x86_64-linux-gnu/libcuda.so.1", "/usr/lib64/libcuda.so.1"]
-        .iter()
-        .any(|p| Path::new(p).exists())
+    [
+        "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+        "/usr/lib64/libcuda.so.1",
+    ]
+    .iter()
+    .any(|p| Path::new(p).exists())
 }
 
 // ANCHOR: scalar_demo
