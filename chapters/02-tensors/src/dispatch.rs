@@ -88,7 +88,20 @@ fn poisoned() -> Error {
 /// Installs `O`'s built-in kernels once, without replacing kernels that
 /// were registered for the same device kinds before.
 fn install_builtins<O: Operator>() -> Result<()> {
-    let id = TypeId::of::<O>();
+    install_once(TypeId::of::<O>(), || {
+        O::builtin_kernels()
+            .into_iter()
+            .map(|(kind, k)| (kind, Box::new(k) as Box<dyn Any + Send + Sync>))
+            .collect()
+    })
+}
+
+/// Installs the kernels `builtins` lists for the operator type `id`, the
+/// first time only, without replacing kernels registered before.
+fn install_once(
+    id: TypeId,
+    builtins: impl FnOnce() -> Vec<(DeviceKind, Box<dyn Any + Send + Sync>)>,
+) -> Result<()> {
     if registry()
         .read()
         .map_err(|_| poisoned())?
@@ -99,10 +112,8 @@ fn install_builtins<O: Operator>() -> Result<()> {
     }
     let mut reg = registry().write().map_err(|_| poisoned())?;
     if reg.installed.insert(id) {
-        for (kind, kernel) in O::builtin_kernels() {
-            reg.kernels
-                .entry((id, kind))
-                .or_insert_with(|| Box::new(kernel));
+        for (kind, kernel) in builtins() {
+            reg.kernels.entry((id, kind)).or_insert(kernel);
         }
     }
     Ok(())
@@ -207,24 +218,12 @@ pub type InPlaceKernel<O> = fn(&O, &mut [&mut Tensor], &[&Tensor]) -> Result<()>
 
 /// Installs `O`'s built-in in-place kernels once.
 fn install_in_place_builtins<O: InPlaceOperator>() -> Result<()> {
-    let id = TypeId::of::<O>();
-    if registry()
-        .read()
-        .map_err(|_| poisoned())?
-        .installed
-        .contains(&id)
-    {
-        return Ok(());
-    }
-    let mut reg = registry().write().map_err(|_| poisoned())?;
-    if reg.installed.insert(id) {
-        for (kind, kernel) in O::builtin_kernels() {
-            reg.kernels
-                .entry((id, kind))
-                .or_insert_with(|| Box::new(kernel));
-        }
-    }
-    Ok(())
+    install_once(TypeId::of::<O>(), || {
+        O::builtin_kernels()
+            .into_iter()
+            .map(|(kind, k)| (kind, Box::new(k) as Box<dyn Any + Send + Sync>))
+            .collect()
+    })
 }
 
 /// Registers `kernel` for the in-place operator `O` on devices of `kind`,

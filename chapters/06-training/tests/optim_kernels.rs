@@ -7,22 +7,8 @@
 //! `cargo test -p chapter-06 --test optim_kernels`
 
 use chapter_02::dispatch::{call_in_place, in_place_kernel_for};
-use chapter_02::{DType, DeviceKind, InPlaceOperator, Program, Tensor};
+use chapter_02::{DType, DeviceKind, InPlaceOperator, Tensor};
 use chapter_06::optim::{AdamConfig, AdamRule, UpdateRule, UpdateStep};
-use std::sync::Arc;
-
-/// The rule's program in state-first order `(p, m, v, [v_max], g)`.
-fn in_place_program(c: &AdamConfig) -> Program {
-    let buffers = AdamRule::buffers(c).len();
-    let map: Vec<usize> = (0..2 + buffers)
-        .map(|i| match i {
-            0 => 0,
-            1 => 1 + buffers,
-            k => k - 1,
-        })
-        .collect();
-    AdamRule::program(c).remap_inputs(&map).unwrap()
-}
 
 fn random(n: usize, seed: u64, scale: f64, dtype: DType) -> Tensor {
     chapter_02::manual_seed(seed);
@@ -84,12 +70,7 @@ fn adam_cpu_kernel_matches_the_fused_program_bit_for_bit() {
                 let mut composite_state = kernel_state.clone();
                 for step in 1..=3 {
                     let g = random(n, 100 + step, 0.5, dtype);
-                    let op = UpdateStep::<AdamRule> {
-                        config,
-                        step,
-                        program: Arc::new(in_place_program(&config)),
-                        scalars: AdamRule::scalars(&config, step),
-                    };
+                    let op = UpdateStep::<AdamRule>::new(config, step).unwrap();
                     let mut k: Vec<&mut Tensor> = kernel_state.iter_mut().collect();
                     call_in_place(&op, &mut k, &[&g]).unwrap();
                     let mut c: Vec<&mut Tensor> = composite_state.iter_mut().collect();
@@ -112,12 +93,7 @@ fn adam_cpu_kernel_leaves_a_shared_parameter_alone() {
     let before = state[0].clone();
     let old = bits(&before);
     let g = random(64, 9, 1.0, DType::F32);
-    let op = UpdateStep::<AdamRule> {
-        config,
-        step: 1,
-        program: Arc::new(in_place_program(&config)),
-        scalars: AdamRule::scalars(&config, 1),
-    };
+    let op = UpdateStep::<AdamRule>::new(config, 1).unwrap();
     let mut s: Vec<&mut Tensor> = state.iter_mut().collect();
     call_in_place(&op, &mut s, &[&g]).unwrap();
     assert_eq!(bits(&before), old, "the clone is unchanged");
@@ -129,12 +105,7 @@ fn update_step_refuses_a_gradient_of_another_shape() {
     let config = AdamConfig::adam(1e-2);
     let mut state: Vec<Tensor> = (0..3).map(|i| random(8, i, 1.0, DType::F32)).collect();
     let g = random(9, 9, 1.0, DType::F32);
-    let op = UpdateStep::<AdamRule> {
-        config,
-        step: 1,
-        program: Arc::new(in_place_program(&config)),
-        scalars: AdamRule::scalars(&config, 1),
-    };
+    let op = UpdateStep::<AdamRule>::new(config, 1).unwrap();
     let mut s: Vec<&mut Tensor> = state.iter_mut().collect();
     let e = call_in_place(&op, &mut s, &[&g]).unwrap_err().to_string();
     assert!(

@@ -320,19 +320,8 @@ pub(crate) fn run(
     inputs: &[(&CpuStorage, &Layout)],
     scalars: &[f64],
 ) -> Result<Vec<CpuStorage>> {
-    let copies: Vec<Option<CpuStorage>> = inputs
-        .iter()
-        .map(|&(s, l)| (!l.is_contiguous()).then(|| copy(s, l)))
-        .collect();
-    // (storage, offset, len) of each input, now contiguous.
-    let views: Vec<(&CpuStorage, usize, usize)> = inputs
-        .iter()
-        .zip(&copies)
-        .map(|(&(s, l), c)| match c {
-            Some(c) => (c, 0, c.len()),
-            None => (s, l.offset(), l.elem_count()),
-        })
-        .collect();
+    let copies = contiguous_copies(inputs);
+    let views = views_of(inputs, &copies);
     let n = views.first().map_or(0, |v| v.2);
     if let Some(slices) = slices_of(&views, |s| match s {
         CpuStorage::F32(v) => Some(v.as_slice()),
@@ -415,18 +404,8 @@ pub(crate) fn run_in_place_storage(
     inputs: &[(&CpuStorage, &Layout)],
     scalars: &[f64],
 ) -> bool {
-    let copies: Vec<Option<CpuStorage>> = inputs
-        .iter()
-        .map(|&(s, l)| (!l.is_contiguous()).then(|| copy(s, l)))
-        .collect();
-    let views: Vec<(&CpuStorage, usize, usize)> = inputs
-        .iter()
-        .zip(&copies)
-        .map(|(&(s, l), c)| match c {
-            Some(c) => (c, 0, c.len()),
-            None => (s, l.offset(), l.elem_count()),
-        })
-        .collect();
+    let copies = contiguous_copies(inputs);
+    let views = views_of(inputs, &copies);
     macro_rules! typed {
         ($variant:ident) => {{
             let others = slices_of(&views, |s| match s {
@@ -451,6 +430,31 @@ pub(crate) fn run_in_place_storage(
     false
 }
 // ANCHOR_END: run_in_place
+
+/// A contiguous copy of each strided input (`None` for the others): one
+/// extra pass for that input only.
+fn contiguous_copies(inputs: &[(&CpuStorage, &Layout)]) -> Vec<Option<CpuStorage>> {
+    inputs
+        .iter()
+        .map(|&(s, l)| (!l.is_contiguous()).then(|| copy(s, l)))
+        .collect()
+}
+
+/// `(storage, offset, len)` of each input, reading the copy where there is
+/// one: every view is contiguous.
+fn views_of<'a>(
+    inputs: &[(&'a CpuStorage, &Layout)],
+    copies: &'a [Option<CpuStorage>],
+) -> Vec<(&'a CpuStorage, usize, usize)> {
+    inputs
+        .iter()
+        .zip(copies)
+        .map(|(&(s, l), c)| match c {
+            Some(c) => (c, 0, c.len()),
+            None => (s, l.offset(), l.elem_count()),
+        })
+        .collect()
+}
 
 /// The inputs as slices of one element type, if they all have it.
 fn slices_of<'a, T>(

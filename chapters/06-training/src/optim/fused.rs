@@ -90,6 +90,20 @@ pub struct UpdateStep<R: UpdateRule> {
     pub scalars: Vec<f64>,
 }
 
+impl<R: UpdateRule> UpdateStep<R> {
+    /// Step `step` (from 1) of `config`'s update, with its program built
+    /// here (an optimiser builds each program once and fills the fields
+    /// itself).
+    pub fn new(config: R::Config, step: u64) -> Result<Self> {
+        Ok(UpdateStep {
+            config,
+            step,
+            program: Arc::new(in_place::<R>(&config)?),
+            scalars: R::scalars(&config, step),
+        })
+    }
+}
+
 impl<R: UpdateRule> InPlaceOperator for UpdateStep<R> {
     fn name(&self) -> &'static str {
         R::NAME
