@@ -36,6 +36,12 @@ pub mod train {
     pub use chapter_06::*;
 }
 
+/// Chapter 08: GPT: attention and the KV cache, GPT-2's tokenizer and
+/// weights, sampling.
+pub mod gpt {
+    pub use chapter_08::*;
+}
+
 /// Chapter 07: the CUDA backend, its kernels and the CUDA emulator. Call
 /// [`cuda::register`] once to make the `cuda` and `cuda-emu` devices known
 /// to `Device::parse` and `CANDLE_DEVICE` (the `candle` command does).

@@ -1,0 +1,1 @@
+//! (being written: see the chapter 08 issue)

@@ -1,0 +1,28 @@
+//! # Chapter 08: GPT
+//!
+//! The chapter most readers come for. It builds, on the engine of chapters
+//! 02–06 and with no device code of its own (so it runs on CUDA wherever
+//! chapter 07 is present):
+//!
+//! - [`tokenizer`]: GPT-2's byte-level BPE, byte for byte, and a BPE trainer;
+//! - [`attention`]: scaled dot-product attention with a causal mask,
+//!   multi-head attention with a fused QKV projection, and a [`kv_cache`]
+//!   written in place;
+//! - [`gpt`]: the GPT itself (pre-LayerNorm blocks, learned positions, tied
+//!   embeddings), and [`gpt2`]: OpenAI's GPT-2 loaded from Hugging Face's
+//!   `config.json` and `model.safetensors`;
+//! - [`language_model`] and [`sampling`]: greedy, temperature, top-k,
+//!   top-p, min-p, repetition penalty, stop strings, beam search and
+//!   speculative sampling;
+//! - [`hub`]: fetching a model from the Hugging Face Hub into its cache.
+
+pub mod attention;
+pub mod gpt;
+pub mod gpt2;
+pub mod hub;
+pub mod kv_cache;
+pub mod language_model;
+pub mod sampling;
+pub mod tokenizer;
+
+pub use language_model::{LanguageModel, Logits};
