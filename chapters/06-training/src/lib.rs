@@ -23,7 +23,7 @@ pub use optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, Optimizer, OptimizerState, ParamGroup,
     RmsProp, RmsPropConfig, Sgd, SgdConfig,
 };
-pub use run_dir::{OnResume, RunError, RunLock};
+pub use run_dir::{OnResume, RunConfig, RunError, RunLock, RunSession};
 pub use schedule::{
     Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr, LrSchedule, MultiStepLr,
     OneCycleLr, Scheduler, SequentialLr, StepLr,

@@ -29,6 +29,7 @@ use crate::checkpoint::Checkpoint;
 use crate::metrics::{read_metrics_file, MetricsWriter, Record, METRICS_FILE};
 use crate::trainer::TrainConfig;
 use chapter_05::state_dict::write_atomically;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -70,6 +71,35 @@ pub fn config_field_on_resume(field: &str) -> OnResume {
     }
 }
 // ANCHOR_END: on_resume
+
+// ANCHOR: run_config
+/// What a run folder needs to know about a run's settings, whatever trains:
+/// the classifier loop of this chapter ([`TrainConfig`]) or a later
+/// chapter's own loop (a GPT trained for a number of steps). The settings
+/// are saved as JSON in `config.json` and compared field by field on resume.
+pub trait RunConfig: Serialize + DeserializeOwned + Clone {
+    /// Checks every value, naming the field, the value and what is allowed.
+    fn validate(&self) -> chapter_03::Result<()>;
+    /// How the field `field` (its JSON name) may change when a run resumes.
+    fn on_resume(field: &str) -> OnResume;
+    /// The test accuracy whose first reaching the run reports, if any.
+    fn target_accuracy(&self) -> Option<f64> {
+        None
+    }
+}
+// ANCHOR_END: run_config
+
+impl RunConfig for TrainConfig {
+    fn validate(&self) -> chapter_03::Result<()> {
+        TrainConfig::validate(self)
+    }
+    fn on_resume(field: &str) -> OnResume {
+        config_field_on_resume(field)
+    }
+    fn target_accuracy(&self) -> Option<f64> {
+        self.target_accuracy
+    }
+}
 
 /// One setting that differs between a run and the command resuming it.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,9 +171,10 @@ pub enum RunError {
 /// What `config.json` holds: the training configuration and the settings
 /// the caller added (data set, model shape), by command-line spelling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SavedConfig {
+#[serde(bound = "C: Serialize + DeserializeOwned")]
+pub struct SavedConfig<C = TrainConfig> {
     #[serde(flatten)]
-    pub train: TrainConfig,
+    pub train: C,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub settings: BTreeMap<String, String>,
 }
@@ -241,7 +272,7 @@ impl RunDir {
     /// Checks, without changing anything, that a run with `config` can start
     /// here (`resume`: continue the folder's run), and says what starting
     /// will do. [`begin`](Self::begin) checks again under the lock.
-    pub fn check(&self, config: &TrainConfig, resume: bool) -> Result<StartPlan, RunError> {
+    pub fn check<C: RunConfig>(&self, config: &C, resume: bool) -> Result<StartPlan, RunError> {
         if self.path.exists() && !self.path.is_dir() {
             return Err(self.invalid("is not a folder; --out must name a run folder"));
         }
@@ -276,7 +307,7 @@ impl RunDir {
             return Err(self.invalid(format!("no {} to resume from: {why}", path.display())));
         }
         let checkpoint = Checkpoint::load(&path).map_err(|e| self.invalid(e.to_string()))?;
-        let saved = self.saved_config()?;
+        let saved = self.saved_config::<C>()?;
         let differences = self.differences(&saved, config)?;
         let fixed = differences
             .iter()
@@ -296,8 +327,9 @@ impl RunDir {
     }
     // ANCHOR_END: check
 
-    /// Reads `config.json`.
-    pub fn saved_config(&self) -> Result<SavedConfig, RunError> {
+    /// Reads `config.json` (`C`: the configuration type the run was saved
+    /// with, [`TrainConfig`] for this chapter's runs).
+    pub fn saved_config<C: RunConfig>(&self) -> Result<SavedConfig<C>, RunError> {
         let path = self.config();
         let text = std::fs::read(&path).map_err(|source| RunError::Io {
             path: path.clone(),
@@ -312,12 +344,12 @@ impl RunDir {
 
     /// The settings that differ between `saved` and (`config`, this
     /// folder's added settings), free ones left out.
-    fn differences(
+    fn differences<C: RunConfig>(
         &self,
-        saved: &SavedConfig,
-        config: &TrainConfig,
+        saved: &SavedConfig<C>,
+        config: &C,
     ) -> Result<Vec<Difference>, RunError> {
-        let as_map = |c: &TrainConfig| match serde_json::to_value(c) {
+        let as_map = |c: &C| match serde_json::to_value(c) {
             Ok(Value::Object(m)) => Ok(m),
             _ => Err(self.invalid("the training configuration does not serialise")),
         };
@@ -325,7 +357,7 @@ impl RunDir {
         let mut out = Vec::new();
         for (key, now) in &new {
             let before = old.get(key).unwrap_or(&Value::Null);
-            let on_resume = config_field_on_resume(key);
+            let on_resume = C::on_resume(key);
             if before != now && on_resume != OnResume::Free {
                 out.push(Difference {
                     option: format!("--{}", key.replace('_', "-")),
@@ -370,7 +402,7 @@ impl RunDir {
     /// saying so). A resumed run restores nothing yet (the caller loads the
     /// returned checkpoint) but cuts the metrics back to the checkpoint's
     /// step and finds the training time already spent.
-    pub fn begin(&self, config: &TrainConfig, resume: bool) -> Result<RunSession, RunError> {
+    pub fn begin<C: RunConfig>(&self, config: &C, resume: bool) -> Result<RunSession, RunError> {
         if self.path.exists() && !self.path.is_dir() {
             return Err(self.invalid("is not a folder; --out must name a run folder"));
         }
@@ -406,7 +438,9 @@ impl RunDir {
                 } = record
                 {
                     seconds_before = *seconds;
-                    let reached = config.target_accuracy.is_some_and(|t| *test_accuracy >= t);
+                    let reached = config
+                        .target_accuracy()
+                        .is_some_and(|t| *test_accuracy >= t);
                     if reached && reached_target.is_none() {
                         reached_target = Some((*epoch, *seconds));
                     }
@@ -443,7 +477,7 @@ impl RunDir {
     // ANCHOR_END: begin
 
     /// Writes `config.json` (atomically) with `config` and the added settings.
-    fn write_config(&self, config: &TrainConfig) -> Result<(), RunError> {
+    fn write_config<C: RunConfig>(&self, config: &C) -> Result<(), RunError> {
         let saved = SavedConfig {
             train: config.clone(),
             settings: self

@@ -204,8 +204,8 @@ mod run_dir {
         assert_eq!(summary.epochs_run, 3);
         // The run's settings are now the forced ones: resuming with them
         // needs no force, and with the old ones it does.
-        assert_eq!(run.saved_config().unwrap().train.epochs, 4);
-        assert_eq!(run.saved_config().unwrap().train.lr, 0.005);
+        assert_eq!(run.saved_config::<TrainConfig>().unwrap().train.epochs, 4);
+        assert_eq!(run.saved_config::<TrainConfig>().unwrap().train.lr, 0.005);
         let err = fit_in(&run, &config(), true).unwrap_err().to_string();
         assert!(err.contains("--epochs: 4 in the run, 3 now"), "{err}");
     }

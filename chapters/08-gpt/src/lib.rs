@@ -17,6 +17,7 @@
 //! - [`hub`]: fetching a model from the Hugging Face Hub into its cache.
 
 pub mod attention;
+pub mod char_data;
 pub mod gpt;
 pub mod gpt2;
 pub mod hub;
@@ -24,5 +25,6 @@ pub mod kv_cache;
 pub mod language_model;
 pub mod sampling;
 pub mod tokenizer;
+pub mod training;
 
 pub use language_model::{LanguageModel, Logits};
