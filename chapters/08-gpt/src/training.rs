@@ -358,7 +358,8 @@ pub fn train_gpt(
         // Estimate at every interval and at the end; a resumed run has its
         // first step's estimate in the metrics already.
         let at_end = step == end;
-        if (step % config.eval_interval == 0 || step == config.iters) && !(step == first && resume)
+        if (step.is_multiple_of(config.eval_interval) || step == config.iters)
+            && !(step == first && resume)
         {
             let [(train_loss, train_acc), (val_loss, val_acc)] = estimate_loss(
                 model,
@@ -383,7 +384,7 @@ pub fn train_gpt(
                 "step {step}: train loss {train_loss:.4}, val loss {val_loss:.4}"
             ));
         }
-        if at_end || (step % config.eval_interval == 0 && step != first) {
+        if at_end || (step.is_multiple_of(config.eval_interval) && step != first) {
             let extra = BTreeMap::from([
                 (
                     "config".to_string(),
@@ -421,7 +422,7 @@ pub fn train_gpt(
         train_seconds += seconds;
         step_times.push(seconds);
         bar.inc(1);
-        if config.log_every > 0 && step % config.log_every == 0 {
+        if config.log_every > 0 && step.is_multiple_of(config.log_every) {
             let loss = loss.item()?;
             bar.set_message(format!("loss {loss:.4}  {:.1} ms/step", seconds * 1e3));
             let record = Record::Train {
