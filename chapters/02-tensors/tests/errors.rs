@@ -36,10 +36,7 @@ fn error_messages_name_the_op_and_what_it_was_given() {
         "sum: dimension -3 out of range for a tensor of shape [2, 3]"
     );
     let ids = tensor(&[0i64, 5], 2);
-    assert_eq!(
-        message(a.index_select(&ids, 1)),
-        "index_select: index 5 is out of range for a dimension of size 3"
-    );
+    assert_out_of_range(&message(a.index_select(&ids, 1)), "index_select", 5, 3);
     assert_eq!(
         message(zeros(3, DType::I64).exp()),
         "exp: not supported for dtype i64"

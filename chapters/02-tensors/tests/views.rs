@@ -251,10 +251,16 @@ fn view_offsets_iterate_like_an_odometer() {
 // ---------------------------------------------------------------------------
 // Random chains of views against the naive model.
 
-/// Storage element `o` of a CPU tensor, as `f64`.
-fn storage_at(t: &Tensor, o: usize) -> f64 {
-    let s = t.storage().as_any().downcast_ref::<CpuStorage>().unwrap();
-    s.get_f64(o)
+/// The whole storage under `t` (every element, not only the view's), on
+/// the host and as `f64`. On a GPU this is a copy of the device memory.
+fn storage_values(t: &Tensor) -> Vec<f64> {
+    let storage = t.storage();
+    let host: CpuStorage = t
+        .device()
+        .backend()
+        .to_cpu(storage.as_ref(), &Layout::contiguous(storage.len()))
+        .unwrap();
+    (0..host.len()).map(|o| host.get_f64(o)).collect()
 }
 
 /// A random shape holding exactly `n` elements.
@@ -450,8 +456,8 @@ proptest! {
             model = m2;
             prop_assert_eq!(t.dims(), model.shape.as_slice(), "{:?}", log);
             prop_assert_eq!(values(&t), model.data.clone(), "{:?}", log);
-            let through_offsets: Vec<f64> =
-                t.layout().offsets().map(|o| storage_at(&t, o)).collect();
+            let storage = storage_values(&t);
+            let through_offsets: Vec<f64> = t.layout().offsets().map(|o| storage[o]).collect();
             prop_assert_eq!(&through_offsets, &model.data, "{:?}", log);
             prop_assert!(t.layout().max_storage_index() <= t.storage().len(), "{:?}", log);
         }
@@ -479,7 +485,8 @@ proptest! {
         match t.layout().reshape_view(&Shape::from(target.clone())) {
             Some(layout) => {
                 prop_assert!(layout.max_storage_index() <= t.storage().len());
-                let v: Vec<f64> = layout.offsets().map(|o| storage_at(&t, o)).collect();
+                let storage = storage_values(&t);
+                let v: Vec<f64> = layout.offsets().map(|o| storage[o]).collect();
                 prop_assert_eq!(v, values(&copy));
             }
             None => prop_assert!(

@@ -7,7 +7,7 @@
 //! about resuming).
 
 mod run_dir {
-    use chapter_02::{manual_seed, DType, Device};
+    use chapter_02::{default_device, manual_seed, DType};
     use chapter_06::data::{default_data_dir, load_digits, DataLoader, Dataset, InMemoryDataset};
     use chapter_06::metrics::{read_metrics, read_metrics_file, MetricsWriter, Record};
     use chapter_06::run_dir::{RunLock, LOCK_FILE};
@@ -53,7 +53,7 @@ mod run_dir {
     ) -> chapter_03::Result<TrainSummary> {
         let (train, test) = loaders();
         manual_seed(SEED);
-        let model = Mlp::new(&[64, 32, 10], 0.0, DType::F32, &Device::cpu()).unwrap();
+        let model = Mlp::new(&[64, 32, 10], 0.0, DType::F32, &default_device().unwrap()).unwrap();
         fit(&model, &train, &test, config, run, resume, None, false)
     }
 
@@ -445,7 +445,7 @@ mod run_dir {
         let empty = InMemoryDataset::new(vec![], &[64], vec![]).unwrap();
         let empty = DataLoader::new(Arc::new(empty) as Arc<dyn Dataset>, 32).unwrap();
         let (train, test) = loaders();
-        let model = Mlp::new(&[64, 10], 0.0, DType::F32, &Device::cpu()).unwrap();
+        let model = Mlp::new(&[64, 10], 0.0, DType::F32, &default_device().unwrap()).unwrap();
         for (train, test, which) in [(&empty, &test, "training"), (&train, &empty, "test")] {
             let err = fit(&model, train, test, &config(), &run, false, None, false)
                 .unwrap_err()

@@ -275,3 +275,21 @@ pub fn small_ints(n: usize, seed: u64) -> Vec<f64> {
     let mut g = chapter_02::Generator::new(seed);
     (0..n).map(|_| g.below(9) as f64 - 4.0).collect()
 }
+
+/// Checks the error of an out-of-range index: it names the op, the index and
+/// the size of the dimension. The CPU finds the index in the op layer,
+/// before any kernel runs (`index_select: index 5 is out of range for a
+/// dimension of size 3`); a GPU finds it in its kernel and says which
+/// device and shapes (`index_select on cuda:0: index 5 is out of range for
+/// dimension 0 of size 3 (source [3, 2], ids [2])`). Both must say these three.
+pub fn assert_out_of_range(message: &str, op: &str, index: i64, size: usize) {
+    assert!(
+        message.starts_with(&format!("{op}:")) || message.starts_with(&format!("{op} on ")),
+        "{message:?} does not start with the op {op}"
+    );
+    assert!(
+        message.contains(&format!("index {index} is out of range"))
+            && message.contains(&format!("of size {size}")),
+        "{message:?} does not name index {index} and size {size}"
+    );
+}
