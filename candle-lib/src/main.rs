@@ -17,8 +17,8 @@ struct Cli {
 enum Command {
     /// Chapter 01: train a scalar-autograd MLP on the moons data and draw its decision boundary.
     ScalarDemo(candle::commands::scalar_demo::Args),
-    /// Chapter 06: train a model on a data set shipped in data/ (`candle train mnist`).
-    Train(candle::commands::train::Args),
+    /// Train a model on a data set shipped in data/ (`candle train mnist`, `candle train shakespeare`).
+    Train(candle::commands::train::TrainArgs),
     /// Chapter 06: download data sets for a checkout without data/ (`candle data download mnist`).
     Data(candle::commands::data::Args),
     /// Chapter 06: draw a run's metrics as PNG/SVG figures and one HTML page.
@@ -37,7 +37,7 @@ fn main() {
     }
     let result = match cli.command {
         Command::ScalarDemo(args) => candle::commands::scalar_demo::run(&args),
-        Command::Train(args) => candle::commands::train::run(&args),
+        Command::Train(args) => candle::commands::train::run_command(&args),
         Command::Data(args) => candle::commands::data::run(&args),
         Command::Dashboard(args) => candle::commands::dashboard::run(&args),
     };

@@ -5,4 +5,5 @@ pub mod dashboard;
 pub mod data;
 pub mod scalar_demo;
 pub mod train;
+pub mod train_gpt;
 pub mod values;

@@ -11,6 +11,7 @@ use clap::ValueEnum;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The data sets of the MLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DatasetName {
     /// 60 000 + 10 000 handwritten digits, 28x28 (data/mnist).
@@ -39,14 +40,39 @@ pub enum ScheduleName {
     WarmupCosine,
 }
 
-/// Options of `candle train`. The defaults are the measured recipe that
-/// reaches 98% on MNIST fastest (see the chapter 06 page). Every number is
-/// checked when it is parsed (see [`values`]).
+/// `candle train <what>`: one sub-command per data set, each with the
+/// options of its model.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    #[command(subcommand)]
+    pub what: TrainWhat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TrainWhat {
+    /// Chapter 06: an MLP on MNIST, 60 000 + 10 000 handwritten digits, 28x28 (data/mnist).
+    Mnist(Args),
+    /// Chapter 06: an MLP on scikit-learn's 1 797 8x8 digits (data/digits), split 80/20.
+    Digits(Args),
+    /// Chapter 08: a character-level GPT on Shakespeare (nanoGPT's CPU recipe).
+    Shakespeare(super::train_gpt::Args),
+}
+
+/// Runs `candle train <what>`.
+pub fn run_command(args: &TrainArgs) -> Result<(), DynError> {
+    match &args.what {
+        TrainWhat::Mnist(a) => run(DatasetName::Mnist, a),
+        TrainWhat::Digits(a) => run(DatasetName::Digits, a),
+        TrainWhat::Shakespeare(a) => super::train_gpt::run(a),
+    }
+}
+
+/// Options of `candle train mnist` and `candle train digits`. The defaults
+/// are the measured recipe that reaches 98% on MNIST fastest (see the
+/// chapter 06 page). Every number is checked when it is parsed (see
+/// [`values`]).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Which data set.
-    #[arg(value_enum)]
-    pub dataset: DatasetName,
     #[arg(long, value_enum, default_value = "mlp")]
     pub model: ModelName,
     /// Hidden layer widths of the MLP (comma-separated, each 1 to 65536).
@@ -158,14 +184,15 @@ pub fn mlp_parameters(sizes: &[usize]) -> Option<usize> {
     })
 }
 
-pub fn run(args: &Args) -> Result<(), DynError> {
+/// Trains an MLP on `dataset`.
+pub fn run(dataset: DatasetName, args: &Args) -> Result<(), DynError> {
     // The device first: one that cannot be opened stops the command before
     // anything is read or written.
     if let Some(name) = &args.device {
         set_default_device(Some(Device::parse(name)?));
     }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let mnist = args.dataset == DatasetName::Mnist;
+    let mnist = dataset == DatasetName::Mnist;
     let config = TrainConfig {
         epochs: args.epochs.unwrap_or(if mnist { 5 } else { 200 }),
         batch_size: args.batch_size,
@@ -250,7 +277,7 @@ pub fn run(args: &Args) -> Result<(), DynError> {
     }
     // ANCHOR_END: run_dir
 
-    let (train, test) = load_data(args.dataset, &data_dir, args.seed)?;
+    let (train, test) = load_data(dataset, &data_dir, args.seed)?;
     let train = DataLoader::new(train, args.batch_size)?
         .shuffle(args.seed)
         .prefetch(2);

@@ -157,6 +157,45 @@ pub fn print_every(s: &str) -> Result<usize, String> {
 pub fn sweep_seeds(s: &str) -> Result<u64, String> {
     int_in(s, 0, 10_000)
 }
+/// A number of training steps of the GPT: 1 to 10 000 000.
+pub fn iterations(s: &str) -> Result<usize, String> {
+    int_in(s, 1, 10_000_000)
+}
+
+/// A number of warm-up steps: 0 to 10 000 000.
+pub fn warmup_iterations(s: &str) -> Result<usize, String> {
+    int_in(s, 0, 10_000_000)
+}
+
+/// A number of transformer blocks: 1 to 128.
+pub fn layers(s: &str) -> Result<usize, String> {
+    int_in(s, 1, 128)
+}
+
+/// A number of attention heads: 1 to 256.
+pub fn heads(s: &str) -> Result<usize, String> {
+    int_in(s, 1, 256)
+}
+
+/// A GPT's width or context length: 1 to 16 384.
+pub fn model_size(s: &str) -> Result<usize, String> {
+    int_in(s, 1, 16_384)
+}
+
+/// A number of tokens to generate: 0 to 1 000 000.
+pub fn token_count(s: &str) -> Result<usize, String> {
+    int_in(s, 0, 1_000_000)
+}
+
+/// An Adam β: `[0, 1)`.
+pub fn beta(s: &str) -> Result<f64, String> {
+    float_in(s, End(0.0, true), End(1.0, false))
+}
+
+/// A sampling temperature: `[0, 100]` (0 is greedy).
+pub fn temperature(s: &str) -> Result<f64, String> {
+    float_in(s, End(0.0, true), End(100.0, true))
+}
 // ANCHOR_END: parsers
 
 #[cfg(test)]

@@ -1,0 +1,285 @@
+//! `candle train shakespeare`: a character-level GPT, nanoGPT's CPU recipe.
+
+use super::values;
+use chapter_02::{default_device, set_default_device, DType, Device};
+use chapter_05::{GeluApproximation, ModuleExt};
+use chapter_06::run_dir::RunConfig;
+use chapter_06::{OnResume, RunDir};
+use chapter_08::char_data::{read_text, CharVocab, TextSplits};
+use chapter_08::gpt::{Gpt, GptConfig};
+use chapter_08::training::{train_gpt, GptTrainConfig};
+use std::path::{Path, PathBuf};
+
+type DynError = Box<dyn std::error::Error>;
+
+/// The file a GPT run folder keeps its character vocabulary in.
+pub const VOCAB_FILE: &str = "vocab.json";
+
+/// The most parameters `candle train shakespeare` builds a model with.
+pub const MAX_GPT_PARAMETERS: usize = 200_000_000;
+
+/// Options of `candle train shakespeare`. The defaults are nanoGPT's CPU
+/// recipe for Shakespeare characters (see the chapter 08 page).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The text to train on (default: data/shakespeare/shakespeare_small.txt
+    /// under the data folder). The first 90% trains, the last 10% validates.
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Optimiser steps, 1 to 10000000.
+    #[arg(long, default_value_t = 2000, value_parser = values::iterations)]
+    pub iters: usize,
+    /// Windows per step, 1 to 65536.
+    #[arg(long, default_value_t = 12, value_parser = values::batch_size)]
+    pub batch_size: usize,
+    /// Peak learning rate, in (0, 10].
+    #[arg(long, default_value_t = 1e-3, value_parser = values::learning_rate)]
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay, in [0, 10] and at most --lr.
+    #[arg(long, default_value_t = 1e-4, value_parser = values::final_learning_rate)]
+    pub min_lr: f64,
+    /// Linear warm-up steps (0 to 10000000).
+    #[arg(long, default_value_t = 100, value_parser = values::warmup_iterations)]
+    pub warmup_iters: usize,
+    /// The step at which the cosine reaches --min-lr (default: --iters).
+    #[arg(long, value_parser = values::iterations)]
+    pub lr_decay_iters: Option<usize>,
+    /// Adam's β₂, in [0, 1).
+    #[arg(long, default_value_t = 0.99, value_parser = values::beta)]
+    pub beta2: f64,
+    /// AdamW weight decay on the matrices, in [0, 10].
+    #[arg(long, default_value_t = 0.1, value_parser = values::weight_decay)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this value (a finite number > 0).
+    #[arg(long, default_value_t = 1.0, value_parser = values::clip_norm)]
+    pub clip_grad_norm: f64,
+    /// Estimate the losses every this many steps (1 to 10000000).
+    #[arg(long, default_value_t = 250, value_parser = values::iterations)]
+    pub eval_interval: usize,
+    /// Batches per loss estimate (1 to 10000000).
+    #[arg(long, default_value_t = 200, value_parser = values::iterations)]
+    pub eval_iters: usize,
+    /// Transformer blocks, 1 to 128.
+    #[arg(long, default_value_t = 4, value_parser = values::layers)]
+    pub layers: usize,
+    /// Attention heads per block, 1 to 256; must divide --width.
+    #[arg(long, default_value_t = 4, value_parser = values::heads)]
+    pub heads: usize,
+    /// Width of the residual stream, 1 to 16384.
+    #[arg(long, default_value_t = 128, value_parser = values::model_size)]
+    pub width: usize,
+    /// Context length in characters, 1 to 16384.
+    #[arg(long, default_value_t = 64, value_parser = values::model_size)]
+    pub context: usize,
+    /// Dropout probability, in [0, 1).
+    #[arg(long, default_value_t = 0.0, value_parser = values::dropout)]
+    pub dropout: f64,
+    #[arg(long, default_value_t = 1337)]
+    pub seed: u64,
+    /// Characters to sample from the trained model at the end (0 to 1000000).
+    #[arg(long, default_value_t = 500, value_parser = values::token_count)]
+    pub samples: usize,
+    /// Train at most this many steps in this call, then stop with a
+    /// checkpoint (continue later with --resume).
+    #[arg(long, value_parser = values::iterations)]
+    pub stop_after: Option<usize>,
+    /// Run folder for metrics, checkpoints and the vocabulary (default
+    /// runs/shakespeare-gpt). A folder that already holds a run is refused
+    /// unless --resume or --force is given.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Without --resume: replace the run in --out. With --resume: accept
+    /// the changed settings the saved state allows (steps, learning rates,
+    /// weight decay, clipping, dropout); never the seed, batch size, text or
+    /// model shape.
+    #[arg(long)]
+    pub force: bool,
+    /// Where the data sets live (default: the repository's data/ folder, or $CANDLE_DATA).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// The device to train on: `cpu`, `cuda`, `cuda:N` or `cuda-emu`.
+    /// Default: $CANDLE_DEVICE, else the CPU.
+    #[arg(long)]
+    pub device: Option<String>,
+}
+
+/// The parameters of a GPT with `config`, or `None` past `usize`.
+pub fn gpt_parameters(c: &GptConfig) -> Option<usize> {
+    let w = c.n_embd;
+    let embeddings = c.vocab_size.checked_add(c.context_length)?.checked_mul(w)?;
+    // Attention: QKV (3w²) and output (w²); MLP: 2·w·4w; plus gains/biases.
+    let block = w.checked_mul(w)?.checked_mul(12)?.checked_add(13 * w)?;
+    embeddings
+        .checked_add(block.checked_mul(c.n_layer)?)?
+        .checked_add(2 * w)
+}
+
+/// The model configuration of the recipe for a vocabulary of `vocab` tokens.
+pub fn model_config(args: &Args, vocab: usize) -> GptConfig {
+    GptConfig {
+        vocab_size: vocab,
+        context_length: args.context,
+        n_layer: args.layers,
+        n_head: args.heads,
+        n_embd: args.width,
+        n_inner: None,
+        dropout: args.dropout,
+        bias: false,
+        layer_norm_eps: 1e-5,
+        activation: GeluApproximation::None,
+    }
+}
+
+/// Writes the vocabulary (a JSON array of one-character strings).
+pub fn save_vocab(dir: &Path, vocab: &CharVocab) -> Result<(), DynError> {
+    let chars: Vec<String> = vocab.chars().iter().map(|c| c.to_string()).collect();
+    let json = serde_json::to_vec(&chars)?;
+    let path = dir.join(VOCAB_FILE);
+    chapter_05::state_dict::write_atomically(&path, &json)
+        .map_err(|e| format!("{}: cannot write the vocabulary: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Reads the vocabulary a GPT run folder saved.
+pub fn load_vocab(dir: &Path) -> Result<CharVocab, DynError> {
+    let path = dir.join(VOCAB_FILE);
+    let bytes =
+        std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let chars: Vec<String> = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{}: not a vocabulary (a JSON list of strings): {e}", path.display()))?;
+    let chars = chars
+        .into_iter()
+        .map(|s| {
+            let mut it = s.chars();
+            match (it.next(), it.next()) {
+                (Some(c), None) => Ok(c),
+                _ => Err(format!(
+                    "{}: entry {s:?} is not a single character",
+                    path.display()
+                )),
+            }
+        })
+        .collect::<Result<Vec<char>, String>>()?;
+    Ok(CharVocab::from_chars(chars).map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+pub fn run(args: &Args) -> Result<(), DynError> {
+    if let Some(name) = &args.device {
+        set_default_device(Some(Device::parse(name)?));
+    }
+    let config = GptTrainConfig {
+        iters: args.iters,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        min_lr: args.min_lr,
+        warmup_iters: args.warmup_iters,
+        lr_decay_iters: args.lr_decay_iters.unwrap_or(args.iters),
+        beta1: 0.9,
+        beta2: args.beta2,
+        weight_decay: args.weight_decay,
+        clip_grad_norm: Some(args.clip_grad_norm),
+        eval_interval: args.eval_interval,
+        eval_iters: args.eval_iters,
+        seed: args.seed,
+        log_every: 10,
+        stop_after_iters: args.stop_after,
+    };
+    RunConfig::validate(&config)?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(chapter_06::data::default_data_dir);
+    let text_path = args
+        .text
+        .clone()
+        .unwrap_or_else(|| data_dir.join("shakespeare").join("shakespeare_small.txt"));
+    let text = read_text(&text_path)?;
+    let vocab = CharVocab::from_text(&text);
+    let model_config = model_config(args, vocab.len());
+    model_config.validate()?;
+    match gpt_parameters(&model_config) {
+        Some(n) if n <= MAX_GPT_PARAMETERS => {}
+        n => {
+            return Err(format!(
+                "--layers {} --width {}: the GPT would have {} parameters; the limit is {MAX_GPT_PARAMETERS}",
+                args.layers,
+                args.width,
+                n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+            )
+            .into())
+        }
+    }
+    let data = TextSplits::new(vocab.encode(&text)?, 0.9, args.context)
+        .map_err(|e| format!("{}: {e}", text_path.display()))?;
+
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join("shakespeare-gpt"));
+    let fixed_model = OnResume::Fixed("it decides the shape of the model");
+    let run_dir = RunDir::new(&out)
+        .force(args.force)
+        .setting(
+            "--text",
+            text_path.display(),
+            OnResume::Fixed("it decides the data"),
+        )
+        .setting("--layers", args.layers, fixed_model)
+        .setting("--heads", args.heads, fixed_model)
+        .setting("--width", args.width, fixed_model)
+        .setting("--context", args.context, fixed_model)
+        .setting("--dropout", args.dropout, OnResume::Forceable);
+    let plan = run_dir.check(&config, args.resume)?;
+    if let Some(ckpt) = &plan.checkpoint {
+        if ckpt.global_step >= config.iters as u64 {
+            return Err(format!(
+                "{}: run already finished ({} of {} steps); to train it longer, pass a larger \
+                 --iters with --resume --force",
+                out.display(),
+                ckpt.global_step,
+                config.iters
+            )
+            .into());
+        }
+    }
+
+    let device = default_device()?;
+    let model = Gpt::new(&model_config, DType::F32, &device, args.seed)?;
+    if !args.quiet {
+        eprintln!(
+            "training a GPT ({} layers, {} heads, width {}, context {}; {} parameters) on {} \
+             ({} characters, vocabulary {}) for {} steps on {device}; run folder {}",
+            args.layers,
+            args.heads,
+            args.width,
+            args.context,
+            model.num_parameters(),
+            text_path.display(),
+            text.chars().count(),
+            vocab.len(),
+            config.iters,
+            out.display()
+        );
+    }
+    let summary = train_gpt(&model, &data, &config, &run_dir, args.resume, !args.quiet)?;
+    save_vocab(&out, &vocab)?;
+    if summary.steps_run == 0 {
+        return Err(format!("{}: no step was trained", out.display()).into());
+    }
+    println!(
+        "step time: {:.1} ms (median of {})",
+        summary.median_step_seconds * 1e3,
+        summary.steps_run
+    );
+    println!(
+        "final: train {:.4}, val {:.4}",
+        summary.train_loss, summary.val_loss
+    );
+    Ok(())
+}
