@@ -90,7 +90,9 @@ impl LayerCache {
     /// buffers: true unless a view of them is still alive somewhere (then
     /// the write copies first, chapter 02's copy-on-write).
     pub fn writes_in_place(&self) -> bool {
-        self.k.data().is_storage_unique() && self.v.data().is_storage_unique()
+        // Asked in place: `data()` would hand out a clone, itself a sharer.
+        let unique = |t: &Tensor| t.update_data(|d| Ok(d.is_storage_unique())).unwrap_or(false);
+        unique(&self.k) && unique(&self.v)
     }
 }
 // ANCHOR_END: layer_cache

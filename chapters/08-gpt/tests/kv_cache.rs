@@ -42,11 +42,19 @@ fn full_logits(model: &Gpt, tokens: &[u32]) -> Vec<f64> {
     model.forward(&ids(tokens)).unwrap().to_vec_f64().unwrap()
 }
 
+/// The largest `|a − b| / (1 + |b|)`.
+fn relative_error(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0, f64::max)
+}
+
 const TOKENS: [u32; 10] = [3, 17, 17, 0, 39, 8, 21, 5, 5, 30];
 
 #[test]
 fn kv_cache_decoding_one_token_at_a_time_matches_the_full_forward() {
-    for (dtype, tol) in [(DType::F64, 1e-10), (DType::F32, 2e-4)] {
+    // Logits come back as f32 (what a sampler reads), so even the f64
+    // model's agree only to f32's relative precision.
+    for (dtype, tol) in [(DType::F64, 1e-6), (DType::F32, 2e-4)] {
         let model = Arc::new(tiny_gpt(dtype));
         let expected = full_logits(&model, &TOKENS);
         let mut generator = GptGenerator::new(model).unwrap();
@@ -55,8 +63,8 @@ fn kv_cache_decoding_one_token_at_a_time_matches_the_full_forward() {
             got.extend(generator.extend(&[t]).unwrap().as_slice().iter().map(|&x| x as f64));
         }
         assert_eq!(generator.cached_len(), TOKENS.len());
-        let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        assert!(worst <= tol, "{dtype}: incremental and full logits differ by {worst}");
+        let worst = relative_error(&got, &expected);
+        assert!(worst <= tol, "{dtype}: incremental and full logits differ by {worst} (relative)");
     }
 }
 
@@ -69,8 +77,8 @@ fn kv_cache_prefill_in_chunks_matches_the_full_forward() {
     for chunk in [&TOKENS[..4], &TOKENS[4..5], &TOKENS[5..]] {
         got.extend(generator.extend(chunk).unwrap().as_slice().iter().map(|&x| x as f64));
     }
-    let worst = got.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    assert!(worst < 1e-6, "chunked prefill differs by {worst}");
+    let worst = relative_error(&got, &expected);
+    assert!(worst < 1e-6, "chunked prefill differs by {worst} (relative)");
 }
 
 #[test]
@@ -95,7 +103,11 @@ fn kv_cache_appends_into_its_preallocated_buffer() {
     let (keys, values) = layer.append(&k, &k.affine(2.0, 0.0).unwrap()).unwrap();
     assert_eq!(keys.dims(), [1, 2, 1, 3]);
     assert_eq!(values.to_vec_f64().unwrap(), vec![2.0; 6]);
+    // While these views live, a write would have to copy first...
+    assert!(!layer.writes_in_place());
     drop((keys, values));
+    // ...and once they are gone it goes straight into the buffer.
+    assert!(layer.writes_in_place());
     let (keys, _) = layer.append(&k.affine(3.0, 0.0).unwrap(), &k).unwrap();
     assert_eq!(keys.dims(), [1, 2, 2, 3]);
     assert_eq!(keys.narrow(2, 1, 1).unwrap().to_vec_f64().unwrap(), vec![3.0; 6]);
@@ -131,8 +143,9 @@ fn kv_cache_truncate_rolls_back_to_an_earlier_position() {
     sequence.extend(other);
     let expected = full_logits(&model, &sequence);
     let tail = &expected[3 * 40..];
-    let worst = got.as_slice().iter().zip(tail).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
-    assert!(worst < 1e-5, "after truncate the logits differ by {worst}");
+    let got: Vec<f64> = got.as_slice().iter().map(|&x| x as f64).collect();
+    let worst = relative_error(&got, tail);
+    assert!(worst < 1e-6, "after truncate the logits differ by {worst} (relative)");
     assert!(generator.truncate(7).is_err(), "cannot keep more than it holds");
     generator.reset().unwrap();
     assert_eq!(generator.cached_len(), 0);
