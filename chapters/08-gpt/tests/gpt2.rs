@@ -27,6 +27,11 @@ fn excess(actual: &RawTensor, expected: &RawTensor, rtol: f64, atol: f64) -> f64
     a.iter().zip(&e).map(|(a, e)| (a - e).abs() - (atol + rtol * e.abs())).fold(f64::NEG_INFINITY, f64::max)
 }
 
+fn max_abs_diff(a: &RawTensor, e: &RawTensor) -> f64 {
+    let (a, e) = (a.to_vec_f64().unwrap(), e.to_vec_f64().unwrap());
+    a.iter().zip(&e).map(|(a, e)| (a - e).abs()).fold(0.0, f64::max)
+}
+
 /// Loads the model in `dtype`, runs HF's forward and loss, and compares
 /// everything with `io_file`. Tolerances: the manifest's for `gpt2_tiny`.
 fn check_against_transformers(dtype: DType, io_file: &str, tol: [(f64, f64); 3]) {
@@ -46,12 +51,22 @@ fn check_against_transformers(dtype: DType, io_file: &str, tol: [(f64, f64); 3])
         let name = format!("hidden_states.{i}");
         checks.push((name.clone(), excess(&h.data(), &stored(&io, &name), logits_tol.0, logits_tol.1)));
     }
+    let mut worst_grad = 0.0f64;
     let params = model.named_parameters();
     assert_eq!(params.len(), io.keys().filter(|k| k.starts_with("grad.")).count());
     for (name, p) in params {
         let key = format!("grad.{name}");
-        checks.push((key.clone(), excess(&p.grad().unwrap().data(), &stored(&io, &key), grads_tol.0, grads_tol.1)));
+        let g = p.grad().unwrap().data();
+        worst_grad = worst_grad.max(max_abs_diff(&g, &stored(&io, &key)));
+        checks.push((key.clone(), excess(&g, &stored(&io, &key), grads_tol.0, grads_tol.1)));
     }
+    println!("gpt2_tiny {dtype}: max |grad - transformers| over 28 parameters = {worst_grad:.3e}");
+    let max_abs = max_abs_diff;
+    println!(
+        "gpt2_tiny {dtype}: max |logits - transformers| = {:.3e}, |loss - transformers| = {:.3e}",
+        max_abs(&out.logits.data(), &stored(&io, "logits")),
+        max_abs(&loss.data(), &stored(&io, "loss")),
+    );
     let bad: Vec<_> = checks.iter().filter(|(_, e)| *e > 0.0).collect();
     assert!(bad.is_empty(), "{dtype}: outside tolerance: {bad:?}");
 }
