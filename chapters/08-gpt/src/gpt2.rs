@@ -87,8 +87,7 @@ impl Gpt2Config {
 
     /// Parses the text of a `config.json`; `path` names it in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
-        serde_json::from_str(text)
-            .map_err(|e| problem(path, format!("not a GPT-2 config: {e}")))
+        serde_json::from_str(text).map_err(|e| problem(path, format!("not a GPT-2 config: {e}")))
     }
 
     // ANCHOR: to_gpt_config
@@ -106,7 +105,10 @@ impl Gpt2Config {
         let unsupported = [
             (!self.tie_word_embeddings, "tie_word_embeddings = false"),
             (!self.scale_attn_weights, "scale_attn_weights = false"),
-            (self.scale_attn_by_inverse_layer_idx, "scale_attn_by_inverse_layer_idx = true"),
+            (
+                self.scale_attn_by_inverse_layer_idx,
+                "scale_attn_by_inverse_layer_idx = true",
+            ),
             (self.add_cross_attention, "add_cross_attention = true"),
         ];
         if let Some((_, what)) = unsupported.iter().find(|(bad, _)| *bad) {
@@ -138,7 +140,12 @@ impl Gpt2Config {
 /// are widened) on `device`.
 pub fn load_gpt2(dir: impl AsRef<Path>, dtype: DType, device: &Device) -> Result<Gpt> {
     let dir = dir.as_ref();
-    load_gpt2_files(dir.join("config.json"), dir.join("model.safetensors"), dtype, device)
+    load_gpt2_files(
+        dir.join("config.json"),
+        dir.join("model.safetensors"),
+        dtype,
+        device,
+    )
 }
 
 /// [`load_gpt2`] with the two files named separately.
@@ -193,7 +200,9 @@ pub fn gpt2_names(dict: StateDict) -> std::result::Result<StateDict, String> {
             format!("transformer.{name}")
         };
         if out.contains_key(&name) {
-            return Err(format!("tensor {name} appears twice (with and without the transformer. prefix)"));
+            return Err(format!(
+                "tensor {name} appears twice (with and without the transformer. prefix)"
+            ));
         }
         out.insert(name, t);
     }
@@ -205,7 +214,9 @@ pub fn gpt2_names(dict: StateDict) -> std::result::Result<StateDict, String> {
                 .zip(wte.to_vec_f64().ok())
                 .is_some_and(|(a, b)| a == b);
         if !same {
-            return Err("lm_head.weight differs from transformer.wte.weight, but GPT-2 ties them".into());
+            return Err(
+                "lm_head.weight differs from transformer.wte.weight, but GPT-2 ties them".into(),
+            );
         }
     }
     Ok(out)

@@ -91,7 +91,10 @@ impl LayerCache {
     /// the write copies first, chapter 02's copy-on-write).
     pub fn writes_in_place(&self) -> bool {
         // Asked in place: `data()` would hand out a clone, itself a sharer.
-        let unique = |t: &Tensor| t.update_data(|d| Ok(d.is_storage_unique())).unwrap_or(false);
+        let unique = |t: &Tensor| {
+            t.update_data(|d| Ok(d.is_storage_unique()))
+                .unwrap_or(false)
+        };
         unique(&self.k) && unique(&self.v)
     }
 }
@@ -170,7 +173,10 @@ impl KvCache {
         if len > self.len() {
             return Err(Error::invalid(
                 "KvCache::truncate",
-                format!("cannot keep {len} positions, the cache holds {}", self.len()),
+                format!(
+                    "cannot keep {len} positions, the cache holds {}",
+                    self.len()
+                ),
             ));
         }
         for layer in &mut self.layers {

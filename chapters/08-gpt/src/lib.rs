@@ -25,10 +25,10 @@ pub mod language_model;
 pub mod sampling;
 pub mod tokenizer;
 
-pub use language_model::{LanguageModel, Logits};
 pub use attention::{
     scaled_dot_product_attention, AttentionOptions, CausalSelfAttention, LinearInOut,
     MultiheadAttention,
 };
 pub use gpt::{Gpt, GptConfig, GptGenerator};
 pub use kv_cache::KvCache;
+pub use language_model::{LanguageModel, Logits};

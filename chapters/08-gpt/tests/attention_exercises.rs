@@ -40,19 +40,36 @@ mod attention_exercises {
 
     fn randn(dims: &[usize], seed: u64) -> Tensor {
         manual_seed(seed);
-        Tensor::from_raw(RawTensor::randn(0.0, 1.0, dims.to_vec(), DType::F64, &Device::cpu()).unwrap())
+        Tensor::from_raw(
+            RawTensor::randn(0.0, 1.0, dims.to_vec(), DType::F64, &Device::cpu()).unwrap(),
+        )
     }
 
     #[test]
     #[ignore = "exercise: implement multi_query_attention in this file"]
     fn exercise_multi_query_attention_equals_repeated_heads() {
-        let (q, k, v) = (randn(&[2, 4, 5, 3], 1), randn(&[2, 1, 5, 3], 2), randn(&[2, 1, 5, 3], 3));
+        let (q, k, v) = (
+            randn(&[2, 4, 5, 3], 1),
+            randn(&[2, 1, 5, 3], 2),
+            randn(&[2, 1, 5, 3], 3),
+        );
         let got = multi_query_attention(&q, &k, &v).unwrap();
-        let opts = AttentionOptions { causal: true, ..Default::default() };
-        let (k4, v4) = (k.repeat(&[1, 4, 1, 1]).unwrap(), v.repeat(&[1, 4, 1, 1]).unwrap());
+        let opts = AttentionOptions {
+            causal: true,
+            ..Default::default()
+        };
+        let (k4, v4) = (
+            k.repeat(&[1, 4, 1, 1]).unwrap(),
+            v.repeat(&[1, 4, 1, 1]).unwrap(),
+        );
         let expected = scaled_dot_product_attention(&q, &k4, &v4, &opts).unwrap();
         assert_eq!(got.dims(), [2, 4, 5, 3]);
-        for (a, b) in got.to_vec_f64().unwrap().iter().zip(expected.to_vec_f64().unwrap()) {
+        for (a, b) in got
+            .to_vec_f64()
+            .unwrap()
+            .iter()
+            .zip(expected.to_vec_f64().unwrap())
+        {
             assert!((a - b).abs() < 1e-12);
         }
     }
@@ -60,14 +77,32 @@ mod attention_exercises {
     #[test]
     #[ignore = "exercise: implement sliding_window_mask in this file"]
     fn exercise_sliding_window_sees_only_recent_keys() {
-        let (q, k, v) = (randn(&[1, 1, 6, 4], 4), randn(&[1, 1, 6, 4], 5), randn(&[1, 1, 6, 4], 6));
+        let (q, k, v) = (
+            randn(&[1, 1, 6, 4], 4),
+            randn(&[1, 1, 6, 4], 5),
+            randn(&[1, 1, 6, 4], 6),
+        );
         let mask = sliding_window_mask(6, 2, &Device::cpu()).unwrap();
-        let opts = AttentionOptions { mask: Some(&mask), ..Default::default() };
+        let opts = AttentionOptions {
+            mask: Some(&mask),
+            ..Default::default()
+        };
         let out = scaled_dot_product_attention(&q, &k, &v, &opts).unwrap();
         // Query 4 sees keys 3 and 4 only.
         let one = |t: &Tensor, start, len| t.narrow(2, start, len).unwrap();
-        let direct = scaled_dot_product_attention(&one(&q, 4, 1), &one(&k, 3, 2), &one(&v, 3, 2), &AttentionOptions::default()).unwrap();
-        for (a, b) in one(&out, 4, 1).to_vec_f64().unwrap().iter().zip(direct.to_vec_f64().unwrap()) {
+        let direct = scaled_dot_product_attention(
+            &one(&q, 4, 1),
+            &one(&k, 3, 2),
+            &one(&v, 3, 2),
+            &AttentionOptions::default(),
+        )
+        .unwrap();
+        for (a, b) in one(&out, 4, 1)
+            .to_vec_f64()
+            .unwrap()
+            .iter()
+            .zip(direct.to_vec_f64().unwrap())
+        {
             assert!((a - b).abs() < 1e-12);
         }
     }
@@ -75,7 +110,13 @@ mod attention_exercises {
     #[test]
     #[ignore = "exercise: implement kv_cache_bytes in this file"]
     fn exercise_gpt2_small_cache_holds_72_mebibytes() {
-        assert_eq!(kv_cache_bytes(&GptConfig::gpt2_small(), 1, DType::F32), 75_497_472);
-        assert_eq!(kv_cache_bytes(&GptConfig::gpt2_small(), 4, DType::F64), 8 * 75_497_472);
+        assert_eq!(
+            kv_cache_bytes(&GptConfig::gpt2_small(), 1, DType::F32),
+            75_497_472
+        );
+        assert_eq!(
+            kv_cache_bytes(&GptConfig::gpt2_small(), 4, DType::F64),
+            8 * 75_497_472
+        );
     }
 }

@@ -51,7 +51,11 @@ proptest! {
 #[test]
 fn gpt_parameters_have_gpt2_names() {
     let model = Gpt::new(&config(10, 8, 2, 2, 8), DType::F32, &Device::cpu(), 0).unwrap();
-    let names: Vec<String> = model.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = model
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names.len(), 2 + 12 * 2 + 2);
     for expected in [
         "transformer.wte.weight",
@@ -61,18 +65,48 @@ fn gpt_parameters_have_gpt2_names() {
         "transformer.h.1.mlp.c_proj.bias",
         "transformer.ln_f.bias",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
     }
-    assert!(!names.iter().any(|n| n.contains("lm_head")), "the head is the embedding, not a copy");
-    let c = model.named_parameters().into_iter().find(|(n, _)| n == "transformer.h.0.attn.c_attn.weight").unwrap().1;
-    assert_eq!(c.dims(), [8, 24], "projections are stored [in, out] like GPT-2's Conv1D");
+    assert!(
+        !names.iter().any(|n| n.contains("lm_head")),
+        "the head is the embedding, not a copy"
+    );
+    let c = model
+        .named_parameters()
+        .into_iter()
+        .find(|(n, _)| n == "transformer.h.0.attn.c_attn.weight")
+        .unwrap()
+        .1;
+    assert_eq!(
+        c.dims(),
+        [8, 24],
+        "projections are stored [in, out] like GPT-2's Conv1D"
+    );
 }
 
 #[test]
 fn gpt_without_bias_has_no_bias_parameters() {
-    let model = Gpt::new(&GptConfig { bias: false, ..config(10, 8, 1, 2, 8) }, DType::F32, &Device::cpu(), 0).unwrap();
-    assert!(model.named_parameters().iter().all(|(n, _)| !n.ends_with(".bias")));
-    assert_eq!(model.num_parameters(), 10 * 8 + 8 * 8 + (2 * 8 + 8 * 24 + 8 * 8 + 2 * 8 * 32) + 8);
+    let model = Gpt::new(
+        &GptConfig {
+            bias: false,
+            ..config(10, 8, 1, 2, 8)
+        },
+        DType::F32,
+        &Device::cpu(),
+        0,
+    )
+    .unwrap();
+    assert!(model
+        .named_parameters()
+        .iter()
+        .all(|(n, _)| !n.ends_with(".bias")));
+    assert_eq!(
+        model.num_parameters(),
+        10 * 8 + 8 * 8 + (2 * 8 + 8 * 24 + 8 * 8 + 2 * 8 * 32) + 8
+    );
 }
 
 #[test]
@@ -81,7 +115,14 @@ fn tied_embedding_gradient_adds_both_uses() {
     // rows are read by the embedding. gradcheck on wte checks the sum.
     let cfg = config(6, 4, 1, 2, 4);
     let x = ids(&[vec![1, 3, 3]]);
-    let wte = Gpt::new(&cfg, DType::F64, &Device::cpu(), 1).unwrap().transformer.wte.weight.data().affine(10.0, 0.0).unwrap();
+    let wte = Gpt::new(&cfg, DType::F64, &Device::cpu(), 1)
+        .unwrap()
+        .transformer
+        .wte
+        .weight
+        .data()
+        .affine(10.0, 0.0)
+        .unwrap();
     gradcheck(
         |t| {
             let mut model = Gpt::new(&cfg, DType::F64, &Device::cpu(), 1)?;
@@ -100,9 +141,17 @@ fn gpt_gradients_pass_gradcheck() {
     let x = ids(&[vec![0, 4, 2], vec![1, 1, 3]]);
     let targets = ids(&[vec![4, 2, 0], vec![1, 3, 3]]);
     let base = Gpt::new(&cfg, DType::F64, &Device::cpu(), 2).unwrap();
-    let names: Vec<String> = base.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = base
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names.len(), 16, "every parameter below is swapped in");
-    let inputs: Vec<RawTensor> = base.parameters().iter().map(|p| p.data().affine(10.0, 0.05).unwrap()).collect();
+    let inputs: Vec<RawTensor> = base
+        .parameters()
+        .iter()
+        .map(|p| p.data().affine(10.0, 0.05).unwrap())
+        .collect();
     gradcheck(
         |t| {
             // The same model, its parameters swapped for gradcheck's inputs.
@@ -146,7 +195,10 @@ fn gpt_init_follows_nanogpt() {
         let s = std(&p);
         if name.ends_with("c_proj.weight") {
             let expected = 0.02 / (8f64).sqrt();
-            assert!((s / expected - 1.0).abs() < 0.1, "{name}: std {s}, expected {expected}");
+            assert!(
+                (s / expected - 1.0).abs() < 0.1,
+                "{name}: std {s}, expected {expected}"
+            );
         } else if name.ends_with(".weight") && !name.contains("ln_") {
             assert!((s / 0.02 - 1.0).abs() < 0.1, "{name}: std {s}");
         } else if name.contains("ln_") && name.ends_with(".weight") {
@@ -184,7 +236,11 @@ fn language_model_loss_shifts_by_one() {
     let x = ids(&[vec![1, 2, 3, 4, 5]]);
     let logits = model.forward(&x).unwrap();
     let shifted = language_model_loss(&logits, &x).unwrap();
-    let direct = next_token_loss(&logits.narrow(1, 0, 4).unwrap(), &x.narrow(1, 1, 4).unwrap()).unwrap();
+    let direct = next_token_loss(
+        &logits.narrow(1, 0, 4).unwrap(),
+        &x.narrow(1, 1, 4).unwrap(),
+    )
+    .unwrap();
     assert_eq!(shifted.item().unwrap(), direct.item().unwrap());
     // An untrained model is close to uniform: loss ≈ ln V.
     assert!((shifted.item().unwrap() - 8f64.ln()).abs() < 0.1);
@@ -195,7 +251,10 @@ fn gpt_learns_to_continue_a_sequence() {
     // A few AdamW steps on one repeated pattern drive its loss down.
     let model = Gpt::new(&config(12, 16, 2, 2, 16), DType::F32, &Device::cpu(), 7).unwrap();
     let pattern: Vec<i64> = (0..13).map(|i| (i * 5 % 12) as i64).collect();
-    let (x, y) = (ids(&[pattern[..12].to_vec()]), ids(&[pattern[1..].to_vec()]));
+    let (x, y) = (
+        ids(&[pattern[..12].to_vec()]),
+        ids(&[pattern[1..].to_vec()]),
+    );
     let mut opt = AdamW::new(model.parameters(), AdamConfig::adamw(1e-2)).unwrap();
     let first = model.forward_loss(&x, &y).unwrap().1.item().unwrap();
     let mut last = first;
@@ -211,7 +270,16 @@ fn gpt_learns_to_continue_a_sequence() {
 
 #[test]
 fn gpt_dropout_is_active_only_in_training() {
-    let model = Gpt::new(&GptConfig { dropout: 0.5, ..config(10, 8, 1, 2, 8) }, DType::F32, &Device::cpu(), 8).unwrap();
+    let model = Gpt::new(
+        &GptConfig {
+            dropout: 0.5,
+            ..config(10, 8, 1, 2, 8)
+        },
+        DType::F32,
+        &Device::cpu(),
+        8,
+    )
+    .unwrap();
     let x = ids(&[vec![1, 2, 3]]);
     let a = model.forward(&x).unwrap().to_vec_f64().unwrap();
     let b = model.forward(&x).unwrap().to_vec_f64().unwrap();
@@ -225,10 +293,21 @@ fn gpt_dropout_is_active_only_in_training() {
 fn gpt_refuses_bad_token_ids() {
     let model = Gpt::new(&config(10, 4, 1, 1, 4), DType::F32, &Device::cpu(), 9).unwrap();
     let too_long = ids(&[vec![1, 2, 3, 4, 5]]);
-    assert!(model.forward(&too_long).unwrap_err().to_string().contains("context length 4"));
+    assert!(model
+        .forward(&too_long)
+        .unwrap_err()
+        .to_string()
+        .contains("context length 4"));
     let floats = Tensor::zeros(vec![1, 2], DType::F32, &Device::cpu()).unwrap();
-    assert!(model.forward(&floats).unwrap_err().to_string().contains("i64"));
+    assert!(model
+        .forward(&floats)
+        .unwrap_err()
+        .to_string()
+        .contains("i64"));
     let flat = Tensor::from_vec(vec![1i64, 2], vec![2], &Device::cpu()).unwrap();
     assert!(model.forward(&flat).is_err());
-    assert!(Gpt::new(&config(10, 4, 1, 3, 4), DType::F32, &Device::cpu(), 0).is_err(), "4 is not a multiple of 3 heads");
+    assert!(
+        Gpt::new(&config(10, 4, 1, 3, 4), DType::F32, &Device::cpu(), 0).is_err(),
+        "4 is not a multiple of 3 heads"
+    );
 }

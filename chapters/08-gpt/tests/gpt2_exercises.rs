@@ -33,7 +33,14 @@ mod gpt2_exercises {
     #[ignore = "exercise: implement count_parameters in this file"]
     fn exercise_count_the_parameters_of_gpt2() {
         assert_eq!(count_parameters(&GptConfig::gpt2_small()), 124_439_808);
-        let tiny = GptConfig { n_layer: 3, n_embd: 16, n_head: 2, vocab_size: 30, context_length: 8, ..GptConfig::gpt2_small() };
+        let tiny = GptConfig {
+            n_layer: 3,
+            n_embd: 16,
+            n_head: 2,
+            vocab_size: 30,
+            context_length: 8,
+            ..GptConfig::gpt2_small()
+        };
         let model = Gpt::zeros(&tiny, DType::F32, &Device::cpu()).unwrap();
         assert_eq!(count_parameters(&tiny), model.num_parameters());
     }
@@ -41,7 +48,11 @@ mod gpt2_exercises {
     #[test]
     #[ignore = "exercise: implement gpt2_config_json in this file"]
     fn exercise_config_json_round_trips() {
-        let config = GptConfig { n_inner: Some(100), activation: GeluApproximation::None, ..GptConfig::gpt2_small() };
+        let config = GptConfig {
+            n_inner: Some(100),
+            activation: GeluApproximation::None,
+            ..GptConfig::gpt2_small()
+        };
         let text = gpt2_config_json(&config);
         let back = Gpt2Config::from_json(&text, Path::new("config.json")).unwrap();
         assert_eq!(back.to_gpt_config().unwrap(), config);

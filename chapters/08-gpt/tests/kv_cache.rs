@@ -45,7 +45,10 @@ fn full_logits(model: &Gpt, tokens: &[u32]) -> Vec<f64> {
 /// The largest `|a − b| / (1 + |b|)`.
 fn relative_error(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(a, b)| (a - b).abs() / (1.0 + b.abs())).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0.0, f64::max)
 }
 
 const TOKENS: [u32; 10] = [3, 17, 17, 0, 39, 8, 21, 5, 5, 30];
@@ -60,11 +63,21 @@ fn kv_cache_decoding_one_token_at_a_time_matches_the_full_forward() {
         let mut generator = GptGenerator::new(model).unwrap();
         let mut got = Vec::new();
         for &t in &TOKENS {
-            got.extend(generator.extend(&[t]).unwrap().as_slice().iter().map(|&x| x as f64));
+            got.extend(
+                generator
+                    .extend(&[t])
+                    .unwrap()
+                    .as_slice()
+                    .iter()
+                    .map(|&x| x as f64),
+            );
         }
         assert_eq!(generator.cached_len(), TOKENS.len());
         let worst = relative_error(&got, &expected);
-        assert!(worst <= tol, "{dtype}: incremental and full logits differ by {worst} (relative)");
+        assert!(
+            worst <= tol,
+            "{dtype}: incremental and full logits differ by {worst} (relative)"
+        );
     }
 }
 
@@ -75,10 +88,20 @@ fn kv_cache_prefill_in_chunks_matches_the_full_forward() {
     let mut generator = GptGenerator::new(model).unwrap();
     let mut got = Vec::new();
     for chunk in [&TOKENS[..4], &TOKENS[4..5], &TOKENS[5..]] {
-        got.extend(generator.extend(chunk).unwrap().as_slice().iter().map(|&x| x as f64));
+        got.extend(
+            generator
+                .extend(chunk)
+                .unwrap()
+                .as_slice()
+                .iter()
+                .map(|&x| x as f64),
+        );
     }
     let worst = relative_error(&got, &expected);
-    assert!(worst < 1e-6, "chunked prefill differs by {worst} (relative)");
+    assert!(
+        worst < 1e-6,
+        "chunked prefill differs by {worst} (relative)"
+    );
 }
 
 #[test]
@@ -110,9 +133,15 @@ fn kv_cache_appends_into_its_preallocated_buffer() {
     assert!(layer.writes_in_place());
     let (keys, _) = layer.append(&k.affine(3.0, 0.0).unwrap(), &k).unwrap();
     assert_eq!(keys.dims(), [1, 2, 2, 3]);
-    assert_eq!(keys.narrow(2, 1, 1).unwrap().to_vec_f64().unwrap(), vec![3.0; 6]);
+    assert_eq!(
+        keys.narrow(2, 1, 1).unwrap().to_vec_f64().unwrap(),
+        vec![3.0; 6]
+    );
     let wrong = Tensor::ones(vec![1, 3, 1, 3], DType::F32, &Device::cpu()).unwrap();
-    assert!(layer.append(&wrong, &wrong).is_err(), "a shape that does not fit is refused");
+    assert!(
+        layer.append(&wrong, &wrong).is_err(),
+        "a shape that does not fit is refused"
+    );
 }
 
 #[test]
@@ -122,10 +151,19 @@ fn kv_cache_refuses_tokens_past_the_context_length() {
     generator.extend(&TOKENS).unwrap();
     let err = generator.extend(&[1, 2, 3]).unwrap_err().to_string();
     assert!(err.contains("context length 12"), "{err}");
-    assert_eq!(generator.cached_len(), TOKENS.len(), "a refused extend changes nothing");
+    assert_eq!(
+        generator.cached_len(),
+        TOKENS.len(),
+        "a refused extend changes nothing"
+    );
     let mut cache = KvCache::new(1, 1, 1, 2, 1, DType::F32, &Device::cpu()).unwrap();
     let three = Tensor::ones(vec![1, 1, 3, 1], DType::F32, &Device::cpu()).unwrap();
-    let err = cache.layer_mut(0).unwrap().append(&three, &three).unwrap_err().to_string();
+    let err = cache
+        .layer_mut(0)
+        .unwrap()
+        .append(&three, &three)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("full"), "{err}");
 }
 
@@ -145,8 +183,14 @@ fn kv_cache_truncate_rolls_back_to_an_earlier_position() {
     let tail = &expected[3 * 40..];
     let got: Vec<f64> = got.as_slice().iter().map(|&x| x as f64).collect();
     let worst = relative_error(&got, tail);
-    assert!(worst < 1e-6, "after truncate the logits differ by {worst} (relative)");
-    assert!(generator.truncate(7).is_err(), "cannot keep more than it holds");
+    assert!(
+        worst < 1e-6,
+        "after truncate the logits differ by {worst} (relative)"
+    );
+    assert!(
+        generator.truncate(7).is_err(),
+        "cannot keep more than it holds"
+    );
     generator.reset().unwrap();
     assert_eq!(generator.cached_len(), 0);
 }
@@ -165,7 +209,12 @@ fn generator_refuses_tokens_outside_the_vocabulary() {
 fn kv_cache_makes_generation_faster() {
     // 192 tokens, one at a time: with the cache each step runs one token;
     // without it each step runs the whole prefix again.
-    let config = GptConfig { context_length: 200, n_embd: 64, n_head: 4, ..tiny_config() };
+    let config = GptConfig {
+        context_length: 200,
+        n_embd: 64,
+        n_head: 4,
+        ..tiny_config()
+    };
     let model = Arc::new(Gpt::new(&config, DType::F32, &Device::cpu(), 1).unwrap());
     let tokens: Vec<u32> = (0..192).map(|i| (i * 7 % 40) as u32).collect();
     let start = std::time::Instant::now();
@@ -186,5 +235,8 @@ fn kv_cache_makes_generation_faster() {
         uncached.as_secs_f64() * 1e3,
         uncached.as_secs_f64() / cached.as_secs_f64()
     );
-    assert!(uncached > 3 * cached, "the cache should save most of the work");
+    assert!(
+        uncached > 3 * cached,
+        "the cache should save most of the work"
+    );
 }

@@ -67,7 +67,7 @@ impl CausalSelfAttention {
         device: &Device,
         init: &mut WeightInit<'_>,
     ) -> Result<Self> {
-        if n_head == 0 || n_embd % n_head != 0 {
+        if n_head == 0 || !n_embd.is_multiple_of(n_head) {
             return Err(Error::invalid(
                 "CausalSelfAttention",
                 format!("the width {n_embd} must be a multiple of the number of heads {n_head}"),

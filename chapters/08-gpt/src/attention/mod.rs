@@ -138,7 +138,10 @@ fn check_qkv(q: &Tensor, k: &Tensor, v: Option<&Tensor>) -> Result<()> {
         if t.rank() < 2 {
             return Err(Error::invalid(
                 op,
-                format!("{name} needs at least 2 dimensions [..., T, d], got {}", t.shape()),
+                format!(
+                    "{name} needs at least 2 dimensions [..., T, d], got {}",
+                    t.shape()
+                ),
             ));
         }
         if !t.dtype().is_float() || t.dtype() != q.dtype() {

@@ -49,10 +49,19 @@ impl MultiheadAttention {
         device: &Device,
     ) -> Result<Self> {
         check_heads(embed_dim, num_heads)?;
-        let in_proj_weight =
-            Tensor::param(xavier_uniform((3 * embed_dim, embed_dim), 1.0, dtype, device)?)?;
-        let zeros = |n: usize| -> Result<Tensor> { Tensor::param(RawTensor::zeros(n, dtype, device)?) };
-        let in_proj_bias = if bias { Some(zeros(3 * embed_dim)?) } else { None };
+        let in_proj_weight = Tensor::param(xavier_uniform(
+            (3 * embed_dim, embed_dim),
+            1.0,
+            dtype,
+            device,
+        )?)?;
+        let zeros =
+            |n: usize| -> Result<Tensor> { Tensor::param(RawTensor::zeros(n, dtype, device)?) };
+        let in_proj_bias = if bias {
+            Some(zeros(3 * embed_dim)?)
+        } else {
+            None
+        };
         let mut out_proj = Linear::with_options(embed_dim, embed_dim, bias, dtype, device)?;
         if bias {
             out_proj.bias = Some(zeros(embed_dim)?);
@@ -123,7 +132,11 @@ impl MultiheadAttention {
             if t.rank() != 3 || t.dims()[2] != self.embed_dim() {
                 return Err(Error::invalid(
                     "MultiheadAttention",
-                    format!("inputs must have rank 3 and width {}, got {}", self.embed_dim(), t.shape()),
+                    format!(
+                        "inputs must have rank 3 and width {}, got {}",
+                        self.embed_dim(),
+                        t.shape()
+                    ),
                 ));
             }
             if self.batch_first {
@@ -182,7 +195,7 @@ impl Module for MultiheadAttention {
 // ANCHOR_END: multihead
 
 fn check_heads(embed_dim: usize, num_heads: usize) -> Result<()> {
-    if num_heads == 0 || embed_dim % num_heads != 0 {
+    if num_heads == 0 || !embed_dim.is_multiple_of(num_heads) {
         return Err(Error::invalid(
             "MultiheadAttention",
             format!("embed_dim {embed_dim} must be a multiple of num_heads {num_heads}"),

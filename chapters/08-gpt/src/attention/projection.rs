@@ -15,7 +15,13 @@ pub enum WeightInit<'g> {
 
 impl WeightInit<'_> {
     /// `shape` from `N(0, std²)`, or zeros.
-    pub fn normal(&mut self, shape: Vec<usize>, std: f64, dtype: DType, device: &Device) -> Result<RawTensor> {
+    pub fn normal(
+        &mut self,
+        shape: Vec<usize>,
+        std: f64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<RawTensor> {
         match self {
             WeightInit::Normal(g) => RawTensor::randn_with(0.0, std, shape, dtype, device, g),
             WeightInit::Zeros => RawTensor::zeros(shape, dtype, device),
@@ -53,9 +59,14 @@ impl LinearInOut {
         device: &Device,
     ) -> Result<Self> {
         super::check_float_dtype(dtype, "LinearInOut")?;
-        let weight = Tensor::param(init.normal(vec![in_features, out_features], std, dtype, device)?)?;
+        let weight =
+            Tensor::param(init.normal(vec![in_features, out_features], std, dtype, device)?)?;
         let bias = if bias {
-            Some(Tensor::param(RawTensor::zeros(out_features, dtype, device)?)?)
+            Some(Tensor::param(RawTensor::zeros(
+                out_features,
+                dtype,
+                device,
+            )?)?)
         } else {
             None
         };
@@ -64,10 +75,7 @@ impl LinearInOut {
 
     /// A layer around given tensors: `weight [in, out]`, `bias [out]`.
     pub fn from_weights(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        let ok = weight.rank() == 2
-            && bias
-                .as_ref()
-                .is_none_or(|b| b.dims() == [weight.dims()[1]]);
+        let ok = weight.rank() == 2 && bias.as_ref().is_none_or(|b| b.dims() == [weight.dims()[1]]);
         if !ok {
             return Err(Error::invalid(
                 "LinearInOut",

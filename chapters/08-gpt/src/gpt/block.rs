@@ -96,8 +96,22 @@ impl Block {
             )?,
             ln_2: norm()?,
             mlp: Mlp {
-                c_fc: LinearInOut::new((c, config.mlp_width()), 0.02, config.bias, init, dtype, device)?,
-                c_proj: LinearInOut::new((config.mlp_width(), c), proj_std, config.bias, init, dtype, device)?,
+                c_fc: LinearInOut::new(
+                    (c, config.mlp_width()),
+                    0.02,
+                    config.bias,
+                    init,
+                    dtype,
+                    device,
+                )?,
+                c_proj: LinearInOut::new(
+                    (config.mlp_width(), c),
+                    proj_std,
+                    config.bias,
+                    init,
+                    dtype,
+                    device,
+                )?,
                 dropout: Dropout::new(config.dropout)?,
                 activation: config.activation,
             },
@@ -107,7 +121,8 @@ impl Block {
 
 /// A layer norm over the width, without its bias when the model has none.
 pub(crate) fn layer_norm(config: &GptConfig, dtype: DType, device: &Device) -> Result<LayerNorm> {
-    let mut ln = LayerNorm::with_options(config.n_embd, config.layer_norm_eps, true, dtype, device)?;
+    let mut ln =
+        LayerNorm::with_options(config.n_embd, config.layer_norm_eps, true, dtype, device)?;
     if !config.bias {
         ln.bias = None;
     }

@@ -68,9 +68,12 @@ impl GptConfig {
             ("n_inner", self.mlp_width()),
         ];
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
-            return Err(Error::invalid("GptConfig", format!("{name} must be positive")));
+            return Err(Error::invalid(
+                "GptConfig",
+                format!("{name} must be positive"),
+            ));
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(Error::invalid(
                 "GptConfig",
                 format!(
@@ -85,10 +88,13 @@ impl GptConfig {
                 format!("dropout must be in [0, 1], got {}", self.dropout),
             ));
         }
-        if !(self.layer_norm_eps > 0.0) {
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
             return Err(Error::invalid(
                 "GptConfig",
-                format!("layer_norm_eps must be positive, got {}", self.layer_norm_eps),
+                format!(
+                    "layer_norm_eps must be positive, got {}",
+                    self.layer_norm_eps
+                ),
             ));
         }
         Ok(())

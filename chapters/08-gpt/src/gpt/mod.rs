@@ -72,7 +72,12 @@ impl Gpt {
     /// variance from growing with depth.
     pub fn new(config: &GptConfig, dtype: DType, device: &Device, seed: u64) -> Result<Self> {
         let mut generator = Generator::new(seed);
-        Gpt::build(config, dtype, device, &mut WeightInit::Normal(&mut generator))
+        Gpt::build(
+            config,
+            dtype,
+            device,
+            &mut WeightInit::Normal(&mut generator),
+        )
     }
     // ANCHOR_END: init
 
@@ -92,7 +97,10 @@ impl Gpt {
         crate::attention::check_float_dtype(dtype, "Gpt")?;
         let c = config.n_embd;
         let mut embedding = |rows: usize| -> Result<Embedding> {
-            Embedding::from_weights(Tensor::param(init.normal(vec![rows, c], 0.02, dtype, device)?)?, None)
+            Embedding::from_weights(
+                Tensor::param(init.normal(vec![rows, c], 0.02, dtype, device)?)?,
+                None,
+            )
         };
         let wte = embedding(config.vocab_size)?;
         let wpe = embedding(config.context_length)?;
@@ -207,7 +215,10 @@ impl Gpt {
         if ids.rank() != 2 || ids.dims()[1] == 0 {
             return Err(Error::invalid(
                 "Gpt::forward",
-                format!("token ids must be [batch, T] with T > 0, got {}", ids.shape()),
+                format!(
+                    "token ids must be [batch, T] with T > 0, got {}",
+                    ids.shape()
+                ),
             ));
         }
         let t = ids.dims()[1];

@@ -46,8 +46,14 @@ pub fn run(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
         "multi_head_attention" => {
             let args = c.args();
             let batch_first = !args.has("batch_first") || args.bool("batch_first")?;
-            let bias = |name: &str| c.inputs.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone());
-            let out_proj = Linear::from_weights(c.input("out_proj.weight")?.clone(), bias("out_proj.bias"));
+            let bias = |name: &str| {
+                c.inputs
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, t)| t.clone())
+            };
+            let out_proj =
+                Linear::from_weights(c.input("out_proj.weight")?.clone(), bias("out_proj.bias"));
             let mha = MultiheadAttention::from_weights(
                 c.input("in_proj_weight")?.clone(),
                 bias("in_proj_bias"),
@@ -56,7 +62,11 @@ pub fn run(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
                 batch_first,
             )?;
             let x = c.input("x")?;
-            let mask = c.inputs.iter().find(|(n, _)| n == "attn_mask").map(|(_, t)| t);
+            let mask = c
+                .inputs
+                .iter()
+                .find(|(n, _)| n == "attn_mask")
+                .map(|(_, t)| t);
             let (out, weights) = mha.forward_attention(x, x, x, mask, true)?;
             let weights = weights.ok_or_else(|| Failure::new("no attention weights returned"))?;
             return Ok(OpOutputs::one(out).with_aux("attn_weights", weights));

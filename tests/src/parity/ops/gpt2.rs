@@ -40,7 +40,9 @@ fn tolerance(env: &CaseEnv<'_>, kind: &str) -> Result<Tolerance, Failure> {
             .get(kind)
             .copied()
             .ok_or_else(|| Failure::new(format!("the manifest gives no `{kind}` tolerance"))),
-        _ => Err(Failure::new("the manifest gives no tolerance for this case")),
+        _ => Err(Failure::new(
+            "the manifest gives no tolerance for this case",
+        )),
     }
 }
 
@@ -66,10 +68,13 @@ pub fn check(env: &CaseEnv<'_>) -> Result<(), Failure> {
         dtype,
         &device,
     )?;
-    let io = env.load(file(env, match env.precision {
-        Precision::F32 => "io",
-        Precision::F64 => "io_f64",
-    })?)?;
+    let io = env.load(file(
+        env,
+        match env.precision {
+            Precision::F32 => "io",
+            Precision::F64 => "io_f64",
+        },
+    )?)?;
     let get = |name: &str| -> Result<chapter_02::Tensor, Failure> {
         Ok(io.get(name)?.to_device(&device)?)
     };
@@ -82,9 +87,21 @@ pub fn check(env: &CaseEnv<'_>) -> Result<(), Failure> {
 
     let mut mismatches: Vec<Mismatch> = Vec::new();
     let logits_tol = tolerance(env, "logits")?;
-    mismatches.extend(compare("logits", &out.logits.data(), &get("logits")?, logits_tol));
-    mismatches.extend(compare("loss", &loss.data(), &get("loss")?, tolerance(env, "loss")?));
-    let stored_hidden = (0..).take_while(|i| io.get(&format!("hidden_states.{i}")).is_ok()).count();
+    mismatches.extend(compare(
+        "logits",
+        &out.logits.data(),
+        &get("logits")?,
+        logits_tol,
+    ));
+    mismatches.extend(compare(
+        "loss",
+        &loss.data(),
+        &get("loss")?,
+        tolerance(env, "loss")?,
+    ));
+    let stored_hidden = (0..)
+        .take_while(|i| io.get(&format!("hidden_states.{i}")).is_ok())
+        .count();
     if stored_hidden != out.hidden_states.len() {
         return Err(Failure::new(format!(
             "{} hidden states, the fixture has {stored_hidden}",
@@ -129,7 +146,12 @@ pub fn check(env: &CaseEnv<'_>) -> Result<(), Failure> {
     let generation: Generation = serde_json::from_str(&text)
         .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     let mut generator = GptGenerator::new(Arc::new(model))?;
-    for (row, (prompt, expected)) in generation.prompt_ids.iter().zip(&generation.new_ids).enumerate() {
+    for (row, (prompt, expected)) in generation
+        .prompt_ids
+        .iter()
+        .zip(&generation.new_ids)
+        .enumerate()
+    {
         generator.reset()?;
         let mut logits = generator.extend(prompt)?;
         let mut got = Vec::new();
