@@ -96,7 +96,9 @@ pub fn attention_weights(q: &Tensor, k: &Tensor, opts: &AttentionOptions<'_>) ->
     let t_k = k.dims()[k.rank() - 2];
     let scale = opts.scale.unwrap_or(1.0 / (d as f64).sqrt());
     // Scores: one dot product per (query, key) pair; `k.t()` is a view.
-    let mut scores = q.matmul(&k.t()?)?.affine(scale, 0.0)?; // [..., T_q, T_k]
+    // Scaling the queries (`T_q·d` numbers) costs less than scaling the
+    // scores (`T_q·T_k`) and gives the same result.
+    let mut scores = q.affine(scale, 0.0)?.matmul(&k.t()?)?; // [..., T_q, T_k]
     if opts.causal {
         if let Some(mask) = causal_mask_for(t_q, t_k, &q.device())? {
             scores = scores.masked_fill(&mask, f64::NEG_INFINITY)?;
