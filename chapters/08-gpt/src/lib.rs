@@ -29,6 +29,7 @@ pub use attention::{
     scaled_dot_product_attention, AttentionOptions, CausalSelfAttention, LinearInOut,
     MultiheadAttention,
 };
-pub use gpt::{Gpt, GptConfig, GptGenerator};
+pub use gpt::{language_model_loss, next_token_loss, Gpt, GptConfig, GptGenerator, GptOutput};
+pub use gpt2::{load_gpt2, load_gpt2_files, Gpt2Config};
 pub use kv_cache::KvCache;
 pub use language_model::{LanguageModel, Logits};
