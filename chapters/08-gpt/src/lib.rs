@@ -27,4 +27,11 @@ pub mod sampling;
 pub mod tokenizer;
 pub mod training;
 
+pub use attention::{
+    scaled_dot_product_attention, AttentionOptions, CausalSelfAttention, LinearInOut,
+    MultiheadAttention,
+};
+pub use gpt::{language_model_loss, next_token_loss, Gpt, GptConfig, GptGenerator, GptOutput};
+pub use gpt2::{load_gpt2, load_gpt2_files, Gpt2Config};
+pub use kv_cache::KvCache;
 pub use language_model::{LanguageModel, Logits};

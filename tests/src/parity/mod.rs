@@ -48,8 +48,8 @@ pub const COVERED: &[Coverage] = &[
     Coverage::group("shape", ops::shape::run),
     // Chapter 03 (matmul) and chapter 04 (einsum).
     Coverage::group("matmul", ops::matmul::run),
-    // Chapter 04: the causal masked softmax. SDPA and MultiheadAttention: chapter 08.
-    Coverage::ops("attention", &["masked_fill+softmax"], ops::attention::run),
+    // Chapter 04: the causal masked softmax; chapter 08: SDPA and MultiheadAttention.
+    Coverage::group("attention", ops::attention::run),
     // Chapter 05: Linear, Embedding, LayerNorm, RMSNorm, BatchNorm (train + running stats, eval).
     Coverage::group("nn", ops::nn::run),
     // Chapter 05: cross_entropy (smoothing, ignore_index), nll_loss, mse_loss, BCE with logits.
@@ -60,6 +60,8 @@ pub const COVERED: &[Coverage] = &[
     Coverage::custom("lr_schedulers", ops::lr_schedulers::check),
     // Chapter 06: clip_grad_norm_ (2-norm and inf-norm), the norm and the clipped grads.
     Coverage::custom("clip_grad_norm", ops::clip_grad_norm::check),
+    // Chapter 08: GPT-2 from Hugging Face's files: logits, loss, hidden states, grads, generation.
+    Coverage::custom("gpt2_tiny", ops::gpt2::check),
 ];
 
 /// One covered kind of fixture case: a group, optionally narrowed to some

@@ -9,6 +9,7 @@
 pub mod attention;
 pub mod clip_grad_norm;
 pub mod elementwise;
+pub mod gpt2;
 pub mod loss;
 pub mod lr_schedulers;
 pub mod matmul;
