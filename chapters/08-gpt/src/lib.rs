@@ -26,3 +26,8 @@ pub mod sampling;
 pub mod tokenizer;
 
 pub use language_model::{LanguageModel, Logits};
+pub use sampling::{
+    beam_search, generate, speculative_generate, BeamSearchConfig, BigramModel, ContextPolicy,
+    Generation, Sampler, SamplingConfig, SpeculativeConfig, StopConditions, StopReason,
+    TokenDecoder, TokenEvent,
+};
