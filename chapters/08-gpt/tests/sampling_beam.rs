@@ -108,7 +108,9 @@ fn finished_beams(alpha: f64, early_stopping: bool) -> Vec<BeamHypothesis> {
         num_return_sequences: 2,
         ..BeamSearchConfig::new(2, 3)
     };
-    beam_search(&mut short_or_long(), &[S], &config).unwrap().hypotheses
+    beam_search(&mut short_or_long(), &[S], &config)
+        .unwrap()
+        .hypotheses
 }
 
 #[test]
@@ -241,7 +243,9 @@ fn beam_search_options_are_validated() {
         ),
         (BeamSearchConfig::new(2, 40), "context length"),
     ] {
-        let err = beam_search(&mut model, &[S], &config).unwrap_err().to_string();
+        let err = beam_search(&mut model, &[S], &config)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(word), "{err}");
     }
 }

@@ -32,7 +32,10 @@ mod sampling_exercises {
     fn exercise_typical_sampling_can_drop_the_most_likely_token() {
         // p = [1/2, 1/4, 1/8, 1/8]: H = 1.75 bits, surprisals 1, 2, 3, 3
         // bits. Token 1 is the most typical, then token 0.
-        let logits: Vec<f64> = [0.5f64, 0.25, 0.125, 0.125].iter().map(|p| p.ln()).collect();
+        let logits: Vec<f64> = [0.5f64, 0.25, 0.125, 0.125]
+            .iter()
+            .map(|p| p.ln())
+            .collect();
         let mut l = logits.clone();
         apply_typical(&mut l, 0.2);
         let p = softmax(&l);

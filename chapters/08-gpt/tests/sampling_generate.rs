@@ -196,7 +196,10 @@ fn a_generation_that_cannot_fit_the_context_is_refused_before_any_work() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("generate") && err.contains("7") && err.contains("6"), "{err}");
+    assert!(
+        err.contains("generate") && err.contains("7") && err.contains("6"),
+        "{err}"
+    );
     assert_eq!(model.extend_calls(), 0);
     // Four new tokens fit exactly: 3 + 3 fed, the last one never fed.
     let stop = StopConditions::max_new_tokens(4);
@@ -263,9 +266,17 @@ fn sampled_generation_is_reproducible_for_a_seed() {
         let mut model = BigramModel::new(8, table.clone(), 64).unwrap();
         let mut s = Sampler::new(SamplingConfig::default(), seed).unwrap();
         let stop = StopConditions::max_new_tokens(30);
-        generate(&mut model, &[0], &mut s, &stop, None, ContextPolicy::Error, |_| {})
-            .unwrap()
-            .tokens
+        generate(
+            &mut model,
+            &[0],
+            &mut s,
+            &stop,
+            None,
+            ContextPolicy::Error,
+            |_| {},
+        )
+        .unwrap()
+        .tokens
     };
     assert_eq!(run(9), run(9));
     assert_ne!(run(9), run(10));

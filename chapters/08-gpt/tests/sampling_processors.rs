@@ -17,7 +17,10 @@ fn logits_of(probs: &[f64]) -> Vec<f32> {
 fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
     assert_eq!(actual.len(), expected.len(), "{actual:?} vs {expected:?}");
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!((a - e).abs() <= tol, "entry {i}: {a} vs {e} ({actual:?} vs {expected:?})");
+        assert!(
+            (a - e).abs() <= tol,
+            "entry {i}: {a} vs {e} ({actual:?} vs {expected:?})"
+        );
     }
 }
 
@@ -110,7 +113,10 @@ fn sampling_config_rejects_each_bad_option_by_name_value_and_range() {
 fn bad_logits_are_errors_not_panics() {
     let c = SamplingConfig::default();
     assert!(c.probabilities(&[], &[]).is_err());
-    let nan = c.probabilities(&[0.0, f32::NAN], &[]).unwrap_err().to_string();
+    let nan = c
+        .probabilities(&[0.0, f32::NAN], &[])
+        .unwrap_err()
+        .to_string();
     assert!(nan.contains("token 1") && nan.contains("NaN"), "{nan}");
     assert!(c.probabilities(&[f32::INFINITY, 0.0], &[]).is_err());
     let masked = c.probabilities(&[f32::NEG_INFINITY; 3], &[]).unwrap_err();
@@ -135,7 +141,12 @@ fn repetition_penalty_divides_positive_and_multiplies_negative_logits_once() {
     let before = softmax(&[2.0, -1.0, 0.5, 3.0]);
     let after = softmax(&l);
     for t in 0..3 {
-        assert!(after[t] < before[t], "token {t}: {} !< {}", after[t], before[t]);
+        assert!(
+            after[t] < before[t],
+            "token {t}: {} !< {}",
+            after[t],
+            before[t]
+        );
     }
 }
 
@@ -200,7 +211,11 @@ fn min_p_drops_tokens_less_likely_than_a_fraction_of_the_top_one() {
 
 #[test]
 fn softmax_handles_minus_infinity_and_equal_logits() {
-    assert_close(&softmax(&[NEG_INF, 0.0, NEG_INF, 0.0]), &[0.0, 0.5, 0.0, 0.5], 0.0);
+    assert_close(
+        &softmax(&[NEG_INF, 0.0, NEG_INF, 0.0]),
+        &[0.0, 0.5, 0.0, 0.5],
+        0.0,
+    );
     assert_close(&softmax(&[1e4, 1e4, 1e4]), &[1.0 / 3.0; 3], 1e-15);
 }
 
@@ -252,8 +267,14 @@ fn transforms_run_in_the_documented_order() {
         ..SamplingConfig::greedy()
     };
     let logits = [2.0f32, 1.0, 0.5];
-    assert_eq!(greedy.probabilities(&logits, &[]).unwrap(), vec![1.0, 0.0, 0.0]);
-    assert_eq!(greedy.probabilities(&logits, &[0]).unwrap(), vec![0.0, 1.0, 0.0]);
+    assert_eq!(
+        greedy.probabilities(&logits, &[]).unwrap(),
+        vec![1.0, 0.0, 0.0]
+    );
+    assert_eq!(
+        greedy.probabilities(&logits, &[0]).unwrap(),
+        vec![0.0, 1.0, 0.0]
+    );
 }
 
 #[test]
@@ -281,7 +302,9 @@ fn seeded_sampling_is_reproducible_and_seeds_differ() {
     let logits: Vec<f32> = (0..50).map(|i| ((i * 7 % 13) as f32) * 0.3).collect();
     let draw = |seed| {
         let mut s = Sampler::new(SamplingConfig::default(), seed).unwrap();
-        (0..64).map(|_| s.sample(&logits, &[]).unwrap()).collect::<Vec<_>>()
+        (0..64)
+            .map(|_| s.sample(&logits, &[]).unwrap())
+            .collect::<Vec<_>>()
     };
     assert_eq!(draw(42), draw(42));
     assert_ne!(draw(42), draw(43));

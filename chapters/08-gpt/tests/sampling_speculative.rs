@@ -68,8 +68,17 @@ fn speculative_counts(
     for _ in 0..draws {
         t.reset().unwrap();
         d.reset().unwrap();
-        let out = speculative_generate(&mut t, &mut d, prompt, &mut sampler, &spec, &stop, None, |_| {})
-            .unwrap();
+        let out = speculative_generate(
+            &mut t,
+            &mut d,
+            prompt,
+            &mut sampler,
+            &spec,
+            &stop,
+            None,
+            |_| {},
+        )
+        .unwrap();
         let g = &out.generation.tokens;
         counts[(g[0] + 4 * g[1] + 16 * g[2]) as usize] += 1;
         total.target_calls += out.stats.target_calls;
@@ -104,7 +113,8 @@ fn speculative_sampling_draws_from_the_target_distribution() {
     ];
     for (config, k) in configs {
         let prompt = [2, 0];
-        let (counts, stats) = speculative_counts(&config, SpeculativeConfig::new(k), &prompt, 20_000);
+        let (counts, stats) =
+            speculative_counts(&config, SpeculativeConfig::new(k), &prompt, 20_000);
         let fit = chi_square(&counts, &exact_target_distribution(&config, &prompt)).unwrap();
         eprintln!(
             "k = {k}, {config:?}: X² = {:.1} (df {}), p = {:.3}; acceptance {:.3}, {:.3} tokens per target call",
@@ -179,7 +189,10 @@ fn acceptance_rate_and_speedup_match_the_overlap_of_the_two_distributions() {
     assert_eq!(d.extend_calls(), s.draft_calls);
     // Binomial standard error of the rate is about 0.003 here.
     assert!((s.acceptance_rate() - alpha).abs() < 0.015, "{s:?}");
-    assert!((s.tokens_per_target_call() - expected_tokens).abs() < 0.05, "{s:?}");
+    assert!(
+        (s.tokens_per_target_call() - expected_tokens).abs() < 0.05,
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -267,12 +280,39 @@ fn speculative_requests_are_checked() {
     let (mut t, mut d) = (target(), draft());
     let mut s = Sampler::greedy();
     let stop = StopConditions::max_new_tokens(4);
-    let zero = speculative_generate(&mut t, &mut d, &[0], &mut s, &SpeculativeConfig::new(0), &stop, None, |_| {});
+    let zero = speculative_generate(
+        &mut t,
+        &mut d,
+        &[0],
+        &mut s,
+        &SpeculativeConfig::new(0),
+        &stop,
+        None,
+        |_| {},
+    );
     assert!(zero.unwrap_err().to_string().contains("draft_tokens"));
     let mut small = BigramModel::from_probabilities(&[vec![0.5, 0.5], vec![0.5, 0.5]], 8).unwrap();
-    let vocab = speculative_generate(&mut t, &mut small, &[0], &mut s, &SpeculativeConfig::new(2), &stop, None, |_| {});
+    let vocab = speculative_generate(
+        &mut t,
+        &mut small,
+        &[0],
+        &mut s,
+        &SpeculativeConfig::new(2),
+        &stop,
+        None,
+        |_| {},
+    );
     assert!(vocab.unwrap_err().to_string().contains("vocabulary"));
     let long = StopConditions::max_new_tokens(1000);
-    let ctx = speculative_generate(&mut t, &mut d, &[0], &mut s, &SpeculativeConfig::new(2), &long, None, |_| {});
+    let ctx = speculative_generate(
+        &mut t,
+        &mut d,
+        &[0],
+        &mut s,
+        &SpeculativeConfig::new(2),
+        &long,
+        None,
+        |_| {},
+    );
     assert!(ctx.unwrap_err().to_string().contains("context length"));
 }

@@ -145,7 +145,13 @@ pub fn beam_search<M: LanguageModel + ?Sized>(
     config.validate()?;
     let base = model.cached_len();
     let max_new = config.max_new_tokens;
-    check_fits("beam_search", model.context_length(), base, prompt.len(), Some(max_new))?;
+    check_fits(
+        "beam_search",
+        model.context_length(),
+        base,
+        prompt.len(),
+        Some(max_new),
+    )?;
     let alpha = config.length_penalty;
     let after_prompt = model.extend(prompt)?.last().to_vec();
     let prefix = base + prompt.len();
@@ -166,7 +172,11 @@ pub fn beam_search<M: LanguageModel + ?Sized>(
             let row = if beam.tokens.is_empty() {
                 after_prompt.clone()
             } else {
-                let shared = held.iter().zip(&beam.tokens).take_while(|(a, b)| a == b).count();
+                let shared = held
+                    .iter()
+                    .zip(&beam.tokens)
+                    .take_while(|(a, b)| a == b)
+                    .count();
                 let keep = shared.min(beam.tokens.len() - 1);
                 model.truncate(prefix + keep)?;
                 let logits = model.extend(&beam.tokens[keep..])?;

@@ -38,7 +38,11 @@ pub fn chi_square(observed: &[u64], probs: &[f64]) -> Result<ChiSquare> {
     if observed.len() != probs.len() || probs.is_empty() {
         return Err(Error::Invalid {
             op: "chi_square",
-            msg: format!("{} counts for {} probabilities", observed.len(), probs.len()),
+            msg: format!(
+                "{} counts for {} probabilities",
+                observed.len(),
+                probs.len()
+            ),
         });
     }
     let n: u64 = observed.iter().sum();

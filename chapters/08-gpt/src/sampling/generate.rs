@@ -72,7 +72,13 @@ pub fn generate<M: LanguageModel + ?Sized>(
     let mut checker = StopChecker::new(stop, decoder)?;
     let context = model.context_length();
     let budget = (policy == ContextPolicy::Error).then_some(stop.max_new_tokens);
-    check_fits("generate", context, model.cached_len(), prompt.len(), budget)?;
+    check_fits(
+        "generate",
+        context,
+        model.cached_len(),
+        prompt.len(),
+        budget,
+    )?;
 
     let mut history = prompt.to_vec();
     let mut logits = model.extend(prompt)?;

@@ -34,8 +34,8 @@ pub use config::SamplingConfig;
 pub use generate::{generate, ContextPolicy};
 pub use sampler::Sampler;
 pub use speculative::{
-    residual_distribution, speculative_generate, DraftAcceptance, SpeculativeConfig, SpeculativeGeneration,
-    SpeculativeStats,
+    residual_distribution, speculative_generate, DraftAcceptance, SpeculativeConfig,
+    SpeculativeGeneration, SpeculativeStats,
 };
 pub use stop::{
     Generation, Pushed, StopChecker, StopConditions, StopReason, TokenDecoder, TokenEvent,

@@ -21,16 +21,25 @@ pub fn checked_logits(op: &'static str, logits: &[f32]) -> Result<Vec<f64>> {
             msg: "the row of logits is empty".into(),
         });
     }
-    if let Some(i) = logits.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
+    if let Some(i) = logits
+        .iter()
+        .position(|x| x.is_nan() || *x == f32::INFINITY)
+    {
         return Err(Error::Invalid {
             op,
-            msg: format!("logit of token {i} is {} (expected a number or -inf)", logits[i]),
+            msg: format!(
+                "logit of token {i} is {} (expected a number or -inf)",
+                logits[i]
+            ),
         });
     }
     if logits.iter().all(|x| *x == f32::NEG_INFINITY) {
         return Err(Error::Invalid {
             op,
-            msg: format!("all {} logits are -inf: no token can be sampled", logits.len()),
+            msg: format!(
+                "all {} logits are -inf: no token can be sampled",
+                logits.len()
+            ),
         });
     }
     Ok(logits.iter().map(|&x| x as f64).collect())
@@ -52,7 +61,10 @@ pub fn apply_repetition_penalty(logits: &mut [f64], history: &[u32], penalty: f6
         let Some(done) = seen.get_mut(t as usize) else {
             return Err(Error::Invalid {
                 op: "repetition_penalty",
-                msg: format!("history token {t} is outside a vocabulary of {}", logits.len()),
+                msg: format!(
+                    "history token {t} is outside a vocabulary of {}",
+                    logits.len()
+                ),
             });
         };
         if !*done {
@@ -156,7 +168,10 @@ pub fn softmax(logits: &[f64]) -> Vec<f64> {
         // A tiny temperature can overflow a logit to +∞: the limit of the
         // softmax is uniform over the tokens that reached it.
         let n = logits.iter().filter(|l| **l == max).count() as f64;
-        return logits.iter().map(|l| if *l == max { 1.0 / n } else { 0.0 }).collect();
+        return logits
+            .iter()
+            .map(|l| if *l == max { 1.0 / n } else { 0.0 })
+            .collect();
     }
     let exps: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
     let sum: f64 = exps.iter().sum();

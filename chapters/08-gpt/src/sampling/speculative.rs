@@ -167,8 +167,20 @@ where
     }
     let mut checker = StopChecker::new(stop, decoder)?;
     let new = Some(stop.max_new_tokens);
-    check_fits(op, target.context_length(), target.cached_len(), prompt.len(), new)?;
-    check_fits(op, draft.context_length(), draft.cached_len(), prompt.len(), new)?;
+    check_fits(
+        op,
+        target.context_length(),
+        target.cached_len(),
+        prompt.len(),
+        new,
+    )?;
+    check_fits(
+        op,
+        draft.context_length(),
+        draft.cached_len(),
+        prompt.len(),
+        new,
+    )?;
 
     let mut pos = Positions {
         target_base: target.cached_len(),

@@ -246,7 +246,12 @@ impl<'a> StopChecker<'a> {
         }
         for (start, _) in text.char_indices().filter(|(i, _)| *i >= self.emitted) {
             let tail = &text[start..];
-            if self.conditions.stop_strings.iter().any(|s| s.starts_with(tail)) {
+            if self
+                .conditions
+                .stop_strings
+                .iter()
+                .any(|s| s.starts_with(tail))
+            {
                 end = end.min(start);
                 break;
             }
