@@ -33,7 +33,7 @@ impl Logits {
     /// in the model, not bad input.
     pub fn new(vocab: usize, data: Vec<f32>) -> Self {
         assert!(
-            vocab > 0 && data.len() % vocab == 0,
+            vocab > 0 && data.len().is_multiple_of(vocab),
             "Logits::new: {} values do not make rows of {vocab}",
             data.len()
         );

@@ -22,8 +22,8 @@ fn garden_path() -> BigramModel {
     rows[S as usize][B as usize] = 0.4;
     rows[A as usize] = vec![0.0, 0.0, 0.0, 0.34, 0.33, 0.33];
     rows[B as usize] = vec![0.0, 0.0, 0.0, 0.9, 0.0, 0.1];
-    for r in 3..6 {
-        rows[r] = vec![1.0 / 6.0; 6];
+    for row in &mut rows[3..] {
+        *row = vec![1.0 / 6.0; 6];
     }
     BigramModel::from_probabilities(&rows, 32).unwrap()
 }
