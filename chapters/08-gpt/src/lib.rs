@@ -35,3 +35,8 @@ pub use gpt::{language_model_loss, next_token_loss, Gpt, GptConfig, GptGenerator
 pub use gpt2::{load_gpt2, load_gpt2_files, Gpt2Config};
 pub use kv_cache::KvCache;
 pub use language_model::{LanguageModel, Logits};
+pub use sampling::{
+    beam_search, generate, speculative_generate, BeamSearchConfig, BigramModel, ContextPolicy,
+    Generation, Sampler, SamplingConfig, SpeculativeConfig, StopConditions, StopReason,
+    TokenDecoder, TokenEvent,
+};
