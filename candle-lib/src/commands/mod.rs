@@ -4,5 +4,6 @@
 pub mod dashboard;
 pub mod data;
 pub mod scalar_demo;
+pub mod tokenize;
 pub mod train;
 pub mod values;

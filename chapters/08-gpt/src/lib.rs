@@ -26,3 +26,4 @@ pub mod sampling;
 pub mod tokenizer;
 
 pub use language_model::{LanguageModel, Logits};
+pub use tokenizer::{BpeTrainer, Gpt2Tokenizer, TokenizerError};

@@ -60,6 +60,8 @@ pub const COVERED: &[Coverage] = &[
     Coverage::custom("lr_schedulers", ops::lr_schedulers::check),
     // Chapter 06: clip_grad_norm_ (2-norm and inf-norm), the norm and the clipped grads.
     Coverage::custom("clip_grad_norm", ops::clip_grad_norm::check),
+    // Chapter 08: GPT-2's tokenizer, ids exactly tiktoken's.
+    Coverage::custom("tokenizer", ops::tokenizer::check),
 ];
 
 /// One covered kind of fixture case: a group, optionally narrowed to some
