@@ -38,9 +38,17 @@ fn stderr(out: &Output) -> String {
 
 fn refused(args: &[&str], expected: &[&str]) {
     let out = candle(args);
-    assert!(!out.status.success(), "`candle {}` succeeded", args.join(" "));
+    assert!(
+        !out.status.success(),
+        "`candle {}` succeeded",
+        args.join(" ")
+    );
     for e in expected {
-        assert!(stderr(&out).contains(e), "`{e}` missing from: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(e),
+            "`{e}` missing from: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -120,19 +128,55 @@ fn tokenizer_train_refuses_bad_vocab_sizes_and_inputs() {
     let input = data_dir().join("shakespeare/shakespeare_small.txt");
     let i = input.to_str().unwrap();
     for bad in ["0", "256", "-3", "many"] {
-        let got = candle(&["tokenizer", "train", "--input", i, "--vocab-size", bad, "--out", o]);
+        let got = candle(&[
+            "tokenizer",
+            "train",
+            "--input",
+            i,
+            "--vocab-size",
+            bad,
+            "--out",
+            o,
+        ]);
         assert!(!got.status.success(), "--vocab-size {bad} accepted");
     }
     refused(
-        &["tokenizer", "train", "--input", i, "--vocab-size", "256", "--out", o],
+        &[
+            "tokenizer",
+            "train",
+            "--input",
+            i,
+            "--vocab-size",
+            "256",
+            "--out",
+            o,
+        ],
         &["--vocab-size 256", "at least 257"],
     );
     refused(
-        &["tokenizer", "train", "--input", "/no/such.txt", "--vocab-size", "300", "--out", o],
+        &[
+            "tokenizer",
+            "train",
+            "--input",
+            "/no/such.txt",
+            "--vocab-size",
+            "300",
+            "--out",
+            o,
+        ],
         &["/no/such.txt"],
     );
     refused(
-        &["tokenizer", "train", "--input", i, "--vocab-size", "300", "--out", i],
+        &[
+            "tokenizer",
+            "train",
+            "--input",
+            i,
+            "--vocab-size",
+            "300",
+            "--out",
+            i,
+        ],
         &["is a file"],
     );
     assert!(!out.exists());

@@ -109,7 +109,10 @@ fn tokenizer_files(data: &[u8]) -> bool {
         Some(at) => load(&data[..at], &data[at + 1..]),
         None => {
             let seed = tokenizer_seed();
-            let at = seed.iter().position(|&b| b == 0xFF).expect("the seed has both files");
+            let at = seed
+                .iter()
+                .position(|&b| b == 0xFF)
+                .expect("the seed has both files");
             let as_encoder = load(data, &seed[at + 1..]);
             load(&seed[..at], data) || as_encoder
         }

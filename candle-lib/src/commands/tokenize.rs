@@ -89,7 +89,9 @@ pub fn run_tokenizer(args: &TokenizerArgs) -> CommandResult {
                 .into());
             }
             if out.exists() && !out.is_dir() {
-                return Err(format!("--out {}: is a file, expected a folder", out.display()).into());
+                return Err(
+                    format!("--out {}: is a file, expected a folder", out.display()).into(),
+                );
             }
             let existing: Vec<PathBuf> = ["encoder.json", "vocab.bpe"]
                 .iter()

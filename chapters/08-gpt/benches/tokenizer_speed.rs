@@ -48,7 +48,8 @@ fn main() {
     let text = std::fs::read_to_string(&file)
         .unwrap_or_else(|e| fail(&format!("{}: cannot read: {e}", file.display())));
     let load = Instant::now();
-    let tokenizer = Gpt2Tokenizer::from_dir(&default_gpt2_dir()).unwrap_or_else(|e| fail(&e.to_string()));
+    let tokenizer =
+        Gpt2Tokenizer::from_dir(&default_gpt2_dir()).unwrap_or_else(|e| fail(&e.to_string()));
     let load_s = load.elapsed().as_secs_f64();
 
     let ids = tokenizer.encode(&text);

@@ -55,7 +55,10 @@ fn a_saved_vocabulary_loads_back() {
 #[test]
 fn missing_file_is_named() {
     let err = Gpt2Tokenizer::from_dir(Path::new("/no/such/dir")).unwrap_err();
-    assert!(err.to_string().contains("/no/such/dir/encoder.json"), "{err}");
+    assert!(
+        err.to_string().contains("/no/such/dir/encoder.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -69,14 +72,42 @@ fn encoder_json_that_is_not_a_json_object_is_refused() {
 #[test]
 fn encoder_json_with_wrong_types_or_ids_is_refused() {
     let e = encoder();
-    refused(&e.replacen("\"!\": 0", "\"!\": \"0\"", 1), &vocab(), &[ENCODER, "`!`", "not a whole number"]);
-    refused(&e.replacen("\"!\": 0", "\"!\": -1", 1), &vocab(), &[ENCODER, "not a whole number"]);
-    refused(&e.replacen("\"!\": 0", "\"!\": 0.5", 1), &vocab(), &[ENCODER, "not a whole number"]);
+    refused(
+        &e.replacen("\"!\": 0", "\"!\": \"0\"", 1),
+        &vocab(),
+        &[ENCODER, "`!`", "not a whole number"],
+    );
+    refused(
+        &e.replacen("\"!\": 0", "\"!\": -1", 1),
+        &vocab(),
+        &[ENCODER, "not a whole number"],
+    );
+    refused(
+        &e.replacen("\"!\": 0", "\"!\": 0.5", 1),
+        &vocab(),
+        &[ENCODER, "not a whole number"],
+    );
     let range = format!("0..{}", small().len());
-    refused(&e.replacen("\"!\": 0", "\"!\": 99999", 1), &vocab(), &[ENCODER, "id 99999", &range]);
-    refused(&e.replacen("\"\\\"\": 1", "\"\\\"\": 0", 1), &vocab(), &[ENCODER, "both have id 0"]);
-    refused(&e.replacen("\"\\\"\": 1", "\"!\": 1", 1), &vocab(), &[ENCODER, "`!` appears twice"]);
-    refused(&e.replacen("\"!\": 0", "\"a b\": 0", 1), &vocab(), &[ENCODER, "' '", "byte alphabet"]);
+    refused(
+        &e.replacen("\"!\": 0", "\"!\": 99999", 1),
+        &vocab(),
+        &[ENCODER, "id 99999", &range],
+    );
+    refused(
+        &e.replacen("\"\\\"\": 1", "\"\\\"\": 0", 1),
+        &vocab(),
+        &[ENCODER, "both have id 0"],
+    );
+    refused(
+        &e.replacen("\"\\\"\": 1", "\"!\": 1", 1),
+        &vocab(),
+        &[ENCODER, "`!` appears twice"],
+    );
+    refused(
+        &e.replacen("\"!\": 0", "\"a b\": 0", 1),
+        &vocab(),
+        &[ENCODER, "' '", "byte alphabet"],
+    );
 }
 
 #[test]
@@ -91,24 +122,44 @@ fn encoder_json_with_a_token_no_merge_makes_is_refused() {
     let v = vocab();
     let last = v.lines().last().unwrap().to_string();
     let without_last = v.replacen(&format!("{last}\n"), "", 1);
-    refused(&encoder(), &without_last, &[ENCODER, "is neither a byte, nor made by a merge"]);
+    refused(
+        &encoder(),
+        &without_last,
+        &[ENCODER, "is neither a byte, nor made by a merge"],
+    );
 }
 
 #[test]
 fn vocab_bpe_line_that_is_not_two_tokens_is_refused_with_its_line() {
     let mut lines: Vec<String> = vocab().lines().map(str::to_string).collect();
     lines[2] = "justone".into();
-    refused(&encoder(), &(lines.join("\n") + "\n"), &[&format!("{VOCAB}:3:"), "two tokens"]);
+    refused(
+        &encoder(),
+        &(lines.join("\n") + "\n"),
+        &[&format!("{VOCAB}:3:"), "two tokens"],
+    );
     lines[2] = "a b c".into();
-    refused(&encoder(), &(lines.join("\n") + "\n"), &[&format!("{VOCAB}:3:"), "two tokens"]);
+    refused(
+        &encoder(),
+        &(lines.join("\n") + "\n"),
+        &[&format!("{VOCAB}:3:"), "two tokens"],
+    );
     lines[2] = String::new();
-    refused(&encoder(), &(lines.join("\n") + "\n"), &[&format!("{VOCAB}:3:"), "two tokens"]);
+    refused(
+        &encoder(),
+        &(lines.join("\n") + "\n"),
+        &[&format!("{VOCAB}:3:"), "two tokens"],
+    );
 }
 
 #[test]
 fn vocab_bpe_naming_an_unknown_token_is_refused() {
     let v = vocab().replacen('\n', "\nzz qq\n", 1);
-    refused(&encoder(), &v, &[&format!("{VOCAB}:2:"), "`zz` is not a token of", ENCODER]);
+    refused(
+        &encoder(),
+        &v,
+        &[&format!("{VOCAB}:2:"), "`zz` is not a token of", ENCODER],
+    );
     let v = vocab().replacen('\n', "\nĠ \u{3000}\n", 1);
     refused(&encoder(), &v, &[&format!("{VOCAB}:2:"), "byte alphabet"]);
 }
@@ -129,7 +180,9 @@ fn vocab_bpe_with_merges_out_of_rank_order_is_refused() {
         })
         .expect("some merge builds on another");
     lines.swap(1 + user, 1 + made);
-    let err = load(&encoder(), &(lines.join("\n") + "\n")).unwrap_err().to_string();
+    let err = load(&encoder(), &(lines.join("\n") + "\n"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&format!("{VOCAB}:{}:", 2 + made)), "{err}");
     assert!(err.contains("rank order"), "{err}");
 }
@@ -138,8 +191,16 @@ fn vocab_bpe_with_merges_out_of_rank_order_is_refused() {
 fn vocab_bpe_making_a_token_twice_or_one_not_in_encoder_json_is_refused() {
     let v = vocab();
     let first = v.lines().nth(1).unwrap().to_string();
-    refused(&encoder(), &format!("{v}{first}\n"), &["already made by line 2", VOCAB]);
-    refused(&encoder(), &v.replacen('\n', "\n! !\n", 1), &["makes `!!`", "not a token of", ENCODER]);
+    refused(
+        &encoder(),
+        &format!("{v}{first}\n"),
+        &["already made by line 2", VOCAB],
+    );
+    refused(
+        &encoder(),
+        &v.replacen('\n', "\n! !\n", 1),
+        &["makes `!!`", "not a token of", ENCODER],
+    );
 }
 
 #[test]
@@ -150,7 +211,10 @@ fn vocab_bpe_without_version_header_or_with_crlf_is_read() {
     let crlf = v.replace('\n', "\r\n");
     assert_eq!(load(&encoder(), &crlf).unwrap().vocabulary(), small());
     let no_final_newline = v.trim_end_matches('\n');
-    assert_eq!(load(&encoder(), no_final_newline).unwrap().vocabulary(), small());
+    assert_eq!(
+        load(&encoder(), no_final_newline).unwrap().vocabulary(),
+        small()
+    );
 }
 
 #[test]
@@ -158,16 +222,29 @@ fn vocab_bpe_that_is_not_utf8_is_refused() {
     let mut bytes = vocab().into_bytes();
     let second_line = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
     bytes[second_line] = 0xFF;
-    let err = Gpt2Tokenizer::from_bytes(encoder().as_bytes(), Path::new(ENCODER), &bytes, Path::new(VOCAB))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains(&format!("{VOCAB}:2:")) && err.contains("UTF-8"), "{err}");
+    let err = Gpt2Tokenizer::from_bytes(
+        encoder().as_bytes(),
+        Path::new(ENCODER),
+        &bytes,
+        Path::new(VOCAB),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&format!("{VOCAB}:2:")) && err.contains("UTF-8"),
+        "{err}"
+    );
 }
 
 /// Random, truncated and spliced files: loading may fail, it may not
 /// panic, and its errors name one of the files.
 fn load_never_panics(encoder_json: &[u8], vocab_bpe: &[u8]) -> Result<(), TestCaseError> {
-    match Gpt2Tokenizer::from_bytes(encoder_json, Path::new(ENCODER), vocab_bpe, Path::new(VOCAB)) {
+    match Gpt2Tokenizer::from_bytes(
+        encoder_json,
+        Path::new(ENCODER),
+        vocab_bpe,
+        Path::new(VOCAB),
+    ) {
         Ok(t) => {
             // What loads, encodes and decodes.
             let ids = t.encode("the cat");

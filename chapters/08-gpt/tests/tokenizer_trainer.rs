@@ -51,7 +51,8 @@ fn trained_vocabulary_encodes_its_text_compactly_and_round_trips() {
 #[test]
 fn trained_vocabulary_saves_as_gpt2_files_and_loads_back() {
     let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/shakespeare/shakespeare_small.txt"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../data/shakespeare/shakespeare_small.txt"),
     )
     .unwrap();
     let sample = &text[..50_000];
@@ -107,13 +108,17 @@ fn trainer_reuses_a_token_two_pairs_make() {
     assert_eq!(t.decode(&t.encode(text)).unwrap(), text.as_bytes());
 }
 
+// ANCHOR: exercise_ties
 #[test]
 #[ignore = "exercise: give ties to the pair whose bytes sort first"]
 fn exercise_trainer_breaks_ties_by_bytes() {
     // "aa" and "\x01\x01" occur twice each. Ties now go to the smaller
     // ids, and 'a' (id 64) comes before the control byte 0x01 (id 189) in
     // GPT-2's byte order; with ties broken by bytes, 0x01 0x01 wins.
-    let v = BpeTrainer::new(258).train("aa\n\x01\x01\naa\n\x01\x01").unwrap();
+    let v = BpeTrainer::new(258)
+        .train("aa\n\x01\x01\naa\n\x01\x01")
+        .unwrap();
     let first = v.merges()[0];
     assert_eq!(v.token_bytes(first.result), Some(&[1u8, 1][..]));
 }
+// ANCHOR_END: exercise_ties

@@ -101,8 +101,9 @@ impl MergeTable {
         let parts = &mut out[start..];
         let mut n = parts.len();
         // ranks[k]: the merge of parts[k] and parts[k + 1], if any.
-        let mut ranks: Vec<Option<Merge>> =
-            (0..n.saturating_sub(1)).map(|k| self.merge(parts[k], parts[k + 1])).collect();
+        let mut ranks: Vec<Option<Merge>> = (0..n.saturating_sub(1))
+            .map(|k| self.merge(parts[k], parts[k + 1]))
+            .collect();
         loop {
             let best = ranks[..n.saturating_sub(1)]
                 .iter()
@@ -238,7 +239,9 @@ mod tests {
         for len in [0, 1, 2, 3, 10, 65, 200, 1000] {
             let piece: Vec<u8> = (0..len)
                 .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     b"abcx"[(state >> 60) as usize % 4]
                 })
                 .collect();

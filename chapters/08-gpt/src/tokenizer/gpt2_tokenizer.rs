@@ -83,10 +83,9 @@ impl Gpt2Tokenizer {
         for id in 0..vocabulary.len() as u32 {
             let bytes = vocabulary.token_bytes(id).expect("id < len");
             match vocabulary.kind(id).expect("id < len") {
-                TokenKind::Special => specials.push((
-                    String::from_utf8_lossy(bytes).into_owned(),
-                    id,
-                )),
+                TokenKind::Special => {
+                    specials.push((String::from_utf8_lossy(bytes).into_owned(), id))
+                }
                 kind => {
                     token_ids.insert(bytes.to_vec(), id);
                     if let TokenKind::Merged { rank } = kind {

@@ -174,7 +174,16 @@ mod tests {
 
     #[test]
     fn pretokenizer_pieces_concatenate_to_the_text() {
-        for text in ["", " ", "x", "  a  b  ", "\u{a0}\u{a0}x", "😀 😀", "'", "a'"] {
+        for text in [
+            "",
+            " ",
+            "x",
+            "  a  b  ",
+            "\u{a0}\u{a0}x",
+            "😀 😀",
+            "'",
+            "a'",
+        ] {
             assert_eq!(split(text).concat(), text);
             assert!(split(text).iter().all(|p| !p.is_empty()));
         }

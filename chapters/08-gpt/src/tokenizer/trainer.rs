@@ -150,7 +150,14 @@ impl BpeTrainer {
             affected.sort_unstable();
             affected.dedup();
             for w in affected {
-                merge_in_word(&mut words[w], w, pair, id, &mut pair_counts, &mut pair_words);
+                merge_in_word(
+                    &mut words[w],
+                    w,
+                    pair,
+                    id,
+                    &mut pair_counts,
+                    &mut pair_words,
+                );
             }
             pair_counts.remove(&pair);
         }

@@ -36,7 +36,12 @@ pub fn read_vocabulary_files(
             source,
         })
     };
-    read_vocabulary(&read(encoder_json)?, encoder_json, &read(vocab_bpe)?, vocab_bpe)
+    read_vocabulary(
+        &read(encoder_json)?,
+        encoder_json,
+        &read(vocab_bpe)?,
+        vocab_bpe,
+    )
 }
 
 // ANCHOR: read_vocabulary
@@ -77,9 +82,8 @@ pub fn read_vocabulary(
     for (line, left, right) in &lines {
         let line = *line;
         let part = |text: &str| -> Result<u32, TokenizerError> {
-            let bytes = text_to_bytes(text).map_err(|c| {
-                TokenizerError::line(vocab_path, line, not_in_alphabet(text, c))
-            })?;
+            let bytes = text_to_bytes(text)
+                .map_err(|c| TokenizerError::line(vocab_path, line, not_in_alphabet(text, c)))?;
             let Some(&id) = ids.get(bytes.as_slice()) else {
                 return Err(TokenizerError::line(
                     vocab_path,
@@ -98,9 +102,7 @@ pub fn read_vocabulary(
                         lines
                             .iter()
                             .find(|(_, l, r)| format!("{l}{r}") == text)
-                            .map_or(String::new(), |(n, _, _)| format!(
-                                " (line {n} makes it)"
-                            ))
+                            .map_or(String::new(), |(n, _, _)| format!(" (line {n} makes it)"))
                     ),
                 )),
             }
@@ -257,7 +259,10 @@ fn parse_vocab_bpe<'a>(
     path: &Path,
 ) -> Result<Vec<(usize, &'a str, &'a str)>, TokenizerError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        let line = 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         TokenizerError::line(path, line, "not valid UTF-8")
     })?;
     let mut merges = Vec::new();
@@ -281,7 +286,11 @@ fn parse_vocab_bpe<'a>(
                     line,
                     format!(
                         "expected two tokens separated by one space, found `{shown}`{}",
-                        if shown.len() < content.len() { "…" } else { "" }
+                        if shown.len() < content.len() {
+                            "…"
+                        } else {
+                            ""
+                        }
                     ),
                 ));
             }

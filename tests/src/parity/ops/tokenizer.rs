@@ -42,7 +42,13 @@ pub fn check(env: &CaseEnv<'_>) -> Result<(), Failure> {
         compare(i, s, "encode", &tokenizer.encode(s), &expected)?;
         if !entry["ids_allowed_special"].is_null() {
             let special = ids(&entry["ids_allowed_special"], i, "ids_allowed_special")?;
-            compare(i, s, "encode_with_special", &tokenizer.encode_with_special(s), &special)?;
+            compare(
+                i,
+                s,
+                "encode_with_special",
+                &tokenizer.encode_with_special(s),
+                &special,
+            )?;
         }
         let back = tokenizer
             .decode(&expected)
@@ -111,7 +117,10 @@ mod tests {
     fn every_tokenizer_string_is_checked_and_a_wrong_id_is_named() {
         assert_eq!(run_edited("same", |_| {}), None);
         let f = run_edited("id", |j| j[0]["ids"][1] = Value::from(12)).unwrap();
-        assert!(f.contains("entry 0 (\"Hello, world!\"): encode differs at token 1"), "{f}");
+        assert!(
+            f.contains("entry 0 (\"Hello, world!\"): encode differs at token 1"),
+            "{f}"
+        );
         let f = run_edited("count", |j| {
             j.as_array_mut().unwrap().pop();
         })
