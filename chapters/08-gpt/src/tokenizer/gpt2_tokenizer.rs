@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// `gpt2` encoding for any text.
 ///
 /// It holds no mutable state, so one tokenizer can be shared by threads.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Gpt2Tokenizer {
     vocabulary: Vocabulary,
     /// bytes -> id of every token BPE can produce (not the special ones).
@@ -26,6 +26,18 @@ pub struct Gpt2Tokenizer {
 /// `$CANDLE_DATA`).
 pub fn default_gpt2_dir() -> PathBuf {
     chapter_06::data::default_data_dir().join("gpt2")
+}
+
+impl std::fmt::Debug for Gpt2Tokenizer {
+    /// The sizes, not the 50 257 tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpt2Tokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("merges", &self.vocabulary.merges().len())
+            .field("merging_pairs", &self.merges.pair_count())
+            .field("special_tokens", &self.specials)
+            .finish()
+    }
 }
 
 // ANCHOR: word_cache
