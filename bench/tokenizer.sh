@@ -9,8 +9,10 @@
 # and their ratio. Without tiktoken (pip install tiktoken) it says so and
 # times ours alone.
 set -euo pipefail
+# An absolute path: the bench binary runs in chapters/08-gpt, not here.
+if [[ $# -ge 1 ]]; then file="$(realpath "$1")"; fi
 cd "$(dirname "$0")/.."
-file="${1:-data/shakespeare/shakespeare_small.txt}"
+file="${file:-$PWD/data/shakespeare/shakespeare_small.txt}"
 repeats="${REPEATS:-5}"
 python="${PYTHON:-python3}"
 
