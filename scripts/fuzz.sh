@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 runs="${FUZZ_RUNS:-100000}"
 seed="${FUZZ_SEED:-1}"
-targets=(idx idx_gzip safetensors checkpoint metrics)
+targets=(idx idx_gzip safetensors checkpoint metrics tokenizer_files)
 
 engine="${FUZZ_ENGINE:-}"
 if [[ -z "$engine" ]]; then

@@ -23,6 +23,10 @@ enum Command {
     Data(candle::commands::data::Args),
     /// Chapter 06: draw a run's metrics as PNG/SVG figures and one HTML page.
     Dashboard(candle::commands::dashboard::Args),
+    /// Chapter 08: print the GPT-2 token ids of a file or of standard input.
+    Tokenize(candle::commands::tokenize::TokenizeArgs),
+    /// Chapter 08: train a byte-level BPE vocabulary (`candle tokenizer train`).
+    Tokenizer(candle::commands::tokenize::TokenizerArgs),
 }
 
 fn main() {
@@ -40,6 +44,8 @@ fn main() {
         Command::Train(args) => candle::commands::train::run_command(&args),
         Command::Data(args) => candle::commands::data::run(&args),
         Command::Dashboard(args) => candle::commands::dashboard::run(&args),
+        Command::Tokenize(args) => candle::commands::tokenize::run_tokenize(&args),
+        Command::Tokenizer(args) => candle::commands::tokenize::run_tokenizer(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

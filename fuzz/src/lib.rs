@@ -27,7 +27,14 @@ use std::io::Write;
 use std::path::Path;
 
 /// The targets, by name.
-pub const TARGETS: [&str; 5] = ["idx", "idx_gzip", "safetensors", "checkpoint", "metrics"];
+pub const TARGETS: [&str; 6] = [
+    "idx",
+    "idx_gzip",
+    "safetensors",
+    "checkpoint",
+    "metrics",
+    "tokenizer_files",
+];
 
 /// The file name the loaders are told they read; every error must carry it.
 pub const FILE_NAME: &str = "fuzz-input.bin";
@@ -78,8 +85,54 @@ pub fn run(target: &str, data: &[u8]) -> bool {
                 false
             }
         }
+        "tokenizer_files" => tokenizer_files(data),
         other => panic!("unknown target {other}; the targets are {TARGETS:?}"),
     }
+}
+
+/// `tokenizer_files`: `encoder.json`, a 0xFF byte (never in either file),
+/// `vocab.bpe`. Without a 0xFF, the input is tried as each file in turn
+/// next to a valid other. What loads must encode and decode a text back.
+fn tokenizer_files(data: &[u8]) -> bool {
+    use chapter_08::tokenizer::Gpt2Tokenizer;
+    let encoder = Path::new("fuzz-input.bin (encoder.json)");
+    let vocab = Path::new("fuzz-input.bin (vocab.bpe)");
+    let load = |e: &[u8], v: &[u8]| {
+        let result = Gpt2Tokenizer::from_bytes(e, encoder, v, vocab);
+        if let Ok(t) = &result {
+            let text = "The cat's 12 hats\n\n  <|endoftext|>";
+            assert_eq!(t.decode(&t.encode(text)).expect("own ids"), text.as_bytes());
+        }
+        check("tokenizer_files", result)
+    };
+    match data.iter().position(|&b| b == 0xFF) {
+        Some(at) => load(&data[..at], &data[at + 1..]),
+        None => {
+            let seed = tokenizer_seed();
+            let at = seed
+                .iter()
+                .position(|&b| b == 0xFF)
+                .expect("the seed has both files");
+            let as_encoder = load(data, &seed[at + 1..]);
+            load(&seed[..at], data) || as_encoder
+        }
+    }
+}
+
+/// A small valid vocabulary (the trainer's, 300 tokens), as the target reads it.
+fn tokenizer_seed() -> Vec<u8> {
+    static SEED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    SEED.get_or_init(train_tokenizer_seed).clone()
+}
+
+fn train_tokenizer_seed() -> Vec<u8> {
+    let v = chapter_08::tokenizer::BpeTrainer::new(300)
+        .train("the cat sat on the mat; the cat's hat is 12 hats. the end\n\n")
+        .expect("a valid vocab size");
+    let mut out = v.encoder_json().into_bytes();
+    out.push(0xFF);
+    out.extend(v.vocab_bpe().into_bytes());
+    out
 }
 
 fn ok_or_check<T, E: std::fmt::Display>(target: &str, result: Result<T, E>) -> Option<T> {
@@ -132,6 +185,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         "safetensors" => vec![state_dict_bytes()],
         "checkpoint" => vec![checkpoint_bytes()],
         "metrics" => vec![metrics_bytes()],
+        "tokenizer_files" => vec![tokenizer_seed()],
         other => panic!("unknown target {other}"),
     }
 }

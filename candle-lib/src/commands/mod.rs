@@ -4,6 +4,7 @@
 pub mod dashboard;
 pub mod data;
 pub mod scalar_demo;
+pub mod tokenize;
 pub mod train;
 pub mod train_gpt;
 pub mod values;

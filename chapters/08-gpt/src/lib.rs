@@ -40,3 +40,4 @@ pub use sampling::{
     Generation, Sampler, SamplingConfig, SpeculativeConfig, StopConditions, StopReason,
     TokenDecoder, TokenEvent,
 };
+pub use tokenizer::{BpeTrainer, Gpt2Tokenizer, TokenizerError};

@@ -62,6 +62,8 @@ pub const COVERED: &[Coverage] = &[
     Coverage::custom("clip_grad_norm", ops::clip_grad_norm::check),
     // Chapter 08: GPT-2 from Hugging Face's files: logits, loss, hidden states, grads, generation.
     Coverage::custom("gpt2_tiny", ops::gpt2::check),
+    // Chapter 08: GPT-2's tokenizer, ids exactly tiktoken's.
+    Coverage::custom("tokenizer", ops::tokenizer::check),
 ];
 
 /// One covered kind of fixture case: a group, optionally narrowed to some

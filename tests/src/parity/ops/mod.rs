@@ -17,6 +17,7 @@ pub mod nn;
 pub mod optimizers;
 pub mod reductions;
 pub mod shape;
+pub mod tokenizer;
 
 use super::args::Args;
 use super::manifest::Case;
