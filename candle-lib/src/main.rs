@@ -23,6 +23,8 @@ enum Command {
     Data(candle::commands::data::Args),
     /// Chapter 06: draw a run's metrics as PNG/SVG figures and one HTML page.
     Dashboard(candle::commands::dashboard::Args),
+    /// Chapter 08: fetch a model from the Hugging Face Hub into its cache (`candle download gpt2`).
+    Download(candle::commands::download::Args),
 }
 
 fn main() {
@@ -40,6 +42,7 @@ fn main() {
         Command::Train(args) => candle::commands::train::run(&args),
         Command::Data(args) => candle::commands::data::run(&args),
         Command::Dashboard(args) => candle::commands::dashboard::run(&args),
+        Command::Download(args) => candle::commands::download::run(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");
