@@ -41,10 +41,15 @@ fn download_fetches_then_reports_cached() {
     let snapshot = cache.path().join("models--gpt2/snapshots").join(COMMIT);
     assert_eq!(stdout.trim(), snapshot.display().to_string());
     assert_eq!(
-        std::fs::metadata(snapshot.join("model.safetensors")).unwrap().len(),
+        std::fs::metadata(snapshot.join("model.safetensors"))
+            .unwrap()
+            .len(),
         300_000
     );
-    assert!(stderr.contains("tokenizer.json: not in this model"), "{stderr}");
+    assert!(
+        stderr.contains("tokenizer.json: not in this model"),
+        "{stderr}"
+    );
     assert!(stderr.contains("downloaded 300"), "{stderr}");
 
     // --endpoint overrides HF_ENDPOINT (here: a wrong one).
@@ -86,7 +91,10 @@ fn download_resumes_after_an_interruption() {
     let out = candle_download(&["gpt2"], cache.path(), Some(hub.endpoint()));
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("interrupted after 100000 of 300000 bytes"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted after 100000 of 300000 bytes"),
+        "{stderr}"
+    );
     let out = candle_download(&["gpt2"], cache.path(), Some(hub.endpoint()));
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");

@@ -46,8 +46,11 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "{msg:24} {bar:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} {eta:>4}",
     )
     .expect("a valid template");
-    let done = client.download_model(&model, &args.revision, &MODEL_FILES, &mut |event| {
-        match event {
+    let done = client.download_model(
+        &model,
+        &args.revision,
+        &MODEL_FILES,
+        &mut |event| match event {
             DownloadEvent::Started {
                 file,
                 total,
@@ -79,8 +82,8 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     eprintln!("{event}");
                 }
             }
-        }
-    });
+        },
+    );
     if let Some(b) = bar.take() {
         b.abandon();
     }

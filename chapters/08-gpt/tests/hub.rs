@@ -25,7 +25,11 @@ fn client(hub: &FakeHub, cache: &Path, token: Option<&str>) -> HubClient {
 }
 
 /// Downloads `id` at `revision` and returns the result and the events as text.
-fn download(client: &HubClient, id: &str, revision: &str) -> (Result<ModelDownload, HubError>, Vec<String>) {
+fn download(
+    client: &HubClient,
+    id: &str,
+    revision: &str,
+) -> (Result<ModelDownload, HubError>, Vec<String>) {
     let mut events = Vec::new();
     let result = client.download_model(
         &ModelId::parse(id).unwrap(),
@@ -58,14 +62,24 @@ fn repo_dir(cache: &Path, folder: &str) -> PathBuf {
 
 #[test]
 fn model_id_accepts_canonical_and_namespaced_ids() {
-    for id in ["gpt2", "openai-community/gpt2", "EleutherAI/gpt-neo-125M", "a_b/c.d"] {
+    for id in [
+        "gpt2",
+        "openai-community/gpt2",
+        "EleutherAI/gpt-neo-125M",
+        "a_b/c.d",
+    ] {
         assert_eq!(ModelId::parse(id).unwrap().as_str(), id);
     }
     assert_eq!(
-        ModelId::parse("openai-community/gpt2").unwrap().cache_folder(),
+        ModelId::parse("openai-community/gpt2")
+            .unwrap()
+            .cache_folder(),
         "models--openai-community--gpt2"
     );
-    assert_eq!(ModelId::parse("gpt2").unwrap().cache_folder(), "models--gpt2");
+    assert_eq!(
+        ModelId::parse("gpt2").unwrap().cache_folder(),
+        "models--gpt2"
+    );
 }
 
 #[test]
@@ -83,7 +97,10 @@ fn model_id_rejects_paths_and_traversal() {
     ] {
         let err = ModelId::parse(id).unwrap_err().to_string();
         assert!(err.contains(says), "{id:?}: {err}");
-        assert!(err.contains(&format!("`{id}`")), "the error names the id: {err}");
+        assert!(
+            err.contains(&format!("`{id}`")),
+            "the error names the id: {err}"
+        );
     }
 }
 
@@ -96,8 +113,16 @@ fn cache_location_follows_hf_hub_cache_then_hf_home_then_home() {
             .collect();
         move |k: &str| map.get(k).cloned()
     };
-    let cache = |pairs: &[(&str, &str)]| HubCache::from_vars(vars(pairs)).unwrap().root().to_path_buf();
-    assert_eq!(cache(&[("HOME", "/h")]), Path::new("/h/.cache/huggingface/hub"));
+    let cache = |pairs: &[(&str, &str)]| {
+        HubCache::from_vars(vars(pairs))
+            .unwrap()
+            .root()
+            .to_path_buf()
+    };
+    assert_eq!(
+        cache(&[("HOME", "/h")]),
+        Path::new("/h/.cache/huggingface/hub")
+    );
     assert_eq!(
         cache(&[("HOME", "/h"), ("XDG_CACHE_HOME", "/x")]),
         Path::new("/x/huggingface/hub")
@@ -110,14 +135,19 @@ fn cache_location_follows_hf_hub_cache_then_hf_home_then_home() {
         cache(&[("HF_HOME", "/hf"), ("HF_HUB_CACHE", "/c")]),
         Path::new("/c")
     );
-    assert!(matches!(HubCache::from_vars(vars(&[])), Err(HubError::NoCacheDir)));
+    assert!(matches!(
+        HubCache::from_vars(vars(&[])),
+        Err(HubError::NoCacheDir)
+    ));
 
     let config = HubConfig::from_vars(vars(&[("HOME", "/h"), ("HF_TOKEN", "hf_x")])).unwrap();
     assert_eq!(config.endpoint, "https://huggingface.co");
     assert_eq!(config.token.as_deref(), Some("hf_x"));
-    let config =
-        HubConfig::from_vars(vars(&[("HOME", "/h"), ("HF_ENDPOINT", "http://127.0.0.1:9/")]))
-            .unwrap();
+    let config = HubConfig::from_vars(vars(&[
+        ("HOME", "/h"),
+        ("HF_ENDPOINT", "http://127.0.0.1:9/"),
+    ]))
+    .unwrap();
     assert_eq!(config.endpoint, "http://127.0.0.1:9");
     let err = HubConfig::from_vars(vars(&[("HOME", "/h"), ("HF_ENDPOINT", "huggingface.co")]))
         .unwrap_err();
@@ -129,8 +159,7 @@ fn token_is_read_from_the_login_file_when_hf_token_is_unset() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join("token"), "hf_from_file\n").unwrap();
     let hf_home = home.path().to_string_lossy().into_owned();
-    let config =
-        HubConfig::from_vars(|k| (k == "HF_HOME").then(|| hf_home.clone())).unwrap();
+    let config = HubConfig::from_vars(|k| (k == "HF_HOME").then(|| hf_home.clone())).unwrap();
     assert_eq!(config.token.as_deref(), Some("hf_from_file"));
 }
 
@@ -142,12 +171,19 @@ fn download_writes_the_huggingface_cache_layout() {
     let bytes = weights(&repo);
     let hub = FakeHub::start(vec![repo], None);
     let cache = tempfile::tempdir().unwrap();
-    let (result, events) = download(&client(&hub, cache.path(), None), "openai-community/gpt2", "main");
+    let (result, events) = download(
+        &client(&hub, cache.path(), None),
+        "openai-community/gpt2",
+        "main",
+    );
     let done = result.unwrap();
     let dir = repo_dir(cache.path(), "models--openai-community--gpt2");
 
     // refs/main holds the commit, without a newline.
-    assert_eq!(std::fs::read_to_string(dir.join("refs/main")).unwrap(), COMMIT);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("refs/main")).unwrap(),
+        COMMIT
+    );
     assert_eq!(done.commit, COMMIT);
     assert_eq!(done.snapshot, dir.join("snapshots").join(COMMIT));
 
@@ -163,7 +199,11 @@ fn download_writes_the_huggingface_cache_layout() {
     assert_eq!(std::fs::read(dir.join("blobs").join(&sha)).unwrap(), bytes);
     // Small files: named by their (git) etag, 40 hex digits here.
     let config_target = std::fs::read_link(done.snapshot.join("config.json")).unwrap();
-    let etag = config_target.file_name().unwrap().to_string_lossy().into_owned();
+    let etag = config_target
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     assert_eq!(etag.len(), 40, "{config_target:?}");
     assert!(std::fs::read_to_string(done.snapshot.join("config.json"))
         .unwrap()
@@ -176,15 +216,31 @@ fn download_writes_the_huggingface_cache_layout() {
 
     // tokenizer.json is optional and absent: skipped with a note, and
     // recorded under .no_exist for that commit.
-    let outcome = &done.files.iter().find(|(n, _)| n == "tokenizer.json").unwrap().1;
-    assert_eq!(*outcome, FileOutcome::Missing);
-    assert!(events.iter().any(|e| e.contains("tokenizer.json") && e.contains("skipped")));
-    assert!(dir.join(".no_exist").join(COMMIT).join("tokenizer.json").is_file());
-    // Every byte of the five present files was fetched once.
-    let present: usize = ["config.json", "vocab.json", "merges.txt", "generation_config.json"]
+    let outcome = &done
+        .files
         .iter()
-        .map(|f| std::fs::read(done.snapshot.join(f)).unwrap().len())
-        .sum();
+        .find(|(n, _)| n == "tokenizer.json")
+        .unwrap()
+        .1;
+    assert_eq!(*outcome, FileOutcome::Missing);
+    assert!(events
+        .iter()
+        .any(|e| e.contains("tokenizer.json") && e.contains("skipped")));
+    assert!(dir
+        .join(".no_exist")
+        .join(COMMIT)
+        .join("tokenizer.json")
+        .is_file());
+    // Every byte of the five present files was fetched once.
+    let present: usize = [
+        "config.json",
+        "vocab.json",
+        "merges.txt",
+        "generation_config.json",
+    ]
+    .iter()
+    .map(|f| std::fs::read(done.snapshot.join(f)).unwrap().len())
+    .sum();
     assert_eq!(done.downloaded_bytes() as usize, bytes.len() + present);
 }
 
@@ -192,7 +248,9 @@ fn download_writes_the_huggingface_cache_layout() {
 fn files_after_the_first_are_asked_for_by_commit() {
     let hub = FakeHub::start(vec![gpt2_like("gpt2", COMMIT, 1000)], None);
     let cache = tempfile::tempdir().unwrap();
-    download(&client(&hub, cache.path(), None), "gpt2", "main").0.unwrap();
+    download(&client(&hub, cache.path(), None), "gpt2", "main")
+        .0
+        .unwrap();
     let heads: Vec<String> = hub
         .hub
         .requests()
@@ -202,7 +260,10 @@ fn files_after_the_first_are_asked_for_by_commit() {
         .collect();
     assert_eq!(heads[0], "/gpt2/resolve/main/config.json");
     for path in &heads[1..] {
-        assert!(path.starts_with(&format!("/gpt2/resolve/{COMMIT}/")), "{path}");
+        assert!(
+            path.starts_with(&format!("/gpt2/resolve/{COMMIT}/")),
+            "{path}"
+        );
     }
 }
 
@@ -221,7 +282,12 @@ fn second_download_is_served_from_the_cache() {
     assert!(second.all_cached());
     assert_eq!(second.downloaded_bytes(), 0);
     assert_eq!(hub.get_count(), gets, "no byte is fetched again");
-    assert!(events.iter().any(|e| e.starts_with("model.safetensors: cached")), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("model.safetensors: cached")),
+        "{events:?}"
+    );
     assert_eq!(second.snapshot, first.snapshot);
 }
 
@@ -232,10 +298,17 @@ fn lfs_redirect_takes_metadata_from_the_hub_and_bytes_from_the_cdn() {
     let bytes = weights(&repo);
     let hub = FakeHub::start(vec![repo], Some("hf_secret"));
     let cache = tempfile::tempdir().unwrap();
-    let done = download(&client(&hub, cache.path(), Some("hf_secret")), "me/private-gpt", "main")
-        .0
-        .unwrap();
-    assert_eq!(std::fs::read(done.snapshot.join("model.safetensors")).unwrap(), bytes);
+    let done = download(
+        &client(&hub, cache.path(), Some("hf_secret")),
+        "me/private-gpt",
+        "main",
+    )
+    .0
+    .unwrap();
+    assert_eq!(
+        std::fs::read(done.snapshot.join("model.safetensors")).unwrap(),
+        bytes
+    );
     // The CDN served the weights, and never saw the token.
     let cdn = hub.cdn.requests();
     assert_eq!(cdn.len(), 1);
@@ -243,7 +316,12 @@ fn lfs_redirect_takes_metadata_from_the_hub_and_bytes_from_the_cdn() {
     assert_eq!(cdn[0].header("authorization"), None);
     // The Hub saw it on every request.
     for r in hub.hub.requests() {
-        assert_eq!(r.header("authorization"), Some("Bearer hf_secret"), "{}", r.path);
+        assert_eq!(
+            r.header("authorization"),
+            Some("Bearer hf_secret"),
+            "{}",
+            r.path
+        );
     }
 }
 
@@ -261,8 +339,20 @@ fn interrupted_download_keeps_the_partial_file_and_resumes_with_range() {
     hub.cut_next("model.safetensors", 70_000);
     let err = download(&client, "gpt2", "main").0.unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, HubError::Interrupted { received: 70_000, .. }), "{text}");
-    assert!(text.contains("model.safetensors") && text.contains("resume"), "{text}");
+    assert!(
+        matches!(
+            err,
+            HubError::Interrupted {
+                received: 70_000,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("model.safetensors") && text.contains("resume"),
+        "{text}"
+    );
     let part = cache
         .path()
         .join("models--gpt2/blobs")
@@ -277,8 +367,14 @@ fn interrupted_download_keeps_the_partial_file_and_resumes_with_range() {
         matches!(weights_outcome, FileOutcome::Downloaded { resumed_from: 70_000, bytes: b, .. } if *b as usize == bytes.len()),
         "{weights_outcome:?}"
     );
-    assert!(events.iter().any(|e| e.contains("resuming at byte 70000")), "{events:?}");
-    assert_eq!(std::fs::read(done.snapshot.join("model.safetensors")).unwrap(), bytes);
+    assert!(
+        events.iter().any(|e| e.contains("resuming at byte 70000")),
+        "{events:?}"
+    );
+    assert_eq!(
+        std::fs::read(done.snapshot.join("model.safetensors")).unwrap(),
+        bytes
+    );
     assert!(!part.exists());
 }
 
@@ -295,9 +391,21 @@ fn server_ignoring_range_restarts_from_zero() {
     hub.ignore_range(true);
     let (done, events) = download(&client, "gpt2", "main");
     let done = done.unwrap();
-    assert!(events.iter().any(|e| e.contains("ignored the Range")), "{events:?}");
-    assert!(matches!(done.files[1].1, FileOutcome::Downloaded { resumed_from: 0, .. }));
-    assert_eq!(std::fs::read(done.snapshot.join("model.safetensors")).unwrap(), bytes);
+    assert!(
+        events.iter().any(|e| e.contains("ignored the Range")),
+        "{events:?}"
+    );
+    assert!(matches!(
+        done.files[1].1,
+        FileOutcome::Downloaded {
+            resumed_from: 0,
+            ..
+        }
+    ));
+    assert_eq!(
+        std::fs::read(done.snapshot.join("model.safetensors")).unwrap(),
+        bytes
+    );
 }
 
 #[test]
@@ -313,7 +421,10 @@ fn wrong_hash_removes_the_partial_file_and_nothing_is_linked() {
     let err = download(&client, "gpt2", "main").0.unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, HubError::HashMismatch { .. }), "{text}");
-    assert!(text.contains("model.safetensors") && text.contains(&sha), "{text}");
+    assert!(
+        text.contains("model.safetensors") && text.contains(&sha),
+        "{text}"
+    );
     let blobs = cache.path().join("models--gpt2/blobs");
     assert!(!blobs.join(&sha).exists());
     assert!(!blobs.join(format!("{sha}.incomplete")).exists());
@@ -326,7 +437,10 @@ fn wrong_hash_removes_the_partial_file_and_nothing_is_linked() {
 
     hub.corrupt(None);
     let done = download(&client, "gpt2", "main").0.unwrap();
-    assert_eq!(std::fs::read(done.snapshot.join("model.safetensors")).unwrap(), bytes);
+    assert_eq!(
+        std::fs::read(done.snapshot.join("model.safetensors")).unwrap(),
+        bytes
+    );
 }
 
 #[test]
@@ -340,9 +454,14 @@ fn a_complete_partial_file_is_verified_without_a_request() {
     std::fs::create_dir_all(&blobs).unwrap();
     // A crash between the last byte and the rename left this.
     std::fs::write(blobs.join(format!("{sha}.incomplete")), &bytes).unwrap();
-    let done = download(&client(&hub, cache.path(), None), "gpt2", "main").0.unwrap();
+    let done = download(&client(&hub, cache.path(), None), "gpt2", "main")
+        .0
+        .unwrap();
     assert_eq!(hub.cdn.count("GET"), 0);
-    assert_eq!(std::fs::read(done.snapshot.join("model.safetensors")).unwrap(), bytes);
+    assert_eq!(
+        std::fs::read(done.snapshot.join("model.safetensors")).unwrap(),
+        bytes
+    );
 }
 
 // ------------------------------------------------------------------ errors
@@ -356,13 +475,26 @@ fn unknown_model_is_reported_as_not_found() {
         .0
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, HubError::ModelNotFound { status: 401, .. }), "{text}");
-    assert!(text.contains("`nobody/nothing` not found") && text.contains("HF_TOKEN"), "{text}");
+    assert!(
+        matches!(err, HubError::ModelNotFound { status: 401, .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("`nobody/nothing` not found") && text.contains("HF_TOKEN"),
+        "{text}"
+    );
     // Signed in: 404.
-    let err = download(&client(&hub, cache.path(), Some("hf_ok")), "nobody/nothing", "main")
-        .0
-        .unwrap_err();
-    assert!(matches!(err, HubError::ModelNotFound { status: 404, .. }), "{err}");
+    let err = download(
+        &client(&hub, cache.path(), Some("hf_ok")),
+        "nobody/nothing",
+        "main",
+    )
+    .0
+    .unwrap_err();
+    assert!(
+        matches!(err, HubError::ModelNotFound { status: 404, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -375,14 +507,19 @@ fn missing_required_file_is_an_error_naming_it() {
         .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, HubError::FileNotFound { .. }), "{text}");
-    assert!(text.starts_with("model.safetensors:") && text.contains("404"), "{text}");
+    assert!(
+        text.starts_with("model.safetensors:") && text.contains("404"),
+        "{text}"
+    );
 }
 
 #[test]
 fn unknown_revision_is_reported() {
     let hub = FakeHub::start(vec![gpt2_like("gpt2", COMMIT, 100)], None);
     let cache = tempfile::tempdir().unwrap();
-    let err = download(&client(&hub, cache.path(), None), "gpt2", "v9").0.unwrap_err();
+    let err = download(&client(&hub, cache.path(), None), "gpt2", "v9")
+        .0
+        .unwrap_err();
     assert!(matches!(err, HubError::RevisionNotFound { .. }), "{err}");
     assert!(err.to_string().contains("revision `v9`"), "{err}");
 }
@@ -391,7 +528,9 @@ fn unknown_revision_is_reported() {
 fn revision_by_commit_writes_no_ref() {
     let hub = FakeHub::start(vec![gpt2_like("gpt2", COMMIT, 100)], None);
     let cache = tempfile::tempdir().unwrap();
-    let done = download(&client(&hub, cache.path(), None), "gpt2", COMMIT).0.unwrap();
+    let done = download(&client(&hub, cache.path(), None), "gpt2", COMMIT)
+        .0
+        .unwrap();
     assert_eq!(done.commit, COMMIT);
     assert!(!cache.path().join("models--gpt2/refs").exists());
 }
@@ -405,21 +544,43 @@ fn private_and_gated_models_ask_for_hf_token() {
     let hub = FakeHub::start(vec![private, gated], Some("hf_good"));
     let cache = tempfile::tempdir().unwrap();
 
-    let err = download(&client(&hub, cache.path(), None), "me/private", "main").0.unwrap_err();
-    let text = err.to_string();
-    assert!(matches!(err, HubError::AccessDenied { status: 401, .. }), "{text}");
-    assert!(text.starts_with("config.json:") && text.contains("set HF_TOKEN"), "{text}");
-
-    let err = download(&client(&hub, cache.path(), Some("hf_bad")), "org/gated", "main")
+    let err = download(&client(&hub, cache.path(), None), "me/private", "main")
         .0
         .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, HubError::AccessDenied { status: 403, .. }), "{text}");
-    assert!(text.contains("gated") && text.contains("HF_TOKEN"), "{text}");
+    assert!(
+        matches!(err, HubError::AccessDenied { status: 401, .. }),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("config.json:") && text.contains("set HF_TOKEN"),
+        "{text}"
+    );
 
-    download(&client(&hub, cache.path(), Some("hf_good")), "org/gated", "main")
-        .0
-        .unwrap();
+    let err = download(
+        &client(&hub, cache.path(), Some("hf_bad")),
+        "org/gated",
+        "main",
+    )
+    .0
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, HubError::AccessDenied { status: 403, .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("gated") && text.contains("HF_TOKEN"),
+        "{text}"
+    );
+
+    download(
+        &client(&hub, cache.path(), Some("hf_good")),
+        "org/gated",
+        "main",
+    )
+    .0
+    .unwrap();
 }
 
 #[test]
@@ -451,7 +612,9 @@ fn disk_errors_name_the_path() {
     // The cache's root is a file: no folder can be made under it.
     let not_a_folder = dir.path().join("cache");
     std::fs::write(&not_a_folder, b"").unwrap();
-    let err = download(&client(&hub, &not_a_folder, None), "gpt2", "main").0.unwrap_err();
+    let err = download(&client(&hub, &not_a_folder, None), "gpt2", "main")
+        .0
+        .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, HubError::Io { .. }), "{text}");
     assert!(text.contains(&not_a_folder.display().to_string()), "{text}");
@@ -464,9 +627,13 @@ fn resolve_model_finds_a_downloaded_model_offline() {
     let hub = FakeHub::start(vec![gpt2_like("openai-community/gpt2", COMMIT, 100)], None);
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = HubCache::new(cache_dir.path());
-    download(&client(&hub, cache_dir.path(), None), "openai-community/gpt2", "main")
-        .0
-        .unwrap();
+    download(
+        &client(&hub, cache_dir.path(), None),
+        "openai-community/gpt2",
+        "main",
+    )
+    .0
+    .unwrap();
     drop(hub); // no server any more: resolving is offline
 
     let files = resolve_model_in(&cache, "openai-community/gpt2").unwrap();
@@ -478,7 +645,9 @@ fn resolve_model_finds_a_downloaded_model_offline() {
             commit: COMMIT.into(),
         }
     );
-    assert!(std::fs::read_to_string(&files.config).unwrap().contains("gpt2"));
+    assert!(std::fs::read_to_string(&files.config)
+        .unwrap()
+        .contains("gpt2"));
     assert_eq!(std::fs::read(&files.weights).unwrap().len(), 100);
     assert!(files.vocab.is_some() && files.merges.is_some());
     assert_eq!(files.tokenizer_json, None);
@@ -495,7 +664,9 @@ fn resolve_model_says_to_download_an_uncached_id() {
     assert!(err.contains("run `candle download gpt2`"), "{err}");
     let err = resolve_model_in(&cache, "gpt2@v2").unwrap_err().to_string();
     assert!(err.contains("revision `v2`"), "{err}");
-    let err = resolve_model_in(&cache, "../nowhere/at/all").unwrap_err().to_string();
+    let err = resolve_model_in(&cache, "../nowhere/at/all")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a folder, and not a model id"), "{err}");
 }
 
@@ -512,7 +683,10 @@ fn resolve_model_accepts_a_model_folder_and_names_what_it_lacks() {
     let files = resolve_model_in(&cache, &spec).unwrap();
     assert_eq!(files.source, ModelSource::Folder(dir.path().to_path_buf()));
     assert_eq!(files.weights, dir.path().join("model.safetensors"));
-    assert_eq!(files.tokenizer_json, Some(dir.path().join("tokenizer.json")));
+    assert_eq!(
+        files.tokenizer_json,
+        Some(dir.path().join("tokenizer.json"))
+    );
     assert_eq!(files.vocab, None);
 }
 
@@ -526,7 +700,10 @@ fn resolve_model_reports_a_snapshot_missing_its_weights() {
     std::fs::create_dir_all(&snapshot).unwrap();
     std::fs::write(snapshot.join("config.json"), "{}").unwrap();
     let err = resolve_model_in(&cache, "gpt2").unwrap_err().to_string();
-    assert!(err.contains("has no model.safetensors") && err.contains("candle download gpt2"), "{err}");
+    assert!(
+        err.contains("has no model.safetensors") && err.contains("candle download gpt2"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------- exercise

@@ -71,7 +71,8 @@ impl HubClient {
         let (response, start) = if complete {
             (None, have)
         } else {
-            let (response, start) = self.get_from(model, revision, file, &meta.download_url, have)?;
+            let (response, start) =
+                self.get_from(model, revision, file, &meta.download_url, have)?;
             (Some(response), start)
         };
         if have > 0 && start == 0 {
@@ -100,7 +101,9 @@ impl HubClient {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(interrupted(file, done, meta, &part, out, &e.to_string())),
+                    Err(e) => {
+                        return Err(interrupted(file, done, meta, &part, out, &e.to_string()))
+                    }
                 };
                 if let Some(size) = meta.size.filter(|&size| done + n as u64 > size) {
                     drop(out);
@@ -125,7 +128,14 @@ impl HubClient {
             }
         }
         if meta.size.is_some_and(|size| done < size) {
-            return Err(interrupted(file, done, meta, &part, out, "the connection closed early"));
+            return Err(interrupted(
+                file,
+                done,
+                meta,
+                &part,
+                out,
+                "the connection closed early",
+            ));
         }
         out.sync_all()
             .map_err(|e| HubError::io(&part, "flush to disk", e))?;
@@ -141,7 +151,8 @@ impl HubClient {
                 });
             }
         }
-        std::fs::rename(&part, &blob).map_err(|e| HubError::io(&blob, "rename the download to", e))?;
+        std::fs::rename(&part, &blob)
+            .map_err(|e| HubError::io(&blob, "rename the download to", e))?;
         Ok(BlobDownload {
             path: blob,
             bytes: done,

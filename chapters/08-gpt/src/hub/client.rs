@@ -179,7 +179,12 @@ impl HubClient {
     /// URL at `revision`. Relative redirects (a renamed model) are
     /// followed; an absolute one (the CDN) ends the walk: its target is
     /// where the bytes are, and the metadata is the Hub's.
-    pub fn file_metadata(&self, model: &ModelId, revision: &str, file: &str) -> Result<FileMetadata> {
+    pub fn file_metadata(
+        &self,
+        model: &ModelId,
+        revision: &str,
+        file: &str,
+    ) -> Result<FileMetadata> {
         validate_relative_name("revision", revision)?;
         validate_relative_name("file name", file)?;
         let mut url = self.file_url(model, revision, file);
@@ -258,8 +263,8 @@ impl HubClient {
             let status = response.status().as_u16();
             match status {
                 300..=399 if hops < MAX_REDIRECTS => {
-                    let location =
-                        header(&response, "location").ok_or_else(|| missing(file, &url, "Location"))?;
+                    let location = header(&response, "location")
+                        .ok_or_else(|| missing(file, &url, "Location"))?;
                     url = if location.starts_with('/') {
                         format!("{}{location}", origin(&url))
                     } else {
@@ -443,7 +448,10 @@ fn is_loopback(url: &str) -> bool {
 fn percent_encode(text: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

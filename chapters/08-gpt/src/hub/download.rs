@@ -23,12 +23,30 @@ pub struct RepoFile {
 /// model has them (GPT-2 ships `vocab.json` + `merges.txt`, newer models
 /// `tokenizer.json`).
 pub const MODEL_FILES: [RepoFile; 6] = [
-    RepoFile { name: "config.json", required: true },
-    RepoFile { name: "model.safetensors", required: true },
-    RepoFile { name: "vocab.json", required: false },
-    RepoFile { name: "merges.txt", required: false },
-    RepoFile { name: "tokenizer.json", required: false },
-    RepoFile { name: "generation_config.json", required: false },
+    RepoFile {
+        name: "config.json",
+        required: true,
+    },
+    RepoFile {
+        name: "model.safetensors",
+        required: true,
+    },
+    RepoFile {
+        name: "vocab.json",
+        required: false,
+    },
+    RepoFile {
+        name: "merges.txt",
+        required: false,
+    },
+    RepoFile {
+        name: "tokenizer.json",
+        required: false,
+    },
+    RepoFile {
+        name: "generation_config.json",
+        required: false,
+    },
 ];
 // ANCHOR_END: model_files
 
@@ -138,7 +156,9 @@ impl ModelDownload {
             .iter()
             .map(|(_, o)| match o {
                 FileOutcome::Downloaded {
-                    bytes, resumed_from, ..
+                    bytes,
+                    resumed_from,
+                    ..
                 } => bytes - resumed_from,
                 _ => 0,
             })
@@ -225,7 +245,9 @@ impl HubClient {
         let blob = self.cache().blob_path(model, &meta.etag);
         if let Ok(found) = std::fs::metadata(&blob) {
             if meta.size.is_none_or(|size| size == found.len()) {
-                let path = self.cache().link_snapshot(model, commit, file, &meta.etag)?;
+                let path = self
+                    .cache()
+                    .link_snapshot(model, commit, file, &meta.etag)?;
                 progress(&DownloadEvent::Cached {
                     file,
                     size: found.len(),
@@ -246,7 +268,9 @@ impl HubClient {
             file,
             bytes: done.bytes,
         });
-        let path = self.cache().link_snapshot(model, commit, file, &meta.etag)?;
+        let path = self
+            .cache()
+            .link_snapshot(model, commit, file, &meta.etag)?;
         Ok(FileOutcome::Downloaded {
             path,
             bytes: done.bytes,

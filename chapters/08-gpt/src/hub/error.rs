@@ -43,7 +43,9 @@ pub enum HubError {
         url: String,
     },
     /// The model exists but has no such file.
-    #[error("{file}: model `{model}` has no such file at revision `{revision}` (HTTP 404 for {url})")]
+    #[error(
+        "{file}: model `{model}` has no such file at revision `{revision}` (HTTP 404 for {url})"
+    )]
     FileNotFound {
         model: String,
         revision: String,
@@ -51,9 +53,7 @@ pub enum HubError {
         url: String,
     },
     /// 401/403: the model is private or gated, or the token is wrong.
-    #[error(
-        "{file}: access to model `{model}` denied (HTTP {status} for {url}): {hint}"
-    )]
+    #[error("{file}: access to model `{model}` denied (HTTP {status} for {url}): {hint}")]
     AccessDenied {
         model: String,
         file: String,
@@ -70,7 +70,9 @@ pub enum HubError {
         detail: String,
     },
     /// The request did not get an answer at all.
-    #[error("{file}: cannot reach {url}: {message} (check the network, or HF_ENDPOINT / --endpoint)")]
+    #[error(
+        "{file}: cannot reach {url}: {message} (check the network, or HF_ENDPOINT / --endpoint)"
+    )]
     Network {
         file: String,
         url: String,
@@ -138,7 +140,11 @@ pub enum HubError {
 }
 
 impl HubError {
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> Self {
         HubError::Io {
             path: path.into(),
             action,

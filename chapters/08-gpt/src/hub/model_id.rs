@@ -63,7 +63,9 @@ fn check_part(part: &str) -> std::result::Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
-        return Err(format!("`{c}` is not allowed (letters, digits, - _ . only)"));
+        return Err(format!(
+            "`{c}` is not allowed (letters, digits, - _ . only)"
+        ));
     }
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     if !part.starts_with(word) || !part.ends_with(word) {
@@ -106,8 +108,13 @@ pub fn validate_relative_name(what: &'static str, value: &str) -> Result<()> {
     if value.contains('\\') || value.contains('\0') {
         return Err(bad("it contains a backslash or a NUL"));
     }
-    if value.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
-        return Err(bad("it has an empty, `.` or `..` path part (or a leading `/`)"));
+    if value
+        .split('/')
+        .any(|p| p.is_empty() || p == "." || p == "..")
+    {
+        return Err(bad(
+            "it has an empty, `.` or `..` path part (or a leading `/`)",
+        ));
     }
     Ok(())
 }

@@ -107,7 +107,10 @@ impl Server {
 
     /// The requests with this method.
     pub fn count(&self, method: &str) -> usize {
-        self.requests().iter().filter(|r| r.method == method).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method)
+            .count()
     }
 }
 
@@ -122,7 +125,9 @@ impl Drop for Server {
 
 fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> Option<()> {
     stream.set_nonblocking(false).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -161,7 +166,10 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) -> Opt
     head.push_str("Connection: close\r\n\r\n");
     out.write_all(head.as_bytes()).ok()?;
     if request.method != "HEAD" {
-        let n = reply.cut_after.unwrap_or(reply.body.len()).min(reply.body.len());
+        let n = reply
+            .cut_after
+            .unwrap_or(reply.body.len())
+            .min(reply.body.len());
         out.write_all(&reply.body[..n]).ok()?;
     }
     out.flush().ok()?;
@@ -336,11 +344,19 @@ fn hub_answer(state: &HubState, r: &Request) -> Reply {
     let Some(repo) = state.repos.iter().find(|repo| repo.id == id) else {
         // Like the Hub: an unknown model is 401 to anonymous users (it might
         // be private), 404 to signed-in ones.
-        let status = if r.header("authorization").is_some() { 404 } else { 401 };
+        let status = if r.header("authorization").is_some() {
+            404
+        } else {
+            401
+        };
         return error(status, "RepoNotFound");
     };
     if repo.gated && !authorized {
-        let status = if r.header("authorization").is_some() { 403 } else { 401 };
+        let status = if r.header("authorization").is_some() {
+            403
+        } else {
+            401
+        };
         return error(status, "GatedRepo");
     }
     if repo.private && !authorized {
@@ -406,10 +422,8 @@ fn serve_bytes(state: &HubState, r: &Request, name: &str, bytes: &[u8]) -> Reply
             return Reply::new(416).header("Content-Range", format!("bytes */{len}"))
         }
         Some(from) => {
-            let mut reply = Reply::new(206).header(
-                "Content-Range",
-                format!("bytes {from}-{}/{len}", len - 1),
-            );
+            let mut reply =
+                Reply::new(206).header("Content-Range", format!("bytes {from}-{}/{len}", len - 1));
             reply.body = body[from..].to_vec();
             reply
         }
@@ -447,11 +461,23 @@ pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
 /// A GPT-2-like model: small config and tokenizer files, LFS weights.
 pub fn gpt2_like(id: &str, commit: &str, weights_len: usize) -> FakeRepo {
     FakeRepo::new(id, commit)
-        .file("config.json", br#"{"model_type": "gpt2", "n_layer": 2}"#.to_vec(), false)
-        .file("model.safetensors", pseudo_random_bytes(weights_len, 7), true)
+        .file(
+            "config.json",
+            br#"{"model_type": "gpt2", "n_layer": 2}"#.to_vec(),
+            false,
+        )
+        .file(
+            "model.safetensors",
+            pseudo_random_bytes(weights_len, 7),
+            true,
+        )
         .file("vocab.json", br#"{"!": 0, "a": 1}"#.to_vec(), false)
         .file("merges.txt", b"#version: 0.2\na b\n".to_vec(), false)
-        .file("generation_config.json", br#"{"eos_token_id": 50256}"#.to_vec(), false)
+        .file(
+            "generation_config.json",
+            br#"{"eos_token_id": 50256}"#.to_vec(),
+            false,
+        )
 }
 
 /// A commit hash for tests.
