@@ -329,6 +329,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+// ANCHOR: hub_answer
 fn hub_answer(state: &HubState, r: &Request) -> Reply {
     let Some((id, rest)) = r.path.trim_start_matches('/').split_once("/resolve/") else {
         return error(404, "");
@@ -385,6 +386,8 @@ fn hub_answer(state: &HubState, r: &Request) -> Reply {
         .header("X-Repo-Commit", &repo.commit)
         .header("ETag", format!("W/\"{etag}\""))
 }
+
+// ANCHOR_END: hub_answer
 
 fn cdn_answer(state: &HubState, r: &Request) -> Reply {
     let sha = r
