@@ -56,12 +56,12 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 total,
                 resumed_from,
             } => {
+                if *resumed_from > 0 {
+                    eprintln!("{event}");
+                }
                 let b = ProgressBar::new(total.unwrap_or(0)).with_style(style.clone());
                 b.set_message(file.to_string());
                 b.set_position(*resumed_from);
-                if *resumed_from > 0 {
-                    b.println(event.to_string());
-                }
                 bar = Some(b);
             }
             DownloadEvent::Progress { done, .. } => {
@@ -75,13 +75,12 @@ pub fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 }
                 eprintln!("{event}");
             }
-            _ => {
-                if let Some(b) = &bar {
-                    b.println(event.to_string());
-                } else {
-                    eprintln!("{event}");
-                }
-            }
+            // Printed above the bar (a hidden bar, off a terminal, prints
+            // nothing itself).
+            _ => match &bar {
+                Some(b) => b.suspend(|| eprintln!("{event}")),
+                None => eprintln!("{event}"),
+            },
         },
     );
     if let Some(b) = bar.take() {
