@@ -606,6 +606,36 @@ fn unreachable_endpoint_is_a_network_error() {
 }
 
 #[test]
+fn unreachable_hub_falls_back_to_a_cached_snapshot() {
+    let hub = FakeHub::start(vec![gpt2_like("gpt2", COMMIT, 1000)], None);
+    let endpoint = hub.endpoint().to_string();
+    let cache = tempfile::tempdir().unwrap();
+    let first = download(&client(&hub, cache.path(), None), "gpt2", "main")
+        .0
+        .unwrap();
+    drop(hub); // the Hub goes away
+    let offline = HubClient::new(HubConfig {
+        endpoint,
+        cache: HubCache::new(cache.path()),
+        token: None,
+    })
+    .unwrap();
+    let (result, events) = download(&offline, "gpt2", "main");
+    let done = result.unwrap();
+    assert!(done.all_cached());
+    assert_eq!(done.snapshot, first.snapshot);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("using the cached snapshot")),
+        "{events:?}"
+    );
+    // A revision the cache never saw is still an error.
+    let err = download(&offline, "gpt2", "v2").0.unwrap_err();
+    assert!(matches!(err, HubError::Network { .. }), "{err}");
+}
+
+#[test]
 fn disk_errors_name_the_path() {
     let hub = FakeHub::start(vec![gpt2_like("gpt2", COMMIT, 100)], None);
     let dir = tempfile::tempdir().unwrap();

@@ -56,7 +56,11 @@ fn python_huggingface_hub_shares_our_cache() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("offline 300000"), "{stdout}");
     assert!(stdout.contains("no_exist True"), "{stdout}");
     // Python found our gpt2 blob: the CDN served only its own model's weights.

@@ -80,6 +80,9 @@ pub enum DownloadEvent<'a> {
     Finished { file: &'a str, bytes: u64 },
     /// An optional file the model does not have.
     Missing { file: &'a str },
+    /// The Hub cannot be reached, but the cache holds the revision: the
+    /// cached snapshot is used.
+    Offline { reason: &'a str },
 }
 
 impl fmt::Display for DownloadEvent<'_> {
@@ -115,6 +118,9 @@ impl fmt::Display for DownloadEvent<'_> {
             }
             DownloadEvent::Missing { file } => {
                 write!(f, "{file}: not in this model (optional, skipped)")
+            }
+            DownloadEvent::Offline { reason } => {
+                write!(f, "offline ({reason}); using the cached snapshot")
             }
         }
     }
@@ -201,6 +207,10 @@ impl HubClient {
                     outcomes.push((file.name.to_string(), FileOutcome::Missing));
                     continue;
                 }
+                // Offline with the model in the cache: use it, as Python does.
+                Err(e @ HubError::Network { .. }) if commit.is_none() => {
+                    return self.cached_download(model, revision, files, e, progress);
+                }
                 Err(e) => return Err(e),
             };
             let commit = match &commit {
@@ -228,6 +238,45 @@ impl HubClient {
             revision: revision.to_string(),
             snapshot: self.cache().snapshot_dir(model, &commit),
             commit,
+            files: outcomes,
+        })
+    }
+
+    /// The cached snapshot of `revision` when the Hub cannot be reached
+    /// (`network` is that error, returned if the cache lacks a required file).
+    fn cached_download(
+        &self,
+        model: &ModelId,
+        revision: &str,
+        files: &[RepoFile],
+        network: HubError,
+        progress: &mut dyn FnMut(&DownloadEvent),
+    ) -> Result<ModelDownload> {
+        let Ok(Some(commit)) = self.cache().resolve_revision(model, revision) else {
+            return Err(network);
+        };
+        let snapshot = self.cache().snapshot_dir(model, &commit);
+        let mut outcomes = Vec::with_capacity(files.len());
+        for file in files {
+            let path = snapshot.join(file.name);
+            let outcome = match std::fs::metadata(&path) {
+                Ok(found) => FileOutcome::Cached {
+                    path,
+                    size: found.len(),
+                },
+                Err(_) if !file.required => FileOutcome::Missing,
+                Err(_) => return Err(network),
+            };
+            outcomes.push((file.name.to_string(), outcome));
+        }
+        progress(&DownloadEvent::Offline {
+            reason: &network.to_string(),
+        });
+        Ok(ModelDownload {
+            model: model.clone(),
+            revision: revision.to_string(),
+            commit,
+            snapshot,
             files: outcomes,
         })
     }
