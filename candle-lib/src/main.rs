@@ -27,6 +27,8 @@ enum Command {
     Tokenize(candle::commands::tokenize::TokenizeArgs),
     /// Chapter 08: train a byte-level BPE vocabulary (`candle tokenizer train`).
     Tokenizer(candle::commands::tokenize::TokenizerArgs),
+    /// Chapter 08: fetch a model from the Hugging Face Hub into its cache (`candle download gpt2`).
+    Download(candle::commands::download::Args),
 }
 
 fn main() {
@@ -46,6 +48,7 @@ fn main() {
         Command::Dashboard(args) => candle::commands::dashboard::run(&args),
         Command::Tokenize(args) => candle::commands::tokenize::run_tokenize(&args),
         Command::Tokenizer(args) => candle::commands::tokenize::run_tokenizer(&args),
+        Command::Download(args) => candle::commands::download::run(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

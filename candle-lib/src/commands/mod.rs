@@ -3,6 +3,7 @@
 
 pub mod dashboard;
 pub mod data;
+pub mod download;
 pub mod scalar_demo;
 pub mod tokenize;
 pub mod train;

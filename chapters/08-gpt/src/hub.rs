@@ -1,1 +1,0 @@
-//! (being written: see the chapter 08 issue)
