@@ -6,9 +6,15 @@ use chapter_05::{GeluApproximation, ModuleExt};
 use chapter_06::run_dir::RunConfig;
 use chapter_06::{OnResume, RunDir};
 use chapter_08::char_data::{read_text, CharVocab, TextSplits};
-use chapter_08::gpt::{Gpt, GptConfig};
+use chapter_08::gpt::{Gpt, GptConfig, GptGenerator};
+use chapter_08::sampling::{
+    generate, ContextPolicy, Sampler, SamplingConfig, StopConditions, StopReason,
+};
 use chapter_08::training::{train_gpt, GptTrainConfig};
+use chapter_08::LanguageModel;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 type DynError = Box<dyn std::error::Error>;
 
@@ -151,8 +157,12 @@ pub fn load_vocab(dir: &Path) -> Result<CharVocab, DynError> {
     let path = dir.join(VOCAB_FILE);
     let bytes =
         std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let chars: Vec<String> = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{}: not a vocabulary (a JSON list of strings): {e}", path.display()))?;
+    let chars: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| {
+        format!(
+            "{}: not a vocabulary (a JSON list of strings): {e}",
+            path.display()
+        )
+    })?;
     let chars = chars
         .into_iter()
         .map(|s| {
@@ -250,7 +260,7 @@ pub fn run(args: &Args) -> Result<(), DynError> {
     }
 
     let device = default_device()?;
-    let model = Gpt::new(&model_config, DType::F32, &device, args.seed)?;
+    let model = Arc::new(Gpt::new(&model_config, DType::F32, &device, args.seed)?);
     if !args.quiet {
         eprintln!(
             "training a GPT ({} layers, {} heads, width {}, context {}; {} parameters) on {} \
@@ -267,7 +277,14 @@ pub fn run(args: &Args) -> Result<(), DynError> {
             out.display()
         );
     }
-    let summary = train_gpt(&model, &data, &config, &run_dir, args.resume, !args.quiet)?;
+    let summary = train_gpt(
+        model.as_ref(),
+        &data,
+        &config,
+        &run_dir,
+        args.resume,
+        !args.quiet,
+    )?;
     save_vocab(&out, &vocab)?;
     if summary.steps_run == 0 {
         return Err(format!("{}: no step was trained", out.display()).into());
@@ -281,5 +298,63 @@ pub fn run(args: &Args) -> Result<(), DynError> {
         "final: train {:.4}, val {:.4}",
         summary.train_loss, summary.val_loss
     );
+    if args.samples > 0 {
+        println!(
+            "sample ({} characters, temperature 0.8, top-k 200):",
+            args.samples
+        );
+        sample_text(model, &vocab, args.samples, args.seed)?;
+    }
     Ok(())
 }
+
+// ANCHOR: sample_text
+/// Streams `count` characters from `model`, starting from a line break,
+/// with nanoGPT's sampling settings (temperature 0.8, top-k 200). The
+/// model sees at most its context: when the cache is full, generation
+/// starts again from the last half context of what it wrote.
+pub fn sample_text(
+    model: Arc<Gpt>,
+    vocab: &CharVocab,
+    count: usize,
+    seed: u64,
+) -> Result<(), DynError> {
+    let mut generator = GptGenerator::new(model)?;
+    let context = generator.context_length();
+    let config = SamplingConfig {
+        temperature: 0.8,
+        top_k: Some(200),
+        ..SamplingConfig::default()
+    };
+    let mut sampler = Sampler::new(config, seed)?;
+    let decode = |ids: &[u32]| vocab.decode(ids);
+    // A line break where the text has one, else the first character.
+    let start = vocab.encode("\n").unwrap_or_else(|_| vec![0]);
+    let mut written: Vec<u32> = start.clone();
+    let mut out = std::io::stdout().lock();
+    while written.len() < count + start.len() {
+        let keep = written.len().min(context.div_ceil(2));
+        let prompt = written[written.len() - keep..].to_vec();
+        generator.reset()?;
+        let want = (count + start.len() - written.len()).min(context + 1 - keep);
+        let stop = StopConditions::max_new_tokens(want);
+        let generation = generate(
+            &mut generator,
+            &prompt,
+            &mut sampler,
+            &stop,
+            Some(&decode),
+            ContextPolicy::Stop,
+            |event| {
+                let _ = out.write_all(event.text.as_bytes());
+            },
+        )?;
+        if generation.tokens.is_empty() && generation.stop_reason == StopReason::ContextFull {
+            return Err("the model's context is too short to sample from".into());
+        }
+        written.extend(generation.tokens);
+    }
+    writeln!(out)?;
+    Ok(())
+}
+// ANCHOR_END: sample_text
