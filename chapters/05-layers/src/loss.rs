@@ -330,10 +330,16 @@ impl CrossEntropy {
             (target.to_dtype(dtype)?, None)
         } else {
             // One-hot rows by scattering each kept label's 1 into zeros:
-            // an ignored label (−1) scatters a 0 into column 0, and a label
-            // out of range is an error of the scatter kernel, never a
-            // silent all-zero row.
-            let keep = target.cmp_scalar(CmpOp::Ge, 0.0)?.reshape((m, 1))?;
+            // an ignored label (−1, only when labels may be ignored)
+            // scatters a 0 into column 0, and any other label out of range,
+            // negative ones included, is an error of the scatter kernel,
+            // never a silent all-zero row.
+            let keep = if self.may_ignore {
+                target.cmp_scalar(CmpOp::Ne, -1.0)?
+            } else {
+                RawTensor::ones(target.shape().clone(), DType::U8, logits.device())?
+            }
+            .reshape((m, 1))?;
             let zero = RawTensor::zeros((), DType::I64, logits.device())?;
             let safe = keep.where_cond(&target.reshape((m, 1))?, &zero)?;
             let zeros = RawTensor::zeros((m, c), dtype, logits.device())?;
