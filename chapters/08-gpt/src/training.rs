@@ -336,7 +336,7 @@ pub fn train_gpt(
         batch_rng = ckpt
             .extra
             .get(BATCH_RNG)
-            .and_then(|hex| GeneratorState::from_bytes(&unhex(hex)?))
+            .and_then(|text| parse_state(text))
             .map(|state| Generator::from_state(&state))
             .ok_or_else(|| run_error("the checkpoint has no batch generator state"))?;
         step = ckpt.global_step as usize;
@@ -390,7 +390,7 @@ pub fn train_gpt(
                     "config".to_string(),
                     serde_json::to_string(config).map_err(run_error)?,
                 ),
-                (BATCH_RNG.to_string(), hex(&batch_rng.state().to_bytes())),
+                (BATCH_RNG.to_string(), state_text(batch_rng.state())),
             ]);
             let ckpt = Checkpoint {
                 model: model.state_dict(),
@@ -465,18 +465,18 @@ fn progress_bar(at: usize, len: usize, show: bool) -> ProgressBar {
     bar
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A generator's state as text for the checkpoint's facts: `seed offset`.
+fn state_text(state: GeneratorState) -> String {
+    format!("{} {}", state.seed, state.offset)
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+/// The inverse of [`state_text`].
+fn parse_state(text: &str) -> Option<GeneratorState> {
+    let (seed, offset) = text.split_once(' ')?;
+    Some(GeneratorState {
+        seed: seed.parse().ok()?,
+        offset: offset.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
