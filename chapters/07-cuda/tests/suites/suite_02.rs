@@ -6,16 +6,6 @@
 //! submodules relative to its own directory), so the lessons run exactly
 //! as written, only on another device.
 //!
-//! On a device, seven lessons assert what only the CPU does, and fail by
-//! design: `dtypes::dtype_to_device_on_the_same_device_is_free` (asserts
-//! `is_cpu()`), `views::view_chains_match_the_naive_model` and
-//! `views::view_reshape_equals_reshape_of_a_copy` (read `CpuStorage`), and
-//! four that compare an index error's exact text with the CPU's host-side
-//! check (`errors::error_messages_name_the_op_and_what_it_was_given`,
-//! `indexing::indexing_{index_select,gather,adjoint_ops}_reject_…`): on a
-//! device the kernel finds the bad index and reports `Error::Device`, as
-//! chapter 02's `check_ids_in_range` prescribes.
-//!
 //! Left out, because they are about the CPU itself: `devices.rs` (the
 //! device registry as chapter 02 alone sees it), `memory.rs` (counts host
 //! storage), `registry.rs` (registers and removes CPU kernels) and

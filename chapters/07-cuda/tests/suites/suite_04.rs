@@ -5,11 +5,6 @@
 //! resolves next to it (a module loaded through `#[path]` finds its
 //! submodules relative to its own directory), so the lessons run exactly
 //! as written, only on another device.
-//!
-//! On a device, two lessons compare an index error's exact text with the
-//! CPU's host-side check and fail by design:
-//! `indexing::indexing_errors_name_the_op` and
-//! `softmax::softmax_family_errors_name_the_op_and_the_shapes` (`one_hot`).
 
 // Each included file declares its own `mod common;` (clippy would rather
 // share one), and chapter 06 wraps each file's lessons in a module named

@@ -5,10 +5,6 @@
 //! resolves next to it (a module loaded through `#[path]` finds its
 //! submodules relative to its own directory), so the lessons run exactly
 //! as written, only on another device.
-//!
-//! On a device, `loss::cross_entropy_reports_bad_targets_by_value_and_shape`
-//! compares an index error's exact text with the CPU's host-side check,
-//! and fails by design.
 
 // Each included file declares its own `mod common;` (clippy would rather
 // share one), and chapter 06 wraps each file's lessons in a module named

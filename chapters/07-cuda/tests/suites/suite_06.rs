@@ -5,13 +5,6 @@
 //! resolves next to it (a module loaded through `#[path]` finds its
 //! submodules relative to its own directory), so the lessons run exactly
 //! as written, only on another device.
-//!
-//! `checkpoint::checkpoint_a_kill_during_a_write_…` fails on every device
-//! here: it re-runs its test binary with `--exact
-//! checkpoint::checkpoint_writer_for_the_kill_test`, a name that gains
-//! this suite's module prefix. On a device the `run_dir` lessons fail
-//! with a device mismatch: their `fit_in` builds the model on
-//! `Device::cpu()` while the data loader follows `CANDLE_DEVICE`.
 
 // Each included file declares its own `mod common;` (clippy would rather
 // share one), and chapter 06 wraps each file's lessons in a module named
