@@ -8,8 +8,9 @@
 //! `abs` at 0, `clamp` at its bounds, ties in `maximum`) the doc comment says
 //! which one-sided value we pick; it is always the one PyTorch picks.
 
-use chapter_02::{CmpOp, Error, Result, Tensor as RawTensor};
-use chapter_03::{BackwardCtx, CustomOp, Tensor};
+use chapter_02::dispatch::call;
+use chapter_02::{CmpOp, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor};
+use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
 /// `√(2/π)`, the constant of the tanh approximation of GELU.
@@ -245,6 +246,13 @@ fn erf(x: &Tensor) -> Result<Tensor> {
 /// GELU, exact form: `x·Φ(x)` with `Φ(x) = ½(1 + erf(x/√2))` the standard
 /// normal CDF. By the product rule, `d/dx = Φ(x) + x·φ(x)` where
 /// `φ(x) = e^(−x²/2)/√(2π)` is the normal density.
+///
+/// Forward and backward are the operators [`GeluForward`] and
+/// [`GeluBackward`]: one fused pass on the CPU (see
+/// [`gelu_kernels`](crate::gelu_kernels)), their composites elsewhere.
+/// When the backward pass is itself recorded (`create_graph`), the
+/// derivative is written with autograd operations instead, so that it can
+/// be differentiated again.
 struct Gelu;
 impl CustomOp for Gelu {
     fn name(&self) -> &'static str {
@@ -252,11 +260,14 @@ impl CustomOp for Gelu {
     }
     fn forward(&self, x: &[&RawTensor]) -> Result<RawTensor> {
         check_float(x[0], "gelu")?;
-        let cdf = x[0].affine(FRAC_1_SQRT_2, 0.0)?.erf()?.affine(0.5, 0.5)?;
-        x[0].mul(&cdf)
+        Ok(call(&GeluForward, x)?.remove(0))
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let x = ctx.input(0);
+        if !is_grad_enabled() {
+            let dx = call(&GeluBackward, &[&x.data(), &g.data()])?.remove(0);
+            return Ok(vec![Some(constant(dx))]);
+        }
         let cdf = erf(&x.mul_scalar(FRAC_1_SQRT_2)?)?.affine(0.5, 0.5)?;
         let pdf = x
             .mul(x)?
@@ -266,6 +277,81 @@ impl CustomOp for Gelu {
         let d = cdf.add(&x.mul(&pdf)?)?;
         Ok(vec![Some(g.mul(&d)?)])
     }
+}
+
+/// GELU's forward as a registry operator: input `x`, output `x·Φ(x)`.
+pub struct GeluForward;
+
+impl Operator for GeluForward {
+    fn name(&self) -> &'static str {
+        "gelu"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        check_same_float("gelu", inputs, 1)
+    }
+    fn composite(&self, x: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let cdf = x[0].affine(FRAC_1_SQRT_2, 0.0)?.erf()?.affine(0.5, 0.5)?;
+        Ok(vec![x[0].mul(&cdf)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, crate::gelu_kernels::gelu_cpu)]
+    }
+}
+
+/// GELU's vector-Jacobian product: inputs `x` and the output's gradient
+/// `g`, output `g·(Φ(x) + x·φ(x))`.
+pub struct GeluBackward;
+
+impl Operator for GeluBackward {
+    fn name(&self) -> &'static str {
+        "gelu_backward"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        check_same_float("gelu_backward", inputs, 2)
+    }
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let (x, g) = (inputs[0], inputs[1]);
+        let cdf = x.affine(FRAC_1_SQRT_2, 0.0)?.erf()?.affine(0.5, 0.5)?;
+        let pdf = x
+            .sqr()?
+            .affine(-0.5, 0.0)?
+            .exp()?
+            .affine(1.0 / (2.0 * PI).sqrt(), 0.0)?;
+        Ok(vec![g.mul(&cdf.add(&x.mul(&pdf)?)?)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, crate::gelu_kernels::gelu_backward_cpu)]
+    }
+}
+
+/// `arity` float tensors of one shape and dtype, or an error naming `op`.
+fn check_same_float(op: &'static str, inputs: &[&RawTensor], arity: usize) -> Result<()> {
+    if inputs.len() != arity {
+        return Err(Error::invalid(
+            op,
+            format!("takes {arity} tensors, got {}", inputs.len()),
+        ));
+    }
+    let x = inputs[0];
+    check_float(x, op)?;
+    for other in &inputs[1..] {
+        if other.shape() != x.shape() {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: x.shape().clone(),
+                rhs: other.shape().clone(),
+                detail: String::new(),
+            });
+        }
+        if other.dtype() != x.dtype() {
+            return Err(Error::DTypeMismatch {
+                op,
+                lhs: x.dtype(),
+                rhs: other.dtype(),
+            });
+        }
+    }
+    Ok(())
 }
 // ANCHOR_END: gelu
 

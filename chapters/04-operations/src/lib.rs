@@ -10,6 +10,7 @@
 //! [`Tensor`](chapter_03::Tensor).
 
 pub mod elementwise;
+pub mod gelu_kernels;
 pub mod index;
 pub mod product;
 pub mod reduce;
