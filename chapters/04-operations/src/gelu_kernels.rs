@@ -77,11 +77,11 @@ pub fn erf_f32<const FMA: bool>(x: f32) -> f32 {
 }
 // ANCHOR_END: erf_f32
 
-/// The element types of the GELU kernels, with the `erf` and `exp` they
-/// use: the vectorisable ones for `f32`, the C library's for `f64`.
+/// The element types of the GELU kernels, with the `erf` they use: the
+/// vectorisable one for `f32`, the C library's for `f64` (`exp` is
+/// [`RowFloat::exp_fast`]).
 pub trait GeluFloat: RowFloat {
     fn erf_fast<const FMA: bool>(self) -> Self;
-    fn exp_fast<const FMA: bool>(self) -> Self;
 }
 
 impl GeluFloat for f32 {
@@ -89,20 +89,12 @@ impl GeluFloat for f32 {
     fn erf_fast<const FMA: bool>(self) -> f32 {
         erf_f32::<FMA>(self)
     }
-    #[inline(always)]
-    fn exp_fast<const FMA: bool>(self) -> f32 {
-        exp_f32::<FMA>(self)
-    }
 }
 
 impl GeluFloat for f64 {
     #[inline(always)]
     fn erf_fast<const FMA: bool>(self) -> f64 {
         libm::erf(self)
-    }
-    #[inline(always)]
-    fn exp_fast<const FMA: bool>(self) -> f64 {
-        self.exp()
     }
 }
 
@@ -177,7 +169,10 @@ fn map_elements<T: GeluFloat, const K: usize>(inputs: [&Tensor; K]) -> Result<Te
 }
 
 /// Makes the inputs contiguous, widens half types and picks `f32`/`f64`.
-fn elementwise_kernel<const K: usize>(name: &'static str, inputs: &[&Tensor]) -> Result<Vec<Tensor>> {
+fn elementwise_kernel<const K: usize>(
+    name: &'static str,
+    inputs: &[&Tensor],
+) -> Result<Vec<Tensor>> {
     let contiguous = inputs
         .iter()
         .map(|t| t.contiguous())

@@ -82,6 +82,9 @@ pub trait RowFloat:
     /// `exp` of each lane, written so that it vectorises; with `FMA`,
     /// using fused multiply-adds (for code compiled with FMA).
     fn exp_lanes<const FMA: bool>(x: [Self; LANES]) -> [Self; LANES];
+    /// `exp` of one value, written so that a loop calling it vectorises
+    /// (for `f32`, [`exp_f32`]; `f64` keeps the library's `exp`).
+    fn exp_fast<const FMA: bool>(self) -> Self;
     /// The larger of two values; a NaN in `self` is ignored (its effect on
     /// the kernels' sums is what makes their results NaN).
     #[inline(always)]
@@ -103,6 +106,10 @@ impl RowFloat for f32 {
     #[inline(always)]
     fn exp(self) -> f32 {
         f32::exp(self)
+    }
+    #[inline(always)]
+    fn exp_fast<const FMA: bool>(self) -> f32 {
+        exp_f32::<FMA>(self)
     }
     #[inline(always)]
     fn ln(self) -> f32 {
@@ -129,6 +136,10 @@ impl RowFloat for f64 {
     const NEG_INFINITY: f64 = f64::NEG_INFINITY;
     #[inline(always)]
     fn exp(self) -> f64 {
+        f64::exp(self)
+    }
+    #[inline(always)]
+    fn exp_fast<const FMA: bool>(self) -> f64 {
         f64::exp(self)
     }
     #[inline(always)]

@@ -15,7 +15,15 @@ use chapter_04::row_kernels::set_simd_enabled;
 
 /// Seeded normal values of `dtype` (standard deviation `std`).
 fn randn(n: usize, std: f64, seed: u64, dtype: DType) -> RawTensor {
-    RawTensor::randn_with(0.0, std, n, dtype, &Device::cpu(), &mut Generator::new(seed)).unwrap()
+    RawTensor::randn_with(
+        0.0,
+        std,
+        n,
+        dtype,
+        &Device::cpu(),
+        &mut Generator::new(seed),
+    )
+    .unwrap()
 }
 
 /// The one output of `op`, by the CPU kernel and by the composite (run on
@@ -67,7 +75,12 @@ fn gelu_kernels_erf_f32_is_within_two_ulp() {
                 bits += 101;
             }
         }
-        assert!(worst.0 <= 2, "fma {fused}: {} ulp at x = {}", worst.0, worst.1);
+        assert!(
+            worst.0 <= 2,
+            "fma {fused}: {} ulp at x = {}",
+            worst.0,
+            worst.1
+        );
         assert_eq!(erf(0.0), 0.0);
         assert_eq!(erf(f32::INFINITY), 1.0);
         assert_eq!(erf(f32::NEG_INFINITY), -1.0);
