@@ -29,6 +29,10 @@ enum Command {
     Tokenizer(candle::commands::tokenize::TokenizerArgs),
     /// Chapter 08: fetch a model from the Hugging Face Hub into its cache (`candle download gpt2`).
     Download(candle::commands::download::Args),
+    /// Chapter 08: continue a prompt with a GPT, streaming the text (`candle generate --prompt ...`).
+    Generate(candle::commands::generate::Args),
+    /// Chapter 08: talk with a GPT playing a persona ("Taylor"), line by line on standard input.
+    Chat(candle::commands::chat::Args),
 }
 
 fn main() {
@@ -49,6 +53,8 @@ fn main() {
         Command::Tokenize(args) => candle::commands::tokenize::run_tokenize(&args),
         Command::Tokenizer(args) => candle::commands::tokenize::run_tokenizer(&args),
         Command::Download(args) => candle::commands::download::run(&args),
+        Command::Generate(args) => candle::commands::generate::run(&args),
+        Command::Chat(args) => candle::commands::chat::run(&args),
     };
     if let Err(err) = result {
         eprintln!("error: {err}");

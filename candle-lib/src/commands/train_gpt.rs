@@ -1,8 +1,10 @@
 //! `candle train shakespeare`: a character-level GPT, nanoGPT's CPU recipe.
 
+use super::gpt_run::char_gpt_config;
+pub use super::gpt_run::{load_vocab, save_vocab, VOCAB_FILE};
 use super::values;
 use chapter_02::{default_device, set_default_device, DType, Device};
-use chapter_05::{GeluApproximation, ModuleExt};
+use chapter_05::ModuleExt;
 use chapter_06::run_dir::RunConfig;
 use chapter_06::{OnResume, RunDir};
 use chapter_08::char_data::{read_text, CharVocab, TextSplits};
@@ -13,13 +15,10 @@ use chapter_08::sampling::{
 use chapter_08::training::{train_gpt, GptTrainConfig};
 use chapter_08::LanguageModel;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 type DynError = Box<dyn std::error::Error>;
-
-/// The file a GPT run folder keeps its character vocabulary in.
-pub const VOCAB_FILE: &str = "vocab.json";
 
 /// The most parameters `candle train shakespeare` builds a model with.
 pub const MAX_GPT_PARAMETERS: usize = 200_000_000;
@@ -128,55 +127,14 @@ pub fn gpt_parameters(c: &GptConfig) -> Option<usize> {
 
 /// The model configuration of the recipe for a vocabulary of `vocab` tokens.
 pub fn model_config(args: &Args, vocab: usize) -> GptConfig {
-    GptConfig {
-        vocab_size: vocab,
-        context_length: args.context,
-        n_layer: args.layers,
-        n_head: args.heads,
-        n_embd: args.width,
-        n_inner: None,
-        dropout: args.dropout,
-        bias: false,
-        layer_norm_eps: 1e-5,
-        activation: GeluApproximation::None,
-    }
-}
-
-/// Writes the vocabulary (a JSON array of one-character strings).
-pub fn save_vocab(dir: &Path, vocab: &CharVocab) -> Result<(), DynError> {
-    let chars: Vec<String> = vocab.chars().iter().map(|c| c.to_string()).collect();
-    let json = serde_json::to_vec(&chars)?;
-    let path = dir.join(VOCAB_FILE);
-    chapter_05::state_dict::write_atomically(&path, &json)
-        .map_err(|e| format!("{}: cannot write the vocabulary: {e}", path.display()))?;
-    Ok(())
-}
-
-/// Reads the vocabulary a GPT run folder saved.
-pub fn load_vocab(dir: &Path) -> Result<CharVocab, DynError> {
-    let path = dir.join(VOCAB_FILE);
-    let bytes =
-        std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let chars: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| {
-        format!(
-            "{}: not a vocabulary (a JSON list of strings): {e}",
-            path.display()
-        )
-    })?;
-    let chars = chars
-        .into_iter()
-        .map(|s| {
-            let mut it = s.chars();
-            match (it.next(), it.next()) {
-                (Some(c), None) => Ok(c),
-                _ => Err(format!(
-                    "{}: entry {s:?} is not a single character",
-                    path.display()
-                )),
-            }
-        })
-        .collect::<Result<Vec<char>, String>>()?;
-    Ok(CharVocab::from_chars(chars).map_err(|e| format!("{}: {e}", path.display()))?)
+    char_gpt_config(
+        vocab,
+        args.context,
+        args.layers,
+        args.heads,
+        args.width,
+        args.dropout,
+    )
 }
 
 pub fn run(args: &Args) -> Result<(), DynError> {

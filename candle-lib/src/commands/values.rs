@@ -198,6 +198,47 @@ pub fn temperature(s: &str) -> Result<f64, String> {
 }
 // ANCHOR_END: parsers
 
+/// A number of tokens to generate that must do something: 1 to 1 000 000.
+pub fn new_tokens(s: &str) -> Result<usize, String> {
+    int_in(s, 1, 1_000_000)
+}
+
+/// Top-k sampling's `k`: 1 to 1 000 000 (a `k` above the vocabulary keeps
+/// every token).
+pub fn top_k(s: &str) -> Result<usize, String> {
+    int_in(s, 1, 1_000_000)
+}
+
+/// Nucleus sampling's `p`: `(0, 1]` (at 0 no token would be kept).
+pub fn top_p(s: &str) -> Result<f64, String> {
+    float_in(s, End(0.0, false), End(1.0, true))
+}
+
+/// Min-p sampling's `p`: `[0, 1]`.
+pub fn min_p(s: &str) -> Result<f64, String> {
+    float_in(s, End(0.0, true), End(1.0, true))
+}
+
+/// A repetition penalty `θ`: `(0, 100]` (1 is off).
+pub fn repetition_penalty(s: &str) -> Result<f64, String> {
+    float_in(s, End(0.0, false), End(100.0, true))
+}
+
+/// A number of beams: 1 to 64 (each beam is a sequence fed to the model).
+pub fn beams(s: &str) -> Result<usize, String> {
+    int_in(s, 1, 64)
+}
+
+/// Beam search's length penalty `α`: `[-10, 10]`.
+pub fn length_penalty(s: &str) -> Result<f64, String> {
+    float_in(s, End(-10.0, true), End(10.0, true))
+}
+
+/// Tokens a draft model proposes per round: 1 to 64.
+pub fn draft_tokens(s: &str) -> Result<usize, String> {
+    int_in(s, 1, 64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +286,21 @@ mod tests {
         assert!(points("1").is_err());
         assert!(points("100000000").is_err());
         assert_eq!(sweep_seeds("0"), Ok(0));
+    }
+
+    #[test]
+    fn sampling_parsers_refuse_values_that_cannot_sample() {
+        assert!(top_p("0").unwrap_err().contains("(0, 1]"));
+        assert!(top_p("1.5").is_err());
+        assert_eq!(top_p("1"), Ok(1.0));
+        assert!(min_p("-0.1").is_err());
+        assert!(min_p("nan").unwrap_err().contains("NaN"));
+        assert!(repetition_penalty("0").is_err());
+        assert!(temperature("-1").is_err());
+        assert!(new_tokens("0").unwrap_err().contains("from 1"));
+        assert!(top_k("0").is_err());
+        assert!(beams("65").is_err());
+        assert!(length_penalty("inf").is_err());
+        assert!(draft_tokens("0").is_err());
     }
 }

@@ -14,16 +14,21 @@
 //! - [`language_model`] and [`sampling`]: greedy, temperature, top-k,
 //!   top-p, min-p, repetition penalty, stop strings, beam search and
 //!   speculative sampling;
-//! - [`hub`]: fetching a model from the Hugging Face Hub into its cache.
+//! - [`hub`]: fetching a model from the Hugging Face Hub into its cache;
+//! - [`chat`]: a conversation as a transcript, kept within the context and
+//!   reusing the KV cache from turn to turn ([`text_codec`] lets it use
+//!   either tokenizer).
 
 pub mod attention;
 pub mod char_data;
+pub mod chat;
 pub mod gpt;
 pub mod gpt2;
 pub mod hub;
 pub mod kv_cache;
 pub mod language_model;
 pub mod sampling;
+pub mod text_codec;
 pub mod tokenizer;
 pub mod training;
 
@@ -31,6 +36,7 @@ pub use attention::{
     scaled_dot_product_attention, AttentionOptions, CausalSelfAttention, LinearInOut,
     MultiheadAttention,
 };
+pub use chat::{ChatOptions, ChatSession, ChatTemplate, Reply, Turn};
 pub use gpt::{language_model_loss, next_token_loss, Gpt, GptConfig, GptGenerator, GptOutput};
 pub use gpt2::{load_gpt2, load_gpt2_files, Gpt2Config};
 pub use kv_cache::KvCache;
@@ -40,4 +46,5 @@ pub use sampling::{
     Generation, Sampler, SamplingConfig, SpeculativeConfig, StopConditions, StopReason,
     TokenDecoder, TokenEvent,
 };
+pub use text_codec::TextCodec;
 pub use tokenizer::{BpeTrainer, Gpt2Tokenizer, TokenizerError};

@@ -754,3 +754,30 @@ fn exercise_complete_commit_snapshot_needs_no_request() {
     assert!(again.all_cached());
     assert_eq!(hub.hub.requests().len() + hub.cdn.requests().len(), before);
 }
+
+#[test]
+fn resolve_model_recognises_a_training_runs_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = HubCache::new(dir.path().join("unused-cache"));
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let spec = run.to_string_lossy().into_owned();
+    // A run that stopped before its first checkpoint: named as a run.
+    for f in ["config.json", "metrics.jsonl", "vocab.json"] {
+        std::fs::write(run.join(f), "{}").unwrap();
+    }
+    let err = resolve_model_in(&cache, &spec).unwrap_err().to_string();
+    assert!(
+        err.contains("training run's folder without checkpoint.safetensors"),
+        "{err}"
+    );
+    std::fs::write(run.join("checkpoint.safetensors"), b"w").unwrap();
+    let files = resolve_model_in(&cache, &spec).unwrap();
+    assert_eq!(files.source, ModelSource::RunDir(run.clone()));
+    assert_eq!(files.weights, run.join("checkpoint.safetensors"));
+    assert_eq!(files.vocab, Some(run.join("vocab.json")));
+    // A folder with model.safetensors is a model folder, whatever else it holds.
+    std::fs::write(run.join("model.safetensors"), b"w").unwrap();
+    let files = resolve_model_in(&cache, &spec).unwrap();
+    assert_eq!(files.source, ModelSource::Folder(run.clone()));
+}

@@ -134,6 +134,12 @@ pub enum HubError {
     /// `resolve_model`: a folder that lacks a model's files.
     #[error("{path}: not a model folder: {missing} is missing (a model folder holds config.json and model.safetensors)")]
     NotAModelDir { path: PathBuf, missing: String },
+    /// `resolve_model`: a training run's folder that lacks one of its files.
+    #[error(
+        "{path}: a training run's folder without {missing} (`candle train shakespeare` writes \
+         config.json, checkpoint.safetensors and vocab.json; did the run save a checkpoint?)"
+    )]
+    NotARunDir { path: PathBuf, missing: String },
     /// `resolve_model`: neither a folder nor a model id.
     #[error("--model `{spec}`: not a folder, and not a model id ({reason})")]
     UnknownModelSpec { spec: String, reason: String },

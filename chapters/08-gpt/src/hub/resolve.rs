@@ -24,7 +24,15 @@ pub enum ModelSource {
         revision: String,
         commit: String,
     },
+    /// The folder of a training run (`candle train shakespeare`): its
+    /// `config.json` is the run's settings, its weights are in
+    /// `checkpoint.safetensors`, and `vocab.json` is a *character*
+    /// vocabulary (a JSON list of one-character strings), not GPT-2's.
+    RunDir(PathBuf),
 }
+
+/// The files that mark a folder as a training run's rather than a model's.
+pub const RUN_MARKERS: [&str; 2] = ["checkpoint.safetensors", "metrics.jsonl"];
 
 // ANCHOR: model_files_struct
 /// The files of one model, ready for the loaders of [`gpt2`](crate::gpt2)
@@ -36,9 +44,10 @@ pub struct ModelFiles {
     pub dir: PathBuf,
     /// `config.json`: the architecture's hyper-parameters.
     pub config: PathBuf,
-    /// `model.safetensors`: the weights.
+    /// `model.safetensors`: the weights (a run's `checkpoint.safetensors`).
     pub weights: PathBuf,
-    /// `vocab.json` and `merges.txt`: GPT-2's byte-level BPE, if present.
+    /// `vocab.json` and `merges.txt`: GPT-2's byte-level BPE, if present
+    /// (a run's `vocab.json` is its character vocabulary).
     pub vocab: Option<PathBuf>,
     pub merges: Option<PathBuf>,
     /// `tokenizer.json`: the `tokenizers` library's all-in-one file, if present.
@@ -75,6 +84,32 @@ impl ModelFiles {
             source,
         })
     }
+
+    /// The files of a training run's folder: `config.json`,
+    /// `checkpoint.safetensors` and `vocab.json` must all be there.
+    pub fn in_run_dir(dir: &Path) -> Result<ModelFiles> {
+        let required = |name: &str| {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(HubError::NotARunDir {
+                    path: dir.to_path_buf(),
+                    missing: name.to_string(),
+                })
+            }
+        };
+        Ok(ModelFiles {
+            config: required("config.json")?,
+            weights: required("checkpoint.safetensors")?,
+            vocab: Some(required("vocab.json")?),
+            merges: None,
+            tokenizer_json: None,
+            generation_config: None,
+            dir: dir.to_path_buf(),
+            source: ModelSource::RunDir(dir.to_path_buf()),
+        })
+    }
 }
 
 // ANCHOR: resolve_model
@@ -84,14 +119,23 @@ pub fn resolve_model(spec: &str) -> Result<ModelFiles> {
 }
 
 /// Resolves `spec`, in this order:
-/// 1. an existing folder: it must hold a model;
-/// 2. a model id `owner/name` or `name`, with an optional `@revision`
+/// 1. the folder of a training run (it has one of [`RUN_MARKERS`] and no
+///    `model.safetensors`): it must hold the run's settings, checkpoint
+///    and vocabulary;
+/// 2. another existing folder: it must hold a model;
+/// 3. a model id `owner/name` or `name`, with an optional `@revision`
 ///    (default `main`): its snapshot in `cache` must hold the model.
 ///
 /// Never goes online; a model id that is not cached is an error that says
 /// to run `candle download`.
 pub fn resolve_model_in(cache: &HubCache, spec: &str) -> Result<ModelFiles> {
     let path = Path::new(spec);
+    let is_run = |p: &Path| {
+        !p.join("model.safetensors").exists() && RUN_MARKERS.iter().any(|m| p.join(m).exists())
+    };
+    if path.is_dir() && is_run(path) {
+        return ModelFiles::in_run_dir(path);
+    }
     if path.is_dir() {
         return ModelFiles::in_folder(path, ModelSource::Folder(path.to_path_buf()));
     }
