@@ -17,12 +17,12 @@
 //! time, all heads, reading `Q`, `K`, `V` where the projection left them
 //! and writing the result with its heads already merged:
 //!
-//! - the scores of query `i` are computed only for keys `j ≤ i` (the
-//!   masked half is never computed), softmaxed in place, and the weights
-//!   `P` are kept for the backward pass;
-//! - every inner loop is an `axpy` over contiguous memory (`K` and `V` are
-//!   transposed once per head into a small buffer), which the compiler
-//!   vectorises, compiled a second time for AVX2 and FMA;
+//! - a head's `Q`, `K`, `V` are strided matrices inside `qkv`, and each of
+//!   the head's products is one call of the `gemm` crate on them, without
+//!   copies;
+//! - the weights `P` are kept for the backward pass, which writes `dQ`,
+//!   `dK` and `dV` straight into their columns of `dqkv` (no gradient is
+//!   padded);
 //! - the sequences of a batch are split between the cores.
 //!
 //! Under `create_graph` the backward is written with autograd operations
@@ -463,30 +463,83 @@ fn backward_sequence_simd<T: RowFloat>(
     backward_sequence::<T, false>(x, p, g, dx, s, scale)
 }
 
-/// `y[..n] += a · x[..n]`, the one inner loop of the kernels.
-#[inline(always)]
-fn axpy<T: RowFloat>(y: &mut [T], a: T, x: &[T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = *y + a * x;
+/// A matrix inside a buffer: where it starts, and the distance between
+/// consecutive rows and columns. A head's `Q` inside `x: [T, 3C]` is
+/// `At { offset: h·d, row: 3C, col: 1 }`; its transpose swaps the strides.
+#[derive(Clone, Copy)]
+struct At {
+    offset: usize,
+    row: usize,
+    col: usize,
+}
+
+impl At {
+    fn rows(offset: usize, row: usize) -> At {
+        At {
+            offset,
+            row,
+            col: 1,
+        }
+    }
+    fn t(self) -> At {
+        At {
+            row: self.col,
+            col: self.row,
+            ..self
+        }
+    }
+    /// The largest index of an `m × n` matrix at this place.
+    fn last(self, m: usize, n: usize) -> usize {
+        self.offset + (m - 1) * self.row + (n - 1) * self.col
     }
 }
 
-/// `m: [rows, cols]` (row stride `stride`, starting at column `col`)
-/// transposed into `out: [cols, rows]`.
-#[inline(always)]
-fn transpose_into<T: RowFloat>(
-    m: &[T],
-    rows: usize,
-    cols: usize,
-    stride: usize,
-    col: usize,
-    out: &mut [T],
+/// `dst ← α·(lhs · rhs)` (or `dst += α·(lhs · rhs)` with `accumulate`) for
+/// an `m × k` times `k × n` product of matrices inside slices, on this
+/// thread, by the `gemm` crate (the engine's matrix product, called here
+/// directly because the heads are strided views of one buffer).
+#[allow(clippy::too_many_arguments)]
+fn product<T: RowFloat>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    d: At,
+    accumulate: bool,
+    a: &[T],
+    la: At,
+    b: &[T],
+    lb: At,
+    alpha: T,
 ) {
-    for r in 0..rows {
-        let row = &m[r * stride + col..r * stride + col + cols];
-        for (k, &v) in row.iter().enumerate() {
-            out[k * rows + r] = v;
-        }
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    assert!(d.last(m, n) < dst.len() && la.last(m, k) < a.len() && lb.last(k, n) < b.len());
+    // SAFETY: the assertion keeps every element of the three matrices
+    // inside its slice; `dst` is borrowed mutably, so it overlaps neither
+    // input. `gemm` computes dst = β₀·dst + β₁·a·b, reading `dst` only when
+    // `read_dst` is set.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().add(d.offset),
+            d.col as isize,
+            d.row as isize,
+            accumulate,
+            a.as_ptr().add(la.offset),
+            la.col as isize,
+            la.row as isize,
+            b.as_ptr().add(lb.offset),
+            lb.col as isize,
+            lb.row as isize,
+            T::ONE,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
     }
 }
 
@@ -501,45 +554,41 @@ fn forward_sequence<T: RowFloat, const FMA: bool>(
     scale: T,
 ) {
     let (t, d, c) = (s.t, s.d, s.c());
-    let mut kt = vec![T::ZERO; d * t]; // Kᵀ of this head: [d, T]
     for h in 0..s.h {
-        transpose_into(x, t, d, 3 * c, c + h * d, &mut kt);
+        let (q, k, v) = (
+            At::rows(h * d, 3 * c),
+            At::rows(c + h * d, 3 * c),
+            At::rows(2 * c + h * d, 3 * c),
+        );
         let p = &mut p[h * t * t..(h + 1) * t * t];
-        for i in 0..t {
-            // Scores of query i against keys 0..=i: Σ_k q_ik · Kᵀ[k, 0..=i].
-            let row = &mut p[i * t..i * t + i + 1];
-            let q = &x[i * 3 * c + h * d..i * 3 * c + (h + 1) * d];
-            for (k, &qk) in q.iter().enumerate() {
-                axpy(row, qk * scale, &kt[k * t..k * t + i + 1]);
-            }
-            // Softmax of the row in place (the rest of the row stays 0).
-            let m = row.iter().fold(T::LOWEST, |m, &v| v.max(m));
+        // S = s · Q Kᵀ, into P's place. (The masked half is computed too:
+        // one dense product is faster than T ragged ones.)
+        product((t, t, d), p, At::rows(0, t), false, x, q, x, k.t(), scale);
+        for (i, row) in p.chunks_mut(t).enumerate() {
+            // Query i sees keys 0..=i: softmax those, zero the rest.
+            let (seen, hidden) = row.split_at_mut(i + 1);
+            hidden.fill(T::ZERO);
+            let m = seen.iter().fold(T::LOWEST, |m, &v| v.max(m));
             let mut sum = T::ZERO;
-            for v in row.iter_mut() {
+            for v in seen.iter_mut() {
                 *v = (*v - m).exp_fast::<FMA>();
                 sum = sum + *v;
             }
             let inv = sum.recip();
-            for v in row.iter_mut() {
+            for v in seen.iter_mut() {
                 *v = *v * inv;
             }
-            // Output: Σ_j P_ij · V_j.
-            let out = &mut y[i * c + h * d..i * c + (h + 1) * d];
-            for (j, &pij) in row.iter().enumerate() {
-                axpy(
-                    out,
-                    pij,
-                    &x[j * 3 * c + 2 * c + h * d..j * 3 * c + 2 * c + (h + 1) * d],
-                );
-            }
         }
+        // Y = P V, written into this head's columns of y.
+        let out = At::rows(h * d, c);
+        product((t, d, t), y, out, false, p, At::rows(0, t), x, v, T::ONE);
     }
 }
 // ANCHOR_END: forward_sequence
 
 // ANCHOR: backward_sequence
 /// One sequence, all heads: `x: [T, 3C]`, `p: [H, T, T]`, `g: [T, C]` →
-/// `dx: [T, 3C]`, the formulas of [`backward_formula`] row by row.
+/// `dx: [T, 3C]`, the formulas of [`backward_formula`], one head at a time.
 #[inline(always)]
 fn backward_sequence<T: RowFloat, const FMA: bool>(
     x: &[T],
@@ -550,44 +599,33 @@ fn backward_sequence<T: RowFloat, const FMA: bool>(
     scale: T,
 ) {
     let (t, d, c) = (s.t, s.d, s.c());
-    let mut vt = vec![T::ZERO; d * t]; // Vᵀ of this head: [d, T]
-    let mut ds = vec![T::ZERO; t];
+    let mut ds = vec![T::ZERO; t * t];
+    let square = At::rows(0, t);
     for h in 0..s.h {
-        transpose_into(x, t, d, 3 * c, 2 * c + h * d, &mut vt);
+        let (q, k, v) = (
+            At::rows(h * d, 3 * c),
+            At::rows(c + h * d, 3 * c),
+            At::rows(2 * c + h * d, 3 * c),
+        );
+        let gh = At::rows(h * d, c);
         let p = &p[h * t * t..(h + 1) * t * t];
-        for i in 0..t {
-            let pi = &p[i * t..i * t + i + 1];
-            let gi = &g[i * c + h * d..i * c + (h + 1) * d];
-            // dP_ij = G_i · V_j for j ≤ i.
-            let dp = &mut ds[..i + 1];
-            dp.fill(T::ZERO);
-            for (k, &gk) in gi.iter().enumerate() {
-                axpy(dp, gk, &vt[k * t..k * t + i + 1]);
-            }
-            // dS_ij = P_ij (dP_ij − Σ_j P_ij dP_ij), times the scale.
+        // dP = G Vᵀ.
+        product((t, t, d), &mut ds, square, false, g, gh, x, v.t(), T::ONE);
+        // dS = s · P ⊙ (dP − rowsum(dP ⊙ P)), row by row (P is 0 where
+        // the mask hid a key, and so is dS).
+        for (dsi, pi) in ds.chunks_mut(t).zip(p.chunks(t)) {
             let dot = pi
                 .iter()
-                .zip(dp.iter())
+                .zip(dsi.iter())
                 .fold(T::ZERO, |a, (&p, &q)| a + p * q);
-            for (v, &pij) in dp.iter_mut().zip(pi) {
+            for (v, &pij) in dsi.iter_mut().zip(pi) {
                 *v = pij * (*v - dot) * scale;
             }
-            let qi_at = i * 3 * c + h * d;
-            for j in 0..=i {
-                let (dsij, pij) = (ds[j], pi[j]);
-                let (row_i, row_j) = (i * 3 * c, j * 3 * c);
-                // dQ_i += dS_ij K_j;  dK_j += dS_ij Q_i;  dV_j += P_ij G_i.
-                let kj = row_j + c + h * d;
-                let vj = row_j + 2 * c + h * d;
-                axpy(
-                    &mut dx[row_i + h * d..row_i + (h + 1) * d],
-                    dsij,
-                    &x[kj..kj + d],
-                );
-                axpy(&mut dx[kj..kj + d], dsij, &x[qi_at..qi_at + d]);
-                axpy(&mut dx[vj..vj + d], pij, gi);
-            }
         }
+        // dQ = dS K,  dK = dSᵀ Q,  dV = Pᵀ G, into their columns of dx.
+        product((t, d, t), dx, q, false, &ds, square, x, k, T::ONE);
+        product((t, d, t), dx, k, false, &ds, square.t(), x, q, T::ONE);
+        product((t, d, t), dx, v, false, p, square.t(), g, gh, T::ONE);
     }
 }
 // ANCHOR_END: backward_sequence
