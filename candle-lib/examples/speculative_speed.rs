@@ -58,7 +58,7 @@ options:
   --target DIR     the target model's run folder (default runs/speculative-target)
   --max-k K        draft lengths 1..=K, K from 1 to 16 (default 8)
   --tokens N       characters written per prompt, 1 to 100000 (default 100)
-  --prompts P      prompts, 1 to 1000 (default 8)
+  --prompts P      prompts, 1 to 1000 (default 16)
   --out DIR        where the table and figure go (default book/src/figures)";
 
 /// The characters of the prompts: 16 consecutive ones.
@@ -151,7 +151,7 @@ fn main() -> Result<(), DynError> {
     )?;
     let max_k = opts.number("--max-k", 8, 1..=16)?;
     let new_tokens = opts.number("--tokens", 100, 1..=100_000)?;
-    let prompts = opts.number("--prompts", 8, 1..=1000)?;
+    let prompts = opts.number("--prompts", 16, 1..=1000)?;
     let draft = load(opts.text("--draft").unwrap_or("runs/speculative-draft"))?;
     let target = load(opts.text("--target").unwrap_or("runs/speculative-target"))?;
     if draft.vocab.chars() != target.vocab.chars() {
