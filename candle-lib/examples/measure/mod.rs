@@ -184,7 +184,8 @@ where
         .x_label_area_size(40)
         .y_label_area_size(60);
     if chart.log_y {
-        let y_range = (y_min / 1.5).max(1e-9)..(y_max * 1.5);
+        // Room above the lines for the legend.
+        let y_range = (y_min / 1.5).max(1e-9)..(y_max * 4.0);
         let mut c = builder.build_cartesian_2d(x_range, y_range.log_scale())?;
         c.configure_mesh()
             .x_desc(chart.x_desc.as_str())
@@ -227,7 +228,8 @@ where
         drawn
             .label(s.name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        if !s.dashed {
+        // Markers only where there are few points (one per measurement).
+        if !s.dashed && s.points.len() <= 30 {
             c.draw_series(
                 s.points
                     .iter()
