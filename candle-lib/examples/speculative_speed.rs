@@ -155,9 +155,11 @@ fn main() -> Result<(), DynError> {
     let draft = load(opts.text("--draft").unwrap_or("runs/speculative-draft"))?;
     let target = load(opts.text("--target").unwrap_or("runs/speculative-target"))?;
     if draft.vocab.chars() != target.vocab.chars() {
-        return Err("speculative_speed: the draft and the target were trained on different \
+        return Err(
+            "speculative_speed: the draft and the target were trained on different \
                     characters: the draft's tokens must be the target's"
-            .into());
+                .into(),
+        );
     }
     let context = draft
         .gpt

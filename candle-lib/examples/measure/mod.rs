@@ -230,11 +230,7 @@ where
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         // Markers only where there are few points (one per measurement).
         if !s.dashed && s.points.len() <= 30 {
-            c.draw_series(
-                s.points
-                    .iter()
-                    .map(|&p| Circle::new(p, 3, color.filled())),
-            )?;
+            c.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
     }
     c.configure_series_labels()

@@ -64,9 +64,7 @@ fn indexing_reads_views_where_they_start() {
     );
     let columns = x.t().unwrap().index_select(&ids(&[2]), 0).unwrap();
     assert_eq!(columns.to_vec2::<f32>().unwrap(), [[2.0, 5.0, 8.0, 11.0]]);
-    let gathered = middle
-        .gather(&tensor(&[2i64, 0], (2, 1)), 1)
-        .unwrap();
+    let gathered = middle.gather(&tensor(&[2i64, 0], (2, 1)), 1).unwrap();
     assert_eq!(gathered.to_vec2::<f32>().unwrap(), [[5.0], [6.0]]);
 }
 

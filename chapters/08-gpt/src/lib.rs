@@ -38,7 +38,8 @@ pub use attention::{
 };
 pub use chat::{ChatOptions, ChatSession, ChatTemplate, Reply, Turn};
 pub use gpt::{
-    language_model_loss, next_token_loss, Gpt, GptConfig, GptGenerator, GptOutput, RecomputingGenerator,
+    language_model_loss, next_token_loss, Gpt, GptConfig, GptGenerator, GptOutput,
+    RecomputingGenerator,
 };
 pub use gpt2::{load_gpt2, load_gpt2_files, Gpt2Config};
 pub use kv_cache::KvCache;

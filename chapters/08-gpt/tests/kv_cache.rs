@@ -265,7 +265,8 @@ fn kv_cache_changes_the_cost_not_the_result() {
     cached.truncate(5).unwrap();
     let a = cached.extend(&TOKENS[8..10]).unwrap();
     let b = recomputing.extend(&TOKENS[8..10]).unwrap();
-    let widen = |l: &chapter_08::Logits| -> Vec<f64> { l.as_slice().iter().map(|&x| x as f64).collect() };
+    let widen =
+        |l: &chapter_08::Logits| -> Vec<f64> { l.as_slice().iter().map(|&x| x as f64).collect() };
     assert!(relative_error(&widen(&a), &widen(&b)) < 2e-4);
     // The same checks as the cached model's: nothing to add, too far back,
     // past the context.
@@ -273,5 +274,9 @@ fn kv_cache_changes_the_cost_not_the_result() {
     assert!(recomputing.truncate(100).is_err());
     assert!(recomputing.extend(&[40]).is_err());
     assert!(recomputing.extend(&TOKENS[..6]).is_err());
-    assert_eq!(recomputing.cached_len(), 7, "a refused extend keeps the sequence");
+    assert_eq!(
+        recomputing.cached_len(),
+        7,
+        "a refused extend keeps the sequence"
+    );
 }

@@ -138,7 +138,12 @@ impl LanguageModel for RecomputingGenerator {
                 format!("token {bad} is outside the vocabulary of {vocab}"),
             ));
         }
-        let ids: Vec<i64> = self.tokens.iter().chain(tokens).map(|&t| t as i64).collect();
+        let ids: Vec<i64> = self
+            .tokens
+            .iter()
+            .chain(tokens)
+            .map(|&t| t as i64)
+            .collect();
         let ids = Tensor::from_vec(ids, vec![1, n], &self.model.device())?;
         let _no_grad = no_grad();
         // The whole prefix again ([1, n, V]); the context check is the model's.
