@@ -1,7 +1,10 @@
 //! GPT's attention layer: one fused projection makes the queries, keys and
 //! values of every head at once.
 
-use super::{scaled_dot_product_attention, AttentionOptions, LinearInOut, WeightInit};
+use super::{
+    causal_attention_packed, scaled_dot_product_attention, AttentionOptions, LinearInOut,
+    WeightInit,
+};
 use crate::kv_cache::LayerCache;
 use chapter_02::{Error, Result};
 use chapter_03::{DType, Device, Tensor};
@@ -99,6 +102,13 @@ impl CausalSelfAttention {
             ));
         }
         let qkv = self.c_attn.forward(x)?; // [B, T, 3C]
+        let dropout_active = self.attn_dropout.training.get() && self.attn_dropout.p > 0.0;
+        if cache.is_none() && !dropout_active {
+            // Training and plain forward passes: the whole chain below as
+            // one operation (see `causal_attention_packed`).
+            let y = causal_attention_packed(&qkv, self.n_head)?; // [B, T, C]
+            return self.resid_dropout.forward(&self.c_proj.forward(&y)?);
+        }
         let q = split_heads(&qkv.narrow(2, 0, c)?, self.n_head)?; // [B, H, T, d]
         let k = split_heads(&qkv.narrow(2, c, c)?, self.n_head)?;
         let v = split_heads(&qkv.narrow(2, 2 * c, c)?, self.n_head)?;

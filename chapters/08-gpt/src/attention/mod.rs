@@ -22,10 +22,15 @@
 
 mod causal_self_attention;
 mod multihead;
+mod packed;
 mod projection;
 
 pub use causal_self_attention::{merge_heads, split_heads, CausalSelfAttention};
 pub use multihead::MultiheadAttention;
+pub use packed::{
+    causal_attention_packed, packed_attention_backward_cpu, packed_attention_cpu, PackedAttention,
+    PackedAttentionBackward,
+};
 pub use projection::{LinearInOut, WeightInit};
 
 use chapter_02::{Error, Result};
