@@ -22,8 +22,10 @@
 //!   width 768, vocabulary 50257, context 1024); `--max-tokens` defaults to
 //!   128 because recomputing is slow at this size.
 //!
-//! It writes `08-kv-cache-<model>.csv` (every `N`), `08-kv-cache-<model>.md`
-//! (the table at powers of two, with the load average) and the figure
+//! It writes `08-kv-cache-<model>.csv` (every `N`),
+//! `08-kv-cache-<model>-table.txt` (the Markdown table at powers of two,
+//! with the load average; `.txt` so that mdbook does not take it for a
+//! page) and the figure
 //! `08-kv-cache-<model>.{svg,png}` into `--out` (default `book/src/figures`).
 
 mod measure;
@@ -157,7 +159,7 @@ fn main() -> Result<(), DynError> {
         measure::threads()
     );
     print!("\n{table}\n");
-    measure::write(&out.join(format!("{stem}.md")), &table)?;
+    measure::write(&out.join(format!("{stem}-table.txt")), &table)?;
 
     // The figure: tokens/s for N from 8 on (shorter runs are too short to time).
     let curve = |seconds: &[f64]| -> Vec<(f64, f64)> {

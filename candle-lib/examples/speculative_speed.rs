@@ -30,9 +30,9 @@
 //! `E[tokens per call] · T_target(1) / (k · T_draft(1) + T_target(k+1))`.
 //! The table shows both predictions next to what was measured.
 //!
-//! It writes `08-speculative.csv`, `08-speculative.md` (with the load
-//! average) and `08-speculative.{svg,png}` into `--out` (default
-//! `book/src/figures`).
+//! It writes `08-speculative.csv`, `08-speculative-table.txt` (a Markdown
+//! table, with the load average) and `08-speculative.{svg,png}` into
+//! `--out` (default `book/src/figures`).
 
 mod measure;
 
@@ -58,7 +58,7 @@ options:
   --target DIR     the target model's run folder (default runs/speculative-target)
   --max-k K        draft lengths 1..=K, K from 1 to 16 (default 8)
   --tokens N       characters written per prompt, 1 to 100000 (default 100)
-  --prompts P      prompts, 1 to 1000 (default 16)
+  --prompts P      prompts, 1 to 1000 (default 64)
   --out DIR        where the table and figure go (default book/src/figures)";
 
 /// The characters of the prompts: 16 consecutive ones.
@@ -151,7 +151,7 @@ fn main() -> Result<(), DynError> {
     )?;
     let max_k = opts.number("--max-k", 8, 1..=16)?;
     let new_tokens = opts.number("--tokens", 100, 1..=100_000)?;
-    let prompts = opts.number("--prompts", 16, 1..=1000)?;
+    let prompts = opts.number("--prompts", 64, 1..=1000)?;
     let draft = load(opts.text("--draft").unwrap_or("runs/speculative-draft"))?;
     let target = load(opts.text("--target").unwrap_or("runs/speculative-target"))?;
     if draft.vocab.chars() != target.vocab.chars() {
@@ -296,7 +296,7 @@ fn main() -> Result<(), DynError> {
     );
     print!("\n{table}\n");
     measure::write(&out.join("08-speculative.csv"), &csv)?;
-    measure::write(&out.join("08-speculative.md"), &table)?;
+    measure::write(&out.join("08-speculative-table.txt"), &table)?;
 
     let charts = [
         Chart {
