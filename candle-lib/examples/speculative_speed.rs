@@ -80,8 +80,12 @@ fn load(dir: &str) -> Result<Loaded, DynError> {
         .iters;
     let c = gpt.config();
     let describe = format!(
-        "{} layers, {} heads, width {}, context {}, trained {steps} steps",
-        c.n_layer, c.n_head, c.n_embd, c.context_length
+        "{} layer{}, {} heads, width {}, context {}, trained {steps} steps",
+        c.n_layer,
+        if c.n_layer == 1 { "" } else { "s" },
+        c.n_head,
+        c.n_embd,
+        c.context_length
     );
     Ok(Loaded {
         gpt: Arc::new(gpt),
