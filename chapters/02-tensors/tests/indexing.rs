@@ -51,6 +51,24 @@ fn indexing_an_embedding_table_is_index_select() {
 }
 
 #[test]
+fn indexing_reads_views_where_they_start() {
+    // A contiguous view that starts inside its storage (rows 1..3 of x) is
+    // read in place, from its offset; a transposed view is read through its
+    // strides. Both must give the rows of the view, not of the storage.
+    let x = iota(&[4, 3], DType::F32); // rows [0,1,2], [3,4,5], [6,7,8], [9,10,11]
+    let middle = x.narrow(0, 1, 2).unwrap(); // [[3,4,5],[6,7,8]]
+    let picked = middle.index_select(&ids(&[1, 0, 1]), 0).unwrap();
+    assert_eq!(
+        picked.to_vec2::<f32>().unwrap(),
+        [[6.0, 7.0, 8.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+    );
+    let columns = x.t().unwrap().index_select(&ids(&[2]), 0).unwrap();
+    assert_eq!(columns.to_vec2::<f32>().unwrap(), [[2.0, 5.0, 8.0, 11.0]]);
+    let gathered = middle.gather(&tensor(&[2i64, 0], (2, 1)), 1).unwrap();
+    assert_eq!(gathered.to_vec2::<f32>().unwrap(), [[5.0], [6.0]]);
+}
+
+#[test]
 fn indexing_index_select_rejects_bad_indices() {
     let x = iota(&[3, 4], DType::F32);
     let e = x.index_select(&ids(&[0, 3]), 0).unwrap_err().to_string();

@@ -37,7 +37,10 @@ pub use attention::{
     MultiheadAttention,
 };
 pub use chat::{ChatOptions, ChatSession, ChatTemplate, Reply, Turn};
-pub use gpt::{language_model_loss, next_token_loss, Gpt, GptConfig, GptGenerator, GptOutput};
+pub use gpt::{
+    language_model_loss, next_token_loss, Gpt, GptConfig, GptGenerator, GptOutput,
+    RecomputingGenerator,
+};
 pub use gpt2::{load_gpt2, load_gpt2_files, Gpt2Config};
 pub use kv_cache::KvCache;
 pub use language_model::{LanguageModel, Logits};

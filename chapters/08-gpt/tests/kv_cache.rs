@@ -4,7 +4,7 @@
 use chapter_03::{no_grad, DType, Device, Tensor};
 use chapter_04::prelude::*;
 use chapter_05::{GeluApproximation, Module};
-use chapter_08::{Gpt, GptConfig, GptGenerator, KvCache, LanguageModel};
+use chapter_08::{Gpt, GptConfig, GptGenerator, KvCache, LanguageModel, RecomputingGenerator};
 use std::sync::Arc;
 
 fn tiny_config() -> GptConfig {
@@ -238,5 +238,45 @@ fn kv_cache_makes_generation_faster() {
     assert!(
         uncached > 3 * cached,
         "the cache should save most of the work"
+    );
+}
+
+#[test]
+fn kv_cache_changes_the_cost_not_the_result() {
+    // The model without a cache (every step recomputes the prefix) and the
+    // model with one give the same logits for every fed token, whether the
+    // tokens come one at a time or in a chunk, and after a truncation.
+    let model = Arc::new(tiny_gpt(DType::F32));
+    let mut cached = GptGenerator::new(model.clone()).unwrap();
+    let mut recomputing = RecomputingGenerator::new(model.clone());
+    let feeds: [&[u32]; 4] = [&TOKENS[..3], &TOKENS[3..4], &TOKENS[4..7], &TOKENS[7..8]];
+    for feed in feeds {
+        let a = cached.extend(feed).unwrap();
+        let b = recomputing.extend(feed).unwrap();
+        assert_eq!((a.len(), b.len()), (feed.len(), feed.len()));
+        let widen = |l: &chapter_08::Logits| -> Vec<f64> {
+            l.as_slice().iter().map(|&x| x as f64).collect()
+        };
+        let err = relative_error(&widen(&a), &widen(&b));
+        assert!(err < 2e-4, "cached and recomputed logits differ by {err}");
+    }
+    assert_eq!(recomputing.cached_len(), 8);
+    recomputing.truncate(5).unwrap();
+    cached.truncate(5).unwrap();
+    let a = cached.extend(&TOKENS[8..10]).unwrap();
+    let b = recomputing.extend(&TOKENS[8..10]).unwrap();
+    let widen =
+        |l: &chapter_08::Logits| -> Vec<f64> { l.as_slice().iter().map(|&x| x as f64).collect() };
+    assert!(relative_error(&widen(&a), &widen(&b)) < 2e-4);
+    // The same checks as the cached model's: nothing to add, too far back,
+    // past the context.
+    assert!(recomputing.extend(&[]).is_err());
+    assert!(recomputing.truncate(100).is_err());
+    assert!(recomputing.extend(&[40]).is_err());
+    assert!(recomputing.extend(&TOKENS[..6]).is_err());
+    assert_eq!(
+        recomputing.cached_len(),
+        7,
+        "a refused extend keeps the sequence"
     );
 }

@@ -10,6 +10,7 @@
 
 use super::{on_storage, CpuStorage};
 use crate::{Error, Layout, Result, Shape, WithDType};
+use std::borrow::Cow;
 
 /// Indices as `usize`, each checked to lie in `0..size` (device side).
 fn read_ids(ids: &CpuStorage, l: &Layout, size: usize, op: &'static str) -> Result<Vec<usize>> {
@@ -30,9 +31,16 @@ fn read_ids(ids: &CpuStorage, l: &Layout, size: usize, op: &'static str) -> Resu
         .collect()
 }
 
-/// Row-major element list of a view (a copy when it is not contiguous).
-fn contiguous<T: Copy + Send + 'static>(x: &[T], l: &Layout) -> Vec<T> {
-    super::strided::map1(x, l, |v| v)
+/// Row-major element list of a view: the storage itself when the view is
+/// contiguous, a copy otherwise. Borrowing matters for lookups into large
+/// tables: reading one row of GPT-2's `[50257, 768]` token embedding must
+/// not copy all 154 MB of it first.
+fn contiguous<'a, T: Copy + Send + 'static>(x: &'a [T], l: &Layout) -> Cow<'a, [T]> {
+    if l.is_contiguous() {
+        Cow::Borrowed(&x[l.offset()..l.offset() + l.elem_count()])
+    } else {
+        Cow::Owned(super::strided::map1(x, l, |v| v))
+    }
 }
 
 /// `(pre, size, post)`: the dims before, at and after `dim`.
@@ -184,7 +192,7 @@ fn add_typed<T: AddElem>(
     ls: &Layout,
     plan: &impl AddPlan,
 ) -> Vec<T> {
-    let mut out = contiguous(b, lb);
+    let mut out = contiguous(b, lb).into_owned();
     plan.add(&mut out, &contiguous(s, ls));
     out
 }

@@ -5,6 +5,7 @@ use crate::kv_cache::KvCache;
 use crate::{LanguageModel, Logits};
 use chapter_02::{Error, Result};
 use chapter_03::{no_grad, DType, Tensor};
+use chapter_04::prelude::*;
 use chapter_05::ModuleExt;
 use std::sync::Arc;
 
@@ -84,3 +85,88 @@ impl LanguageModel for GptGenerator {
     }
 }
 // ANCHOR_END: generator
+
+// ANCHOR: recomputing_generator
+/// A [`Gpt`] generating *without* a KV cache: it keeps only the token ids,
+/// and every [`extend`](LanguageModel::extend) runs the whole sequence so
+/// far through the model again. The `t`-th token then costs `t` tokens'
+/// work, so `N` tokens cost about `N²/2` token-forwards instead of `N`.
+///
+/// It exists to be measured against [`GptGenerator`] (the samplers cannot
+/// tell the two apart, and greedy decoding writes the same tokens with
+/// both): the cache changes the cost, never the result.
+pub struct RecomputingGenerator {
+    model: Arc<Gpt>,
+    tokens: Vec<u32>,
+}
+
+impl RecomputingGenerator {
+    /// Puts `model` in evaluation mode; the sequence starts empty.
+    pub fn new(model: Arc<Gpt>) -> Self {
+        model.eval();
+        RecomputingGenerator {
+            model,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+impl LanguageModel for RecomputingGenerator {
+    fn vocab_size(&self) -> usize {
+        self.model.config().vocab_size
+    }
+
+    fn context_length(&self) -> usize {
+        self.model.config().context_length
+    }
+
+    fn cached_len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    fn extend(&mut self, tokens: &[u32]) -> Result<Logits> {
+        let (vocab, n) = (self.vocab_size(), self.tokens.len() + tokens.len());
+        if tokens.is_empty() {
+            return Err(Error::invalid(
+                "RecomputingGenerator::extend",
+                "no tokens to add",
+            ));
+        }
+        if let Some(bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::invalid(
+                "RecomputingGenerator::extend",
+                format!("token {bad} is outside the vocabulary of {vocab}"),
+            ));
+        }
+        let ids: Vec<i64> = self
+            .tokens
+            .iter()
+            .chain(tokens)
+            .map(|&t| t as i64)
+            .collect();
+        let ids = Tensor::from_vec(ids, vec![1, n], &self.model.device())?;
+        let _no_grad = no_grad();
+        // The whole prefix again ([1, n, V]); the context check is the model's.
+        let logits = self.model.forward_with(&ids, None, false)?.logits;
+        // Only the rows of the new tokens are read back.
+        let new = logits.narrow(1, n - tokens.len(), tokens.len())?;
+        let data = new.data().to_dtype(DType::F32)?.to_vec::<f32>()?;
+        self.tokens.extend_from_slice(tokens);
+        Ok(Logits::new(vocab, data))
+    }
+
+    fn truncate(&mut self, len: usize) -> Result<()> {
+        if len > self.tokens.len() {
+            return Err(Error::invalid(
+                "RecomputingGenerator::truncate",
+                format!(
+                    "cannot keep {len} positions, the sequence holds {}",
+                    self.tokens.len()
+                ),
+            ));
+        }
+        self.tokens.truncate(len);
+        Ok(())
+    }
+}
+// ANCHOR_END: recomputing_generator

@@ -19,7 +19,7 @@ mod generator;
 
 pub use block::{Block, Mlp};
 pub use config::GptConfig;
-pub use generator::GptGenerator;
+pub use generator::{GptGenerator, RecomputingGenerator};
 
 use crate::attention::WeightInit;
 use crate::kv_cache::KvCache;
