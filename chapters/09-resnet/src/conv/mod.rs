@@ -1,0 +1,9 @@
+//! Convolutions: their geometry, the im2col lowering and the operations.
+
+pub mod conv2d;
+pub mod geometry;
+pub mod im2col;
+
+pub use conv2d::{conv2d, conv2d_with, conv_transpose2d, conv_transpose2d_with};
+pub use geometry::{windows, Conv2dOptions, ConvGeometry, ConvTranspose2dOptions, Padding};
+pub use im2col::{fold, unfold, Col2im, Im2col};

@@ -1,0 +1,18 @@
+//! # Chapter 09: ResNet
+//!
+//! Convolutional networks on the engine of chapters 02–05, with no device
+//! code of their own beyond CPU kernels registered next to composites:
+//!
+//! - [`conv`]: `conv2d` (stride, padding including `same`, dilation,
+//!   groups) and `conv_transpose2d`, both lowered to one matrix product per
+//!   group through im2col, with backward passes that are themselves
+//!   convolutions;
+//! - [`pool`]: max pooling (with indices), average pooling, adaptive and
+//!   global average pooling, each with its backward.
+
+pub mod conv;
+
+pub use conv::{
+    conv2d, conv_transpose2d, fold, unfold, Conv2dOptions, ConvGeometry, ConvTranspose2dOptions,
+    Padding,
+};
