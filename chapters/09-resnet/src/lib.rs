@@ -11,8 +11,13 @@
 //!   global average pooling, each with its backward.
 
 pub mod conv;
+pub mod pool;
 
 pub use conv::{
     conv2d, conv_transpose2d, fold, unfold, Conv2dOptions, ConvGeometry, ConvTranspose2dOptions,
     Padding,
+};
+pub use pool::{
+    adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d, max_pool2d_with_indices,
+    AvgPool2dOptions, Pool2dOptions,
 };
