@@ -8,11 +8,14 @@
 //!   group through im2col, with backward passes that are themselves
 //!   convolutions;
 //! - [`pool`]: max pooling (with indices), average pooling, adaptive and
-//!   global average pooling, each with its backward.
+//!   global average pooling, each with its backward;
+//! - [`batch_norm`]: `BatchNorm2d`, chapter 05's batch norm over images.
 
+pub mod batch_norm;
 pub mod conv;
 pub mod pool;
 
+pub use batch_norm::BatchNorm2d;
 pub use conv::{
     conv2d, conv_transpose2d, fold, unfold, Conv2dOptions, ConvGeometry, ConvTranspose2dOptions,
     Padding,
