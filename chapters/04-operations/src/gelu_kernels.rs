@@ -63,7 +63,7 @@ pub fn erf_f32<const FMA: bool>(x: f32) -> f32 {
     r = mul_add(r, u, -5.006_352_4e-1);
     r = mul_add(r, u, -6.931_904_7e-1);
     r = mul_add(r, u, 4.473_291_3e-1);
-    r = mul_add(r, u, 5.312_046_8e-1);
+    r = mul_add(r, u, 5.312_047e-1);
     r = mul_add(r, u, 5.675_885_7e-1);
     r = mul_add(r, u, -1.444_761_1e-4);
     let large = 1.0 - exp_f32::<FMA>(-(c * c)) * r;
