@@ -53,7 +53,7 @@ impl Conv2d {
         device: &Device,
     ) -> Result<Self> {
         let g = options.groups;
-        if g == 0 || in_channels % g != 0 || out_channels % g != 0 {
+        if g == 0 || !in_channels.is_multiple_of(g) || !out_channels.is_multiple_of(g) {
             return Err(Error::invalid(
                 "Conv2d",
                 format!(
