@@ -18,6 +18,17 @@ use chapter_09::{
 use common::*;
 use proptest::prelude::*;
 
+/// Convolutions and pooling are linear (or piecewise linear) in each
+/// input, so central differences are exact up to rounding: a tolerance far
+/// tighter than `gradcheck`'s default, which a 0.1% error in a gradient
+/// would not pass.
+const TIGHT: GradcheckOptions = GradcheckOptions {
+    eps: 1e-6,
+    atol: 1e-7,
+    rtol: 1e-6,
+    seed: 0,
+};
+
 /// A random convolution: shapes and options that fit together.
 #[derive(Debug, Clone)]
 struct Case {
@@ -157,12 +168,8 @@ fn gradcheck_conv2d(x: &[usize], w: &[usize], bias: bool, opts: Conv2dOptions) {
     if bias {
         inputs.push(randn(&[w[0]], 13));
     }
-    gradcheck(
-        |t| conv2d(&t[0], &t[1], t.get(2), &opts),
-        &inputs,
-        GradcheckOptions::default(),
-    )
-    .unwrap_or_else(|e| panic!("{opts:?}: {e}"));
+    gradcheck(|t| conv2d(&t[0], &t[1], t.get(2), &opts), &inputs, TIGHT)
+        .unwrap_or_else(|e| panic!("{opts:?}: {e}"));
 }
 
 #[test]
@@ -293,7 +300,7 @@ fn gradcheck_conv_transpose2d(x: &[usize], w: &[usize], bias: bool, opts: ConvTr
     gradcheck(
         |t| conv_transpose2d(&t[0], &t[1], t.get(2), &opts),
         &inputs,
-        GradcheckOptions::default(),
+        TIGHT,
     )
     .unwrap_or_else(|e| panic!("{opts:?}: {e}"));
 }
@@ -417,7 +424,7 @@ fn conv2d_second_derivatives_gradcheck() {
         randn(&[4], 23),
     ];
     for which in 0..3 {
-        gradcheck(|t| first(t, which), &inputs, GradcheckOptions::default())
+        gradcheck(|t| first(t, which), &inputs, TIGHT)
             .unwrap_or_else(|e| panic!("derivative of gradient {which}: {e}"));
     }
 }
@@ -444,7 +451,7 @@ fn conv_transpose2d_second_derivatives_gradcheck() {
     };
     let inputs = [randn(&[1, 2, 3, 3], 24), randn(&[2, 2, 3, 2], 25)];
     for which in 0..2 {
-        gradcheck(|t| first(t, which), &inputs, GradcheckOptions::default())
+        gradcheck(|t| first(t, which), &inputs, TIGHT)
             .unwrap_or_else(|e| panic!("derivative of gradient {which}: {e}"));
     }
 }
@@ -471,4 +478,33 @@ fn conv2d_f32_agrees_with_f64() {
         1e-5,
         "f32",
     );
+}
+
+/// Views go in as well as contiguous tensors: a transposed input and
+/// weight give the same result as their contiguous copies.
+#[test]
+fn conv2d_accepts_strided_views() {
+    let x = input(&[1, 2, 6, 5], 28).transpose(2, 3).unwrap(); // [1, 2, 5, 6], strided
+    let w = input(&[3, 2, 3, 3], 29).transpose(2, 3).unwrap();
+    let copy = |t: &Tensor| Tensor::from_raw(t.data().contiguous().unwrap());
+    let opts = Conv2dOptions::default().stride(2).padding(1);
+    let strided = conv2d(&x, &w, None, &opts).unwrap();
+    let contiguous = conv2d(&copy(&x), &copy(&w), None, &opts).unwrap();
+    assert_eq!(
+        strided.to_vec_f64().unwrap(),
+        contiguous.to_vec_f64().unwrap()
+    );
+}
+
+/// An empty batch is a valid input with an empty output, forward and back.
+#[test]
+fn conv2d_of_an_empty_batch_is_empty() {
+    let x = input(&[0, 2, 5, 5], 30).requires_grad_().unwrap();
+    let w = input(&[3, 2, 3, 3], 31).requires_grad_().unwrap();
+    let y = conv2d(&x, &w, None, &Conv2dOptions::default()).unwrap();
+    assert_eq!(y.dims(), vec![0, 3, 3, 3]);
+    y.sum_all().unwrap().backward().unwrap();
+    assert_eq!(w.grad().unwrap().to_vec_f64().unwrap(), vec![0.0; 54]);
+    let t = conv_transpose2d(&y, &w, None, &ConvTranspose2dOptions::default()).unwrap();
+    assert_eq!(t.dims(), vec![0, 2, 5, 5]);
 }
