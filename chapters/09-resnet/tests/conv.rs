@@ -11,7 +11,7 @@ use chapter_02::{CountingDevice, Device};
 use chapter_03::{
     grad, gradcheck, set_grad_enabled, BackwardOptions, GradcheckOptions, RawTensor, Tensor,
 };
-use chapter_09::conv::{Col2im, Im2col};
+use chapter_09::conv::{Col2im, DepthwiseConv2d, Im2col};
 use chapter_09::{
     conv2d, conv_transpose2d, Conv2dOptions, ConvGeometry, ConvTranspose2dOptions, Padding,
 };
@@ -146,6 +146,26 @@ proptest! {
         let composite = call(&Col2im(g), &[&on(&c)]).unwrap().remove(0);
         prop_assert_eq!(kernel.shape(), composite.shape());
         assert_close(&kernel.to_vec_f64().unwrap(), &composite.to_vec_f64().unwrap(), 1e-12, "col2im");
+    }
+
+    /// The direct depthwise kernel agrees with the im2col composite.
+    #[test]
+    fn depthwise_kernel_matches_the_composite(case in conv_case()) {
+        // One input channel per group: C = groups.
+        let g = case.opts.groups;
+        let x_dims = vec![case.x[0], g, case.x[2], case.x[3]];
+        let w_dims = vec![case.w[0], 1, case.w[2], case.w[3]];
+        let geom = ConvGeometry::conv2d(&x_dims, &w_dims, None, &case.opts).unwrap();
+        prop_assert!(geom.is_depthwise());
+        let cpu = Device::cpu();
+        let x = RawTensor::randn(0.0, 1.0, x_dims, chapter_02::DType::F64, &cpu).unwrap();
+        let w = RawTensor::randn(0.0, 1.0, w_dims, chapter_02::DType::F64, &cpu).unwrap();
+        let counter = CountingDevice::new(cpu);
+        let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
+        let kernel = call(&DepthwiseConv2d(geom), &[&x, &w]).unwrap().remove(0);
+        let composite = call(&DepthwiseConv2d(geom), &[&on(&x), &on(&w)]).unwrap().remove(0);
+        prop_assert_eq!(kernel.shape(), composite.shape());
+        assert_close(&kernel.to_vec_f64().unwrap(), &composite.to_vec_f64().unwrap(), 1e-12, "depthwise");
     }
 
     /// col2im is the adjoint of im2col: `⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩`.

@@ -21,6 +21,7 @@
 //! below calls the other one: differentiating a backward pass again
 //! (`create_graph`) needs nothing more.
 
+use super::depthwise::DepthwiseConv2d;
 use super::geometry::{Conv2dOptions, ConvGeometry, ConvTranspose2dOptions};
 use super::im2col::{unfold, Col2im, Im2col};
 use chapter_02::dispatch::call;
@@ -55,6 +56,11 @@ fn conv_forward(
     w: &RawTensor,
     b: Option<&RawTensor>,
 ) -> Result<RawTensor> {
+    if geom.is_depthwise() {
+        // One input channel per group: a direct kernel beats im2col.
+        let y = call(&DepthwiseConv2d(*geom), &[x, w])?.remove(0);
+        return add_bias(y, b);
+    }
     let cols = call(&Im2col(*geom), &[x])?.remove(0); // [G, K, N·L]
     let y = w.reshape(weight_matrix(geom))?.matmul(&cols)?; // [G, O/G, N·L]
     let y = y

@@ -157,12 +157,15 @@ fn check_one_float(op: &'static str, inputs: &[&RawTensor], want: &Shape) -> Res
 }
 
 /// The element types of the CPU kernels.
-trait ConvFloat: chapter_02::WithDType + std::ops::AddAssign {}
+pub(crate) trait ConvFloat:
+    chapter_02::WithDType + std::ops::AddAssign + std::ops::Mul<Output = Self>
+{
+}
 impl ConvFloat for f32 {}
 impl ConvFloat for f64 {}
 
 /// `f(T)` for `f32`/`f64` tensors, half types widened to `f32`.
-fn by_dtype(
+pub(crate) fn by_dtype(
     op: &'static str,
     inputs: &[&RawTensor],
     f32_kernel: impl Fn(&RawTensor) -> Result<RawTensor>,
@@ -180,7 +183,7 @@ fn by_dtype(
 
 /// Runs `f(index, chunk)` on each `len`-sized chunk of `out`, in parallel
 /// when `out` is large.
-fn for_chunks<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+pub(crate) fn for_chunks<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     if len == 0 {
         return;
     }
@@ -195,7 +198,12 @@ fn for_chunks<T: Send>(out: &mut [T], len: usize, f: impl Fn(usize, &mut [T]) + 
 
 /// The output columns `ow` whose input column `ow·s + off` lies in `0..w`.
 #[inline]
-fn valid_columns(out_w: usize, s: usize, off: isize, w: usize) -> std::ops::Range<usize> {
+pub(crate) fn valid_columns(
+    out_w: usize,
+    s: usize,
+    off: isize,
+    w: usize,
+) -> std::ops::Range<usize> {
     // ow·s + off ≥ 0  ⇔  ow ≥ ⌈−off/s⌉;   ow·s + off ≤ w − 1  ⇔  ow ≤ ⌊(w − 1 − off)/s⌋.
     let lo = if off >= 0 {
         0
