@@ -246,6 +246,7 @@ impl Operator for MaxPool2dForward {
     }
     fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
         let g = &self.0;
+        g.validate("max_pool2d")?;
         match inputs {
             [x] if x.dtype().is_float() && x.elem_count() == g.batch * g.in_h * g.in_w => Ok(()),
             _ => Err(Error::invalid(

@@ -187,3 +187,44 @@ fn pooling_errors() {
         &["4-D input", "[3, 3]"],
     );
 }
+
+/// The operators are public, and so is the geometry: one built by hand
+/// that does not fit its numbers is refused before a kernel indexes out of
+/// bounds.
+#[test]
+fn operators_refuse_an_inconsistent_geometry() {
+    use chapter_02::dispatch::call;
+    use chapter_09::conv::{Col2im, Im2col};
+    use chapter_09::ConvGeometry;
+    let good = ConvGeometry::conv2d(
+        &[1, 2, 5, 5],
+        &[2, 2, 3, 3],
+        None,
+        &Conv2dOptions::default(),
+    )
+    .unwrap();
+    let too_many_windows = ConvGeometry { out_h: 4, ..good };
+    let x = randn(&[1, 2, 5, 5], 23);
+    says(
+        &err(call(&Im2col(too_many_windows), &[&x])),
+        "im2col",
+        &["inconsistent geometry"],
+    );
+    let zero_stride = ConvGeometry {
+        stride: (0, 1),
+        ..good
+    };
+    let c = randn(good.cols_shape().dims(), 24);
+    says(
+        &err(call(&Col2im(zero_stride), &[&c])),
+        "col2im",
+        &["inconsistent geometry"],
+    );
+    let bad_groups = ConvGeometry { groups: 3, ..good };
+    says(
+        &err(call(&Im2col(bad_groups), &[&x])),
+        "im2col",
+        &["inconsistent geometry"],
+    );
+    assert!(call(&Im2col(good), &[&x]).is_ok());
+}

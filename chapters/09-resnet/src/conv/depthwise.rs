@@ -34,6 +34,7 @@ impl Operator for DepthwiseConv2d {
     }
     fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
         let g = &self.0;
+        g.validate("depthwise_conv2d")?;
         match inputs {
             [x, w]
                 if g.is_depthwise()

@@ -153,6 +153,46 @@ impl ConvGeometry {
     pub fn output_shape(&self) -> Shape {
         Shape::from(vec![self.batch, self.out_channels, self.out_h, self.out_w])
     }
+    /// Checks that the numbers fit together, so that a kernel can index
+    /// without bounds failures: positive kernel, stride and dilation,
+    /// `groups` dividing both channel counts, and every window of the
+    /// `out_h × out_w` grid inside the padded input. The constructors below
+    /// only make valid geometries; this guards the ones built by hand.
+    pub fn validate(&self, op: &'static str) -> Result<()> {
+        let positive = [self.kernel, self.stride, self.dilation]
+            .iter()
+            .all(|&(a, b)| a > 0 && b > 0);
+        let grouped = self.groups > 0
+            && self.in_channels.is_multiple_of(self.groups)
+            && self.out_channels.is_multiple_of(self.groups);
+        let fits = |out: usize, s: usize, d: usize, k: usize, n: usize, pads: usize| {
+            out == 0 || (out - 1) * s + d * (k.max(1) - 1) < n + pads
+        };
+        let inside = fits(
+            self.out_h,
+            self.stride.0,
+            self.dilation.0,
+            self.kernel.0,
+            self.in_h,
+            self.pad_begin.0 + self.pad_end.0,
+        ) && fits(
+            self.out_w,
+            self.stride.1,
+            self.dilation.1,
+            self.kernel.1,
+            self.in_w,
+            self.pad_begin.1 + self.pad_end.1,
+        );
+        if positive && grouped && inside {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                op,
+                format!("inconsistent geometry {self:?}"),
+            ))
+        }
+    }
+
     pub fn weight_shape(&self) -> Shape {
         Shape::from(vec![
             self.out_channels,

@@ -77,6 +77,7 @@ impl Operator for Im2col {
         "im2col"
     }
     fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        self.0.validate("im2col")?;
         check_one_float("im2col", inputs, &self.0.input_shape())
     }
     fn composite(&self, x: &[&RawTensor]) -> Result<Vec<RawTensor>> {
@@ -99,6 +100,7 @@ impl Operator for Col2im {
         "col2im"
     }
     fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        self.0.validate("col2im")?;
         check_one_float("col2im", inputs, &self.0.cols_shape())
     }
     /// Where each entry goes is im2col applied to the *positions*: the
