@@ -42,6 +42,11 @@ pub mod gpt {
     pub use chapter_08::*;
 }
 
+/// Chapter 09: convolutions (im2col), pooling and batch norm for images.
+pub mod vision {
+    pub use chapter_09::*;
+}
+
 /// Chapter 07: the CUDA backend, its kernels and the CUDA emulator. Call
 /// [`cuda::register`] once to make the `cuda` and `cuda-emu` devices known
 /// to `Device::parse` and `CANDLE_DEVICE` (the `candle` command does).

@@ -64,6 +64,8 @@ pub const COVERED: &[Coverage] = &[
     Coverage::custom("gpt2_tiny", ops::gpt2::check),
     // Chapter 08: GPT-2's tokenizer, ids exactly tiktoken's.
     Coverage::custom("tokenizer", ops::tokenizer::check),
+    // Chapter 09: conv2d, conv_transpose2d, max/avg/adaptive average pooling.
+    Coverage::group("conv", ops::conv::run),
 ];
 
 /// One covered kind of fixture case: a group, optionally narrowed to some

@@ -8,6 +8,7 @@
 
 pub mod attention;
 pub mod clip_grad_norm;
+pub mod conv;
 pub mod elementwise;
 pub mod gpt2;
 pub mod loss;

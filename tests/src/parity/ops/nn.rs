@@ -4,8 +4,8 @@
 //!
 //! Where the case is a layer's forward pass, the dispatcher builds the layer
 //! around the fixture's tensors (so the gradients reach them) and calls the
-//! layer; the functional form covers what a layer of this chapter does not
-//! (batch norm over `[N, C, H, W]` is chapter 09's `BatchNorm2d`).
+//! layer: `BatchNorm1d` for `[N, C]` and `[N, C, L]`, chapter 09's
+//! `BatchNorm2d` for `[N, C, H, W]`; the functional form covers other ranks.
 
 use super::{OpCall, OpOutputs};
 use crate::parity::args::resolve_dim;
@@ -15,6 +15,7 @@ use chapter_05::{
     batch_norm, layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, Buffer, Embedding, Linear,
     Module, ModuleExt,
 };
+use chapter_09::BatchNorm2d;
 
 pub fn run(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
     let args = c.args();
@@ -70,7 +71,8 @@ pub fn run(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
 
 /// `F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)`.
 /// Inputs of rank 2 or 3 go through a `BatchNorm1d` holding the fixture's
-/// tensors; other ranks through the functional form.
+/// tensors, rank 4 through a `BatchNorm2d`; other ranks through the
+/// functional form.
 fn run_batch_norm(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
     let args = c.args();
     let x = c.input("x")?;
@@ -85,19 +87,27 @@ fn run_batch_norm(c: &OpCall<'_>) -> Result<OpOutputs, Failure> {
     let running_var = Buffer::new(c.input("running_var")?.data().copy()?);
     let (weight, bias) = (c.input("weight")?.clone(), c.input("bias")?.clone());
     let channels = x.dims()[1];
-    let (out, running_mean, running_var) = if matches!(x.rank(), 2 | 3) {
-        let config = BatchNormConfig {
-            eps,
-            momentum: Some(momentum),
-            ..BatchNormConfig::default()
-        };
+    let config = BatchNormConfig {
+        eps,
+        momentum: Some(momentum),
+        ..BatchNormConfig::default()
+    };
+    let (out, running_mean, running_var) = if matches!(x.rank(), 2..=4) {
         let mut bn = BatchNorm1d::with_options(channels, config, x.dtype(), &x.device())?;
         bn.weight = Some(weight);
         bn.bias = Some(bias);
         bn.running_mean = running_mean;
         bn.running_var = running_var;
         bn.set_training(training);
-        let out = bn.forward(x)?;
+        let out = if x.rank() == 4 {
+            // BatchNorm2d is a BatchNorm1d behind a reshape.
+            let bn2d = BatchNorm2d::from(bn);
+            let out = bn2d.forward(x)?;
+            bn = bn2d.into_inner();
+            out
+        } else {
+            bn.forward(x)?
+        };
         (out, bn.running_mean, bn.running_var)
     } else {
         let out = batch_norm(

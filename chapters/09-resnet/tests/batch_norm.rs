@@ -1,0 +1,245 @@
+//! Lessons: `BatchNorm2d` against PyTorch's fixtures (training with the
+//! running statistics' update, and evaluation), in f32 and f64; an f64
+//! gradient check; and a training step of a small convolutional network
+//! that never reads back to the host. `cargo test -p chapter-09 --test batch_norm`.
+
+mod common;
+
+use chapter_02::{CountingDevice, DType, Device};
+use chapter_03::{gradcheck, GradcheckOptions, RawTensor, Tensor};
+use chapter_04::prelude::*;
+use chapter_05::{BatchNormConfig, Buffer, Module, ModuleExt};
+use chapter_09::{
+    avg_pool2d, conv2d, global_avg_pool2d, max_pool2d, AvgPool2dOptions, BatchNorm2d,
+    Conv2dOptions, Pool2dOptions,
+};
+use common::*;
+use safetensors::{Dtype, SafeTensors};
+use std::path::PathBuf;
+
+/// The fixture folder: `CANDLE_FIXTURES` when set, the shipped one otherwise.
+fn fixtures() -> PathBuf {
+    match std::env::var_os("CANDLE_FIXTURES") {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures"),
+    }
+}
+
+/// The float tensors of one case of a fixture file, by name, in `dtype`.
+struct Case {
+    bytes: Vec<u8>,
+    id: &'static str,
+    dtype: DType,
+}
+
+impl Case {
+    fn load(file: &str, id: &'static str, dtype: DType) -> Case {
+        let path = fixtures().join(file);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Case { bytes, id, dtype }
+    }
+    fn raw(&self, name: &str) -> RawTensor {
+        let st = SafeTensors::deserialize(&self.bytes).unwrap();
+        let t = st.tensor(&format!("{}/{name}", self.id)).unwrap();
+        let values: Vec<f64> = match t.dtype() {
+            Dtype::F32 => t
+                .data()
+                .chunks(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+                .collect(),
+            Dtype::F64 => t
+                .data()
+                .chunks(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+            other => panic!("{name}: unexpected dtype {other:?}"),
+        };
+        RawTensor::from_f64_vec(values, t.shape().to_vec(), self.dtype, &dev()).unwrap()
+    }
+    fn values(&self, name: &str) -> Vec<f64> {
+        self.raw(name).to_vec_f64().unwrap()
+    }
+}
+
+/// `|got − want| ≤ atol + rtol·|want|`, as the fixtures' README defines.
+fn allclose(got: &[f64], want: &[f64], rtol: f64, atol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= atol + rtol * w.abs(),
+            "{what}[{i}]: got {g}, want {w}"
+        );
+    }
+}
+
+/// Runs one `F.batch_norm` case through a `BatchNorm2d` holding the
+/// fixture's tensors and compares outputs, running statistics and grads.
+fn check_case(id: &'static str, training: bool, dtype: DType) {
+    let (file, rtol, atol) = match dtype {
+        DType::F32 => ("nn.safetensors", 1e-4, 1e-5),
+        _ => ("nn.f64.safetensors", 1e-9, 1e-11),
+    };
+    let case = Case::load(file, id, dtype);
+    let x = Tensor::from_raw(case.raw("x")).requires_grad_().unwrap();
+    let c = x.dims()[1];
+    let config = BatchNormConfig {
+        momentum: Some(0.1),
+        eps: 1e-5,
+        ..Default::default()
+    };
+    let mut bn = BatchNorm2d::with_options(c, config, dtype, &dev()).unwrap();
+    bn.weight = Some(Tensor::param(case.raw("weight")).unwrap());
+    bn.bias = Some(Tensor::param(case.raw("bias")).unwrap());
+    bn.running_mean = Buffer::new(case.raw("running_mean"));
+    bn.running_var = Buffer::new(case.raw("running_var"));
+    if !training {
+        bn.eval();
+    }
+    let out = bn.forward(&x).unwrap();
+    let v = |t: &Tensor| t.to_vec_f64().unwrap();
+    allclose(&v(&out), &case.values("out"), rtol, atol, "out");
+    out.mul(&Tensor::from_raw(case.raw("w")))
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    allclose(
+        &v(&x.grad().unwrap()),
+        &case.values("grad_x"),
+        rtol,
+        atol,
+        "grad_x",
+    );
+    let (w, b) = (bn.weight.clone().unwrap(), bn.bias.clone().unwrap());
+    allclose(
+        &v(&w.grad().unwrap()),
+        &case.values("grad_weight"),
+        rtol,
+        atol,
+        "grad_weight",
+    );
+    allclose(
+        &v(&b.grad().unwrap()),
+        &case.values("grad_bias"),
+        rtol,
+        atol,
+        "grad_bias",
+    );
+    if training {
+        let stat = |b: &Buffer| b.get().to_vec_f64().unwrap();
+        allclose(
+            &stat(&bn.running_mean),
+            &case.values("running_mean_after"),
+            rtol,
+            atol,
+            "running_mean",
+        );
+        allclose(
+            &stat(&bn.running_var),
+            &case.values("running_var_after"),
+            rtol,
+            atol,
+            "running_var",
+        );
+    }
+}
+
+#[test]
+fn batch_norm2d_training_matches_pytorch() {
+    check_case("batch_norm_train_0", true, DType::F32);
+    check_case("batch_norm_train_0", true, DType::F64);
+}
+
+#[test]
+fn batch_norm2d_evaluation_matches_pytorch() {
+    check_case("batch_norm_eval_0", false, DType::F32);
+    check_case("batch_norm_eval_0", false, DType::F64);
+}
+
+#[test]
+fn batch_norm2d_gradcheck_in_training() {
+    let f = |t: &[Tensor]| {
+        let mut bn = BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev())?;
+        bn.weight = Some(t[1].clone());
+        bn.bias = Some(t[2].clone());
+        bn.forward(&t[0])
+    };
+    let inputs = [randn(&[2, 3, 3, 2], 1), randn(&[3], 2), randn(&[3], 3)];
+    gradcheck(f, &inputs, GradcheckOptions::default()).unwrap();
+}
+
+#[test]
+fn batch_norm2d_state_dict_names_are_pytorchs() {
+    let bn = BatchNorm2d::new(4).unwrap();
+    let names: Vec<String> = bn.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["weight", "bias"]);
+}
+
+#[test]
+fn batch_norm2d_rejects_other_shapes() {
+    let bn = BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev()).unwrap();
+    let msg = err(bn.forward(&input(&[2, 3, 4], 4)));
+    assert!(
+        msg.starts_with("BatchNorm2d:")
+            && msg.contains("[N, 3, H, W]")
+            && msg.contains("[2, 3, 4]"),
+        "{msg}"
+    );
+    let msg = err(bn.forward(&input(&[2, 4, 2, 2], 5)));
+    assert!(
+        msg.starts_with("BatchNorm2d:") && msg.contains("[2, 4, 2, 2]"),
+        "{msg}"
+    );
+    let msg = err(bn.forward(&input(&[1, 3, 1, 1], 6)));
+    assert!(msg.contains("more than 1 value per channel"), "{msg}");
+}
+
+/// A training step (forward, backward, running statistics) of convolution,
+/// batch norm and pooling, on a device that counts host transfers: none.
+/// Everything runs through the composites there, as on a GPU.
+#[test]
+fn a_convolutional_training_step_makes_no_host_transfers() {
+    let counter = CountingDevice::new(Device::cpu());
+    let d = counter.device();
+    let param = |shape: &[usize], seed| {
+        let t = RawTensor::randn_with(
+            0.0,
+            0.5,
+            shape,
+            DType::F32,
+            d,
+            &mut chapter_02::Generator::new(seed),
+        )
+        .unwrap();
+        Tensor::param(t).unwrap()
+    };
+    let x = Tensor::from_raw(RawTensor::randn(0.0, 1.0, [2, 3, 8, 8], DType::F32, d).unwrap());
+    let (w1, b1, w2) = (
+        param(&[4, 3, 3, 3], 1),
+        param(&[4], 2),
+        param(&[4, 1, 3, 3], 3),
+    );
+    let bn = BatchNorm2d::with_options(4, BatchNormConfig::default(), DType::F32, d).unwrap();
+    counter.reset();
+    let h = conv2d(&x, &w1, Some(&b1), &Conv2dOptions::default().padding(1)).unwrap();
+    let h = bn.forward(&h).unwrap().relu().unwrap();
+    let h = max_pool2d(&h, &Pool2dOptions::new(2)).unwrap();
+    let h = conv2d(
+        &h,
+        &w2,
+        None,
+        &Conv2dOptions::default().groups(4).padding(1),
+    )
+    .unwrap();
+    let h = avg_pool2d(&h, &AvgPool2dOptions::new(2).count_include_pad(false)).unwrap();
+    let loss = global_avg_pool2d(&h).unwrap().sum_all().unwrap();
+    loss.backward().unwrap();
+    assert!(w1.grad().is_ok() && w2.grad().is_ok() && b1.grad().is_ok());
+    let counts = counter.counts();
+    assert!(
+        counts.calls("matmul") > 0,
+        "the convolutions ran on the counting device"
+    );
+    assert_eq!(counts.host_transfers(), 0, "{counts:?}");
+}
