@@ -10,12 +10,15 @@
 //! - [`pool`]: max pooling (with indices), average pooling, adaptive and
 //!   global average pooling, each with its backward;
 //! - [`layers`]: `Conv2d`, `MaxPool2d` and `AdaptiveAvgPool2d` as modules;
-//! - [`batch_norm`]: `BatchNorm2d`, chapter 05's batch norm over images.
+//! - [`batch_norm`]: `BatchNorm2d`, chapter 05's batch norm over images;
+//! - [`resnet`]: residual blocks (basic and bottleneck) and the ResNet
+//!   built from a [`ResNetConfig`].
 
 pub mod batch_norm;
 pub mod conv;
 pub mod layers;
 pub mod pool;
+pub mod resnet;
 
 pub use batch_norm::BatchNorm2d;
 pub use conv::{
@@ -27,3 +30,4 @@ pub use pool::{
     adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d, max_pool2d_with_indices,
     AvgPool2dOptions, Pool2dOptions,
 };
+pub use resnet::{BasicBlock, BlockKind, BlockSpec, Bottleneck, Downsample, ResNet, ResNetConfig};
