@@ -12,13 +12,15 @@
 //! - [`layers`]: `Conv2d`, `MaxPool2d` and `AdaptiveAvgPool2d` as modules;
 //! - [`batch_norm`]: `BatchNorm2d`, chapter 05's batch norm over images;
 //! - [`resnet`]: residual blocks (basic and bottleneck) and the ResNet
-//!   built from a [`ResNetConfig`].
+//!   built from a [`ResNetConfig`];
+//! - [`transforms`]: `RandomAffine`, shifts and rotations for augmentation.
 
 pub mod batch_norm;
 pub mod conv;
 pub mod layers;
 pub mod pool;
 pub mod resnet;
+pub mod transforms;
 
 pub use batch_norm::BatchNorm2d;
 pub use conv::{
@@ -31,3 +33,4 @@ pub use pool::{
     AvgPool2dOptions, Pool2dOptions,
 };
 pub use resnet::{BasicBlock, BlockKind, BlockSpec, Bottleneck, Downsample, ResNet, ResNetConfig};
+pub use transforms::RandomAffine;
