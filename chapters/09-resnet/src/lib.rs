@@ -13,10 +13,13 @@
 //! - [`batch_norm`]: `BatchNorm2d`, chapter 05's batch norm over images;
 //! - [`resnet`]: residual blocks (basic and bottleneck) and the ResNet
 //!   built from a [`ResNetConfig`];
-//! - [`transforms`]: `RandomAffine`, shifts and rotations for augmentation.
+//! - [`transforms`]: `RandomAffine`, shifts and rotations for augmentation;
+//! - [`experiments`]: the measurement behind the figure on skip
+//!   connections (first-layer gradient norms against depth).
 
 pub mod batch_norm;
 pub mod conv;
+pub mod experiments;
 pub mod layers;
 pub mod pool;
 pub mod resnet;
