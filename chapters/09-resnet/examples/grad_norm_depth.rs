@@ -148,11 +148,12 @@ where
             .y_label_area_size(64)
             .build_cartesian_2d(
                 x_range.clone(),
-                ((lo / 2.0).max(1e-12)..(hi * 4.0)).log_scale(),
+                ((lo / 2.0).max(1e-12)..(hi * 40.0)).log_scale(),
             )?;
         chart
             .configure_mesh()
             .x_desc("depth (layers with weights)")
+            .x_label_formatter(&|v| format!("{v:.0}"))
             .y_desc(y_desc)
             .label_style((FONT_FAMILY, 12))
             .x_labels(depths.len() + 2)
