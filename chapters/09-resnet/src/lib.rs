@@ -10,12 +10,20 @@
 //! - [`pool`]: max pooling (with indices), average pooling, adaptive and
 //!   global average pooling, each with its backward;
 //! - [`layers`]: `Conv2d`, `MaxPool2d` and `AdaptiveAvgPool2d` as modules;
-//! - [`batch_norm`]: `BatchNorm2d`, chapter 05's batch norm over images.
+//! - [`batch_norm`]: `BatchNorm2d`, chapter 05's batch norm over images;
+//! - [`resnet`]: residual blocks (basic and bottleneck) and the ResNet
+//!   built from a [`ResNetConfig`];
+//! - [`transforms`]: `RandomAffine`, shifts and rotations for augmentation;
+//! - [`experiments`]: the measurement behind the figure on skip
+//!   connections (first-layer gradient norms against depth).
 
 pub mod batch_norm;
 pub mod conv;
+pub mod experiments;
 pub mod layers;
 pub mod pool;
+pub mod resnet;
+pub mod transforms;
 
 pub use batch_norm::BatchNorm2d;
 pub use conv::{
@@ -27,3 +35,5 @@ pub use pool::{
     adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d, max_pool2d_with_indices,
     AvgPool2dOptions, Pool2dOptions,
 };
+pub use resnet::{BasicBlock, BlockKind, BlockSpec, Bottleneck, Downsample, ResNet, ResNetConfig};
+pub use transforms::RandomAffine;

@@ -26,3 +26,5 @@ mod errors;
 mod layers;
 #[path = "pool.rs"]
 mod pool;
+#[path = "resnet.rs"]
+mod resnet;

@@ -66,6 +66,8 @@ pub const COVERED: &[Coverage] = &[
     Coverage::custom("tokenizer", ops::tokenizer::check),
     // Chapter 09: conv2d, conv_transpose2d, max/avg/adaptive average pooling.
     Coverage::group("conv", ops::conv::run),
+    // Chapter 09: torchvision's BasicBlock in training mode (output, grads, running stats).
+    Coverage::group("resnet_block", ops::resnet::run),
 ];
 
 /// One covered kind of fixture case: a group, optionally narrowed to some

@@ -31,7 +31,7 @@ fn coverage_selects_groups_and_ops() {
     assert!(covered("causal_softmax_0"));
     assert!(covered("sdpa_0") && covered("mha_0") && covered("gpt2_tiny"));
     assert!(covered("conv2d_0") && covered("max_pool2d_0") && covered("conv_transpose2d_1"));
-    assert!(!covered("resnet_basic_block") && !covered("resnet_basic_block_downsample"));
+    assert!(covered("resnet_basic_block") && covered("resnet_basic_block_downsample"));
 }
 
 /// A temporary fixture folder, removed on drop.

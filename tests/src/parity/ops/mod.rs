@@ -17,6 +17,7 @@ pub mod matmul;
 pub mod nn;
 pub mod optimizers;
 pub mod reductions;
+pub mod resnet;
 pub mod shape;
 pub mod tokenizer;
 
