@@ -168,6 +168,76 @@ fn generate_from_a_hugging_face_folder_matches_the_library() {
 }
 
 #[test]
+fn generate_from_a_folder_with_only_tokenizer_json_matches_the_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = gpt2_folder(&dir.path().join("pair"));
+    let single = gpt2_folder_with_tokenizer_json(&dir.path().join("single"));
+    assert!(!single.join("vocab.json").exists() && !single.join("merges.txt").exists());
+    let run = |folder: &Path| {
+        ok(candle(&[
+            "generate",
+            "--model",
+            &folder.display().to_string(),
+            "--prompt",
+            "Shall I compare thee",
+            "--max-new-tokens",
+            "12",
+            "--greedy",
+        ]))
+    };
+    let (from_pair, from_json) = (run(&pair), run(&single));
+    assert_eq!(stdout(&from_json), stdout(&from_pair));
+    assert!(!stdout(&from_json).trim().is_empty());
+    // Each says which tokenizer file it read.
+    let err = stderr(&from_json);
+    assert!(err.contains("tokenizer from tokenizer.json"), "{err}");
+    let err = stderr(&from_pair);
+    assert!(
+        err.contains("tokenizer from vocab.json + merges.txt"),
+        "{err}"
+    );
+    // With both, the pair is used (and tokenizer.json is not even read).
+    std::fs::write(pair.join("tokenizer.json"), "{ damaged").unwrap();
+    assert_eq!(stdout(&run(&pair)), stdout(&from_pair));
+}
+
+#[test]
+fn generate_names_tokenizer_json_and_its_field_when_it_is_unusable() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = gpt2_folder_with_tokenizer_json(dir.path());
+    let path = folder.join("tokenizer.json");
+    let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let folder_s = folder.display().to_string();
+    let args = ["generate", "--model", &folder_s, "--prompt", "Thou"];
+    let path_s = path.display().to_string();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = good.clone();
+        edit(&mut v);
+        std::fs::write(&path, v.to_string()).unwrap();
+        candle(&args)
+    };
+    fails_saying(
+        with(&|v| v["model"]["type"] = serde_json::json!("WordPiece")),
+        &[&path_s, "model.type", "WordPiece"],
+    );
+    fails_saying(
+        with(&|v| v["pre_tokenizer"] = serde_json::json!({"type": "Whitespace"})),
+        &[&path_s, "pre_tokenizer", "Whitespace"],
+    );
+    fails_saying(
+        with(&|v| v["model"]["merges"][3] = serde_json::json!(["Ġnowhere", "x"])),
+        &[&path_s, "model.merges[3]", "not a token of model.vocab"],
+    );
+    std::fs::write(&path, "{\"model\": ").unwrap();
+    fails_saying(candle(&args), &[&path_s, "not JSON"]);
+    std::fs::remove_file(&path).unwrap();
+    fails_saying(
+        candle(&args),
+        &["no tokenizer", "merges.txt", "tokenizer.json"],
+    );
+}
+
+#[test]
 fn generate_with_beams_and_with_a_draft_model() {
     let dir = tempfile::tempdir().unwrap();
     let folder = gpt2_folder(dir.path()).display().to_string();

@@ -2,6 +2,8 @@
 //!
 //! `cargo test -p candle-lib --test tokenizer_cli`
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -77,8 +79,37 @@ fn tokenize_refuses_a_missing_file_or_vocabulary_by_name() {
     refused(&["tokenize", "/no/such/file.txt"], &["/no/such/file.txt"]);
     refused(
         &["tokenize", "-", "--vocab-dir", "/no/such/vocab"],
-        &["/no/such/vocab/encoder.json"],
+        &[
+            "/no/such/vocab",
+            "encoder.json + vocab.bpe",
+            "tokenizer.json",
+        ],
     );
+}
+
+#[test]
+fn tokenize_reads_a_folder_with_only_tokenizer_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let gpt2 = data_dir().join("gpt2");
+    common::write_tokenizer_json(
+        &gpt2.join("encoder.json"),
+        &gpt2.join("vocab.bpe"),
+        &dir.path().join("tokenizer.json"),
+    );
+    let text = "Hello, world! <|endoftext|> It's 2024: naïve café 🦀\n";
+    for special in [false, true] {
+        let mut args = vec!["tokenize", "--vocab-dir", dir.path().to_str().unwrap()];
+        let mut reference = vec!["tokenize"];
+        if special {
+            args.push("--special");
+            reference.push("--special");
+        }
+        let from_json = candle_with_input(&args, text.as_bytes());
+        assert!(from_json.status.success(), "{}", stderr(&from_json));
+        let expected = stdout(&candle_with_input(&reference, text.as_bytes()));
+        assert_eq!(stdout(&from_json), expected);
+        assert_eq!(expected.contains("50256"), special);
+    }
 }
 
 #[test]

@@ -37,8 +37,8 @@ pub enum ContextPolicyArg {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The model: a run folder of `candle train shakespeare`, a Hugging
-    /// Face model folder (config.json, model.safetensors, vocab.json,
-    /// merges.txt), or a model id in the Hugging Face cache (`gpt2`,
+    /// Face model folder (config.json, model.safetensors, and vocab.json +
+    /// merges.txt or tokenizer.json), or a model id in the Hugging Face cache (`gpt2`,
     /// `user/model@revision`; fetch it with `candle download`).
     #[arg(long, default_value = "gpt2")]
     pub model: String,

@@ -9,7 +9,8 @@
 //!   run's settings and checkpoint, the character vocabulary
 //!   ([`gpt_run`](super::gpt_run));
 //! - a Hugging Face folder: GPT-2 from `config.json` + `model.safetensors`,
-//!   the BPE tokenizer from `vocab.json` + `merges.txt`, and the defaults of
+//!   the BPE tokenizer from `vocab.json` + `merges.txt` (or, when the pair
+//!   is missing, `tokenizer.json`), and the defaults of
 //!   `generation_config.json` (its end token, sampling settings).
 //!
 //! Every file that is missing, damaged or inconsistent with another is an
@@ -21,7 +22,7 @@ use chapter_02::Device;
 use chapter_08::gpt::Gpt;
 use chapter_08::gpt2::load_gpt2_files;
 use chapter_08::hub::{resolve_model, HubError, ModelFiles, ModelSource};
-use chapter_08::tokenizer::Gpt2Tokenizer;
+use chapter_08::tokenizer::TokenizerFiles;
 use chapter_08::TextCodec;
 use serde_json::Value;
 use std::path::Path;
@@ -49,6 +50,9 @@ pub struct LoadedModel {
     pub gpt: Arc<Gpt>,
     pub codec: Box<dyn TextCodec>,
     pub files: ModelFiles,
+    /// The files the GPT-2 tokenizer was read from (none for a run folder,
+    /// whose vocabulary is its characters).
+    pub tokenizer_files: Option<TokenizerFiles>,
     pub defaults: GenerationDefaults,
 }
 
@@ -56,10 +60,13 @@ impl LoadedModel {
     /// Where the model came from, for messages.
     pub fn description(&self) -> String {
         let c = self.gpt.config();
-        let shape = format!(
+        let mut shape = format!(
             "{} layers, width {}, context {}, vocabulary {}",
             c.n_layer, c.n_embd, c.context_length, c.vocab_size
         );
+        if let Some(t) = &self.tokenizer_files {
+            shape.push_str(&format!("; tokenizer from {t}"));
+        }
         match &self.files.source {
             ModelSource::RunDir(dir) => format!("the run {} ({shape})", dir.display()),
             ModelSource::HubCache {
@@ -93,19 +100,21 @@ pub fn load_model_files(files: ModelFiles, device: &Device) -> Result<LoadedMode
             gpt: Arc::new(gpt),
             codec: Box::new(vocab),
             files,
+            tokenizer_files: None,
             defaults: GenerationDefaults::default(),
         });
     }
     let gpt = load_gpt2_files(&files.config, &files.weights, DType::F32, device)?;
-    let (Some(vocab), Some(merges)) = (&files.vocab, &files.merges) else {
+    let Some(tokenizer_files) = files.tokenizer_files() else {
         return Err(format!(
-            "{}: no tokenizer: the folder needs vocab.json and merges.txt (GPT-2's BPE files; \
-             `candle download` fetches them)",
+            "{}: no tokenizer: the folder needs vocab.json and merges.txt (GPT-2's BPE files), \
+             or tokenizer.json; `candle download` fetches them",
             files.dir.display()
         )
         .into());
     };
-    let tokenizer = Gpt2Tokenizer::from_files(vocab, merges)?;
+    let tokenizer = tokenizer_files.load()?;
+    let vocab = tokenizer_files.vocab_file();
     let model_vocab = gpt.config().vocab_size;
     if tokenizer.vocab_size() > model_vocab {
         return Err(format!(
@@ -146,6 +155,7 @@ pub fn load_model_files(files: ModelFiles, device: &Device) -> Result<LoadedMode
         gpt: Arc::new(gpt),
         codec: Box::new(tokenizer),
         files,
+        tokenizer_files: Some(tokenizer_files),
         defaults,
     })
 }

@@ -11,7 +11,7 @@ pub struct TokenizeArgs {
     /// The text to encode: a file, or `-` (the default) for standard input.
     #[arg(default_value = "-")]
     pub input: String,
-    /// The folder holding encoder.json and vocab.bpe (default: data/gpt2).
+    /// The folder holding the tokenizer: encoder.json + vocab.bpe, vocab.json + merges.txt, or tokenizer.json (default: data/gpt2).
     #[arg(long)]
     pub vocab_dir: Option<PathBuf>,
     /// Encode special tokens such as <|endoftext|> as their ids, rather than as text.
@@ -50,7 +50,7 @@ type CommandResult = Result<(), Box<dyn std::error::Error>>;
 /// Prints the ids of the input, separated by spaces, on one line.
 pub fn run_tokenize(args: &TokenizeArgs) -> CommandResult {
     let dir = args.vocab_dir.clone().unwrap_or_else(default_gpt2_dir);
-    let tokenizer = Gpt2Tokenizer::from_dir(&dir)?;
+    let (tokenizer, _) = Gpt2Tokenizer::from_folder(&dir)?;
     let bytes = if args.input == "-" {
         let mut buf = Vec::new();
         std::io::stdin()

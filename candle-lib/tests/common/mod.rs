@@ -113,6 +113,47 @@ pub fn gpt2_folder(dir: &Path) -> PathBuf {
     out
 }
 
+/// Writes `out`: the `tokenizer.json` the `tokenizers` library would
+/// write for the vocabulary in `vocab` (`vocab.json` / `encoder.json`) and
+/// `merges` (`merges.txt` / `vocab.bpe`), merges as `["left", "right"]`.
+pub fn write_tokenizer_json(vocab: &Path, merges: &Path, out: &Path) {
+    let vocab: serde_json::Value = serde_json::from_slice(&std::fs::read(vocab).unwrap()).unwrap();
+    let merges: Vec<serde_json::Value> = std::fs::read_to_string(merges)
+        .unwrap()
+        .lines()
+        .skip(1) // #version: 0.2
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (a, b) = l.split_once(' ').unwrap();
+            serde_json::json!([a, b])
+        })
+        .collect();
+    let eot = vocab["<|endoftext|>"].clone();
+    let json = serde_json::json!({
+        "version": "1.0",
+        "added_tokens": [{"id": eot, "content": "<|endoftext|>", "special": true}],
+        "normalizer": null,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+                          "use_regex": true},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false},
+        "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null, "vocab": vocab,
+                  "merges": merges}
+    });
+    std::fs::write(out, json.to_string()).unwrap();
+}
+
+/// [`gpt2_folder`] with its tokenizer as one `tokenizer.json` instead of
+/// `vocab.json` + `merges.txt`, which are removed.
+pub fn gpt2_folder_with_tokenizer_json(dir: &Path) -> PathBuf {
+    let out = gpt2_folder(dir);
+    let (vocab, merges) = (out.join("vocab.json"), out.join("merges.txt"));
+    write_tokenizer_json(&vocab, &merges, &out.join("tokenizer.json"));
+    std::fs::remove_file(vocab).unwrap();
+    std::fs::remove_file(merges).unwrap();
+    out
+}
+
 pub fn tokenizer_of(dir: &Path) -> Gpt2Tokenizer {
     Gpt2Tokenizer::from_files(&dir.join("vocab.json"), &dir.join("merges.txt")).unwrap()
 }

@@ -108,6 +108,19 @@ pub trait LanguageModel {
     /// vocabulary or a sequence longer than the context is an error.
     fn extend(&mut self, tokens: &[u32]) -> Result<Logits>;
 
+    /// Appends `tokens` like [`extend`](LanguageModel::extend), but returns
+    /// only the logits after the last of them (one row): all that sampling
+    /// reads after a prompt. A model that can skip the other rows' work
+    /// (a GPT skips their final norm and LM head) overrides it; the rows it
+    /// gives must equal `extend`'s last row.
+    fn extend_last(&mut self, tokens: &[u32]) -> Result<Logits> {
+        let logits = self.extend(tokens)?;
+        if logits.len() <= 1 {
+            return Ok(logits);
+        }
+        Ok(Logits::new(logits.vocab(), logits.last().to_vec()))
+    }
+
     /// Forgets every token after the first `len`. `len` greater than
     /// [`cached_len`](LanguageModel::cached_len) is an error.
     fn truncate(&mut self, len: usize) -> Result<()>;

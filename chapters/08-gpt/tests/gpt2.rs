@@ -143,6 +143,35 @@ fn gpt2_tiny_greedy_generation_matches_transformers() {
     }
 }
 
+/// The same, through the library's `generate`: its prompt goes through
+/// `extend_last` (only the last position's logits), which must not change
+/// a single token.
+#[test]
+fn gpt2_tiny_generate_with_last_position_prefill_matches_transformers() {
+    use chapter_08::sampling::{generate, ContextPolicy, Sampler, StopConditions};
+    let text = std::fs::read_to_string(fixture_dir().join("generation.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let rows = |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(json[key].clone()).unwrap() };
+    let steps = json["max_new_tokens"].as_u64().unwrap() as usize;
+    for dtype in [DType::F32, DType::F64] {
+        let model = Arc::new(load_gpt2(fixture_dir(), dtype, &Device::cpu()).unwrap());
+        for (prompt, expected) in rows("prompt_ids").iter().zip(rows("new_ids")) {
+            let mut generator = GptGenerator::new(model.clone()).unwrap();
+            let g = generate(
+                &mut generator,
+                prompt,
+                &mut Sampler::greedy(),
+                &StopConditions::max_new_tokens(steps),
+                None,
+                ContextPolicy::Error,
+                |_| {},
+            )
+            .unwrap();
+            assert_eq!(g.tokens, expected, "{dtype}");
+        }
+    }
+}
+
 #[test]
 fn gpt2_config_reads_huggingface_fields() {
     let config = Gpt2Config::from_file(fixture_dir().join("config.json")).unwrap();

@@ -280,3 +280,82 @@ fn kv_cache_changes_the_cost_not_the_result() {
         "a refused extend keeps the sequence"
     );
 }
+
+/// `forward_last`'s logits `[1, 1, V]` and the last row of `forward_with`'s
+/// `[1, T, V]`, both in the model's dtype, read as f64.
+fn last_row_both_ways(model: &Gpt, tokens: &[u32], cache: bool) -> (Vec<f64>, Vec<f64>) {
+    let _g = no_grad();
+    let mut c1 = model.new_cache(1).unwrap();
+    let mut c2 = model.new_cache(1).unwrap();
+    if cache {
+        // Some positions already cached, so the rest attend to them.
+        model
+            .forward_with(&ids(&tokens[..3]), Some(&mut c1), false)
+            .unwrap();
+        model
+            .forward_with(&ids(&tokens[..3]), Some(&mut c2), false)
+            .unwrap();
+    }
+    let rest = if cache { &tokens[3..] } else { tokens };
+    let last = model
+        .forward_last(&ids(rest), cache.then_some(&mut c1))
+        .unwrap();
+    let full = model
+        .forward_with(&ids(rest), cache.then_some(&mut c2), false)
+        .unwrap()
+        .logits;
+    let vocab = tiny_config().vocab_size;
+    assert_eq!(last.dims(), &[1, 1, vocab]);
+    assert_eq!(full.dims(), &[1, rest.len(), vocab]);
+    if cache {
+        assert_eq!(c1.len(), tokens.len(), "forward_last fills the cache too");
+    }
+    let full = full.to_vec_f64().unwrap();
+    (
+        last.to_vec_f64().unwrap(),
+        full[full.len() - vocab..].to_vec(),
+    )
+}
+
+#[test]
+fn forward_last_is_the_last_row_of_the_full_logits() {
+    for dtype in [DType::F32, DType::F64] {
+        let model = tiny_gpt(dtype);
+        for cache in [false, true] {
+            let (last, full) = last_row_both_ways(&model, &TOKENS, cache);
+            let err = relative_error(&last, &full);
+            assert!(
+                err <= 1e-6,
+                "{dtype:?}, cache {cache}: relative error {err}"
+            );
+            // The rows are not all alike: the last one is really the last.
+            let (_, first) = last_row_both_ways(&model, &TOKENS[..4], cache);
+            assert!(relative_error(&first, &full) > 1e-3);
+        }
+    }
+}
+
+#[test]
+fn extend_last_gives_the_last_row_of_extend_and_the_same_cache() {
+    let model = Arc::new(tiny_gpt(DType::F32));
+    let mut all = GptGenerator::new(model.clone()).unwrap();
+    let mut last = GptGenerator::new(model).unwrap();
+    for chunk in [&TOKENS[..6], &TOKENS[6..7], &TOKENS[7..]] {
+        let a = all.extend(chunk).unwrap();
+        let l = last.extend_last(chunk).unwrap();
+        assert_eq!((a.len(), l.len()), (chunk.len(), 1));
+        let (a, l): (Vec<f64>, Vec<f64>) = (
+            a.last().iter().map(|&x| x as f64).collect(),
+            l.last().iter().map(|&x| x as f64).collect(),
+        );
+        assert!(relative_error(&l, &a) <= 1e-6);
+        assert_eq!(all.cached_len(), last.cached_len());
+    }
+    assert!(last.extend_last(&[]).is_err());
+    assert!(last.extend_last(&[40]).is_err());
+    assert_eq!(
+        last.cached_len(),
+        TOKENS.len(),
+        "a refused call adds nothing"
+    );
+}

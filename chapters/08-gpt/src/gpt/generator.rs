@@ -38,20 +38,11 @@ impl GptGenerator {
     }
 }
 
-impl LanguageModel for GptGenerator {
-    fn vocab_size(&self) -> usize {
-        self.model.config().vocab_size
-    }
-
-    fn context_length(&self) -> usize {
-        self.model.config().context_length
-    }
-
-    fn cached_len(&self) -> usize {
-        self.cache.len()
-    }
-
-    fn extend(&mut self, tokens: &[u32]) -> Result<Logits> {
+impl GptGenerator {
+    /// Runs `tokens` through the model with the cache; the logits of every
+    /// new position, or with `last_only` of the last one
+    /// ([`Gpt::forward_last`]).
+    fn feed(&mut self, tokens: &[u32], last_only: bool) -> Result<Logits> {
         let vocab = self.vocab_size();
         if tokens.is_empty() {
             return Err(Error::invalid("GptGenerator::extend", "no tokens to add"));
@@ -66,9 +57,15 @@ impl LanguageModel for GptGenerator {
         let ids = Tensor::from_vec(ids, vec![1, tokens.len()], &self.model.device())?;
         let before = self.cache.len();
         let _no_grad = no_grad();
-        let out = self.model.forward_with(&ids, Some(&mut self.cache), false);
+        let out = if last_only {
+            self.model.forward_last(&ids, Some(&mut self.cache))
+        } else {
+            self.model
+                .forward_with(&ids, Some(&mut self.cache), false)
+                .map(|out| out.logits)
+        };
         let logits = match out {
-            Ok(out) => out.logits,
+            Ok(logits) => logits,
             Err(e) => {
                 // Layers that appended before the failure give their positions back.
                 self.cache.truncate(before.min(self.cache.len()))?;
@@ -78,6 +75,28 @@ impl LanguageModel for GptGenerator {
         // The one read back per step: the rows the sampler needs.
         let data = logits.data().to_dtype(DType::F32)?.to_vec::<f32>()?;
         Ok(Logits::new(vocab, data))
+    }
+}
+
+impl LanguageModel for GptGenerator {
+    fn vocab_size(&self) -> usize {
+        self.model.config().vocab_size
+    }
+
+    fn context_length(&self) -> usize {
+        self.model.config().context_length
+    }
+
+    fn cached_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn extend(&mut self, tokens: &[u32]) -> Result<Logits> {
+        self.feed(tokens, false)
+    }
+
+    fn extend_last(&mut self, tokens: &[u32]) -> Result<Logits> {
+        self.feed(tokens, true)
     }
 
     fn truncate(&mut self, len: usize) -> Result<()> {

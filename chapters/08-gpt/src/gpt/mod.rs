@@ -157,9 +157,29 @@ impl Gpt {
     pub fn forward_with(
         &self,
         ids: &Tensor,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         hidden_states: bool,
     ) -> Result<GptOutput> {
+        let mut hidden = Vec::new();
+        let x = self.trunk(ids, cache, hidden_states.then_some(&mut hidden))?;
+        let x = self.transformer.ln_f.forward(&x)?;
+        if hidden_states {
+            hidden.push(x.clone());
+        }
+        Ok(GptOutput {
+            logits: self.lm_head(&x)?, // [B, T, V]
+            hidden_states: hidden,
+        })
+    }
+
+    /// Embeddings and blocks: the hidden states `[B, T, C]` before `ln_f`,
+    /// pushing each block's input onto `hidden` when asked.
+    fn trunk(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        mut hidden: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor> {
         let past = cache.as_ref().map_or(0, |c| c.len());
         let t = self.check_ids(ids, past)?;
         let tr = &self.transformer;
@@ -167,10 +187,9 @@ impl Gpt {
         // the gradient flows back into exactly those rows.
         let pos = tr.wpe.weight.narrow(0, past, t)?; // [T, C]
         let mut x = tr.drop.forward(&tr.wte.forward(ids)?.add(&pos)?)?; // [B, T, C]
-        let mut hidden = Vec::new();
         for (i, block) in tr.h.iter().enumerate() {
-            if hidden_states {
-                hidden.push(x.clone());
+            if let Some(h) = hidden.as_deref_mut() {
+                h.push(x.clone());
             }
             let layer = match cache.as_deref_mut() {
                 Some(c) => Some(c.layer_mut(i)?),
@@ -178,19 +197,32 @@ impl Gpt {
             };
             x = block.forward_cached(&x, layer)?;
         }
-        let x = tr.ln_f.forward(&x)?;
-        if hidden_states {
-            hidden.push(x.clone());
-        }
-        // The LM head is the token embedding, transposed: one parameter
-        // for both ends, and both uses add to its gradient.
-        let logits = x.matmul(&tr.wte.weight.t()?)?; // [B, T, V]
-        Ok(GptOutput {
-            logits,
-            hidden_states: hidden,
-        })
+        Ok(x)
+    }
+
+    /// The LM head is the token embedding, transposed: one parameter for
+    /// both ends, and both uses add to its gradient. `[B, T, C] → [B, T, V]`.
+    fn lm_head(&self, x: &Tensor) -> Result<Tensor> {
+        x.matmul(&self.transformer.wte.weight.t()?)
     }
     // ANCHOR_END: forward
+
+    // ANCHOR: forward_last
+    /// The logits of the last position only, `[B, 1, V]`: what generation
+    /// samples from after a prompt. Every position must still go through
+    /// the blocks (their keys and values fill the cache, and the last one
+    /// attends to them all), but `ln_f` works on each position alone, so
+    /// the final norm and the LM head (for GPT-2 small, `768 × 50257` ≈ 39 M
+    /// of the ≈ 124 M multiply-adds per position) run on one row instead
+    /// of `T`. The result is the last row
+    /// of [`forward_with`](Self::forward_with)'s logits.
+    pub fn forward_last(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let x = self.trunk(ids, cache, None)?; // [B, T, C]
+        let t = x.dims()[1];
+        let last = x.narrow(1, t - 1, 1)?; // [B, 1, C]
+        self.lm_head(&self.transformer.ln_f.forward(&last)?)
+    }
+    // ANCHOR_END: forward_last
 
     // ANCHOR: loss
     /// Training: logits `[B, T, V]` and the mean cross entropy of

@@ -85,6 +85,17 @@ impl ModelFiles {
         })
     }
 
+    /// The tokenizer's files: `vocab.json` + `merges.txt` when both are
+    /// there, else `tokenizer.json` (see
+    /// [`TokenizerFiles::choose`](crate::tokenizer::TokenizerFiles::choose)).
+    pub fn tokenizer_files(&self) -> Option<crate::tokenizer::TokenizerFiles> {
+        crate::tokenizer::TokenizerFiles::choose(
+            self.vocab.as_deref(),
+            self.merges.as_deref(),
+            self.tokenizer_json.as_deref(),
+        )
+    }
+
     /// The files of a training run's folder: `config.json`,
     /// `checkpoint.safetensors` and `vocab.json` must all be there.
     pub fn in_run_dir(dir: &Path) -> Result<ModelFiles> {

@@ -153,7 +153,7 @@ pub fn beam_search<M: LanguageModel + ?Sized>(
         Some(max_new),
     )?;
     let alpha = config.length_penalty;
-    let after_prompt = model.extend(prompt)?.last().to_vec();
+    let after_prompt = model.extend_last(prompt)?.last().to_vec();
     let prefix = base + prompt.len();
 
     let mut held: Vec<u32> = Vec::new();
@@ -179,7 +179,7 @@ pub fn beam_search<M: LanguageModel + ?Sized>(
                     .count();
                 let keep = shared.min(beam.tokens.len() - 1);
                 model.truncate(prefix + keep)?;
-                let logits = model.extend(&beam.tokens[keep..])?;
+                let logits = model.extend_last(&beam.tokens[keep..])?;
                 tokens_fed += beam.tokens.len() - keep;
                 held.clone_from(&beam.tokens);
                 logits.last().to_vec()

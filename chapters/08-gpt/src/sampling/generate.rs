@@ -81,7 +81,9 @@ pub fn generate<M: LanguageModel + ?Sized>(
     )?;
 
     let mut history = prompt.to_vec();
-    let mut logits = model.extend(prompt)?;
+    // Only the last row is sampled from: the prompt's other rows are
+    // never computed (see `LanguageModel::extend_last`).
+    let mut logits = model.extend_last(prompt)?;
     loop {
         let token = sampler.sample(logits.last(), &history)?;
         history.push(token);
@@ -95,7 +97,7 @@ pub fn generate<M: LanguageModel + ?Sized>(
         if let Some(reason) = pushed.stop {
             return Ok(checker.into_generation(reason));
         }
-        logits = model.extend(&[token])?;
+        logits = model.extend_last(&[token])?;
     }
 }
 // ANCHOR_END: generate

@@ -203,7 +203,7 @@ where
         let mut drafted: Vec<u32> = Vec::with_capacity(k);
         let mut q_rows: Vec<Vec<f64>> = Vec::with_capacity(k);
         if k > 0 {
-            let mut logits = draft.extend(&seq[pos.draft_held..])?;
+            let mut logits = draft.extend_last(&seq[pos.draft_held..])?;
             stats.draft_calls += 1;
             pos.draft_held = n;
             for i in 0..k {
@@ -214,7 +214,7 @@ where
                 q_rows.push(q);
                 seq.push(x);
                 if i + 1 < k {
-                    logits = draft.extend(&[x])?;
+                    logits = draft.extend_last(&[x])?;
                     stats.draft_calls += 1;
                     pos.draft_held += 1;
                 }
@@ -224,6 +224,8 @@ where
 
         // 2. The target scores the pending token(s) and all drafts at once:
         //    row `first + i` is p_{i+1}, the distribution after x_1..x_i.
+        //    Every one of those k + 1 rows is read, so this is `extend`,
+        //    not `extend_last`.
         let feed = [&seq[pos.target_held..], &drafted[..]].concat();
         let first = n - pos.target_held - 1;
         let p_logits = target.extend(&feed)?;

@@ -4,6 +4,7 @@ use super::bpe::MergeTable;
 use super::error::TokenizerError;
 use super::fast_hash::FastHashMap;
 use super::pretokenize::pieces;
+use super::tokenizer_json::{read_tokenizer_json, read_tokenizer_json_file};
 use super::vocab_files::{read_vocabulary, read_vocabulary_files};
 use super::vocabulary::{TokenKind, Vocabulary, END_OF_TEXT};
 use std::path::{Path, PathBuf};
@@ -85,6 +86,18 @@ impl Gpt2Tokenizer {
             vocab_bpe,
             vocab_path,
         )?))
+    }
+
+    /// Reads a Hugging Face `tokenizer.json` (a GPT-2-family one: see
+    /// [`tokenizer_json`](super::tokenizer_json) for what is refused).
+    pub fn from_tokenizer_json(path: &Path) -> Result<Self, TokenizerError> {
+        Ok(Self::from_vocabulary(read_tokenizer_json_file(path)?))
+    }
+
+    /// From the contents of a `tokenizer.json`; the path only names it in
+    /// errors.
+    pub fn from_tokenizer_json_bytes(bytes: &[u8], path: &Path) -> Result<Self, TokenizerError> {
+        Ok(Self::from_vocabulary(read_tokenizer_json(bytes, path)?))
     }
 
     /// The tokenizer of a (checked) vocabulary.

@@ -13,8 +13,9 @@
 //!    pair forms a token of the [vocabulary](vocabulary).
 //!
 //! [`Gpt2Tokenizer`] reads GPT-2's `encoder.json` and `vocab.bpe`
-//! ([`vocab_files`], which check them) and gives the same ids as tiktoken's
-//! `gpt2` encoding; [`BpeTrainer`] learns a vocabulary of the same form from
+//! ([`vocab_files`], which check them), or Hugging Face's `tokenizer.json`
+//! ([`tokenizer_json`]), and gives the same ids as tiktoken's `gpt2`
+//! encoding; [`BpeTrainer`] learns a vocabulary of the same form from
 //! any text.
 
 pub mod bpe;
@@ -24,6 +25,8 @@ pub mod error;
 pub mod fast_hash;
 pub mod gpt2_tokenizer;
 pub mod pretokenize;
+pub mod tokenizer_files;
+pub mod tokenizer_json;
 pub mod trainer;
 pub mod unicode_classes;
 pub mod vocab_files;
@@ -32,6 +35,8 @@ pub mod vocabulary;
 pub use error::TokenizerError;
 pub use gpt2_tokenizer::{default_gpt2_dir, Gpt2Tokenizer};
 pub use pretokenize::pieces;
+pub use tokenizer_files::TokenizerFiles;
+pub use tokenizer_json::{read_tokenizer_json, read_tokenizer_json_file};
 pub use trainer::{BpeTrainer, MIN_VOCAB_SIZE};
 pub use vocab_files::{read_vocabulary, read_vocabulary_files};
 pub use vocabulary::{MergeRule, TokenKind, Vocabulary, END_OF_TEXT, VOCAB_BPE_HEADER};

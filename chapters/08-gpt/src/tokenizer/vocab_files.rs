@@ -53,7 +53,28 @@ pub fn read_vocabulary(
     vocab_bpe: &[u8],
     vocab_path: &Path,
 ) -> Result<Vocabulary, TokenizerError> {
-    let (tokens, mut kinds) = parse_encoder_json(encoder_json, encoder_path)?;
+    let source = VocabSource::Gpt2Files {
+        encoder: encoder_path,
+        vocab: vocab_path,
+    };
+    let entries = serde_json::from_slice::<Entries>(encoder_json)
+        .map_err(|e| source.tokens_error(format!("not a JSON object of token ids: {e}")))?
+        .0;
+    let is_special = |key: &str| key.starts_with("<|") && key.ends_with("|>") && key.len() > 4;
+    let merges = parse_vocab_bpe(vocab_bpe, vocab_path)?;
+    build_vocabulary(&entries, &is_special, &merges, &source)
+}
+
+/// Checks a token table and its merges (see the module docs) and builds
+/// the vocabulary. `merges` are `(place, left, right)` in rank order,
+/// `place` being what [`VocabSource::merge_error`] names.
+pub(crate) fn build_vocabulary(
+    entries: &[(String, Value)],
+    is_special: &dyn Fn(&str) -> bool,
+    lines: &[(usize, &str, &str)],
+    source: &VocabSource<'_>,
+) -> Result<Vocabulary, TokenizerError> {
+    let (tokens, mut kinds) = parse_token_table(entries, is_special, source)?;
     // bytes -> id, for every token that is not special.
     let mut ids: FastHashMap<&[u8], u32> = FastHashMap::default();
     for (id, bytes) in tokens.iter().enumerate() {
@@ -64,45 +85,41 @@ pub fn read_vocabulary(
     let mut byte_ids = [0u32; 256];
     for (b, slot) in byte_ids.iter_mut().enumerate() {
         *slot = *ids.get(&[b as u8][..]).ok_or_else(|| {
-            TokenizerError::file(
-                encoder_path,
-                format!(
-                    "no token for byte 0x{b:02X} (written `{}`)",
-                    BYTE_TO_CHAR[b]
-                ),
-            )
+            source.tokens_error(format!(
+                "no token for byte 0x{b:02X} (written `{}`)",
+                BYTE_TO_CHAR[b]
+            ))
         })?;
         kinds[*slot as usize] = TokenKind::Byte;
     }
 
-    let lines = parse_vocab_bpe(vocab_bpe, vocab_path)?;
-    // The line that makes each token, to say so when a merge uses it early.
+    // The merge that makes each token, to say so when a merge uses it early.
     let mut made_by: FastHashMap<Vec<u8>, usize> = FastHashMap::default();
     let mut merges = Vec::with_capacity(lines.len());
-    for (line, left, right) in &lines {
-        let line = *line;
+    let tokens_name = source.tokens_name();
+    for &(place, left, right) in lines {
         let part = |text: &str| -> Result<u32, TokenizerError> {
             let bytes = text_to_bytes(text)
-                .map_err(|c| TokenizerError::line(vocab_path, line, not_in_alphabet(text, c)))?;
+                .map_err(|c| source.merge_error(place, not_in_alphabet(text, c)))?;
             let Some(&id) = ids.get(bytes.as_slice()) else {
-                return Err(TokenizerError::line(
-                    vocab_path,
-                    line,
-                    format!("`{text}` is not a token of {}", encoder_path.display()),
-                ));
+                return Err(
+                    source.merge_error(place, format!("`{text}` is not a token of {tokens_name}"))
+                );
             };
             match kinds[id as usize] {
                 k if k != UNSEEN => Ok(id),
-                _ => Err(TokenizerError::line(
-                    vocab_path,
-                    line,
+                _ => Err(source.merge_error(
+                    place,
                     format!(
-                        "`{text}` is used before a line makes it; merges must come in \
+                        "`{text}` is used before a merge makes it; merges must come in \
                          rank order{}",
                         lines
                             .iter()
                             .find(|(_, l, r)| format!("{l}{r}") == text)
-                            .map_or(String::new(), |(n, _, _)| format!(" (line {n} makes it)"))
+                            .map_or(String::new(), |&(n, _, _)| format!(
+                                " ({} makes it)",
+                                source.merge_name(n)
+                            ))
                     ),
                 )),
             }
@@ -111,20 +128,21 @@ pub fn read_vocabulary(
         let mut result = tokens[l as usize].clone();
         result.extend_from_slice(&tokens[r as usize]);
         let Some(&id) = ids.get(result.as_slice()) else {
-            return Err(TokenizerError::line(
-                vocab_path,
-                line,
+            return Err(source.merge_error(
+                place,
                 format!(
-                    "`{left} {right}` makes `{left}{right}`, which is not a token of {}",
-                    encoder_path.display()
+                    "`{left} {right}` makes `{left}{right}`, which is not a token of \
+                     {tokens_name}"
                 ),
             ));
         };
-        if let Some(first) = made_by.insert(result, line) {
-            return Err(TokenizerError::line(
-                vocab_path,
-                line,
-                format!("`{left}{right}` is already made by line {first}"),
+        if let Some(first) = made_by.insert(result, place) {
+            return Err(source.merge_error(
+                place,
+                format!(
+                    "`{left}{right}` is already made by {}",
+                    source.merge_name(first)
+                ),
             ));
         }
         kinds[id as usize] = TokenKind::Merged {
@@ -139,21 +157,77 @@ pub fn read_vocabulary(
 
     // Every token must be reachable: a byte, a merge, or special.
     if let Some(id) = kinds.iter().position(|k| *k == UNSEEN) {
-        return Err(TokenizerError::file(
-            encoder_path,
-            format!(
-                "token `{}` (id {id}) is neither a byte, nor made by a merge of {}, nor a \
-                 special token like <|endoftext|>",
-                super::byte_alphabet::bytes_to_text(&tokens[id]),
-                vocab_path.display()
-            ),
-        ));
+        return Err(source.tokens_error(format!(
+            "token `{}` (id {id}) is neither a byte, nor made by a merge of {}, nor a \
+             special token like <|endoftext|>",
+            super::byte_alphabet::bytes_to_text(&tokens[id]),
+            source.merges_name()
+        )));
     }
     Ok(Vocabulary::from_checked_parts(
         tokens, kinds, merges, byte_ids,
     ))
 }
 // ANCHOR_END: read_vocabulary
+
+/// Where a vocabulary's two halves come from, so that every error names
+/// the file and the place in it: GPT-2's `encoder.json` and the lines of
+/// `vocab.bpe` (or Hugging Face's `vocab.json` and `merges.txt`, the same
+/// formats), or `model.vocab` and `model.merges[i]` of one
+/// `tokenizer.json`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum VocabSource<'p> {
+    Gpt2Files { encoder: &'p Path, vocab: &'p Path },
+    TokenizerJson(&'p Path),
+}
+
+impl VocabSource<'_> {
+    /// An error about the token table as a whole.
+    pub(crate) fn tokens_error(&self, problem: impl Into<String>) -> TokenizerError {
+        match self {
+            VocabSource::Gpt2Files { encoder, .. } => TokenizerError::file(encoder, problem),
+            VocabSource::TokenizerJson(path) => {
+                TokenizerError::file(path, format!("model.vocab: {}", problem.into()))
+            }
+        }
+    }
+
+    /// An error about one merge: `place` is its line of `vocab.bpe` (from
+    /// 1), or its index in `model.merges` (from 0).
+    pub(crate) fn merge_error(&self, place: usize, problem: impl Into<String>) -> TokenizerError {
+        match self {
+            VocabSource::Gpt2Files { vocab, .. } => TokenizerError::line(vocab, place, problem),
+            VocabSource::TokenizerJson(path) => TokenizerError::file(
+                path,
+                format!("{}: {}", self.merge_name(place), problem.into()),
+            ),
+        }
+    }
+
+    /// The token table, as a merge's error names it.
+    fn tokens_name(&self) -> String {
+        match self {
+            VocabSource::Gpt2Files { encoder, .. } => encoder.display().to_string(),
+            VocabSource::TokenizerJson(_) => "model.vocab".to_string(),
+        }
+    }
+
+    /// The merges, as the token table's error names them.
+    fn merges_name(&self) -> String {
+        match self {
+            VocabSource::Gpt2Files { vocab, .. } => vocab.display().to_string(),
+            VocabSource::TokenizerJson(_) => "model.merges".to_string(),
+        }
+    }
+
+    /// One merge: `line 7`, or `model.merges[6]`.
+    fn merge_name(&self, place: usize) -> String {
+        match self {
+            VocabSource::Gpt2Files { .. } => format!("line {place}"),
+            VocabSource::TokenizerJson(_) => format!("model.merges[{place}]"),
+        }
+    }
+}
 
 /// The kind of a token no line has made yet (`Merged` with an impossible rank).
 const UNSEEN: TokenKind = TokenKind::Merged { rank: u32::MAX };
@@ -165,57 +239,47 @@ fn not_in_alphabet(text: &str, c: char) -> String {
     )
 }
 
-/// The tokens of `encoder.json` by id, with `Special` for `<|…|>` keys and
-/// [`UNSEEN`] for the others.
-fn parse_encoder_json(
-    bytes: &[u8],
-    path: &Path,
+/// The tokens of the table by id, with `Special` for the keys `is_special`
+/// picks and [`UNSEEN`] for the others.
+fn parse_token_table(
+    entries: &[(String, Value)],
+    is_special: &dyn Fn(&str) -> bool,
+    source: &VocabSource<'_>,
 ) -> Result<(Vec<Vec<u8>>, Vec<TokenKind>), TokenizerError> {
-    let entries = serde_json::from_slice::<Entries>(bytes)
-        .map_err(|e| TokenizerError::file(path, format!("not a JSON object of token ids: {e}")))?
-        .0;
     let n = entries.len();
     let mut by_id: Vec<Option<(String, Vec<u8>, TokenKind)>> = vec![None; n];
     let mut keys: FastHashMap<&str, ()> = FastHashMap::default();
-    for (key, value) in &entries {
+    for (key, value) in entries {
         if keys.insert(key.as_str(), ()).is_some() {
-            return Err(TokenizerError::file(
-                path,
-                format!("the token `{key}` appears twice"),
-            ));
+            return Err(source.tokens_error(format!("the token `{key}` appears twice")));
         }
         let id = value.as_u64().filter(|&id| id < n as u64).ok_or_else(|| {
-            TokenizerError::file(
-                path,
-                match value.as_u64() {
-                    Some(id) => format!(
-                        "token `{key}` has id {id}, but {n} tokens must have the ids 0..{n}"
-                    ),
-                    None => format!(
-                        "token `{key}` has the id {value}, which is not a whole number \
+            source.tokens_error(match value.as_u64() {
+                Some(id) => {
+                    format!("token `{key}` has id {id}, but {n} tokens must have the ids 0..{n}")
+                }
+                None => format!(
+                    "token `{key}` has the id {value}, which is not a whole number \
                          ≥ 0"
-                    ),
-                },
-            )
+                ),
+            })
         })? as usize;
-        let (token, kind) = if key.starts_with("<|") && key.ends_with("|>") && key.len() > 4 {
+        let (token, kind) = if is_special(key) {
             (key.as_bytes().to_vec(), TokenKind::Special)
         } else {
-            let token = text_to_bytes(key)
-                .map_err(|c| TokenizerError::file(path, not_in_alphabet(key, c)))?;
+            let token =
+                text_to_bytes(key).map_err(|c| source.tokens_error(not_in_alphabet(key, c)))?;
             if token.is_empty() {
-                return Err(TokenizerError::file(
-                    path,
-                    format!("the empty token \"\" (id {id}) cannot be made of bytes"),
-                ));
+                return Err(source.tokens_error(format!(
+                    "the empty token \"\" (id {id}) cannot be made of bytes"
+                )));
             }
             (token, UNSEEN)
         };
         if let Some((other, _, _)) = &by_id[id] {
-            return Err(TokenizerError::file(
-                path,
-                format!("tokens `{other}` and `{key}` both have id {id}"),
-            ));
+            return Err(
+                source.tokens_error(format!("tokens `{other}` and `{key}` both have id {id}"))
+            );
         }
         by_id[id] = Some((key.clone(), token, kind));
     }
@@ -231,7 +295,7 @@ fn parse_encoder_json(
 
 /// The entries of a JSON object in file order, duplicates kept (a
 /// `serde_json::Map` would silently keep the last).
-struct Entries(Vec<(String, Value)>);
+pub(crate) struct Entries(pub(crate) Vec<(String, Value)>);
 
 impl<'de> serde::Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Entries, D::Error> {
