@@ -239,6 +239,12 @@ pub fn draft_tokens(s: &str) -> Result<usize, String> {
     int_in(s, 1, 64)
 }
 
+/// A random shift of training images, in pixels each way: 0 to 8 (more
+/// would push most of a 28x28 digit out of its frame).
+pub fn shift_pixels(s: &str) -> Result<usize, String> {
+    int_in(s, 0, 8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

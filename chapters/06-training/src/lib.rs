@@ -28,4 +28,6 @@ pub use schedule::{
     Anneal, ConstantLr, CosineAnnealingLr, ExponentialLr, LinearLr, LrSchedule, MultiStepLr,
     OneCycleLr, Scheduler, SequentialLr, StepLr,
 };
-pub use trainer::{evaluate, fit, OptimizerKind, RunDir, ScheduleKind, TrainConfig, TrainSummary};
+pub use trainer::{
+    evaluate, fit, ActivationProbe, OptimizerKind, RunDir, ScheduleKind, TrainConfig, TrainSummary,
+};

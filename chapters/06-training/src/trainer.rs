@@ -7,7 +7,7 @@ use crate::metrics::{histogram, MetricsWriter, Record};
 use crate::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use crate::run_dir::RunDir;
 use crate::schedule::{
-    ConstantLr, CosineAnnealingLr, LinearLr, OneCycleLr, Scheduler, SequentialLr,
+    ConstantLr, CosineAnnealingLr, LinearLr, MultiStepLr, OneCycleLr, Scheduler, SequentialLr,
 };
 use chapter_02::{default_generator_state, set_default_generator_state, DType};
 use chapter_03::{no_grad, RawTensor, Result, Tensor};
@@ -38,6 +38,9 @@ pub enum ScheduleKind {
     OneCycle,
     /// 5% linear warm-up, then cosine decay to zero.
     WarmupCosine,
+    /// 5% linear warm-up, then the rate divided by 10 at 50% and again at
+    /// 75% of the steps (the step decay of the classic ResNet recipes).
+    WarmupStep,
 }
 
 // ANCHOR: config
@@ -263,6 +266,28 @@ fn make_scheduler(
                     Box::new(CosineAnnealingLr {
                         t_max: total_steps - warmup,
                         eta_min: 0.0,
+                    }),
+                ],
+                milestones: vec![warmup],
+            };
+            Scheduler::new(schedule, optimizer)
+        }
+        ScheduleKind::WarmupStep => {
+            let warmup = (total_steps / 20).max(1);
+            // Milestones counted from the end of the warm-up, so that they
+            // fall at 50% and 75% of the whole run.
+            let at =
+                |fraction: f64| ((total_steps as f64 * fraction) as usize).max(warmup) - warmup;
+            let schedule = SequentialLr {
+                schedules: vec![
+                    Box::new(LinearLr {
+                        start_factor: 0.01,
+                        end_factor: 1.0,
+                        total_iters: warmup,
+                    }),
+                    Box::new(MultiStepLr {
+                        milestones: vec![at(0.5), at(0.75)],
+                        gamma: 0.1,
                     }),
                 ],
                 milestones: vec![warmup],
@@ -532,4 +557,43 @@ fn write_histograms(
             .map_err(|e| io_err(metrics.path(), e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rates `make_scheduler` gives at each of `total` steps.
+    fn rates(schedule: ScheduleKind, total: usize) -> Vec<f64> {
+        let config = TrainConfig {
+            lr: 1.0,
+            optimizer: OptimizerKind::Sgd,
+            schedule,
+            ..TrainConfig::default()
+        };
+        let w = Tensor::zeros([1], DType::F32, &chapter_02::Device::cpu()).unwrap();
+        let mut opt = make_optimizer(&config, vec![w]).unwrap();
+        let mut s = make_scheduler(&config, total, opt.as_mut());
+        (0..total)
+            .map(|_| {
+                let lr = s.current_lrs()[0];
+                s.step(opt.as_mut());
+                lr
+            })
+            .collect()
+    }
+
+    #[test]
+    fn warmup_step_warms_up_then_divides_by_ten_at_half_and_three_quarters() {
+        let lr = rates(ScheduleKind::WarmupStep, 200);
+        // 10 warm-up steps from 1% of the rate, rising.
+        assert!((lr[0] - 0.01).abs() < 1e-12, "{}", lr[0]);
+        assert!(lr.windows(2).take(9).all(|w| w[1] > w[0]));
+        assert_eq!(lr[10], 1.0);
+        assert_eq!(lr[99], 1.0);
+        assert!((lr[100] - 0.1).abs() < 1e-12, "{}", lr[100]);
+        assert!((lr[149] - 0.1).abs() < 1e-12);
+        assert!((lr[150] - 0.01).abs() < 1e-12, "{}", lr[150]);
+        assert!((lr[199] - 0.01).abs() < 1e-12);
+    }
 }
