@@ -7,7 +7,8 @@ use crate::metrics::{histogram, MetricsWriter, Record};
 use crate::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
 pub use crate::run_dir::RunDir;
 use crate::schedule::{
-    ConstantLr, CosineAnnealingLr, LinearLr, MultiStepLr, OneCycleLr, Scheduler, SequentialLr,
+    ConstantLr, CosineAnnealingLr, LinearLr, LrSchedule, MultiStepLr, OneCycleLr, Scheduler,
+    SequentialLr,
 };
 use chapter_02::{default_generator_state, set_default_generator_state, DType};
 use chapter_03::{no_grad, RawTensor, Result, Tensor};
@@ -255,45 +256,46 @@ fn make_scheduler(
             Scheduler::new(s, optimizer)
         }
         ScheduleKind::WarmupCosine => {
-            let warmup = (total_steps / 20).max(1);
-            let schedule = SequentialLr {
-                schedules: vec![
-                    Box::new(LinearLr {
-                        start_factor: 0.01,
-                        end_factor: 1.0,
-                        total_iters: warmup,
-                    }),
-                    Box::new(CosineAnnealingLr {
-                        t_max: total_steps - warmup,
-                        eta_min: 0.0,
-                    }),
-                ],
-                milestones: vec![warmup],
+            let warmup = warmup_steps(total_steps);
+            let cosine = CosineAnnealingLr {
+                t_max: total_steps - warmup,
+                eta_min: 0.0,
             };
-            Scheduler::new(schedule, optimizer)
+            Scheduler::new(warmup_then(warmup, cosine), optimizer)
         }
         ScheduleKind::WarmupStep => {
-            let warmup = (total_steps / 20).max(1);
+            let warmup = warmup_steps(total_steps);
             // Milestones counted from the end of the warm-up, so that they
             // fall at 50% and 75% of the whole run.
             let at =
                 |fraction: f64| ((total_steps as f64 * fraction) as usize).max(warmup) - warmup;
-            let schedule = SequentialLr {
-                schedules: vec![
-                    Box::new(LinearLr {
-                        start_factor: 0.01,
-                        end_factor: 1.0,
-                        total_iters: warmup,
-                    }),
-                    Box::new(MultiStepLr {
-                        milestones: vec![at(0.5), at(0.75)],
-                        gamma: 0.1,
-                    }),
-                ],
-                milestones: vec![warmup],
+            let steps = MultiStepLr {
+                milestones: vec![at(0.5), at(0.75)],
+                gamma: 0.1,
             };
-            Scheduler::new(schedule, optimizer)
+            Scheduler::new(warmup_then(warmup, steps), optimizer)
         }
+    }
+}
+
+/// The warm-up of the `Warmup*` schedules: 5% of the run, at least one step.
+fn warmup_steps(total_steps: usize) -> usize {
+    (total_steps / 20).max(1)
+}
+
+/// A linear warm-up from 1% of the rate over `warmup` steps, then `after`
+/// from its own step 0.
+fn warmup_then(warmup: usize, after: impl LrSchedule + 'static) -> SequentialLr {
+    SequentialLr {
+        schedules: vec![
+            Box::new(LinearLr {
+                start_factor: 0.01,
+                end_factor: 1.0,
+                total_iters: warmup,
+            }),
+            Box::new(after),
+        ],
+        milestones: vec![warmup],
     }
 }
 
