@@ -176,6 +176,28 @@ impl Tensor {
         let storage: Storage = Arc::new(CpuStorage::from(data));
         Ok(Tensor::from_result(storage, shape, device))
     }
+
+    /// A contiguous tensor on a host-memory `device` for a host kernel that
+    /// will write every element (through
+    /// [`host_slice_mut`](Self::host_slice_mut)): its buffer comes from the
+    /// CPU's buffer pool, and its values are unspecified until written
+    /// (zeros, or the old values of a freed tensor). Use it instead of
+    /// [`zeros`](Self::zeros) when the kernel overwrites everything anyway:
+    /// it saves a pass over memory.
+    pub fn for_overwrite(shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
+        let shape = shape.into();
+        if !device.is_cpu() {
+            return Err(Error::invalid(
+                "for_overwrite",
+                format!("{device} does not keep tensors in host memory"),
+            ));
+        }
+        let n = shape.elem_count();
+        let storage: CpuStorage = crate::with_dtype!(dtype, T => {
+            crate::cpu::pool::overwritten(n, T::default()).into()
+        });
+        Ok(Tensor::from_result(Arc::new(storage), shape, device))
+    }
 }
 // ANCHOR_END: host_kernels
 

@@ -10,7 +10,11 @@
 //! host in a training step), the unbiased variance in the running
 //! average, an optional affine transform, and PyTorch's state-dict names.
 
-use chapter_02::{DType, Device, Error, Result};
+mod training;
+
+pub use training::{batch_norm_train, BatchNormBackward, BatchNormForward};
+
+use chapter_02::{DType, Device, Error, Result, Tensor as RawTensor};
 use chapter_03::Tensor;
 use chapter_05::{BatchNorm1d, BatchNormConfig, Module, Slot, Visit};
 use std::ops::{Deref, DerefMut};
@@ -77,10 +81,56 @@ impl Module for BatchNorm2d {
                 ),
             ));
         }
+        if let Some(y) = self.forward_fused(x)? {
+            return Ok(y);
+        }
         self.0.forward(&x.reshape([n, c, h * w])?)?.reshape(dims)
     }
 }
 // ANCHOR_END: batch_norm2d
+
+// ANCHOR: forward_fused
+impl BatchNorm2d {
+    /// Training with `γ`, `β` and a fixed momentum (the usual layer, and
+    /// ResNet's) runs as one operation, [`batch_norm_train`], whose kernels
+    /// make three passes over the activations instead of chapter 05's
+    /// dozen; the running averages are then updated from its statistics,
+    /// exactly as chapter 05 does it. `None` for every other configuration,
+    /// which chapter 05's composite handles.
+    fn forward_fused(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let bn = &self.0;
+        let (Some(gamma), Some(beta)) = (&bn.weight, &bn.bias) else {
+            return Ok(None);
+        };
+        let tracking = bn.config.track_running_stats;
+        let momentum = match (bn.config.momentum, tracking) {
+            (Some(m), true) => m,
+            (None, true) => return Ok(None), // a cumulative average
+            (_, false) => 0.0,
+        };
+        if !bn.training.get() {
+            return Ok(None);
+        }
+        let (y, mean, var) = batch_norm_train(x, gamma, beta, bn.config.eps)?;
+        if tracking {
+            // r ← (1 − m)·r + m·statistic, the variance made unbiased.
+            let dims = x.dims();
+            let count = (x.elem_count() / dims[1]) as f64;
+            let blend = |old: RawTensor, new: RawTensor| -> Result<RawTensor> {
+                let new = new.to_dtype(old.dtype())?.affine(momentum, 0.0)?;
+                old.affine(1.0 - momentum, 0.0)?.add(&new)
+            };
+            let unbiased = var.affine(count / (count - 1.0), 0.0)?;
+            bn.running_mean.set(blend(bn.running_mean.get(), mean)?)?;
+            bn.running_var.set(blend(bn.running_var.get(), unbiased)?)?;
+            let batches = bn.num_batches_tracked.get();
+            let one = RawTensor::ones((), DType::I64, batches.device())?;
+            bn.num_batches_tracked.set(batches.add(&one)?)?;
+        }
+        Ok(Some(y))
+    }
+}
+// ANCHOR_END: forward_fused
 
 impl BatchNorm2d {
     /// The `BatchNorm1d` inside.

@@ -25,7 +25,7 @@ pub mod pool;
 pub mod resnet;
 pub mod transforms;
 
-pub use batch_norm::BatchNorm2d;
+pub use batch_norm::{batch_norm_train, BatchNorm2d, BatchNormBackward, BatchNormForward};
 pub use conv::{
     conv2d, conv_transpose2d, fold, unfold, Conv2dOptions, ConvGeometry, ConvTranspose2dOptions,
     Padding,

@@ -5,13 +5,16 @@
 
 mod common;
 
+use chapter_02::dispatch::call;
 use chapter_02::{CountingDevice, DType, Device};
-use chapter_03::{gradcheck, GradcheckOptions, RawTensor, Tensor};
+use chapter_03::{
+    grad, gradcheck, set_grad_enabled, BackwardOptions, GradcheckOptions, RawTensor, Tensor,
+};
 use chapter_04::prelude::*;
 use chapter_05::{BatchNormConfig, Buffer, Module, ModuleExt};
 use chapter_09::{
     avg_pool2d, conv2d, global_avg_pool2d, max_pool2d, AvgPool2dOptions, BatchNorm2d,
-    Conv2dOptions, Pool2dOptions,
+    BatchNormBackward, BatchNormForward, Conv2dOptions, Pool2dOptions,
 };
 use common::*;
 use safetensors::{Dtype, SafeTensors};
@@ -242,4 +245,86 @@ fn a_convolutional_training_step_makes_no_host_transfers() {
         "the convolutions ran on the counting device"
     );
     assert_eq!(counts.host_transfers(), 0, "{counts:?}");
+}
+
+/// The CPU kernels of training-mode batch norm (three passes forward, two
+/// backward) give the numbers of their composites, the formulas in tensor
+/// operations, which a device without kernels runs.
+#[test]
+fn batch_norm_kernels_match_the_composites() {
+    let counter = CountingDevice::new(Device::cpu());
+    let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
+    for (i, dims) in [[4, 3, 5, 5], [1, 2, 3, 1], [7, 1, 1, 2], [2, 16, 9, 9]]
+        .iter()
+        .enumerate()
+    {
+        let seed = 40 + 10 * i as u64;
+        let c = dims[1];
+        let x = randn(dims, seed).affine(3.0, 2.0).unwrap();
+        let (gamma, beta, g) = (
+            randn(&[c], seed + 1),
+            randn(&[c], seed + 2),
+            randn(dims, seed + 3),
+        );
+        let fwd = BatchNormForward { eps: 1e-5 };
+        let kernel = call(&fwd, &[&x, &gamma, &beta]).unwrap();
+        let composite = call(&fwd, &[&on(&x), &on(&gamma), &on(&beta)]).unwrap();
+        for (k, c) in kernel.iter().zip(&composite) {
+            assert_eq!(k.shape(), c.shape(), "{dims:?}");
+            assert_close(
+                &k.to_vec_f64().unwrap(),
+                &c.to_vec_f64().unwrap(),
+                1e-10,
+                "forward",
+            );
+        }
+        let (mean, var) = (&kernel[1], &kernel[2]);
+        let bwd = BatchNormBackward { eps: 1e-5 };
+        let kernel = call(&bwd, &[&g, &x, mean, var, &gamma]).unwrap();
+        let composite = call(&bwd, &[&on(&g), &on(&x), &on(mean), &on(var), &on(&gamma)]).unwrap();
+        for (k, c) in kernel.iter().zip(&composite) {
+            assert_eq!(k.shape(), c.shape(), "{dims:?}");
+            assert_close(
+                &k.to_vec_f64().unwrap(),
+                &c.to_vec_f64().unwrap(),
+                1e-10,
+                "backward",
+            );
+        }
+    }
+}
+
+/// Differentiating batch norm's backward pass (`create_graph`) takes the
+/// formula written in differentiable operations; its derivatives match
+/// finite differences.
+#[test]
+fn batch_norm2d_second_derivatives_gradcheck() {
+    let v = Tensor::from_raw(randn(&[2, 3, 2, 2], 60));
+    let first = |t: &[Tensor], which: usize| -> chapter_03::Result<Tensor> {
+        let _recording = set_grad_enabled(true);
+        let t: Vec<Tensor> = t
+            .iter()
+            .map(|t| match t.requires_grad() {
+                true => t.clone(),
+                false => Tensor::param(t.data()).unwrap(),
+            })
+            .collect();
+        let mut bn = BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev())?;
+        bn.weight = Some(t[1].clone());
+        bn.bias = Some(t[2].clone());
+        let y = bn.forward(&t[0])?;
+        // L = Σ y ⊙ v ⊙ y: quadratic, so every derivative depends on x.
+        let loss = y.mul(&v)?.mul(&y)?.sum_all()?;
+        let opts = BackwardOptions {
+            retain_graph: true,
+            create_graph: true,
+        };
+        let g = grad(&loss, &[&t[0], &t[1], &t[2]], None, opts)?;
+        Ok(g[which].clone().expect("a gradient"))
+    };
+    let inputs = [randn(&[2, 3, 2, 2], 61), randn(&[3], 62), randn(&[3], 63)];
+    for which in 0..3 {
+        gradcheck(|t| first(t, which), &inputs, GradcheckOptions::default())
+            .unwrap_or_else(|e| panic!("derivative of gradient {which}: {e}"));
+    }
 }

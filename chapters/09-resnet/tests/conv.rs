@@ -11,7 +11,9 @@ use chapter_02::{CountingDevice, Device};
 use chapter_03::{
     grad, gradcheck, set_grad_enabled, BackwardOptions, GradcheckOptions, RawTensor, Tensor,
 };
-use chapter_09::conv::{Col2im, DepthwiseConv2d, Im2col};
+use chapter_09::conv::{
+    Col2im, ConvForward, ConvInputGrad, ConvWeightGrad, DepthwiseConv2d, Im2col,
+};
 use chapter_09::{
     conv2d, conv_transpose2d, Conv2dOptions, ConvGeometry, ConvTranspose2dOptions, Padding,
 };
@@ -166,6 +168,43 @@ proptest! {
         let composite = call(&DepthwiseConv2d(geom), &[&on(&x), &on(&w)]).unwrap().remove(0);
         prop_assert_eq!(kernel.shape(), composite.shape());
         assert_close(&kernel.to_vec_f64().unwrap(), &composite.to_vec_f64().unwrap(), 1e-12, "depthwise");
+    }
+
+    /// The CPU's per-image kernels (forward, input gradient, weight
+    /// gradient) give the numbers of the whole-batch lowering, their
+    /// composites, run on a device without kernels.
+    #[test]
+    fn per_image_kernels_match_the_composites(case in conv_case()) {
+        let geom = ConvGeometry::conv2d(&case.x, &case.w, None, &case.opts).unwrap();
+        let x = randn(&case.x, 21);
+        let w = randn(&case.w, 22);
+        let dy = randn(geom.output_shape().dims(), 23);
+        let counter = CountingDevice::new(Device::cpu());
+        let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
+        let both = |kernel: Vec<RawTensor>, composite: Vec<RawTensor>, what: &str| {
+            assert_eq!(kernel[0].shape(), composite[0].shape(), "{what}");
+            assert_close(
+                &kernel[0].to_vec_f64().unwrap(),
+                &composite[0].to_vec_f64().unwrap(),
+                1e-12,
+                what,
+            );
+        };
+        both(
+            call(&ConvForward(geom), &[&x, &w]).unwrap(),
+            call(&ConvForward(geom), &[&on(&x), &on(&w)]).unwrap(),
+            "forward",
+        );
+        both(
+            call(&ConvInputGrad(geom), &[&dy, &w]).unwrap(),
+            call(&ConvInputGrad(geom), &[&on(&dy), &on(&w)]).unwrap(),
+            "input gradient",
+        );
+        both(
+            call(&ConvWeightGrad(geom), &[&x, &dy]).unwrap(),
+            call(&ConvWeightGrad(geom), &[&on(&x), &on(&dy)]).unwrap(),
+            "weight gradient",
+        );
     }
 
     /// col2im is the adjoint of im2col: `⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩`.
@@ -527,4 +566,39 @@ fn conv2d_of_an_empty_batch_is_empty() {
     assert_eq!(w.grad().unwrap().to_vec_f64().unwrap(), vec![0.0; 54]);
     let t = conv_transpose2d(&y, &w, None, &ConvTranspose2dOptions::default()).unwrap();
     assert_eq!(t.dims(), vec![0, 2, 5, 5]);
+}
+
+/// The weight gradient sums its images in chunks whose order does not
+/// depend on the number of threads: one thread and two give the same bits.
+#[test]
+fn weight_gradient_does_not_depend_on_the_thread_count() {
+    let geom = ConvGeometry::conv2d(
+        &[37, 4, 9, 9],
+        &[6, 4, 3, 3],
+        None,
+        &Conv2dOptions::default().padding(1),
+    )
+    .unwrap();
+    let x = randn(&[37, 4, 9, 9], 31)
+        .to_dtype(chapter_02::DType::F32)
+        .unwrap();
+    let dy = randn(geom.output_shape().dims(), 32)
+        .to_dtype(chapter_02::DType::F32)
+        .unwrap();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| call(&ConvWeightGrad(geom), &[&x, &dy]).unwrap().remove(0))
+            .to_vec::<f32>()
+            .unwrap()
+    };
+    let (one, two) = (run(1), run(2));
+    assert!(
+        one.iter()
+            .zip(&two)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "the weight gradient changed with the number of threads"
+    );
 }

@@ -23,30 +23,10 @@
 
 use super::depthwise::DepthwiseConv2d;
 use super::geometry::{Conv2dOptions, ConvGeometry, ConvTranspose2dOptions};
-use super::im2col::{unfold, Col2im, Im2col};
+use super::per_image::{ConvForward, ConvInputGrad, ConvWeightGrad};
 use chapter_02::dispatch::call;
 use chapter_02::{Error, Result, Tensor as RawTensor};
 use chapter_03::{BackwardCtx, CustomOp, Tensor};
-use chapter_04::prelude::*;
-
-/// `[N, O, H, W]` ↔ `[G, O/G, N·H·W]`: the images' channels become the rows
-/// of each group's output matrix, the pixels of every image its columns.
-fn group_rows(geom: &ConvGeometry) -> [usize; 3] {
-    [
-        geom.groups,
-        geom.out_channels / geom.groups,
-        geom.col_cols(),
-    ]
-}
-
-/// The weight `[O, C/G, kh, kw]` as `G` matrices `[O/G, (C/G)·kh·kw]`.
-fn weight_matrix(geom: &ConvGeometry) -> [usize; 3] {
-    [
-        geom.groups,
-        geom.out_channels / geom.groups,
-        geom.col_rows(),
-    ]
-}
 
 // ANCHOR: forward_raw
 /// `Y = W · im2col(x) (+ b)`: the forward pass of a convolution.
@@ -56,16 +36,12 @@ fn conv_forward(
     w: &RawTensor,
     b: Option<&RawTensor>,
 ) -> Result<RawTensor> {
-    if geom.is_depthwise() {
+    let y = if geom.is_depthwise() {
         // One input channel per group: a direct kernel beats im2col.
-        let y = call(&DepthwiseConv2d(*geom), &[x, w])?.remove(0);
-        return add_bias(y, b);
-    }
-    let cols = call(&Im2col(*geom), &[x])?.remove(0); // [G, K, N·L]
-    let y = w.reshape(weight_matrix(geom))?.matmul(&cols)?; // [G, O/G, N·L]
-    let y = y
-        .reshape([geom.out_channels, geom.batch, geom.out_h, geom.out_w])?
-        .permute(&[1, 0, 2, 3])?; // [N, O, out_h, out_w]
+        call(&DepthwiseConv2d(*geom), &[x, w])?.remove(0)
+    } else {
+        call(&ConvForward(*geom), &[x, w])?.remove(0)
+    };
     add_bias(y, b)
 }
 
@@ -77,12 +53,7 @@ fn conv_transpose_forward(
     w: &RawTensor,
     b: Option<&RawTensor>,
 ) -> Result<RawTensor> {
-    let xm = x.permute(&[1, 0, 2, 3])?.reshape(group_rows(geom))?; // [G, O/G, N·L]
-    let cols = w
-        .reshape(weight_matrix(geom))?
-        .transpose(1, 2)?
-        .matmul(&xm)?; // [G, K, N·L]
-    let y = call(&Col2im(*geom), &[&cols])?.remove(0); // [N, C, H, W]
+    let y = call(&ConvInputGrad(*geom), &[x, w])?.remove(0);
     add_bias(y, b)
 }
 
@@ -98,14 +69,40 @@ fn add_bias(y: RawTensor, b: Option<&RawTensor>) -> Result<RawTensor> {
 
 // ANCHOR: weight_grad
 /// `dW = dY · im2col(x)ᵀ`, one product per group, summing over every output
-/// pixel of every image (the `N·L` columns): `x` is the convolution's input
-/// `[N, C, H, W]`, `dy` the gradient of its output `[N, O, out_h, out_w]`.
-/// Written with differentiable operations, so it can be differentiated again.
+/// pixel of every image: `x` is the convolution's input `[N, C, H, W]`,
+/// `dy` the gradient of its output `[N, O, out_h, out_w]`.
+///
+/// `dW` is linear in `x` and in `dy` separately, so its own gradients are
+/// convolutions again: for an incoming `g` (shaped like the weight),
+/// `⟨g, dW⟩ = ⟨dy, conv2d(x, g)⟩ = ⟨x, conv_transpose2d(dy, g)⟩`. That
+/// makes it differentiable to any order.
+struct ConvWeightGradOp {
+    geom: ConvGeometry,
+}
+
+impl CustomOp for ConvWeightGradOp {
+    fn name(&self) -> &'static str {
+        "conv2d_weight_grad"
+    }
+    fn forward(&self, inputs: &[&RawTensor]) -> Result<RawTensor> {
+        Ok(call(&ConvWeightGrad(self.geom), inputs)?.remove(0))
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let (x, dy) = (ctx.input(0), ctx.input(1));
+        let dx = match ctx.needs_grad(0) {
+            true => Some(conv_transpose2d_with(dy, g, None, &self.geom)?),
+            false => None,
+        };
+        let ddy = match ctx.needs_grad(1) {
+            true => Some(conv2d_with(x, g, None, &self.geom)?),
+            false => None,
+        };
+        Ok(vec![dx, ddy])
+    }
+}
+
 fn weight_grad(geom: &ConvGeometry, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    let cols = unfold(x, geom)?; // [G, K, N·L]
-    let dym = dy.permute(&[1, 0, 2, 3])?.reshape(group_rows(geom))?; // [G, O/G, N·L]
-    dym.matmul(&cols.transpose(1, 2)?)?
-        .reshape(geom.weight_shape())
+    Tensor::apply(ConvWeightGradOp { geom: *geom }, &[x, dy])
 }
 // ANCHOR_END: weight_grad
 

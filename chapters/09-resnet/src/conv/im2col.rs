@@ -224,12 +224,9 @@ pub(crate) fn valid_columns(
 // ANCHOR: im2col_cpu
 /// im2col on the CPU: one pass that writes each row of the patch matrix
 /// (one (channel, tap) pair, all output pixels) contiguously; the rows are
-/// independent, so they are split over the cores. Input rows that fall in
-/// the padding leave zeros; at stride 1 a row of taps is one `memcpy`.
+/// independent, so they are split over the cores.
 fn im2col_rows<T: ConvFloat>(g: &ConvGeometry, x: &[T]) -> Vec<T> {
     let (kh, kw) = g.kernel;
-    let (sh, sw) = g.stride;
-    let (dh, dw) = g.dilation;
     let (h, w) = (g.in_h, g.in_w);
     let (rows, cols) = (g.groups * g.col_rows(), g.col_cols());
     let plane = g.out_h * g.out_w;
@@ -238,34 +235,50 @@ fn im2col_rows<T: ConvFloat>(g: &ConvGeometry, x: &[T]) -> Vec<T> {
         // Row r = (channel ch, tap (i, j)): rows of a group are (c, i, j)
         // in that order, and groups follow each other, so ch = r / (kh·kw).
         let (ch, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
-        let off_w = (j * dw) as isize - g.pad_begin.1 as isize;
-        let valid = valid_columns(g.out_w, sw, off_w, w);
-        if valid.is_empty() {
-            return; // this tap reads only padding
-        }
         for n in 0..g.batch {
             let src = &x[(n * g.in_channels + ch) * h * w..][..h * w];
-            let dst = &mut row[n * plane..][..plane];
-            for oh in 0..g.out_h {
-                let ih = (oh * sh + i * dh) as isize - g.pad_begin.0 as isize;
-                if ih < 0 || ih >= h as isize {
-                    continue;
-                }
-                let src_row = &src[ih as usize * w..][..w];
-                let dst_row = &mut dst[oh * g.out_w..][..g.out_w];
-                if sw == 1 {
-                    let start = (valid.start as isize + off_w) as usize;
-                    dst_row[valid.clone()].copy_from_slice(&src_row[start..start + valid.len()]);
-                } else {
-                    for ow in valid.clone() {
-                        dst_row[ow] = src_row[(ow as isize * sw as isize + off_w) as usize];
-                    }
-                }
-            }
+            tap_row(g, src, (i, j), &mut row[n * plane..][..plane]);
         }
     });
     out
 }
+
+/// One image's part of one row of the patch matrix: for every output pixel
+/// `(oh, ow)`, the value that tap `(i, j)` reads from the input plane `src`
+/// (`in_h × in_w`), zero where it falls in the padding. Every element of
+/// `dst` (`out_h × out_w`) is written; at stride 1 a row of taps is one
+/// `memcpy`.
+pub(crate) fn tap_row<T: ConvFloat>(
+    g: &ConvGeometry,
+    src: &[T],
+    (i, j): (usize, usize),
+    dst: &mut [T],
+) {
+    let (sh, sw) = g.stride;
+    let (dh, dw) = g.dilation;
+    let (h, w) = (g.in_h, g.in_w);
+    let off_w = (j * dw) as isize - g.pad_begin.1 as isize;
+    let valid = valid_columns(g.out_w, sw, off_w, w);
+    for (oh, dst_row) in dst.chunks_exact_mut(g.out_w).enumerate() {
+        let ih = (oh * sh + i * dh) as isize - g.pad_begin.0 as isize;
+        if ih < 0 || ih >= h as isize || valid.is_empty() {
+            dst_row.fill(T::default());
+            continue;
+        }
+        let src_row = &src[ih as usize * w..][..w];
+        dst_row[..valid.start].fill(T::default());
+        dst_row[valid.end..].fill(T::default());
+        if sw == 1 {
+            let start = (valid.start as isize + off_w) as usize;
+            dst_row[valid.clone()].copy_from_slice(&src_row[start..start + valid.len()]);
+        } else {
+            for ow in valid.clone() {
+                dst_row[ow] = src_row[(ow as isize * sw as isize + off_w) as usize];
+            }
+        }
+    }
+}
+
 // ANCHOR_END: im2col_cpu
 
 // ANCHOR: col2im_cpu
@@ -274,36 +287,62 @@ fn im2col_rows<T: ConvFloat>(g: &ConvGeometry, x: &[T]) -> Vec<T> {
 /// it and adds them back; planes are disjoint, so no two threads ever add
 /// into the same pixel.
 fn col2im_planes<T: ConvFloat>(g: &ConvGeometry, cols: &[T]) -> Vec<T> {
+    let (h, w) = (g.in_h, g.in_w);
+    let (ncols, plane) = (g.col_cols(), g.out_h * g.out_w);
+    let mut out = vec![T::default(); g.batch * g.in_channels * h * w];
+    for_chunks(&mut out, h * w, |p, dst| {
+        let (n, ch) = (p / g.in_channels, p % g.in_channels);
+        add_taps_to_plane(g, cols, ncols, n * plane, ch, dst);
+    });
+    out
+}
+
+/// Adds back onto `dst`, the input plane of channel `ch` (`in_h × in_w`),
+/// the `kh·kw` rows of the patch matrix `cols` (rows of `ncols` entries)
+/// that were copied from it, each row read from column `first` on.
+pub(crate) fn add_taps_to_plane<T: ConvFloat>(
+    g: &ConvGeometry,
+    cols: &[T],
+    ncols: usize,
+    first: usize,
+    ch: usize,
+    dst: &mut [T],
+) {
     let (kh, kw) = g.kernel;
     let (sh, sw) = g.stride;
     let (dh, dw) = g.dilation;
     let (h, w) = (g.in_h, g.in_w);
-    let ncols = g.col_cols();
     let plane = g.out_h * g.out_w;
-    let mut out = vec![T::default(); g.batch * g.in_channels * h * w];
-    for_chunks(&mut out, h * w, |p, dst| {
-        let (n, ch) = (p / g.in_channels, p % g.in_channels);
-        for i in 0..kh {
-            for j in 0..kw {
-                let r = (ch * kh + i) * kw + j;
-                let src = &cols[r * ncols + n * plane..][..plane];
-                let off_w = (j * dw) as isize - g.pad_begin.1 as isize;
-                let valid = valid_columns(g.out_w, sw, off_w, w);
-                for oh in 0..g.out_h {
-                    let ih = (oh * sh + i * dh) as isize - g.pad_begin.0 as isize;
-                    if ih < 0 || ih >= h as isize {
-                        continue;
+    for i in 0..kh {
+        for j in 0..kw {
+            let r = (ch * kh + i) * kw + j;
+            let src = &cols[r * ncols + first..][..plane];
+            let off_w = (j * dw) as isize - g.pad_begin.1 as isize;
+            let valid = valid_columns(g.out_w, sw, off_w, w);
+            if valid.is_empty() {
+                continue; // this tap reads only padding
+            }
+            for oh in 0..g.out_h {
+                let ih = (oh * sh + i * dh) as isize - g.pad_begin.0 as isize;
+                if ih < 0 || ih >= h as isize {
+                    continue;
+                }
+                let dst_row = &mut dst[ih as usize * w..][..w];
+                let src_row = &src[oh * g.out_w..][..g.out_w];
+                if sw == 1 {
+                    let start = (valid.start as isize + off_w) as usize;
+                    let d = &mut dst_row[start..start + valid.len()];
+                    for (d, &s) in d.iter_mut().zip(&src_row[valid.clone()]) {
+                        *d += s;
                     }
-                    let dst_row = &mut dst[ih as usize * w..][..w];
-                    let src_row = &src[oh * g.out_w..][..g.out_w];
+                } else {
                     for ow in valid.clone() {
                         dst_row[(ow as isize * sw as isize + off_w) as usize] += src_row[ow];
                     }
                 }
             }
         }
-    });
-    out
+    }
 }
 // ANCHOR_END: col2im_cpu
 

@@ -4,8 +4,10 @@ pub mod conv2d;
 pub mod depthwise;
 pub mod geometry;
 pub mod im2col;
+pub mod per_image;
 
 pub use conv2d::{conv2d, conv2d_with, conv_transpose2d, conv_transpose2d_with};
 pub use depthwise::DepthwiseConv2d;
 pub use geometry::{windows, Conv2dOptions, ConvGeometry, ConvTranspose2dOptions, Padding};
 pub use im2col::{fold, unfold, Col2im, Im2col};
+pub use per_image::{ConvForward, ConvInputGrad, ConvWeightGrad};

@@ -1,0 +1,510 @@
+//! Batch normalisation in training mode as one operation, with a CPU kernel
+//! for each direction.
+//!
+//! Chapter 05's batch norm is a composite: the mean, the centred values,
+//! their squares, the variance, the normalised values, the scale and the
+//! shift are each a pass over the activations, and the running statistics
+//! take five more; the backward pass is about as many again. That is the
+//! right way to *write* it (every step is an operation with its own tested
+//! gradient), but each pass reads and writes a tensor as large as a
+//! convolution's output, and in a ResNet those passes cost as much as the
+//! convolutions themselves.
+//!
+//! Per channel `c`, over the `M = N·H·W` values of the batch, the whole
+//! forward pass is
+//!
+//! ```text
+//! μ = Σx / M,   σ² = Σ(x − μ)² / M,   r = 1/√(σ² + ε)
+//! y = γ·r·(x − μ) + β  =  a·x + b     (a = γ·r,  b = β − a·μ)
+//! ```
+//!
+//! two reading passes for the statistics and one writing pass for `y`.
+//! With `x̂ = r·(x − μ)` and the incoming gradient `g`, the backward pass
+//! (the derivation is on the chapter's page) is
+//!
+//! ```text
+//! ∂L/∂β = Σg,   ∂L/∂γ = Σ g·x̂
+//! ∂L/∂x = γ·r·(g − Σg/M − x̂·Σ(g·x̂)/M)
+//! ```
+//!
+//! one reading pass for the two sums and one writing pass for `∂L/∂x`. The
+//! operators below are those passes ([`BatchNormForward`],
+//! [`BatchNormBackward`]); their composites are the same formulas in
+//! tensor operations, for every other device. [`batch_norm_train`] joins
+//! them into a differentiable operation; differentiating its backward
+//! pass again (`create_graph`) uses the formula written with
+//! differentiable operations instead of the kernel.
+
+use chapter_02::dispatch::call;
+use chapter_02::{
+    DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor, WithDType,
+};
+use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
+use chapter_04::row_kernels::in_compute_dtype;
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The element types of the kernels.
+trait BnFloat:
+    WithDType
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+{
+}
+impl BnFloat for f32 {}
+impl BnFloat for f64 {}
+
+/// `[N, C, H, W]` seen as `N·C` planes of `L = H·W` values.
+#[derive(Clone, Copy)]
+struct Planes {
+    n: usize,
+    c: usize,
+    l: usize,
+}
+
+impl Planes {
+    fn of(x: &RawTensor, op: &'static str) -> Result<Planes> {
+        match x.dims()[..] {
+            [n, c, h, w] if n * h * w > 1 => Ok(Planes { n, c, l: h * w }),
+            _ => Err(Error::invalid(
+                op,
+                format!(
+                    "expected an input [N, C, H, W] with more than 1 value per channel, got shape {}",
+                    x.shape()
+                ),
+            )),
+        }
+    }
+    /// `M`, the values per channel.
+    fn m(&self) -> f64 {
+        (self.n * self.l) as f64
+    }
+    /// The values of channel `ch`, plane by plane.
+    fn channel<'a, T>(&self, x: &'a [T], ch: usize) -> impl Iterator<Item = &'a [T]> + 'a {
+        let (c, l) = (self.c, self.l);
+        (0..self.n).map(move |i| &x[(i * c + ch) * l..][..l])
+    }
+}
+
+/// `[C]` → `[1, C, 1, 1]`, to broadcast against `[N, C, H, W]`.
+fn per_channel<T: Reshape>(t: &T, c: usize) -> Result<T> {
+    t.reshape_to(&[1, c, 1, 1])
+}
+
+/// The one reshape both tensor types need here.
+trait Reshape: Sized {
+    fn reshape_to(&self, dims: &[usize]) -> Result<Self>;
+}
+impl Reshape for RawTensor {
+    fn reshape_to(&self, dims: &[usize]) -> Result<Self> {
+        self.reshape(dims.to_vec())
+    }
+}
+impl Reshape for Tensor {
+    fn reshape_to(&self, dims: &[usize]) -> Result<Self> {
+        self.reshape(dims.to_vec())
+    }
+}
+
+// ANCHOR: forward_kernel
+/// `Σ f(x)` over a plane, in eight running sums of `T` (which the
+/// compiler keeps in one vector register) added up in `f64` at the end.
+#[inline]
+fn plane_sum<T: BnFloat>(xs: &[T], f: impl Fn(T) -> T) -> f64 {
+    let mut acc = [T::default(); 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(v).to_f64()).sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = *a + f(v);
+        }
+    }
+    acc.iter().map(|a| a.to_f64()).sum::<f64>() + tail
+}
+
+/// Per channel: `(μ, σ²)` over its `M` values, in two passes (the second
+/// sums squares of *centred* values, which loses nothing to cancellation);
+/// channels on the cores in parallel.
+fn channel_stats<T: BnFloat>(p: Planes, x: &[T]) -> Vec<(f64, f64)> {
+    (0..p.c)
+        .into_par_iter()
+        .map(|ch| {
+            let sum: f64 = p.channel(x, ch).map(|x| plane_sum(x, |v| v)).sum();
+            let mean = sum / p.m();
+            let mu = T::from_f64(mean);
+            let sq: f64 = p
+                .channel(x, ch)
+                .map(|x| plane_sum(x, |v| (v - mu) * (v - mu)))
+                .sum();
+            (mean, sq / p.m())
+        })
+        .collect()
+}
+
+/// `y = a·x + b` plane by plane, with each channel's `a = γ·r` and
+/// `b = β − a·μ`.
+fn scale_shift<T: BnFloat>(p: Planes, x: &[T], a: &[T], b: &[T], y: &mut [T]) {
+    y.par_chunks_mut(p.l).enumerate().for_each(|(i, y)| {
+        let ch = i % p.c;
+        let (a, b) = (a[ch], b[ch]);
+        for (y, &x) in y.iter_mut().zip(&x[i * p.l..][..p.l]) {
+            *y = a * x + b;
+        }
+    });
+}
+// ANCHOR_END: forward_kernel
+
+// ANCHOR: backward_kernel
+/// Per channel: `(Σg, Σg·(x − μ))`.
+fn grad_sums<T: BnFloat>(p: Planes, g: &[T], x: &[T], mean: &[f64]) -> Vec<(f64, f64)> {
+    (0..p.c)
+        .into_par_iter()
+        .map(|ch| {
+            let mu = T::from_f64(mean[ch]);
+            let mut sums = (0.0, 0.0);
+            for (g, x) in p.channel(g, ch).zip(p.channel(x, ch)) {
+                sums.0 += plane_sum(g, |v| v);
+                let (mut acc, mut tail) = ([T::default(); 8], 0.0);
+                let (gc, xc) = (g.chunks_exact(8), x.chunks_exact(8));
+                for (&g, &x) in gc.remainder().iter().zip(xc.remainder()) {
+                    tail += (g * (x - mu)).to_f64();
+                }
+                for (g, x) in gc.zip(xc) {
+                    for k in 0..8 {
+                        acc[k] = acc[k] + g[k] * (x[k] - mu);
+                    }
+                }
+                sums.1 += acc.iter().map(|a| a.to_f64()).sum::<f64>() + tail;
+            }
+            sums
+        })
+        .collect()
+}
+
+/// `∂L/∂x = γ·r·(g − Σg/M − x̂·Σ(g·x̂)/M)`, rearranged per channel into
+/// `α·g + β·x + δ`, one pass over `g` and `x`.
+fn input_grad<T: BnFloat>(p: Planes, g: &[T], x: &[T], coef: &[[T; 3]], dx: &mut [T]) {
+    dx.par_chunks_mut(p.l).enumerate().for_each(|(i, dx)| {
+        let [alpha, beta, delta] = coef[i % p.c];
+        let (g, x) = (&g[i * p.l..][..p.l], &x[i * p.l..][..p.l]);
+        for ((d, &g), &x) in dx.iter_mut().zip(g).zip(x) {
+            *d = alpha * g + beta * x + delta;
+        }
+    });
+}
+// ANCHOR_END: backward_kernel
+
+/// The float inputs of a kernel as slices of `T`, all contiguous.
+fn slices<'a, T: WithDType>(ts: &'a [&RawTensor]) -> Result<Vec<&'a [T]>> {
+    ts.iter().map(|t| t.host_slice::<T>()).collect()
+}
+
+/// A `[C]` tensor of `values` in `dtype` on the device of `like`.
+fn vector(values: Vec<f64>, dtype: DType, like: &RawTensor) -> Result<RawTensor> {
+    let n = values.len();
+    RawTensor::from_f64_vec(values, vec![n], dtype, like.device())
+}
+
+fn check_float_inputs(op: &'static str, inputs: &[&RawTensor], count: usize) -> Result<()> {
+    if inputs.len() != count {
+        return Err(Error::invalid(
+            op,
+            format!("takes {count} tensors, got {}", inputs.len()),
+        ));
+    }
+    let dtype = inputs[0].dtype();
+    if !dtype.is_float() {
+        return Err(Error::UnsupportedDType { op, dtype });
+    }
+    for t in &inputs[1..] {
+        if t.dtype() != dtype {
+            return Err(Error::DTypeMismatch {
+                op,
+                lhs: dtype,
+                rhs: t.dtype(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `t` is a `[C]` vector.
+fn check_vector(op: &'static str, what: &str, t: &RawTensor, c: usize) -> Result<()> {
+    if t.dims() != [c] {
+        return Err(Error::invalid(
+            op,
+            format!("expected {what} of shape [{c}], got {}", t.shape()),
+        ));
+    }
+    Ok(())
+}
+
+// ANCHOR: operators
+/// Inputs `x: [N, C, H, W]`, `γ: [C]`, `β: [C]`; outputs `y` (like `x`)
+/// and the batch's per-channel mean and *biased* variance (`[C]` each).
+pub struct BatchNormForward {
+    pub eps: f64,
+}
+
+/// Inputs `g` (the gradient of `y`), `x`, and `μ`, `σ²`, `γ` (`[C]`);
+/// outputs `∂L/∂x`, `∂L/∂γ`, `∂L/∂β`.
+pub struct BatchNormBackward {
+    pub eps: f64,
+}
+// ANCHOR_END: operators
+
+impl Operator for BatchNormForward {
+    fn name(&self) -> &'static str {
+        "batch_norm_forward"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        check_float_inputs(self.name(), inputs, 3)?;
+        let p = Planes::of(inputs[0], self.name())?;
+        check_vector(self.name(), "the weight", inputs[1], p.c)?;
+        check_vector(self.name(), "the bias", inputs[2], p.c)
+    }
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let (x, gamma, beta) = (inputs[0], inputs[1], inputs[2]);
+        let c = x.dims()[1];
+        let mean = x.mean(vec![0, 2, 3], true)?;
+        let centred = x.sub(&mean)?;
+        let var = centred.sqr()?.mean(vec![0, 2, 3], true)?;
+        let r = var.add_scalar(self.eps)?.powf(-0.5)?;
+        let y = centred
+            .mul(&r.mul(&per_channel(gamma, c)?)?)?
+            .add(&per_channel(beta, c)?)?;
+        Ok(vec![y, mean.reshape(c)?, var.reshape(c)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, batch_norm_forward_cpu)]
+    }
+}
+
+fn batch_norm_forward_cpu(op: &BatchNormForward, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+    let owned: Vec<RawTensor> = inputs
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<Result<_>>()?;
+    let refs: Vec<&RawTensor> = owned.iter().collect();
+    in_compute_dtype(&refs, |t| {
+        let p = Planes::of(t[0], "batch_norm_forward")?;
+        macro_rules! run {
+            ($T:ty) => {{
+                let s = slices::<$T>(t)?;
+                let stats = channel_stats(p, s[0]);
+                let (mut a, mut b) = (Vec::with_capacity(p.c), Vec::with_capacity(p.c));
+                for (ch, &(mean, var)) in stats.iter().enumerate() {
+                    let ac = s[1][ch].to_f64() / (var + op.eps).sqrt();
+                    a.push(<$T>::from_f64(ac));
+                    b.push(<$T>::from_f64(s[2][ch].to_f64() - ac * mean));
+                }
+                let mut y =
+                    RawTensor::for_overwrite(t[0].shape().clone(), t[0].dtype(), t[0].device())?;
+                scale_shift(p, s[0], &a, &b, y.host_slice_mut::<$T>()?);
+                let (mean, var) = stats.into_iter().unzip();
+                let dtype = t[0].dtype();
+                vec![y, vector(mean, dtype, t[0])?, vector(var, dtype, t[0])?]
+            }};
+        }
+        Ok(match t[0].dtype() {
+            DType::F32 => run!(f32),
+            DType::F64 => run!(f64),
+            dtype => {
+                return Err(Error::UnsupportedDType {
+                    op: "batch_norm_forward",
+                    dtype,
+                })
+            }
+        })
+    })
+}
+
+impl Operator for BatchNormBackward {
+    fn name(&self) -> &'static str {
+        "batch_norm_backward"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        check_float_inputs(self.name(), inputs, 5)?;
+        let p = Planes::of(inputs[1], self.name())?;
+        if inputs[0].shape() != inputs[1].shape() {
+            return Err(Error::ShapeMismatch {
+                op: self.name(),
+                lhs: inputs[0].shape().clone(),
+                rhs: inputs[1].shape().clone(),
+                detail: " (the gradient must have the input's shape)".into(),
+            });
+        }
+        for (t, what) in inputs[2..]
+            .iter()
+            .zip(["the mean", "the variance", "the weight"])
+        {
+            check_vector(self.name(), what, t, p.c)?;
+        }
+        Ok(())
+    }
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let (g, x) = (inputs[0], inputs[1]);
+        let c = x.dims()[1];
+        let m = (x.elem_count() / c) as f64;
+        let r = per_channel(&inputs[3].add_scalar(self.eps)?.powf(-0.5)?, c)?;
+        let x_hat = x.sub(&per_channel(inputs[2], c)?)?.mul(&r)?;
+        let dbeta = g.sum(vec![0, 2, 3], true)?;
+        let dgamma = g.mul(&x_hat)?.sum(vec![0, 2, 3], true)?;
+        let dx = g
+            .sub(&dbeta.div_scalar(m)?)?
+            .sub(&x_hat.mul(&dgamma.div_scalar(m)?)?)?
+            .mul(&r.mul(&per_channel(inputs[4], c)?)?)?;
+        Ok(vec![dx, dgamma.reshape(c)?, dbeta.reshape(c)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, batch_norm_backward_cpu)]
+    }
+}
+
+fn batch_norm_backward_cpu(
+    op: &BatchNormBackward,
+    inputs: &[&RawTensor],
+) -> Result<Vec<RawTensor>> {
+    let owned: Vec<RawTensor> = inputs
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<Result<_>>()?;
+    let refs: Vec<&RawTensor> = owned.iter().collect();
+    in_compute_dtype(&refs, |t| {
+        let p = Planes::of(t[1], "batch_norm_backward")?;
+        macro_rules! run {
+            ($T:ty) => {{
+                let s = slices::<$T>(t)?;
+                let mean: Vec<f64> = s[2].iter().map(|v| v.to_f64()).collect();
+                let sums = grad_sums(p, s[0], s[1], &mean);
+                let (mut coef, mut dgamma, mut dbeta) = (vec![], vec![], vec![]);
+                for (ch, &(sg, sgx)) in sums.iter().enumerate() {
+                    let r = 1.0 / (s[3][ch].to_f64() + op.eps).sqrt();
+                    let k = s[4][ch].to_f64() * r;
+                    // γr·(g − Σg/M − x̂·Σ(g·x̂)/M) with x̂ = r(x − μ) and
+                    // Σ(g·x̂) = r·Σg(x − μ).
+                    let beta = -k * r * r * sgx / p.m();
+                    let delta = -k * sg / p.m() - beta * mean[ch];
+                    coef.push([k, beta, delta].map(<$T>::from_f64));
+                    dgamma.push(r * sgx);
+                    dbeta.push(sg);
+                }
+                let mut dx =
+                    RawTensor::for_overwrite(t[1].shape().clone(), t[1].dtype(), t[1].device())?;
+                input_grad(p, s[0], s[1], &coef, dx.host_slice_mut::<$T>()?);
+                let dtype = t[1].dtype();
+                vec![
+                    dx,
+                    vector(dgamma, dtype, t[1])?,
+                    vector(dbeta, dtype, t[1])?,
+                ]
+            }};
+        }
+        Ok(match t[1].dtype() {
+            DType::F32 => run!(f32),
+            DType::F64 => run!(f64),
+            dtype => {
+                return Err(Error::UnsupportedDType {
+                    op: "batch_norm_backward",
+                    dtype,
+                })
+            }
+        })
+    })
+}
+
+/// The batch statistics a forward pass computed: `(μ, σ²)`, `[C]` each.
+type Saved = Arc<Mutex<Option<(RawTensor, RawTensor)>>>;
+
+fn saved(s: &Saved) -> Option<(RawTensor, RawTensor)> {
+    s.lock().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+// ANCHOR: train_op
+/// Training-mode batch norm as one differentiable operation: inputs `x`,
+/// `γ`, `β`. Its forward pass keeps the batch statistics for the backward
+/// pass (and for the caller, which updates the running averages).
+struct BatchNormTrain {
+    eps: f64,
+    saved: Saved,
+}
+
+impl CustomOp for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "batch_norm"
+    }
+    fn forward(&self, inputs: &[&RawTensor]) -> Result<RawTensor> {
+        let mut out = call(&BatchNormForward { eps: self.eps }, inputs)?;
+        let (var, mean, y) = (out.remove(2), out.remove(1), out.remove(0));
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some((mean, var));
+        Ok(y)
+    }
+    fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let (x, gamma) = (ctx.input(0), ctx.input(1));
+        if is_grad_enabled() {
+            // create_graph: the same formula, in differentiable operations.
+            return differentiable_backward(x, gamma, g, self.eps);
+        }
+        let (mean, var) = saved(&self.saved)
+            .ok_or_else(|| Error::invalid("batch_norm", "backward ran before forward"))?;
+        let raw = [g.data(), x.data(), mean, var, gamma.data()];
+        let out = call(
+            &BatchNormBackward { eps: self.eps },
+            &raw.iter().collect::<Vec<_>>(),
+        )?;
+        Ok(out.into_iter().map(|t| Some(Tensor::from_raw(t))).collect())
+    }
+}
+// ANCHOR_END: train_op
+
+/// The backward formula of the module docs with differentiable operations
+/// (statistics recomputed from `x`), so that it can be differentiated again.
+fn differentiable_backward(
+    x: &Tensor,
+    gamma: &Tensor,
+    g: &Tensor,
+    eps: f64,
+) -> Result<Vec<Option<Tensor>>> {
+    let c = x.dims()[1];
+    let m = (x.elem_count() / c) as f64;
+    let axes = vec![0, 2, 3];
+    let centred = x.sub(&x.mean(axes.clone(), true)?)?;
+    let r = centred
+        .mul(&centred)?
+        .mean(axes.clone(), true)?
+        .add_scalar(eps)?
+        .powf(-0.5)?;
+    let x_hat = centred.mul(&r)?;
+    let dbeta = g.sum(axes.clone(), true)?;
+    let dgamma = g.mul(&x_hat)?.sum(axes, true)?;
+    let dx = g
+        .sub(&dbeta.affine(1.0 / m, 0.0)?)?
+        .sub(&x_hat.mul(&dgamma.affine(1.0 / m, 0.0)?)?)?
+        .mul(&r.mul(&per_channel(gamma, c)?)?)?;
+    Ok(vec![
+        Some(dx),
+        Some(dgamma.reshape(c)?),
+        Some(dbeta.reshape(c)?),
+    ])
+}
+
+/// Training-mode batch norm of `x: [N, C, H, W]` with the affine `γ`, `β`
+/// (`[C]`): the output, and the batch's per-channel mean and biased
+/// variance (`[C]`, not part of any graph) for the running averages.
+pub fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, RawTensor, RawTensor)> {
+    let stats: Saved = Arc::default();
+    let op = BatchNormTrain {
+        eps,
+        saved: stats.clone(),
+    };
+    let y = Tensor::apply(op, &[x, gamma, beta])?;
+    let (mean, var) =
+        saved(&stats).ok_or_else(|| Error::invalid("batch_norm", "forward kept no statistics"))?;
+    Ok((y, mean, var))
+}

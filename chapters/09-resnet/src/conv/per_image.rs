@@ -1,0 +1,403 @@
+//! The CPU's fast path: a convolution lowered one image at a time.
+//!
+//! The lowering of [`conv2d`](super::conv2d) is three steps, each a full
+//! pass over memory: im2col writes the patch matrix of the *whole batch*
+//! (`[K, N·L]`, `K = C·kh·kw` rows, `L` output pixels per image), one GEMM
+//! per group multiplies it, and a permute copies the `[O, N, L]` product
+//! into the `[N, O, L]` layout of images. For the first stage of the MNIST
+//! ResNet (`C = 16`, 28 × 28, a batch of 128) the patch matrix alone is
+//! 144 × 100,352 floats, 58 MB: it lives in main memory, is written once
+//! and read once, and every step of training allocates it again. The
+//! backward pass does the same twice, once for each gradient.
+//!
+//! Done one image at a time, the same arithmetic needs none of that:
+//!
+//! - image `n`'s patch matrix (`[K, L]`, 450 KB here) is written into a
+//!   buffer that each thread reuses, so it stays in the core's cache
+//!   between being written and being read by the GEMM;
+//! - the product `W · cols_n` (`[O, L]`) *is* image `n`'s output in
+//!   `[N, O, H, W]` order, so the GEMM writes straight into the result and
+//!   no permute is needed;
+//! - the images are independent, so the cores take images, and each GEMM
+//!   runs on one thread (small products parallelise badly anyway).
+//!
+//! The three operators below are those passes: [`ConvForward`] (`Y = W ·
+//! im2col(x)`), [`ConvInputGrad`] (`dx = col2im(Wᵀ · dY)`, also the forward
+//! pass of a transposed convolution) and [`ConvWeightGrad`] (`dW = Σₙ dYₙ ·
+//! im2col(xₙ)ᵀ`, summed over images in a fixed order so that results do not
+//! depend on the number of threads). Each keeps the whole-batch lowering as
+//! its composite, which is what other devices run.
+
+use super::geometry::ConvGeometry;
+use super::im2col::{add_taps_to_plane, tap_row, ConvFloat, Im2col};
+use chapter_02::dispatch::call;
+use chapter_02::{DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor};
+use chapter_04::row_kernels::in_compute_dtype;
+use rayon::prelude::*;
+
+/// Images whose partial weight gradients are summed together: the sum over
+/// the batch is cut into chunks of this many images, whatever the number
+/// of threads, so the order of additions (and the result, to the last bit)
+/// depends only on the batch size.
+const WEIGHT_GRAD_CHUNK: usize = 8;
+
+/// `c = [c +] a · b` for an `m × k` matrix `a` and a `k × n` matrix `b`
+/// given by row and column strides, `c` row-major with `n` columns; on the
+/// calling thread.
+///
+/// # Safety
+/// Every element the strides address must lie inside its slice; the
+/// callers pass slices cut to the exact matrices.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into<T: ConvFloat>(
+    (m, k, n): (usize, usize, usize),
+    c: &mut [T],
+    accumulate: bool,
+    a: &[T],
+    (a_rs, a_cs): (usize, usize),
+    b: &[T],
+    (b_rs, b_cs): (usize, usize),
+) {
+    debug_assert!(c.len() >= m * n);
+    debug_assert!(m * k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
+    debug_assert!(k * n == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
+    if m * n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(T::default());
+        }
+        return;
+    }
+    // gemm computes dst = α·dst + β·lhs·rhs; with `read_dst` false the old
+    // contents are ignored.
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c.as_mut_ptr(),
+        1,
+        n as isize,
+        accumulate,
+        a.as_ptr(),
+        a_cs as isize,
+        a_rs as isize,
+        b.as_ptr(),
+        b_cs as isize,
+        b_rs as isize,
+        T::from_f64(1.0),
+        T::from_f64(1.0),
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
+/// Writes image `x_n`'s patch matrix (`[G·K, L]`, one row per (channel,
+/// tap)) into `cols`.
+fn im2col_image<T: ConvFloat>(g: &ConvGeometry, x_n: &[T], cols: &mut [T]) {
+    let (kh, kw) = g.kernel;
+    let (hw, l) = (g.in_h * g.in_w, g.out_h * g.out_w);
+    for (r, row) in cols.chunks_exact_mut(l).enumerate() {
+        let (ch, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
+        tap_row(g, &x_n[ch * hw..][..hw], (i, j), row);
+    }
+}
+
+// ANCHOR: forward_per_image
+/// `y_n = W · im2col(x_n)` for every image `n`, on the cores in parallel.
+fn forward_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T]) {
+    let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
+    let (chw, l) = (g.in_channels * g.in_h * g.in_w, g.out_h * g.out_w);
+    y.par_chunks_mut(g.out_channels * l)
+        .enumerate()
+        .for_each_init(
+            || vec![T::default(); groups * k * l],
+            |cols, (n, y_n)| {
+                im2col_image(g, &x[n * chw..][..chw], cols);
+                for gi in 0..groups {
+                    // SAFETY: the three slices are exactly the group's
+                    // [og, k], [k, l] and [og, l] row-major matrices.
+                    unsafe {
+                        gemm_into(
+                            (og, k, l),
+                            &mut y_n[gi * og * l..][..og * l],
+                            false,
+                            &w[gi * og * k..][..og * k],
+                            (k, 1),
+                            &cols[gi * k * l..][..k * l],
+                            (l, 1),
+                        )
+                    }
+                }
+            },
+        );
+}
+// ANCHOR_END: forward_per_image
+
+/// `dx_n = col2im(Wᵀ · dy_n)` for every image `n`; `dx` starts at zero.
+fn input_grad_images<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut [T]) {
+    let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
+    let (hw, l) = (g.in_h * g.in_w, g.out_h * g.out_w);
+    dx.par_chunks_mut(g.in_channels * hw)
+        .enumerate()
+        .for_each_init(
+            || vec![T::default(); groups * k * l],
+            |cols, (n, dx_n)| {
+                let dy_n = &dy[n * g.out_channels * l..][..g.out_channels * l];
+                for gi in 0..groups {
+                    // Wᵀ of the group: element (r, o) of the [k, og] matrix is
+                    // w[o·k + r], so its row stride is 1 and its column stride k.
+                    // SAFETY: the slices are the group's [og, k], [og, l] and
+                    // [k, l] matrices.
+                    unsafe {
+                        gemm_into(
+                            (k, og, l),
+                            &mut cols[gi * k * l..][..k * l],
+                            false,
+                            &w[gi * og * k..][..og * k],
+                            (1, k),
+                            &dy_n[gi * og * l..][..og * l],
+                            (l, 1),
+                        )
+                    }
+                }
+                for (ch, plane) in dx_n.chunks_exact_mut(hw).enumerate() {
+                    add_taps_to_plane(g, cols, l, 0, ch, plane);
+                }
+            },
+        );
+}
+
+/// `dW = Σ_n dy_n · im2col(x_n)ᵀ`: chunks of [`WEIGHT_GRAD_CHUNK`] images
+/// each summed into a partial gradient on one core, the partials then
+/// added in order.
+fn weight_grad_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -> Vec<T> {
+    let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
+    let (chw, l) = (g.in_channels * g.in_h * g.in_w, g.out_h * g.out_w);
+    let size = g.out_channels * k;
+    let chunks: Vec<usize> = (0..g.batch).step_by(WEIGHT_GRAD_CHUNK).collect();
+    let partials: Vec<Vec<T>> = chunks
+        .par_iter()
+        .map(|&first| {
+            let mut dw = vec![T::default(); size];
+            let mut cols = vec![T::default(); groups * k * l];
+            for n in first..(first + WEIGHT_GRAD_CHUNK).min(g.batch) {
+                im2col_image(g, &x[n * chw..][..chw], &mut cols);
+                let dy_n = &dy[n * g.out_channels * l..][..g.out_channels * l];
+                for gi in 0..groups {
+                    // colsᵀ of the group: element (p, r) of the [l, k]
+                    // matrix is cols[r·l + p].
+                    // SAFETY: the slices are the group's [og, l], [k, l]
+                    // and [og, k] matrices.
+                    unsafe {
+                        gemm_into(
+                            (og, l, k),
+                            &mut dw[gi * og * k..][..og * k],
+                            true,
+                            &dy_n[gi * og * l..][..og * l],
+                            (l, 1),
+                            &cols[gi * k * l..][..k * l],
+                            (1, l),
+                        )
+                    }
+                }
+            }
+            dw
+        })
+        .collect();
+    let mut total = vec![T::default(); size];
+    for p in partials {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    total
+}
+
+/// The checks every operator here makes: two float tensors of one dtype
+/// with the shapes the geometry expects.
+fn check_pair(
+    op: &'static str,
+    g: &ConvGeometry,
+    inputs: &[&RawTensor],
+    shapes: [chapter_02::Shape; 2],
+) -> Result<()> {
+    g.validate(op)?;
+    let [a, b] = inputs else {
+        return Err(Error::invalid(
+            op,
+            format!("takes 2 tensors, got {}", inputs.len()),
+        ));
+    };
+    if !a.dtype().is_float() {
+        return Err(Error::UnsupportedDType {
+            op,
+            dtype: a.dtype(),
+        });
+    }
+    if b.dtype() != a.dtype() {
+        return Err(Error::DTypeMismatch {
+            op,
+            lhs: a.dtype(),
+            rhs: b.dtype(),
+        });
+    }
+    for (t, want) in [a, b].into_iter().zip(shapes) {
+        if *t.shape() != want {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: t.shape().clone(),
+                rhs: want,
+                detail: " (input does not match the convolution's geometry)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Runs a two-input host kernel in `f32` or `f64` (half types widened),
+/// writing into a result of shape `out` taken from the tensor library's
+/// buffer pool: zeroed when the kernel adds into it (`zeroed`), left as it
+/// is when the kernel overwrites every element.
+fn host_kernel(
+    op: &'static str,
+    inputs: &[&RawTensor],
+    (out, zeroed): (chapter_02::Shape, bool),
+    f32_kernel: impl Fn(&[f32], &[f32], &mut [f32]),
+    f64_kernel: impl Fn(&[f64], &[f64], &mut [f64]),
+) -> Result<Vec<RawTensor>> {
+    let (a, b) = (inputs[0].contiguous()?, inputs[1].contiguous()?);
+    in_compute_dtype(&[&a, &b], |t| {
+        let (a, b) = (t[0], t[1]);
+        let mut y = match zeroed {
+            true => RawTensor::zeros(out.clone(), a.dtype(), a.device())?,
+            false => RawTensor::for_overwrite(out.clone(), a.dtype(), a.device())?,
+        };
+        match a.dtype() {
+            DType::F32 => f32_kernel(a.host_slice()?, b.host_slice()?, y.host_slice_mut()?),
+            DType::F64 => f64_kernel(a.host_slice()?, b.host_slice()?, y.host_slice_mut()?),
+            dtype => return Err(Error::UnsupportedDType { op, dtype }),
+        }
+        Ok(vec![y])
+    })
+}
+
+// ANCHOR: operators
+/// `x: [N, C, H, W]`, `weight: [O, C/G, kh, kw]` → `[N, O, out_h, out_w]`,
+/// without bias.
+pub struct ConvForward(pub ConvGeometry);
+
+/// `dy: [N, O, out_h, out_w]` (a gradient of the convolution's output, or
+/// the input of a transposed convolution), `weight` → `[N, C, H, W]`.
+pub struct ConvInputGrad(pub ConvGeometry);
+
+/// `x: [N, C, H, W]`, `dy: [N, O, out_h, out_w]` → the weight's gradient
+/// `[O, C/G, kh, kw]`.
+pub struct ConvWeightGrad(pub ConvGeometry);
+// ANCHOR_END: operators
+
+/// `[N, O, L]` ↔ `[G, O/G, N·L]`, the layouts of images and of the
+/// batch-wide GEMM.
+fn to_group_rows(g: &ConvGeometry, t: &RawTensor) -> Result<RawTensor> {
+    t.permute(&[1, 0, 2, 3])?
+        .reshape([g.groups, g.out_channels / g.groups, g.col_cols()])
+}
+
+fn weight_matrix(g: &ConvGeometry, w: &RawTensor) -> Result<RawTensor> {
+    w.reshape([g.groups, g.out_channels / g.groups, g.col_rows()])
+}
+
+impl Operator for ConvForward {
+    fn name(&self) -> &'static str {
+        "conv2d_forward"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        let g = &self.0;
+        check_pair(self.name(), g, inputs, [g.input_shape(), g.weight_shape()])
+    }
+    /// The whole-batch lowering: im2col, a GEMM per group, a permute.
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let g = &self.0;
+        let cols = call(&Im2col(*g), &[inputs[0]])?.remove(0); // [G, K, N·L]
+        let y = weight_matrix(g, inputs[1])?.matmul(&cols)?; // [G, O/G, N·L]
+        let y = y
+            .reshape([g.out_channels, g.batch, g.out_h, g.out_w])?
+            .permute(&[1, 0, 2, 3])?;
+        Ok(vec![y.contiguous()?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, |op, inputs| {
+            let g = op.0;
+            host_kernel(
+                "conv2d_forward",
+                inputs,
+                (g.output_shape(), false),
+                |x, w, y| forward_images(&g, x, w, y),
+                |x, w, y| forward_images(&g, x, w, y),
+            )
+        })]
+    }
+}
+
+impl Operator for ConvInputGrad {
+    fn name(&self) -> &'static str {
+        "conv2d_input_grad"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        let g = &self.0;
+        check_pair(self.name(), g, inputs, [g.output_shape(), g.weight_shape()])
+    }
+    /// `Wᵀ · dY` for the whole batch, then col2im.
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let g = &self.0;
+        let dym = to_group_rows(g, inputs[0])?; // [G, O/G, N·L]
+        let cols = weight_matrix(g, inputs[1])?.transpose(1, 2)?.matmul(&dym)?; // [G, K, N·L]
+        call(&super::im2col::Col2im(*g), &[&cols])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, |op, inputs| {
+            let g = op.0;
+            host_kernel(
+                "conv2d_input_grad",
+                inputs,
+                (g.input_shape(), true),
+                |dy, w, dx| input_grad_images(&g, dy, w, dx),
+                |dy, w, dx| input_grad_images(&g, dy, w, dx),
+            )
+        })]
+    }
+}
+
+impl Operator for ConvWeightGrad {
+    fn name(&self) -> &'static str {
+        "conv2d_weight_grad"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        let g = &self.0;
+        check_pair(self.name(), g, inputs, [g.input_shape(), g.output_shape()])
+    }
+    /// `dY · im2col(x)ᵀ` for the whole batch.
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let g = &self.0;
+        let cols = call(&Im2col(*g), &[inputs[0]])?.remove(0); // [G, K, N·L]
+        let dym = to_group_rows(g, inputs[1])?; // [G, O/G, N·L]
+        Ok(vec![dym
+            .matmul(&cols.transpose(1, 2)?)?
+            .reshape(g.weight_shape())?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, |op, inputs| {
+            let g = op.0;
+            host_kernel(
+                "conv2d_weight_grad",
+                inputs,
+                (g.weight_shape(), false),
+                |x, dy, dw| dw.copy_from_slice(&weight_grad_images(&g, x, dy)),
+                |x, dy, dw| dw.copy_from_slice(&weight_grad_images(&g, x, dy)),
+            )
+        })]
+    }
+}
