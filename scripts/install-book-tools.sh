@@ -9,7 +9,7 @@
 # access to crates.io only, and a C compiler (mdbook-katex embeds QuickJS).
 set -euo pipefail
 
-MDBOOK_VERSION="0.5.4"
+MDBOOK_VERSION="0.5.3"   # the mdbook that mdbook-katex 0.10.0 is built against (--locked)
 MDBOOK_KATEX_VERSION="0.10.0"
 
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
