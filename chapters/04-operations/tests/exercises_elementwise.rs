@@ -203,7 +203,7 @@ fn exercise_log_sigmoid_stable() {
 // ANCHOR_END: exercise_log_sigmoid
 
 // ANCHOR: exercise_l2_norm
-/// Exercise 4 (reductions): the Euclidean norm `‖x‖ = √(Σ xᵢ²)` over `dims`.
+/// The Reductions page's exercise: the Euclidean norm `‖x‖ = √(Σ xᵢ²)` over `dims`.
 ///
 /// Its gradient is `x/‖x‖`, the unit vector along `x`; at `x = 0` that is
 /// `0/0`, and like `abs` at 0 (and PyTorch's `vector_norm`) we choose the
@@ -230,7 +230,7 @@ fn exercise_l2_norm_gradient_at_zero() {
 // ANCHOR_END: exercise_l2_norm
 
 // ANCHOR: exercise_cross_entropy
-/// Exercise 5 (softmax): cross-entropy from logits as one fused CustomOp.
+/// The Softmax page's exercise: cross-entropy from logits as one fused CustomOp.
 ///
 /// For logits `z: [n, c]` and class ids `t: [n]` (`i64`), the loss is
 /// `L = −(1/n) Σᵢ log_softmax(zᵢ)[tᵢ]`, and its gradient is remarkably

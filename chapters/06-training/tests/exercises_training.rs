@@ -18,6 +18,7 @@ mod exercises_training {
         chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
     }
 
+    // ANCHOR: exercise_lion
     // ---------------------------------------------------------------------
     // Exercise 1: the Lion optimiser (Chen et al., 2023, "Symbolic Discovery
     // of Optimization Algorithms"). With momentum m (zero at first):
@@ -91,6 +92,7 @@ mod exercises_training {
             )
         }
     }
+    // ANCHOR_END: exercise_lion
 
     fn param(v: &[f64]) -> Tensor {
         Tensor::param(RawTensor::from_vec(v.to_vec(), v.len(), &dev()).unwrap()).unwrap()
@@ -156,6 +158,7 @@ mod exercises_training {
         );
     }
 
+    // ANCHOR: exercise_sgdr
     // ---------------------------------------------------------------------
     // Exercise 2: cosine annealing with warm restarts (SGDR, Loshchilov &
     // Hutter, 2017; PyTorch's CosineAnnealingWarmRestarts). The first cycle
@@ -183,6 +186,7 @@ mod exercises_training {
             )
         }
     }
+    // ANCHOR_END: exercise_sgdr
 
     #[test]
     #[ignore = "exercise: implement cosine annealing with warm restarts"]

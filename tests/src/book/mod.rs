@@ -12,8 +12,17 @@
 //! - [`code_blocks`]: Rust code in the book comes from tested crates, not from the prose.
 //! - [`summary`]: `SUMMARY.md` and the pages agree, and every chapter crate has a page.
 //! - [`images`]: every image a page shows exists.
+//! - [`figures`]: figures are `<figure>`s with an alt sentence and a caption
+//!   holding the regenerate command; every figure file is used, none missing.
+//! - [`figure_size`]: a figure's text is shown at a legible size.
+//! - [`exercises`]: each page numbers its exercises from 1.
+//! - [`html`]: the built book has no raw TeX and no KaTeX error.
 
 pub mod code_blocks;
+pub mod exercises;
+pub mod figure_size;
+pub mod figures;
+pub mod html;
 pub mod images;
 pub mod includes;
 pub mod markdown;
