@@ -47,6 +47,11 @@ pub mod vision {
     pub use chapter_09::*;
 }
 
+/// Chapter 10: initialisation experiments, and the book's figure style.
+pub mod experiments {
+    pub use chapter_10::*;
+}
+
 /// Chapter 07: the CUDA backend, its kernels and the CUDA emulator. Call
 /// [`cuda::register`] once to make the `cuda` and `cuda-emu` devices known
 /// to `Device::parse` and `CANDLE_DEVICE` (the `candle` command does).
