@@ -62,6 +62,10 @@ pub mod cuda {
 
 pub mod commands;
 
+// The measurement examples are also compiled into `candle experiment`,
+// and they name this crate `candle`.
+extern crate self as candle;
+
 /// The everyday types, in one `use candle::prelude::*;`.
 pub mod prelude {
     pub use chapter_02::{default_device, manual_seed, DType, Device, DeviceKind, Shape};

@@ -154,15 +154,16 @@ pub struct ActivationExperiment {
 }
 
 impl Default for ActivationExperiment {
-    /// The book's: 10 layers of width 4096, 256 input vectors; trained
-    /// for 30 steps at learning rate 0.01 on 64 digits.
+    /// The book's: 10 layers of width 4096, 128 input vectors (half a
+    /// million values per layer); trained for 20 steps at learning rate
+    /// 0.01 on 32 digits.
     fn default() -> Self {
         ActivationExperiment {
             depth: 10,
             width: 4096,
-            batch: 256,
-            train_steps: vec![0, 10, 30],
-            train_batch: 64,
+            batch: 128,
+            train_steps: vec![0, 10, 20],
+            train_batch: 32,
             lr: 0.01,
             seed: 0,
         }
