@@ -8,7 +8,9 @@
 // Each example compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
-use candle::experiments::figure::{save_figure, write_file_atomically, LineFigure, Panel, Series};
+use candle::experiments::figure::{
+    save_figure, write_file_atomically, LineFigure, Panel, Series as Line,
+};
 use plotters::style::RGBColor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -157,7 +159,7 @@ pub fn draw_figure(dir: &Path, stem: &str, charts: &[Chart]) -> Result<(), DynEr
             let mut panel = Panel::new(&chart.title, &chart.x_desc, &chart.y_desc);
             panel.y_log = chart.log_y;
             for (i, s) in chart.series.iter().enumerate() {
-                let mut series = Series::line(&s.name, COLORS[i % COLORS.len()], s.points.clone());
+                let mut series = Line::line(&s.name, COLORS[i % COLORS.len()], s.points.clone());
                 if s.dashed {
                     series = series.dashed();
                 } else if s.points.len() <= 30 {

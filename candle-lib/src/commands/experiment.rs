@@ -89,6 +89,8 @@ const SPIRALS: &[&str] = &[
     "32,32",
     "--steps",
     "300",
+    "--print-every",
+    "50",
 ];
 
 /// Every experiment, in the order `all` runs them.
@@ -440,7 +442,17 @@ fn dashboard(out: &Path, quick: bool) -> Result<(), DynError> {
             })
             .filter_map(|f| {
                 let name = f.file_name()?.to_str()?.to_string();
-                Some((f.clone(), format!("06-{name}")))
+                let stem = name.rsplit_once('.')?.0;
+                // The five figures chapter 06's page shows.
+                [
+                    "loss",
+                    "accuracy",
+                    "learning_rate",
+                    "grad_norms",
+                    "activations",
+                ]
+                .contains(&stem)
+                .then(|| (f.clone(), format!("06-{name}")))
             })
             .collect();
         copies.push((

@@ -282,6 +282,8 @@ where
                 .y_label_formatter(&|y| tick_label(*y))
                 .label_style((FONT_FAMILY, 17))
                 .axis_desc_style((FONT_FAMILY, 19))
+                .light_line_style(WHITE.mix(0.0))
+                .bold_line_style(BLACK.mix(0.1))
                 .draw()?;
             for (i, (name, pts)) in f.series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
@@ -465,6 +467,8 @@ where
             .x_labels(6)
             .label_style((FONT_FAMILY, 17))
             .axis_desc_style((FONT_FAMILY, 19))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.1))
             .draw()?;
         for (i, (_, edges, counts)) in [first, last].into_iter().enumerate() {
             let color = if i == 0 {
