@@ -28,10 +28,13 @@ pub use init_mlp::{Init, StackMlp};
 use std::path::{Path, PathBuf};
 
 // ANCHOR: progress
+/// The receiver of progress reports: `(done, total, what)`.
+pub type ProgressReport<'a> = Box<dyn FnMut(usize, usize, &str) + 'a>;
+
 /// Reports how far an experiment has got: `(done, total, what)` after each
 /// unit of work (one trained network, one configuration).
 pub struct Progress<'a> {
-    report: Box<dyn FnMut(usize, usize, &str) + 'a>,
+    report: ProgressReport<'a>,
     done: usize,
     total: usize,
 }
