@@ -63,10 +63,17 @@ fn cumulative_seconds(model: &mut dyn LanguageModel, tokens: &[u32]) -> Result<V
 }
 
 fn main() -> Result<(), DynError> {
-    let opts = Options::parse(
+    run(std::env::args().skip(1).collect())
+}
+
+/// The example with the options `args` (`candle experiment kv-cache-*`
+/// calls it too).
+pub fn run(args: Vec<String>) -> Result<(), DynError> {
+    let opts = Options::parse_from(
         "kv_cache_speed",
         &["--model", "--max-tokens", "--seed", "--out"],
         USAGE,
+        args,
     )?;
     let model_name = opts.text("--model").unwrap_or("shakespeare");
     let seed = opts.number("--seed", 0, 0..=u32::MAX as usize)? as u64;

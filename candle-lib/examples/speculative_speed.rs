@@ -141,7 +141,13 @@ fn plain(
 }
 
 fn main() -> Result<(), DynError> {
-    let opts = Options::parse(
+    run(std::env::args().skip(1).collect())
+}
+
+/// The example with the options `args` (`candle experiment speculative`
+/// calls it too).
+pub fn run(args: Vec<String>) -> Result<(), DynError> {
+    let opts = Options::parse_from(
         "speculative_speed",
         &[
             "--draft",
@@ -152,6 +158,7 @@ fn main() -> Result<(), DynError> {
             "--out",
         ],
         USAGE,
+        args,
     )?;
     let max_k = opts.number("--max-k", 8, 1..=16)?;
     let new_tokens = opts.number("--tokens", 100, 1..=100_000)?;

@@ -47,6 +47,11 @@ pub mod vision {
     pub use chapter_09::*;
 }
 
+/// Chapter 10: initialisation experiments, and the book's figure style.
+pub mod experiments {
+    pub use chapter_10::*;
+}
+
 /// Chapter 07: the CUDA backend, its kernels and the CUDA emulator. Call
 /// [`cuda::register`] once to make the `cuda` and `cuda-emu` devices known
 /// to `Device::parse` and `CANDLE_DEVICE` (the `candle` command does).
@@ -56,6 +61,10 @@ pub mod cuda {
 }
 
 pub mod commands;
+
+// The measurement examples are also compiled into `candle experiment`,
+// and they name this crate `candle`.
+extern crate self as candle;
 
 /// The everyday types, in one `use candle::prelude::*;`.
 pub mod prelude {

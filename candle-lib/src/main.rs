@@ -21,6 +21,8 @@ enum Command {
     Train(candle::commands::train::TrainArgs),
     /// Chapter 06: download data sets for a checkout without data/ (`candle data download mnist`).
     Data(candle::commands::data::Args),
+    /// Regenerate the book's figures: `candle experiment list`, `candle experiment NAME`, `candle experiment all`.
+    Experiment(candle::commands::experiment::Args),
     /// Chapter 06: draw a run's metrics as PNG/SVG figures and one HTML page.
     Dashboard(candle::commands::dashboard::Args),
     /// Chapter 08: print the GPT-2 token ids of a file or of standard input.
@@ -49,6 +51,7 @@ fn main() {
         Command::ScalarDemo(args) => candle::commands::scalar_demo::run(&args),
         Command::Train(args) => candle::commands::train::run_command(&args),
         Command::Data(args) => candle::commands::data::run(&args),
+        Command::Experiment(args) => candle::commands::experiment::run(&args),
         Command::Dashboard(args) => candle::commands::dashboard::run(&args),
         Command::Tokenize(args) => candle::commands::tokenize::run_tokenize(&args),
         Command::Tokenizer(args) => candle::commands::tokenize::run_tokenizer(&args),

@@ -8,9 +8,10 @@
 // Each example compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
-use chapter_01::plot::{register_font, FONT_FAMILY};
-use plotters::coord::Shift;
-use plotters::prelude::*;
+use candle::experiments::figure::{
+    save_figure, write_file_atomically, LineFigure, Panel, Series as Line,
+};
+use plotters::style::RGBColor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -26,8 +27,18 @@ pub struct Options {
 impl Options {
     /// Reads the command line; `--help` prints `usage` and exits.
     pub fn parse(program: &'static str, known: &[&str], usage: &str) -> Result<Self, DynError> {
+        Options::parse_from(program, known, usage, std::env::args().skip(1).collect())
+    }
+
+    /// Reads `args` (the options, without the program's name).
+    pub fn parse_from(
+        program: &'static str,
+        known: &[&str],
+        usage: &str,
+        args: Vec<String>,
+    ) -> Result<Self, DynError> {
         let mut values = BTreeMap::new();
-        let mut args = std::env::args().skip(1);
+        let mut args = args.into_iter();
         while let Some(name) = args.next() {
             if name == "--help" || name == "-h" {
                 println!("{usage}");
@@ -105,9 +116,10 @@ pub fn threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Writes `text` to `path` and says so.
+/// Writes `text` to `path` (through a temporary file renamed into place)
+/// and says so.
 pub fn write(path: &Path, text: &str) -> Result<(), DynError> {
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    write_file_atomically(path, text.as_bytes()).map_err(|e| e.to_string())?;
     println!("wrote {}", path.display());
     Ok(())
 }
@@ -131,113 +143,37 @@ pub struct Chart {
 }
 
 const COLORS: [RGBColor; 4] = [
-    RGBColor(38, 96, 200),
-    RGBColor(214, 72, 40),
-    RGBColor(60, 150, 80),
-    RGBColor(120, 80, 170),
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
 ];
 
-/// Draws `charts` side by side into `<stem>.svg` and `<stem>.png` in `dir`.
+/// Draws `charts` side by side into `<stem>.svg` and `<stem>.png` in `dir`,
+/// in the book's figure style (chapter 10: full width, legible text, the
+/// legend below the charts), each file written atomically.
 pub fn draw_figure(dir: &Path, stem: &str, charts: &[Chart]) -> Result<(), DynError> {
-    register_font()?;
-    let size = (560 * charts.len() as u32, 400);
-    let svg = dir.join(format!("{stem}.svg"));
-    draw_charts(SVGBackend::new(&svg, size).into_drawing_area(), charts)?;
-    let png = dir.join(format!("{stem}.png"));
-    draw_charts(BitMapBackend::new(&png, size).into_drawing_area(), charts)?;
-    println!("wrote {} and {}", svg.display(), png.display());
-    Ok(())
-}
-
-fn draw_charts<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    charts: &[Chart],
-) -> Result<(), DynError>
-where
-    DB::ErrorType: 'static,
-{
-    root.fill(&WHITE)?;
-    for (area, chart) in root.split_evenly((1, charts.len())).iter().zip(charts) {
-        draw_chart(area, chart)?;
+    let panels = charts
+        .iter()
+        .map(|chart| {
+            let mut panel = Panel::new(&chart.title, &chart.x_desc, &chart.y_desc);
+            panel.y_log = chart.log_y;
+            for (i, s) in chart.series.iter().enumerate() {
+                let mut series = Line::line(&s.name, COLORS[i % COLORS.len()], s.points.clone());
+                if s.dashed {
+                    series = series.dashed();
+                } else if s.points.len() <= 30 {
+                    series = series.with_markers();
+                }
+                panel.series.push(series);
+            }
+            panel
+        })
+        .collect();
+    let files = save_figure(dir, stem, &LineFigure::new(panels, charts.len()))
+        .map_err(|e| e.to_string())?;
+    for f in files {
+        println!("wrote {}", f.display());
     }
-    root.present()?;
-    Ok(())
-}
-
-fn draw_chart<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    chart: &Chart,
-) -> Result<(), DynError>
-where
-    DB::ErrorType: 'static,
-{
-    let points = || chart.series.iter().flat_map(|s| s.points.iter());
-    let x_max = points().map(|p| p.0).fold(f64::MIN, f64::max);
-    let x_min = points().map(|p| p.0).fold(f64::MAX, f64::min);
-    let y_max = points().map(|p| p.1).fold(f64::MIN, f64::max);
-    let y_min = points().map(|p| p.1).fold(f64::MAX, f64::min);
-    let x_range = (x_min - 0.02 * (x_max - x_min))..(x_max + 0.02 * (x_max - x_min));
-    let mut builder = ChartBuilder::on(area);
-    builder
-        .caption(&chart.title, (FONT_FAMILY, 16))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60);
-    if chart.log_y {
-        // Room above the lines for the legend.
-        let y_range = (y_min / 1.5).max(1e-9)..(y_max * 4.0);
-        let mut c = builder.build_cartesian_2d(x_range, y_range.log_scale())?;
-        c.configure_mesh()
-            .x_desc(chart.x_desc.as_str())
-            .y_desc(chart.y_desc.as_str())
-            .label_style((FONT_FAMILY, 12))
-            .draw()?;
-        draw_series(&mut c, chart)?;
-    } else {
-        // Room above the lines for the legend.
-        let y_range = 0.0..(y_max * 1.4).max(1e-9);
-        let mut c = builder.build_cartesian_2d(x_range, y_range)?;
-        c.configure_mesh()
-            .x_desc(chart.x_desc.as_str())
-            .y_desc(chart.y_desc.as_str())
-            .label_style((FONT_FAMILY, 12))
-            .draw()?;
-        draw_series(&mut c, chart)?;
-    }
-    Ok(())
-}
-
-fn draw_series<'a, DB, X, Y>(
-    c: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    chart: &Chart,
-) -> Result<(), DynError>
-where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
-    X: Ranged<ValueType = f64>,
-    Y: Ranged<ValueType = f64>,
-{
-    for (i, s) in chart.series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let style = color.stroke_width(2);
-        let drawn = if s.dashed {
-            c.draw_series(DashedLineSeries::new(s.points.iter().copied(), 6, 4, style))?
-        } else {
-            c.draw_series(LineSeries::new(s.points.iter().copied(), style))?
-        };
-        drawn
-            .label(s.name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        // Markers only where there are few points (one per measurement).
-        if !s.dashed && s.points.len() <= 30 {
-            c.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
-        }
-    }
-    c.configure_series_labels()
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT_FAMILY, 12))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
     Ok(())
 }

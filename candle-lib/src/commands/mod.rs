@@ -5,6 +5,7 @@ pub mod chat;
 pub mod dashboard;
 pub mod data;
 pub mod download;
+pub mod experiment;
 pub mod generate;
 pub mod gpt_run;
 pub mod loaded_model;

@@ -328,9 +328,10 @@ fn create_out_dir(out: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Writes a file; the error names it.
+/// Writes a file through a temporary file renamed into place (so an
+/// interrupted run leaves the old file whole); the error names it.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Box<dyn Error>> {
-    std::fs::write(path, bytes).map_err(|e| format!("{}: cannot write: {e}", path.display()).into())
+    chapter_10::figure::write_file_atomically(path, bytes).map_err(|e| e.to_string().into())
 }
 
 fn report_line(prefix: &str, r: &StepReport) -> String {

@@ -18,7 +18,7 @@ impl Value {
         let order = self.topological_order();
         let index: HashMap<*const (), usize> =
             order.iter().enumerate().map(|(i, v)| (v.id(), i)).collect();
-        let mut dot = String::from("digraph expression {\n  rankdir=LR;\n");
+        let mut dot = String::from("digraph expression {\n  rankdir=TB;\n");
         dot.push_str("  node [fontname=\"DejaVu Sans\", fontsize=11];\n");
         dot.push_str("  edge [fontname=\"DejaVu Sans\", fontsize=9];\n");
         for (i, value) in order.iter().enumerate() {

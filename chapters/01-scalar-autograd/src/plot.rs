@@ -88,10 +88,11 @@ impl DecisionBoundary {
     pub fn save(&self, path: &Path, title: &str) -> Result<(), PlotError> {
         register_font()?;
         let size = (640, 600);
-        match extension(path)?.as_str() {
-            "png" => self.draw(BitMapBackend::new(path, size).into_drawing_area(), title),
-            _ => self.draw(SVGBackend::new(path, size).into_drawing_area(), title),
-        }
+        let ext = extension(path)?;
+        replace_atomically(path, &ext, |tmp| match ext.as_str() {
+            "png" => self.draw(BitMapBackend::new(tmp, size).into_drawing_area(), title),
+            _ => self.draw(SVGBackend::new(tmp, size).into_drawing_area(), title),
+        })
     }
 
     fn draw<DB: DrawingBackend>(
@@ -245,18 +246,39 @@ pub fn save_training_curve(
 ) -> Result<(), PlotError> {
     register_font()?;
     let size = (640, 400);
-    match extension(path)?.as_str() {
+    let ext = extension(path)?;
+    replace_atomically(path, &ext, |tmp| match ext.as_str() {
         "png" => draw_training_curve(
-            BitMapBackend::new(path, size).into_drawing_area(),
+            BitMapBackend::new(tmp, size).into_drawing_area(),
             history,
             title,
         ),
         _ => draw_training_curve(
-            SVGBackend::new(path, size).into_drawing_area(),
+            SVGBackend::new(tmp, size).into_drawing_area(),
             history,
             title,
         ),
+    })
+}
+
+/// Draws into a temporary file beside `path` (same extension, so the
+/// backend picks the same format) and renames it into place: a drawing
+/// that fails or is interrupted leaves the old figure whole.
+fn replace_atomically(
+    path: &Path,
+    ext: &str,
+    draw: impl FnOnce(&Path) -> Result<(), PlotError>,
+) -> Result<(), PlotError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp.{ext}", std::process::id()));
+    let done = draw(&tmp).and_then(|()| Ok(std::fs::rename(&tmp, path)?));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
+    done
 }
 
 fn draw_training_curve<DB: DrawingBackend>(

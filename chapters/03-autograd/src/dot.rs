@@ -11,7 +11,7 @@ impl Tensor {
     /// the op name and result shape. Render with `dot -Tsvg`.
     pub fn to_dot(&self) -> String {
         let mut out =
-            String::from("digraph autograd {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
+            String::from("digraph autograd {\n  rankdir=TB;\n  node [fontname=\"Helvetica\"];\n");
         let mut seen = HashSet::new();
         let mut stack = vec![self.clone()];
         while let Some(t) = stack.pop() {

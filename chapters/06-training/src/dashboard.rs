@@ -260,12 +260,17 @@ where
 {
     root.fill(&WHITE)?;
     let ((x0, x1), (y0, y1)) = bounds(&f.series, f.log_y);
-    let mut builder = ChartBuilder::on(&root);
+    // The legend gets its own strip right of the chart, so it never
+    // covers a line.
+    let (plot_area, legend_area) =
+        root.split_horizontally(root.dim_in_pixel().0 as i32 - LEGEND_WIDTH);
+    let mut builder = ChartBuilder::on(&plot_area);
     builder
-        .caption(&f.title, (FONT_FAMILY, 20))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(64);
+        .caption(&f.title, (FONT_FAMILY, 22))
+        .margin(14)
+        .x_label_area_size(52)
+        .y_label_area_size(84);
+    let mut legend_entries: Vec<(String, RGBColor)> = Vec::new();
     macro_rules! finish {
         ($chart:expr) => {{
             let mut chart = $chart;
@@ -275,8 +280,10 @@ where
                 .y_desc(&f.y_label)
                 .x_label_formatter(&|x| format!("{x:.0}"))
                 .y_label_formatter(&|y| tick_label(*y))
-                .label_style((FONT_FAMILY, 13))
-                .axis_desc_style((FONT_FAMILY, 15))
+                .label_style((FONT_FAMILY, 17))
+                .axis_desc_style((FONT_FAMILY, 19))
+                .light_line_style(WHITE.mix(0.0))
+                .bold_line_style(BLACK.mix(0.1))
                 .draw()?;
             for (i, (name, pts)) in f.series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
@@ -300,22 +307,11 @@ where
                     name.clone()
                 };
                 // One series per unbroken piece; the legend entry once.
-                let mut first = true;
                 for piece in pieces {
-                    let series = chart.draw_series(LineSeries::new(piece, style))?;
-                    if std::mem::take(&mut first) {
-                        series.label(label.as_str()).legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                        });
-                    }
+                    chart.draw_series(LineSeries::new(piece, style))?;
                 }
+                legend_entries.push((label, color));
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .label_font((FONT_FAMILY, 13))
-                .draw()?;
         }};
     }
     if f.log_y {
@@ -323,7 +319,46 @@ where
     } else {
         finish!(builder.build_cartesian_2d(x0..x1, y0..y1)?);
     }
+    draw_legend(&legend_area, &legend_entries)?;
     root.present()?;
+    Ok(())
+}
+
+/// Width of the legend strip right of each line chart, in pixels.
+const LEGEND_WIDTH: i32 = 250;
+
+/// The legend, one entry per line (long names wrap), from the top of its
+/// strip.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, RGBColor)],
+) -> Result<(), DynError>
+where
+    DB::ErrorType: 'static,
+{
+    let font = (FONT_FAMILY, 17).into_font().color(&BLACK);
+    let mut y = 60;
+    for (name, color) in entries {
+        area.draw(&PathElement::new(
+            vec![(6, y + 9), (34, y + 9)],
+            color.stroke_width(3),
+        ))?;
+        // About 20 characters fit beside the line.
+        let mut line = String::new();
+        for word in name.split(' ') {
+            if !line.is_empty() && line.chars().count() + word.chars().count() > 19 {
+                area.draw(&Text::new(line.clone(), (40, y), font.clone()))?;
+                y += 21;
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        area.draw(&Text::new(line, (40, y), font.clone()))?;
+        y += 30;
+    }
     Ok(())
 }
 
@@ -400,14 +435,16 @@ where
 {
     root.fill(&WHITE)?;
     let root = root.titled(
-        "Activation histograms (first epoch faint, last epoch solid)",
-        (FONT_FAMILY, 20),
+        "Activation histograms (first epoch grey, last epoch blue)",
+        (FONT_FAMILY, 22),
     )?;
-    let panels = root.split_evenly((1, by_name.len().max(1)));
+    let columns = by_name.len().clamp(1, 2);
+    let panels = root.split_evenly((by_name.len().div_ceil(columns).max(1), columns));
     for (panel, (name, hists)) in panels.into_iter().zip(by_name) {
         let (first, last) = (hists[0], hists[hists.len() - 1]);
-        let lo = first.1[0].min(last.1[0]);
-        let hi = first.1[first.1.len() - 1].max(last.1[last.1.len() - 1]);
+        // The x range holds the bins with at least 1 in 1000 of the values
+        // (of either epoch): a long sparse tail would squeeze the bulk.
+        let (lo, hi) = visible_range(&[first, last]);
         let total = |c: &Vec<u64>| c.iter().sum::<u64>().max(1) as f64;
         let ymax = [first, last]
             .iter()
@@ -416,19 +453,22 @@ where
         let mut chart = ChartBuilder::on(&panel)
             .caption(
                 format!("{name}, epochs {} and {}", first.0, last.0),
-                (FONT_FAMILY, 14),
+                (FONT_FAMILY, 19),
             )
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
+            .margin(14)
+            .x_label_area_size(52)
+            .y_label_area_size(80)
             .build_cartesian_2d(lo..hi, 0.0..ymax * 1.1)?;
         chart
             .configure_mesh()
-            .x_desc("activation")
-            .y_desc("fraction")
+            .x_desc("activation value (after ReLU)")
+            .y_desc("fraction of values")
             .x_label_formatter(&|x| tick_label(*x))
-            .label_style((FONT_FAMILY, 12))
-            .axis_desc_style((FONT_FAMILY, 13))
+            .x_labels(6)
+            .label_style((FONT_FAMILY, 17))
+            .axis_desc_style((FONT_FAMILY, 19))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.1))
             .draw()?;
         for (i, (_, edges, counts)) in [first, last].into_iter().enumerate() {
             let color = if i == 0 {
@@ -437,16 +477,40 @@ where
                 PALETTE[0].mix(0.8)
             };
             let t = total(counts);
-            chart.draw_series(counts.iter().enumerate().map(|(b, &c)| {
-                Rectangle::new(
-                    [(edges[b], 0.0), (edges[b + 1], c as f64 / t)],
-                    color.filled(),
-                )
-            }))?;
+            let shown = |b: &usize| edges[*b] >= lo && edges[*b + 1] <= hi;
+            chart.draw_series(counts.iter().enumerate().filter(|(b, _)| shown(b)).map(
+                |(b, &c)| {
+                    Rectangle::new(
+                        [(edges[b], 0.0), (edges[b + 1], c as f64 / t)],
+                        color.filled(),
+                    )
+                },
+            ))?;
         }
     }
     root.present()?;
     Ok(())
+}
+
+/// `(lo, hi)`: from the first to the last bin holding at least 1 in 1000
+/// of the values in any of `hists`.
+fn visible_range(hists: &[HistogramRef<'_>]) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (_, edges, counts) in hists {
+        let total = counts.iter().sum::<u64>().max(1) as f64;
+        for (b, &c) in counts.iter().enumerate() {
+            if c as f64 / total >= 1e-3 {
+                lo = lo.min(edges[b]);
+                hi = hi.max(edges[b + 1]);
+            }
+        }
+    }
+    if lo < hi {
+        (lo, hi)
+    } else {
+        let (_, edges, _) = hists[0];
+        (edges[0], edges[edges.len() - 1])
+    }
 }
 
 fn save_both(
@@ -492,7 +556,7 @@ pub fn write_dashboard(run_dir: &Path) -> Result<Dashboard, DynError> {
     std::fs::create_dir_all(&out)
         .map_err(|e| format!("{}: cannot create the folder: {e}", out.display()))?;
     let mut written = Vec::new();
-    let size = (720, 420);
+    let size = (960, 440);
     for f in figures_from(&records) {
         for (name, pts) in &f.series {
             let left_out = segments(pts, f.log_y).1;
@@ -514,7 +578,7 @@ pub fn write_dashboard(run_dir: &Path) -> Result<Dashboard, DynError> {
     }
     let histograms = drawable_histograms(&records, &mut notes);
     if !histograms.is_empty() {
-        let hsize = (1080, 380);
+        let hsize = (960, 440 * histograms.len().div_ceil(2).max(1) as u32);
         written.extend(save_both(&out, "activations", hsize, &|p, svg| {
             if svg {
                 draw_histograms(SVGBackend::new(p, hsize).into_drawing_area(), &histograms)
