@@ -9,7 +9,8 @@
 #          .venv-notebooks/bin/pip install jupyterlab
 #   3. the `rust` kernel spec (`evcxr_jupyter --install`), so Jupyter finds it.
 #
-# Safe to run again: each step checks first and skips what is already done.
+# Safe to run again: each step checks first and skips what is already done, so
+# a second run takes a few seconds (CI calls it every time).
 # Needs network access to crates.io and PyPI only.
 #
 # Environment:
@@ -43,9 +44,11 @@ else
   if [[ -n "$EVCXR_VERSION" ]]; then
     version_args=(--version "$EVCXR_VERSION")
   fi
-  say "installing evcxr_jupyter with cargo install --locked (12-18 min on two cores)"
+  say "installing evcxr_jupyter with cargo install --locked (12-18 min on two cores;"
+  say "this compile is most of the time the notebook tools cost, and happens once per machine)"
+  evcxr_started=$SECONDS
   cargo install evcxr_jupyter --locked "${version_args[@]}"
-  say "installed evcxr_jupyter at $(command -v evcxr_jupyter)"
+  say "installed evcxr_jupyter at $(command -v evcxr_jupyter) in $((SECONDS - evcxr_started)) s"
 fi
 
 # evcxr compiles each cell with the active toolchain; rust-src lets it offer
@@ -92,5 +95,5 @@ else
   exit 1
 fi
 
-say "done. Run the notebooks headless with scripts/run-notebooks.sh, or open them with"
+say "done in $SECONDS s. Run the notebooks headless with scripts/run-notebooks.sh, or open them with"
 say "  $venv/bin/pip install jupyterlab && $venv/bin/jupyter lab notebooks/"

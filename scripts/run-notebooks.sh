@@ -12,7 +12,8 @@
 # cell and only prints them to stderr, so stderr is how the runner sees them;
 # a cell that is meant to write there can carry the cell tag `allow-stderr`.
 # On failure the script names the notebook and the cell and prints the error,
-# and exits non-zero after running the rest.
+# and exits non-zero after running the rest. It prints the time each notebook
+# took as it finishes, and a table of them at the end.
 #
 # Executed copies (with outputs) go to $NOTEBOOK_OUT (default: a new temporary
 # folder, printed at the end); the notebooks in notebooks/ are not modified.
@@ -127,16 +128,26 @@ say(f"ok      {path.name} in {elapsed:.1f} s")
 PY
 
 failed=()
+times=()
 total_start=$SECONDS
 for notebook in "${notebooks[@]}"; do
   name="$(basename "$notebook")"
   say "running $name (cell timeout ${timeout} s)"
+  started=$SECONDS
+  status=ok
   if ! "$venv/bin/python" -c "$runner" "$notebook" "$out" "$timeout"; then
     failed+=("$name")
+    status=FAILED
   fi
+  times+=("$(printf '%5d s  %-6s  %s' $((SECONDS - started)) "$status" "$name")")
 done
 
 say "executed notebooks (with outputs) are in $out"
+# Wall time per notebook, kernel start and evcxr's compilation included (the
+# first notebook also compiles candle-lib into evcxr's cache, unless a
+# previous run left it there; see :cache 500).
+say "time per notebook (wall clock, kernel start and compilation included):"
+printf '    %s\n' "${times[@]}"
 say "total $((SECONDS - total_start)) s for ${#notebooks[@]} notebook(s)"
 if [[ ${#failed[@]} -gt 0 ]]; then
   say "${#failed[@]} notebook(s) failed: ${failed[*]}" >&2
