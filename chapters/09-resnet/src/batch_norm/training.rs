@@ -281,13 +281,22 @@ impl Operator for BatchNormForward {
     }
 }
 
-fn batch_norm_forward_cpu(op: &BatchNormForward, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+/// Runs `f` on contiguous copies of `inputs` (views are copied, contiguous
+/// tensors shared), half types widened to `f32`.
+fn contiguous_in_compute_dtype(
+    inputs: &[&RawTensor],
+    f: impl FnOnce(&[&RawTensor]) -> Result<Vec<RawTensor>>,
+) -> Result<Vec<RawTensor>> {
     let owned: Vec<RawTensor> = inputs
         .iter()
         .map(|t| t.contiguous())
         .collect::<Result<_>>()?;
     let refs: Vec<&RawTensor> = owned.iter().collect();
-    in_compute_dtype(&refs, |t| {
+    in_compute_dtype(&refs, f)
+}
+
+fn batch_norm_forward_cpu(op: &BatchNormForward, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+    contiguous_in_compute_dtype(inputs, |t| {
         let p = Planes::of(t[0], "batch_norm_forward")?;
         macro_rules! run {
             ($T:ty) => {{
@@ -366,12 +375,7 @@ fn batch_norm_backward_cpu(
     op: &BatchNormBackward,
     inputs: &[&RawTensor],
 ) -> Result<Vec<RawTensor>> {
-    let owned: Vec<RawTensor> = inputs
-        .iter()
-        .map(|t| t.contiguous())
-        .collect::<Result<_>>()?;
-    let refs: Vec<&RawTensor> = owned.iter().collect();
-    in_compute_dtype(&refs, |t| {
+    contiguous_in_compute_dtype(inputs, |t| {
         let p = Planes::of(t[1], "batch_norm_backward")?;
         macro_rules! run {
             ($T:ty) => {{
