@@ -27,6 +27,12 @@ set -euo pipefail
 
 say() { echo "run-notebooks: $*"; }
 
+# evcxr compiles each cell as a crate loaded with dlopen, and needs cargo's
+# incremental compilation for it: with CARGO_INCREMENTAL=0 (which .ci/run
+# exports to keep target/ small) every cell after the first `:dep` fails with
+# "dlsym failed". So the notebooks never inherit that setting.
+unset CARGO_INCREMENTAL
+
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${NOTEBOOK_VENV:-$repo_root/.venv-notebooks}"
 timeout="${NOTEBOOK_TIMEOUT:-1800}"
