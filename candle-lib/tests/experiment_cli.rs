@@ -24,6 +24,7 @@ fn experiment_list_names_every_experiment_and_its_time() {
         "init-width",
         "activations",
         "resnet-depth",
+        "gpt-norm",
     ] {
         assert!(out.contains(name), "{name} missing from:\n{out}");
     }

@@ -184,6 +184,27 @@ impl Panel {
     }
 }
 
+/// The ticks of a log axis from `lo` to `hi`: 1, 2 and 5 times each power
+/// of ten when the axis spans less than three decades (plotters would
+/// label only the powers of ten, which leaves one label or none), the
+/// powers of ten up to eight decades, and every other one beyond.
+pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let decades = (hi / lo).log10();
+    let (first, last) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let (mantissas, every): (&[f64], i32) = if decades < 3.0 {
+        (&[1.0, 2.0, 5.0], 1)
+    } else if decades <= 8.0 {
+        (&[1.0], 1)
+    } else {
+        (&[1.0], 2)
+    };
+    (first..=last)
+        .filter(|e| e.rem_euclid(every) == 0)
+        .flat_map(|e| mantissas.iter().map(move |m| m * 10f64.powi(e)))
+        .filter(|&v| v >= lo && v <= hi)
+        .collect()
+}
+
 /// `[min, max]` of `values` widened by `fraction` of the span (of the
 /// decades, on a log axis); a sensible range when all are equal or none.
 fn padded(values: &[f64], log: bool, fraction: f64) -> (f64, f64) {
@@ -423,16 +444,17 @@ where
             }
         }};
     }
+    let log = |lo: f64, hi: f64| (lo..hi).log_scale().with_key_points(log_ticks(lo, hi));
     match (x_log, y_log) {
         (false, false) => finish!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(boxed)?),
         (false, true) => finish!(builder
-            .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+            .build_cartesian_2d(x0..x1, log(y0, y1))
             .map_err(boxed)?),
         (true, false) => finish!(builder
-            .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+            .build_cartesian_2d(log(x0, x1), y0..y1)
             .map_err(boxed)?),
         (true, true) => finish!(builder
-            .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+            .build_cartesian_2d(log(x0, x1), log(y0, y1))
             .map_err(boxed)?),
     }
     Ok(())

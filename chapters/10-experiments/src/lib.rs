@@ -9,6 +9,9 @@
 //! - [`activations`]: the distribution of every layer's pre-activations;
 //! - [`residual`]: the same question for chapter 09's ResNet, with and
 //!   without skip connections;
+//! - [`norm_placement`]: and for chapter 08's GPT, with its layer norms
+//!   before each branch (pre-norm), after the sum (post-norm), or without
+//!   skips;
 //! - [`figure`]: the book's figure style (legible at page width, legends
 //!   outside the data) and atomic writes of figures and their data.
 //!
@@ -20,6 +23,7 @@ pub mod activations;
 pub mod figure;
 pub mod grad_norm;
 pub mod init_mlp;
+pub mod norm_placement;
 pub mod residual;
 
 pub use figure::FigureError;
@@ -124,6 +128,13 @@ pub const EXPERIMENTS: &[Experiment] = &[
         figures: &["09-grad-norm-depth"],
         time: "2 min",
         run: residual::run_resnet_depth,
+    },
+    Experiment {
+        name: "gpt-norm",
+        draws: "chapter 08: per-block gradient norm, residual-stream size and training loss of GPTs of depth 2–32 with pre-norm, post-norm and no skips, under GPT-2's and Xavier's init",
+        figures: &["10-gpt-norm-placement", "10-gpt-norm-placement-xavier"],
+        time: "4 min",
+        run: norm_placement::run_norm_placement,
     },
 ];
 // ANCHOR_END: experiments
