@@ -50,7 +50,7 @@ fn exercise_layers_to_shrink() {
         256,
         64,
         0,
-        &chapter_03::Device::cpu(),
+        &chapter_02::default_device().unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap();
     let fallen = stats[0].std / stats[n].std;

@@ -11,10 +11,15 @@ use chapter_10::norm_placement::{
     forward, init_profile, shakespeare, Arrangement, BlockInit, InitProfile, NormPlacementSweep,
 };
 
+/// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+fn dev() -> Device {
+    chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn setup() -> (NormPlacementSweep, CharVocab, TextSplits, Device) {
     let sweep = NormPlacementSweep::quick();
     let (vocab, splits) = shakespeare(sweep.context).unwrap();
-    (sweep, vocab, splits, Device::cpu())
+    (sweep, vocab, splits, dev())
 }
 
 /// The profile of one model of `depth` blocks, averaged over nothing: one

@@ -5,8 +5,9 @@ use chapter_10::activations::{layer_stats, mean_ratio, predicted_ratio};
 use chapter_10::grad_norm::{summary, GradNormSweep};
 use chapter_10::{Init, Progress};
 
-fn cpu() -> chapter_03::Device {
-    chapter_03::Device::cpu()
+/// The device the suite runs on (`CANDLE_DEVICE`, default `cpu`).
+fn dev() -> chapter_03::Device {
+    chapter_02::default_device().unwrap_or_else(|e| panic!("{e}"))
 }
 
 // ANCHOR: variance_test
@@ -15,7 +16,7 @@ fn cpu() -> chapter_03::Device {
 #[test]
 fn variance_argument_xavier_relu_decays_by_one_over_root_two() {
     let (depth, width, batch) = (20, 256, 64);
-    let xavier = layer_stats(Init::Xavier, true, depth, width, batch, 0, &cpu()).unwrap();
+    let xavier = layer_stats(Init::Xavier, true, depth, width, batch, 0, &dev()).unwrap();
     let ratio = mean_ratio(&xavier);
     let predicted = predicted_ratio(Init::Xavier, true, width);
     assert!((predicted - 0.5f64.sqrt()).abs() < 1e-12);
@@ -26,7 +27,7 @@ fn variance_argument_xavier_relu_decays_by_one_over_root_two() {
     // Twenty layers of 1/√2: the last layer's spread is about 2⁻⁹·⁵ of the first's.
     assert!(xavier[depth - 1].std < xavier[0].std / 200.0);
 
-    let kaiming = layer_stats(Init::Kaiming, true, depth, width, batch, 0, &cpu()).unwrap();
+    let kaiming = layer_stats(Init::Kaiming, true, depth, width, batch, 0, &dev()).unwrap();
     let first = kaiming[0].std;
     for s in &kaiming {
         assert!(
@@ -46,9 +47,9 @@ fn variance_argument_xavier_relu_decays_by_one_over_root_two() {
 fn variance_argument_linear_stack_swaps_the_roles() {
     let (depth, width, batch) = (12, 256, 64);
     let xavier =
-        mean_ratio(&layer_stats(Init::Xavier, false, depth, width, batch, 1, &cpu()).unwrap());
+        mean_ratio(&layer_stats(Init::Xavier, false, depth, width, batch, 1, &dev()).unwrap());
     let kaiming =
-        mean_ratio(&layer_stats(Init::Kaiming, false, depth, width, batch, 1, &cpu()).unwrap());
+        mean_ratio(&layer_stats(Init::Kaiming, false, depth, width, batch, 1, &dev()).unwrap());
     assert!(
         (xavier - 1.0).abs() < 0.05,
         "Xavier linear: {xavier:.4} per layer"
@@ -77,7 +78,7 @@ fn tiny_sweep(depths: Vec<usize>, widths: Vec<usize>) -> GradNormSweep {
 #[test]
 fn grad_norm_vanishes_with_depth_under_xavier_not_kaiming() {
     let sweep = tiny_sweep(vec![2, 12], vec![64]);
-    let cells = sweep.run(&cpu(), &mut Progress::silent()).unwrap();
+    let cells = sweep.run(&dev(), &mut Progress::silent()).unwrap();
     let g = |init: Init, depth: usize| {
         let c = cells
             .iter()
@@ -102,7 +103,7 @@ fn grad_norm_vanishes_with_depth_under_xavier_not_kaiming() {
 #[test]
 fn grad_norm_does_not_depend_on_width() {
     let sweep = tiny_sweep(vec![6], vec![16, 128]);
-    let cells = sweep.run(&cpu(), &mut Progress::silent()).unwrap();
+    let cells = sweep.run(&dev(), &mut Progress::silent()).unwrap();
     let g = |init: Init, width: usize| {
         let c = cells
             .iter()
@@ -126,6 +127,6 @@ fn grad_norm_does_not_depend_on_width() {
 fn grad_norm_sweep_rejects_a_record_past_the_last_step() {
     let mut sweep = tiny_sweep(vec![2], vec![8]);
     sweep.record_at = vec![0, 5];
-    let err = sweep.run(&cpu(), &mut Progress::silent()).unwrap_err();
+    let err = sweep.run(&dev(), &mut Progress::silent()).unwrap_err();
     assert!(err.to_string().contains("iteration 5"), "{err}");
 }
