@@ -98,15 +98,11 @@ pub fn forward(gpt: &Gpt, ids: &Tensor, arrangement: Arrangement) -> Result<(Ten
 }
 // ANCHOR_END: arrangement
 
-/// `√(Σ g²)` over every parameter of `module` that has a gradient.
+/// `√(Σ g²)` over every parameter of `module` that has a gradient:
+/// chapter 06's [`grad_norm`](chapter_06::grad_norm), the norm that
+/// gradient clipping logs, read back as a number.
 pub fn grad_norm(module: &impl Module) -> Result<f64> {
-    let mut sq = 0.0_f64;
-    for p in module.parameters() {
-        if let Ok(g) = p.grad() {
-            sq += g.to_vec_f64()?.iter().map(|v| v * v).sum::<f64>();
-        }
-    }
-    Ok(sq.sqrt())
+    Ok(chapter_06::grad_norm(&module.parameters())?.to_vec_f64()?[0])
 }
 
 /// The root mean square of a tensor's values.
