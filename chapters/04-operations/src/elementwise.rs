@@ -9,8 +9,11 @@
 //! which one-sided value we pick; it is always the one PyTorch picks.
 
 use chapter_02::dispatch::call;
-use chapter_02::{CmpOp, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor};
+use chapter_02::{
+    CmpOp, DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor, WithDType,
+};
 use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
+use rayon::prelude::*;
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
 
 /// `√(2/π)`, the constant of the tanh approximation of GELU.
@@ -192,11 +195,85 @@ impl CustomOp for Relu {
     }
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let x = ctx.input(0).data();
+        if !is_grad_enabled() {
+            // Nothing will differentiate this gradient: one fused pass.
+            let dx = call(&ReluBackward, &[&x, &g.data()])?.remove(0);
+            return Ok(vec![Some(constant(dx))]);
+        }
         let positive = mask_like(&x.cmp_scalar(CmpOp::Gt, 0.0)?, &x)?;
         Ok(vec![Some(g.mul(&positive)?)])
     }
 }
 // ANCHOR_END: relu
+
+// ANCHOR: relu_backward
+/// ReLU's vector-Jacobian product as a registry operator: inputs `x` and
+/// the output's gradient `g`, output `g` where `x > 0` and `0` elsewhere
+/// (like PyTorch's `threshold_backward`, a `NaN` gradient where `x ≤ 0`
+/// gives 0). The composite is the three passes of the differentiable
+/// backward above (compare, convert the mask, multiply); the CPU kernel is
+/// one pass, on every core when the tensor is large. ResNet14 runs 13
+/// ReLUs on up to 1.6 million values each per step.
+pub struct ReluBackward;
+
+impl Operator for ReluBackward {
+    fn name(&self) -> &'static str {
+        "relu_backward"
+    }
+    fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
+        check_same_float("relu_backward", inputs, 2)
+    }
+    fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+        let (x, g) = (inputs[0], inputs[1]);
+        let positive = x.cmp_scalar(CmpOp::Gt, 0.0)?.to_dtype(g.dtype())?;
+        Ok(vec![g.mul(&positive)?])
+    }
+    fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
+        vec![(DeviceKind::CPU, relu_backward_cpu)]
+    }
+}
+
+fn relu_backward_cpu(_: &ReluBackward, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
+    let (x, g) = (inputs[0].contiguous()?, inputs[1].contiguous()?);
+    crate::row_kernels::in_compute_dtype(&[&x, &g], |t| {
+        Ok(vec![match t[0].dtype() {
+            DType::F32 => relu_backward_typed::<f32>(t[0], t[1])?,
+            DType::F64 => relu_backward_typed::<f64>(t[0], t[1])?,
+            dtype => {
+                return Err(Error::UnsupportedDType {
+                    op: "relu_backward",
+                    dtype,
+                })
+            }
+        }])
+    })
+}
+
+fn relu_backward_typed<T: WithDType>(x: &RawTensor, g: &RawTensor) -> Result<RawTensor> {
+    let (xs, gs) = (x.host_slice::<T>()?, g.host_slice::<T>()?);
+    let mut dx = RawTensor::for_overwrite(x.shape().clone(), x.dtype(), x.device())?;
+    let zero = T::from_f64(0.0);
+    let pass = |start: usize, out: &mut [T]| {
+        for ((o, &x), &g) in out.iter_mut().zip(&xs[start..]).zip(&gs[start..]) {
+            *o = if x > zero { g } else { zero };
+        }
+    };
+    let out = dx.host_slice_mut::<T>()?;
+    let cores = crate::row_kernels::cores();
+    if out.len() < RELU_PARALLEL_MIN || cores == 1 {
+        pass(0, out);
+    } else {
+        let per = out.len().div_ceil(cores).next_multiple_of(16);
+        out.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(c, chunk)| pass(c * per, chunk));
+    }
+    Ok(dx)
+}
+
+/// Below this many elements the ReLU backward runs on one thread.
+const RELU_PARALLEL_MIN: usize = 1 << 16;
+// ANCHOR_END: relu_backward
 
 // ANCHOR: leaky_relu
 /// `x` for `x > 0`, `slope·x` otherwise: the derivative is 1 or `slope`.

@@ -602,3 +602,79 @@ fn weight_gradient_does_not_depend_on_the_thread_count() {
         "the weight gradient changed with the number of threads"
     );
 }
+
+/// Stride-1 convolutions take the wide lowering (rows of the patch matrix
+/// copied as runs of the padded image, several images per product). Batches
+/// that do not divide into its chunks, groups, dilation and uneven padding
+/// give the numbers of the whole-batch composite, in f64 and f32.
+#[test]
+fn wide_lowering_matches_the_composites_on_ragged_chunks() {
+    let cases = [
+        // (x, w, options): 37 images of 5 × 5 make chunks of 30 and 7.
+        (
+            vec![37, 4, 5, 5],
+            vec![6, 4, 3, 3],
+            Conv2dOptions::default().padding(1),
+        ),
+        (
+            vec![23, 4, 6, 5],
+            vec![6, 2, 3, 2],
+            Conv2dOptions {
+                padding: Padding::Same,
+                dilation: (2, 1),
+                groups: 2,
+                ..Conv2dOptions::default()
+            },
+        ),
+        (
+            vec![3, 3, 30, 31],
+            vec![5, 3, 3, 3],
+            Conv2dOptions::default().padding(1),
+        ),
+        (vec![9, 2, 7, 7], vec![4, 2, 1, 1], Conv2dOptions::default()),
+    ];
+    for (xs, ws, opts) in cases {
+        let geom = ConvGeometry::conv2d(&xs, &ws, None, &opts).unwrap();
+        for dtype in [chapter_02::DType::F64, chapter_02::DType::F32] {
+            let tol = if dtype == chapter_02::DType::F64 {
+                1e-12
+            } else {
+                1e-4
+            };
+            let x = randn(&xs, 41).to_dtype(dtype).unwrap();
+            let w = randn(&ws, 42).to_dtype(dtype).unwrap();
+            let dy = randn(geom.output_shape().dims(), 43)
+                .to_dtype(dtype)
+                .unwrap();
+            let counter = CountingDevice::new(Device::cpu());
+            let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
+            let pairs = [
+                (
+                    "forward",
+                    call(&ConvForward(geom), &[&x, &w]),
+                    call(&ConvForward(geom), &[&on(&x), &on(&w)]),
+                ),
+                (
+                    "input gradient",
+                    call(&ConvInputGrad(geom), &[&dy, &w]),
+                    call(&ConvInputGrad(geom), &[&on(&dy), &on(&w)]),
+                ),
+                (
+                    "weight gradient",
+                    call(&ConvWeightGrad(geom), &[&x, &dy]),
+                    call(&ConvWeightGrad(geom), &[&on(&x), &on(&dy)]),
+                ),
+            ];
+            for (what, kernel, composite) in pairs {
+                let (kernel, composite) = (kernel.unwrap().remove(0), composite.unwrap().remove(0));
+                assert_eq!(kernel.shape(), composite.shape(), "{what} {xs:?}");
+                assert_close(
+                    &kernel.to_vec_f64().unwrap(),
+                    &composite.to_vec_f64().unwrap(),
+                    tol,
+                    &format!("{what} {xs:?} {dtype:?}"),
+                );
+            }
+        }
+    }
+}

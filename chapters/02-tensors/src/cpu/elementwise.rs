@@ -35,14 +35,14 @@ impl Float for f64 {
 /// pair compiles to its own tight loop.
 pub(crate) trait Apply1<T> {
     type Out;
-    fn apply(self, f: impl Fn(T) -> T) -> Self::Out;
+    fn apply(self, f: impl Fn(T) -> T + Sync) -> Self::Out;
 }
 
 /// Applies a function to every element of a view, into a new `Vec`.
 pub(crate) struct MapView<'a, T>(pub &'a [T], pub &'a Layout);
-impl<T: Copy + Send + 'static> Apply1<T> for MapView<'_, T> {
+impl<T: Copy + Send + Sync + 'static> Apply1<T> for MapView<'_, T> {
     type Out = Vec<T>;
-    fn apply(self, f: impl Fn(T) -> T) -> Vec<T> {
+    fn apply(self, f: impl Fn(T) -> T + Sync) -> Vec<T> {
         map1(self.0, self.1, f)
     }
 }
@@ -145,14 +145,14 @@ fn unsupported(op: &'static str, dtype: crate::DType) -> Error {
 /// The two-argument counterpart of [`Apply1`].
 pub(crate) trait Apply2<T> {
     type Out;
-    fn apply(self, f: impl Fn(T, T) -> T) -> Self::Out;
+    fn apply(self, f: impl Fn(T, T) -> T + Sync) -> Self::Out;
 }
 
 /// Applies a function to pairs of elements of two views (broadcast already).
 pub(crate) struct MapViews<'a, T>(pub &'a [T], pub &'a Layout, pub &'a [T], pub &'a Layout);
-impl<T: Copy + Send + 'static> Apply2<T> for MapViews<'_, T> {
+impl<T: Copy + Send + Sync + 'static> Apply2<T> for MapViews<'_, T> {
     type Out = Vec<T>;
-    fn apply(self, f: impl Fn(T, T) -> T) -> Vec<T> {
+    fn apply(self, f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
         map2(self.0, self.1, self.2, self.3, f)
     }
 }
@@ -212,7 +212,7 @@ fn mismatch(op: &'static str, a: &CpuStorage, b: &CpuStorage) -> Error {
     }
 }
 
-fn cmp_typed<T: PartialOrd + Copy>(
+fn cmp_typed<T: PartialOrd + Copy + Sync>(
     op: CmpOp,
     a: &[T],
     la: &Layout,

@@ -129,14 +129,14 @@ fn plan<T: Float>(program: &Program, scalars: &[f64]) -> Plan<T> {
 struct One<T>(T);
 impl<T: Copy> Apply1<T> for One<T> {
     type Out = T;
-    fn apply(self, f: impl Fn(T) -> T) -> T {
+    fn apply(self, f: impl Fn(T) -> T + Sync) -> T {
         f(self.0)
     }
 }
 struct Two<T>(T, T);
 impl<T: Copy> Apply2<T> for Two<T> {
     type Out = T;
-    fn apply(self, f: impl Fn(T, T) -> T) -> T {
+    fn apply(self, f: impl Fn(T, T) -> T + Sync) -> T {
         f(self.0, self.1)
     }
 }
@@ -152,7 +152,7 @@ struct MapInto<'a, T>(&'a [T], &'a mut [T]);
 impl<T: Copy> Apply1<T> for MapInto<'_, T> {
     type Out = ();
     #[inline(always)]
-    fn apply(self, f: impl Fn(T) -> T) {
+    fn apply(self, f: impl Fn(T) -> T + Sync) {
         for (d, &s) in self.1.iter_mut().zip(self.0) {
             *d = f(s);
         }
@@ -165,7 +165,7 @@ struct ZipInto<'a, T>(Src<'a, T>, Src<'a, T>, &'a mut [T]);
 impl<T: Copy> Apply2<T> for ZipInto<'_, T> {
     type Out = ();
     #[inline(always)]
-    fn apply(self, f: impl Fn(T, T) -> T) {
+    fn apply(self, f: impl Fn(T, T) -> T + Sync) {
         let dst = self.2;
         match (self.0, self.1) {
             (Src::Slice(a), Src::Slice(b)) => {

@@ -35,7 +35,7 @@ fn read_ids(ids: &CpuStorage, l: &Layout, size: usize, op: &'static str) -> Resu
 /// contiguous, a copy otherwise. Borrowing matters for lookups into large
 /// tables: reading one row of GPT-2's `[50257, 768]` token embedding must
 /// not copy all 154 MB of it first.
-fn contiguous<'a, T: Copy + Send + 'static>(x: &'a [T], l: &Layout) -> Cow<'a, [T]> {
+fn contiguous<'a, T: Copy + Send + Sync + 'static>(x: &'a [T], l: &Layout) -> Cow<'a, [T]> {
     if l.is_contiguous() {
         Cow::Borrowed(&x[l.offset()..l.offset() + l.elem_count()])
     } else {
@@ -53,7 +53,7 @@ fn split_at_dim(dims: &[usize], dim: usize) -> (usize, usize, usize) {
 }
 
 // ANCHOR: index_select
-fn index_select_typed<T: Copy + Send + 'static>(
+fn index_select_typed<T: Copy + Send + Sync + 'static>(
     x: &[T],
     l: &Layout,
     ids: &[usize],

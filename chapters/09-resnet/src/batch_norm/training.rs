@@ -123,21 +123,37 @@ fn plane_sum<T: BnFloat>(xs: &[T], f: impl Fn(T) -> T) -> f64 {
     acc.iter().map(|a| a.to_f64()).sum::<f64>() + tail
 }
 
-/// Per channel: `(μ, σ²)` over its `M` values, in two passes (the second
-/// sums squares of *centred* values, which loses nothing to cancellation);
-/// channels on the cores in parallel.
+/// Per channel: `(μ, σ²)` over its `M` values, reading memory once.
+///
+/// The textbook one-pass formula `E[x²] − E[x]²` cancels catastrophically
+/// when the mean is large next to the spread, so each plane (one image's
+/// `H·W` values of the channel, a few KiB) gets the two-pass treatment
+/// instead — its mean, then the sum of squares *centred on that mean* —
+/// while it is still in the core's first-level cache. The planes'
+/// `(count, mean, M₂)` are then merged in `f64` with Chan et al.'s
+/// formula, `M₂ = Σₚ M₂,ₚ + Σₚ nₚ·(μₚ − μ)²`, which is exact algebra and
+/// adds only non-negative terms. Channels run on the cores in parallel.
 fn channel_stats<T: BnFloat>(p: Planes, x: &[T]) -> Vec<(f64, f64)> {
+    let l = p.l as f64;
     (0..p.c)
         .into_par_iter()
         .map(|ch| {
-            let sum: f64 = p.channel(x, ch).map(|x| plane_sum(x, |v| v)).sum();
-            let mean = sum / p.m();
-            let mu = T::from_f64(mean);
-            let sq: f64 = p
-                .channel(x, ch)
-                .map(|x| plane_sum(x, |v| (v - mu) * (v - mu)))
+            let mut planes = Vec::with_capacity(p.n);
+            for xs in p.channel(x, ch) {
+                let mean = plane_sum(xs, |v| v) / l;
+                let mu = T::from_f64(mean);
+                let m2 = plane_sum(xs, |v| (v - mu) * (v - mu));
+                // The plane's centre was rounded to T: correct M₂ for it
+                // (Σ(x − μ̃)² = M₂ + n·(μ − μ̃)²).
+                let off = mean - mu.to_f64();
+                planes.push((mean, (m2 - l * off * off).max(0.0)));
+            }
+            let mean = planes.iter().map(|&(m, _)| m).sum::<f64>() / p.n as f64;
+            let m2: f64 = planes
+                .iter()
+                .map(|&(m, m2)| m2 + l * (m - mean) * (m - mean))
                 .sum();
-            (mean, sq / p.m())
+            (mean, m2 / p.m())
         })
         .collect()
 }

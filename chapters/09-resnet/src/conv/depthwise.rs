@@ -71,14 +71,14 @@ impl Operator for DepthwiseConv2d {
 /// Each output plane `(n, o)` is one task: for each tap `(i, j)`, add
 /// `w[o, i, j]` times the shifted input plane to it, a row at a time (at
 /// stride 1 the inner loop is a contiguous multiply-add that vectorises).
-fn depthwise_planes<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T]) -> Vec<T> {
+/// `out` starts at zero.
+fn depthwise_planes<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], out: &mut [T]) {
     let (kh, kw) = g.kernel;
     let (sh, sw) = g.stride;
     let (h, wd) = (g.in_h, g.in_w);
     let multiplier = g.out_channels / g.in_channels;
     let plane = g.out_h * g.out_w;
-    let mut out = vec![T::default(); g.batch * g.out_channels * plane];
-    for_chunks(&mut out, plane, |p, dst| {
+    for_chunks(out, plane, |p, dst| {
         let (n, o) = (p / g.out_channels, p % g.out_channels);
         let src = &x[(n * g.in_channels + o / multiplier) * h * wd..][..h * wd];
         let taps = &w[o * kh * kw..][..kh * kw];
@@ -113,7 +113,6 @@ fn depthwise_planes<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T]) -> Vec<T> 
             }
         }
     });
-    out
 }
 // ANCHOR_END: depthwise
 
@@ -122,23 +121,28 @@ fn depthwise_cpu(op: &DepthwiseConv2d, inputs: &[&RawTensor]) -> Result<Vec<RawT
     let (x, w) = (inputs[0].contiguous()?, inputs[1].contiguous()?);
     in_compute_dtype(&[&x, &w], |t| {
         let (x, w) = (t[0], t[1]);
-        let dev = x.device();
-        let out = g.output_shape();
-        Ok(vec![match x.dtype() {
-            DType::F32 => {
-                let v = depthwise_planes(&g, x.host_slice::<f32>()?, w.host_slice::<f32>()?);
-                RawTensor::from_host_vec(v, out, dev)?
-            }
-            DType::F64 => {
-                let v = depthwise_planes(&g, x.host_slice::<f64>()?, w.host_slice::<f64>()?);
-                RawTensor::from_host_vec(v, out, dev)?
-            }
+        // From the buffer pool, zeroed: no fresh pages at every step.
+        let mut y = RawTensor::zeros(g.output_shape(), x.dtype(), x.device())?;
+        match x.dtype() {
+            DType::F32 => depthwise_planes(
+                &g,
+                x.host_slice::<f32>()?,
+                w.host_slice::<f32>()?,
+                y.host_slice_mut::<f32>()?,
+            ),
+            DType::F64 => depthwise_planes(
+                &g,
+                x.host_slice::<f64>()?,
+                w.host_slice::<f64>()?,
+                y.host_slice_mut::<f64>()?,
+            ),
             dtype => {
                 return Err(Error::UnsupportedDType {
                     op: "depthwise_conv2d",
                     dtype,
                 })
             }
-        }])
+        }
+        Ok(vec![y])
     })
 }

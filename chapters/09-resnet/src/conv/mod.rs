@@ -4,6 +4,7 @@ pub mod conv2d;
 pub mod depthwise;
 pub mod geometry;
 pub mod im2col;
+mod padded_rows;
 pub mod per_image;
 
 pub use conv2d::{conv2d, conv2d_with, conv_transpose2d, conv_transpose2d_with};
