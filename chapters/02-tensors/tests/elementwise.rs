@@ -308,3 +308,36 @@ fn elementwise_ops_on_empty_and_scalar_tensors() {
     assert_eq!(s.mul(&s).unwrap().item().unwrap(), 4.0);
     assert_eq!(s.exp().unwrap().rank(), 0);
 }
+
+/// Large contiguous results are written on every core, in one piece per
+/// thread: each element is still `f` of its own inputs, so the values are
+/// those of a plain loop, and one thread or two give the same bits.
+#[test]
+fn elementwise_large_results_are_split_over_threads_without_changing_a_bit() {
+    let n = (1 << 17) + 5; // above the threshold, and ragged
+    let a: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0).collect();
+    let b: Vec<f32> = (0..n).map(|i| ((i * 104729) % 997) as f32 / 50.0 - 9.0).collect();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (x, y) = (tensor(&a, n), tensor(&b, n));
+            let sum = x.add(&y).unwrap().to_vec::<f32>().unwrap();
+            let exp = x.exp().unwrap().to_vec::<f32>().unwrap();
+            let gt = x.cmp(CmpOp::Gt, &y).unwrap().to_vec::<u8>().unwrap();
+            let wide = x.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+            (sum, exp, gt, wide)
+        })
+    };
+    let (one, two) = (run(1), run(2));
+    assert_eq!(one, two, "the number of threads changed a result");
+    let (sum, exp, gt, wide) = two;
+    for i in 0..n {
+        assert_eq!(sum[i].to_bits(), (a[i] + b[i]).to_bits(), "add at {i}");
+        assert_eq!(exp[i].to_bits(), a[i].exp().to_bits(), "exp at {i}");
+        assert_eq!(gt[i], (a[i] > b[i]) as u8, "gt at {i}");
+        assert_eq!(wide[i], a[i] as f64, "cast at {i}");
+    }
+}
