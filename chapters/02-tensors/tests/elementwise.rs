@@ -315,8 +315,12 @@ fn elementwise_ops_on_empty_and_scalar_tensors() {
 #[test]
 fn elementwise_large_results_are_split_over_threads_without_changing_a_bit() {
     let n = (1 << 17) + 5; // above the threshold, and ragged
-    let a: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0).collect();
-    let b: Vec<f32> = (0..n).map(|i| ((i * 104729) % 997) as f32 / 50.0 - 9.0).collect();
+    let a: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+        .collect();
+    let b: Vec<f32> = (0..n)
+        .map(|i| ((i * 104729) % 997) as f32 / 50.0 - 9.0)
+        .collect();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -326,7 +330,7 @@ fn elementwise_large_results_are_split_over_threads_without_changing_a_bit() {
             let (x, y) = (tensor(&a, n), tensor(&b, n));
             let sum = x.add(&y).unwrap().to_vec::<f32>().unwrap();
             let exp = x.exp().unwrap().to_vec::<f32>().unwrap();
-            let gt = x.cmp(CmpOp::Gt, &y).unwrap().to_vec::<u8>().unwrap();
+            let gt = x.cmp(&y, CmpOp::Gt, "gt").unwrap().to_vec::<u8>().unwrap();
             let wide = x.to_dtype(DType::F64).unwrap().to_vec::<f64>().unwrap();
             (sum, exp, gt, wide)
         })
