@@ -3,8 +3,11 @@
 //! distinct layer shape, timed separately (median of `REPS` calls).
 //!
 //! ```text
-//! cargo run --release -p chapter-09 --example conv_layers [REPS] [BATCH]
+//! cargo run --release -p chapter-09 --example conv_layers [REPS] [BATCH] [no-winograd]
 //! ```
+//!
+//! With `no-winograd`, 3 × 3 stride-1 layers take the lowering to a matrix
+//! product instead of Winograd's method, for comparing the two.
 //!
 //! `bench/conv_layers.sh` runs it beside `bench/pytorch_conv_layers.py`,
 //! which times the same calls in PyTorch, and prints the ratio per layer.
@@ -45,6 +48,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let reps: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20);
     let batch: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(128);
+    match args.next().as_deref() {
+        None => {}
+        Some("no-winograd") => chapter_09::conv::set_winograd_enabled(false),
+        Some(other) => {
+            return Err(format!("unknown option {other:?} (expected no-winograd)").into())
+        }
+    }
     chapter_02::join_kernel_threads()?;
     let device = chapter_02::default_device()?;
     let mut total = 0.0;

@@ -678,3 +678,60 @@ fn wide_lowering_matches_the_composites_on_ragged_chunks() {
         }
     }
 }
+
+/// 3 × 3 convolutions with stride 1 and at least 8 channels each way take
+/// Winograd's method, `F(2×2, 3×3)`, for their forward pass and their
+/// input gradient: odd and even sizes (the last tiles half outside),
+/// paddings 0, 1 and 2 (whose input gradients are padded 2, 1 and 0),
+/// batches that do not divide into chunks. The numbers are the whole-batch
+/// lowering's, to `f32` rounding, and to 1e-12 in `f64`.
+#[test]
+fn winograd_matches_the_composites() {
+    let cases = [
+        (vec![5, 8, 7, 9], vec![12, 8, 3, 3], 1),
+        (vec![3, 16, 6, 6], vec![8, 16, 3, 3], 0),
+        (vec![2, 9, 5, 4], vec![10, 9, 3, 3], 2),
+        (vec![37, 8, 5, 5], vec![8, 8, 3, 3], 1),
+        (vec![4, 64, 7, 7], vec![64, 64, 3, 3], 1),
+    ];
+    for (xs, ws, pad) in cases {
+        let opts = Conv2dOptions::default().padding(pad);
+        let geom = ConvGeometry::conv2d(&xs, &ws, None, &opts).unwrap();
+        for dtype in [chapter_02::DType::F64, chapter_02::DType::F32] {
+            let tol = if dtype == chapter_02::DType::F64 {
+                1e-12
+            } else {
+                1e-4
+            };
+            let x = randn(&xs, 51).to_dtype(dtype).unwrap();
+            let w = randn(&ws, 52).to_dtype(dtype).unwrap();
+            let dy = randn(geom.output_shape().dims(), 53)
+                .to_dtype(dtype)
+                .unwrap();
+            let counter = CountingDevice::new(Device::cpu());
+            let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
+            let pairs = [
+                (
+                    "forward",
+                    call(&ConvForward(geom), &[&x, &w]),
+                    call(&ConvForward(geom), &[&on(&x), &on(&w)]),
+                ),
+                (
+                    "input gradient",
+                    call(&ConvInputGrad(geom), &[&dy, &w]),
+                    call(&ConvInputGrad(geom), &[&on(&dy), &on(&w)]),
+                ),
+            ];
+            for (what, kernel, composite) in pairs {
+                let (kernel, composite) = (kernel.unwrap().remove(0), composite.unwrap().remove(0));
+                assert_eq!(kernel.shape(), composite.shape(), "{what} {xs:?}");
+                assert_close(
+                    &kernel.to_vec_f64().unwrap(),
+                    &composite.to_vec_f64().unwrap(),
+                    tol,
+                    &format!("{what} {xs:?} pad {pad} {dtype:?}"),
+                );
+            }
+        }
+    }
+}

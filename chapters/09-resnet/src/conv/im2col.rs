@@ -160,7 +160,11 @@ fn check_one_float(op: &'static str, inputs: &[&RawTensor], want: &Shape) -> Res
 
 /// The element types of the CPU kernels.
 pub(crate) trait ConvFloat:
-    chapter_02::WithDType + std::ops::AddAssign + std::ops::Mul<Output = Self>
+    chapter_02::WithDType
+    + std::ops::AddAssign
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
 {
 }
 impl ConvFloat for f32 {}

@@ -31,6 +31,7 @@
 use super::geometry::ConvGeometry;
 use super::im2col::{add_taps_to_plane, tap_row, ConvFloat, Im2col};
 use super::padded_rows::PaddedRows;
+use super::winograd::{self, Winograd};
 use chapter_02::dispatch::call;
 use chapter_02::{DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor};
 use chapter_04::row_kernels::in_compute_dtype;
@@ -390,6 +391,44 @@ fn weight_grad_t_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], d
     sum_in_order(partials)
 }
 
+// ANCHOR: choose
+/// The forward pass by the fastest method that applies: Winograd's for
+/// 3 × 3 convolutions with stride 1, the wide lowering for other stride-1
+/// convolutions, one image at a time otherwise.
+fn forward<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T]) {
+    if let Some(p) = Winograd::new(g) {
+        let u = winograd::transform_filters(w, g.out_channels, g.in_channels, false);
+        return winograd::convolve(g, &p, x, &u, y, gemm_rows);
+    }
+    match PaddedRows::new(g) {
+        Some(p) => forward_wide(g, &p, x, w, y),
+        None => forward_images(g, x, w, y),
+    }
+}
+
+/// The input gradient likewise: with stride 1 it is a convolution of `dY`
+/// with the flipped, transposed filters, which Winograd's method computes
+/// when that convolution is 3 × 3.
+fn input_grad<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut [T]) {
+    let transposed = Winograd::input_grad_geometry(g);
+    if let Some((t, p)) = transposed.and_then(|t| Some((t, Winograd::new(&t)?))) {
+        let u = winograd::transform_filters(w, g.in_channels, g.out_channels, true);
+        return winograd::convolve(&t, &p, dy, &u, dx, gemm_rows);
+    }
+    match PaddedRows::new(g) {
+        Some(p) => input_grad_wide(g, &p, dy, w, dx),
+        None => input_grad_images(g, dy, w, dx),
+    }
+}
+// ANCHOR_END: choose
+
+/// `c = a · b` for row-major `a` (`m × k`), `b` (`k × n`) and `c`.
+fn gemm_rows<T: ConvFloat>((m, k, n): (usize, usize, usize), c: &mut [T], a: &[T], b: &[T]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    // SAFETY: the asserts above: the slices hold the three matrices.
+    unsafe { gemm_into((m, k, n), c, false, a, (k, 1), b, (n, 1)) }
+}
+
 /// The weight gradient `[O, C/G, kh, kw]` by whichever lowering applies,
 /// computed group by group as `dWᵀ` (`[K, O/G]`) and transposed into `dw`.
 fn weight_grad<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T], dw: &mut [T]) {
@@ -530,14 +569,8 @@ impl Operator for ConvForward {
                 "conv2d_forward",
                 inputs,
                 (g.output_shape(), false),
-                |x, w, y| match PaddedRows::new(&g) {
-                    Some(p) => forward_wide(&g, &p, x, w, y),
-                    None => forward_images(&g, x, w, y),
-                },
-                |x, w, y| match PaddedRows::new(&g) {
-                    Some(p) => forward_wide(&g, &p, x, w, y),
-                    None => forward_images(&g, x, w, y),
-                },
+                |x, w, y| forward(&g, x, w, y),
+                |x, w, y| forward(&g, x, w, y),
             )
         })]
     }
@@ -566,14 +599,8 @@ impl Operator for ConvInputGrad {
                 inputs,
                 // The wide path writes every value; the other adds into zeros.
                 (g.input_shape(), PaddedRows::new(&g).is_none()),
-                |dy, w, dx| match PaddedRows::new(&g) {
-                    Some(p) => input_grad_wide(&g, &p, dy, w, dx),
-                    None => input_grad_images(&g, dy, w, dx),
-                },
-                |dy, w, dx| match PaddedRows::new(&g) {
-                    Some(p) => input_grad_wide(&g, &p, dy, w, dx),
-                    None => input_grad_images(&g, dy, w, dx),
-                },
+                |dy, w, dx| input_grad(&g, dy, w, dx),
+                |dy, w, dx| input_grad(&g, dy, w, dx),
             )
         })]
     }
