@@ -27,6 +27,12 @@
 //! im2col(xₙ)ᵀ`, summed over images in a fixed order so that results do not
 //! depend on the number of threads). Each keeps the whole-batch lowering as
 //! its composite, which is what other devices run.
+//!
+//! Two refinements take over where they apply: with stride 1 the patch
+//! matrix is built from whole runs of the padded image, several images per
+//! product (`padded_rows.rs`), and 3 × 3 stride-1 convolutions use
+//! Winograd's method for the forward pass and the input gradient
+//! (`winograd.rs`); `forward` and `input_grad` below choose.
 
 use super::geometry::ConvGeometry;
 use super::im2col::{add_taps_to_plane, tap_row, ConvFloat, Im2col};
