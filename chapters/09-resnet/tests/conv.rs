@@ -579,17 +579,24 @@ fn conv2d_of_an_empty_batch_is_empty() {
 }
 
 /// The weight gradient sums its images in chunks whose order does not
-/// depend on the number of threads: one thread and two give the same bits.
+/// depend on the number of threads: one thread and two give the same bits,
+/// with 4 and 8 input channels.
 #[test]
 fn weight_gradient_does_not_depend_on_the_thread_count() {
+    for c in [4, 8] {
+        weight_gradient_is_thread_independent(c);
+    }
+}
+
+fn weight_gradient_is_thread_independent(c: usize) {
     let geom = ConvGeometry::conv2d(
-        &[37, 4, 9, 9],
-        &[6, 4, 3, 3],
+        &[37, c, 9, 9],
+        &[8, c, 3, 3],
         None,
         &Conv2dOptions::default().padding(1),
     )
     .unwrap();
-    let x = randn(&[37, 4, 9, 9], 31)
+    let x = randn(&[37, c, 9, 9], 31)
         .to_dtype(chapter_02::DType::F32)
         .unwrap();
     let dy = randn(geom.output_shape().dims(), 32)
