@@ -651,48 +651,7 @@ fn wide_lowering_matches_the_composites_on_ragged_chunks() {
         (vec![9, 2, 7, 7], vec![4, 2, 1, 1], Conv2dOptions::default()),
     ];
     for (xs, ws, opts) in cases {
-        let geom = ConvGeometry::conv2d(&xs, &ws, None, &opts).unwrap();
-        for dtype in [chapter_02::DType::F64, chapter_02::DType::F32] {
-            let tol = if dtype == chapter_02::DType::F64 {
-                1e-12
-            } else {
-                1e-4
-            };
-            let x = randn(&xs, 41).to_dtype(dtype).unwrap();
-            let w = randn(&ws, 42).to_dtype(dtype).unwrap();
-            let dy = randn(geom.output_shape().dims(), 43)
-                .to_dtype(dtype)
-                .unwrap();
-            let counter = CountingDevice::new(Device::cpu());
-            let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
-            let pairs = [
-                (
-                    "forward",
-                    call(&ConvForward(geom), &[&x, &w]),
-                    call(&ConvForward(geom), &[&on(&x), &on(&w)]),
-                ),
-                (
-                    "input gradient",
-                    call(&ConvInputGrad(geom), &[&dy, &w]),
-                    call(&ConvInputGrad(geom), &[&on(&dy), &on(&w)]),
-                ),
-                (
-                    "weight gradient",
-                    call(&ConvWeightGrad(geom), &[&x, &dy]),
-                    call(&ConvWeightGrad(geom), &[&on(&x), &on(&dy)]),
-                ),
-            ];
-            for (what, kernel, composite) in pairs {
-                let (kernel, composite) = (kernel.unwrap().remove(0), composite.unwrap().remove(0));
-                assert_eq!(kernel.shape(), composite.shape(), "{what} {xs:?}");
-                assert_close(
-                    &kernel.to_vec_f64().unwrap(),
-                    &composite.to_vec_f64().unwrap(),
-                    tol,
-                    &format!("{what} {xs:?} {dtype:?}"),
-                );
-            }
-        }
+        kernels_agree_with_composites(&xs, &ws, &opts, 41);
     }
 }
 
@@ -712,43 +671,54 @@ fn winograd_matches_the_composites() {
         (vec![4, 64, 7, 7], vec![64, 64, 3, 3], 1),
     ];
     for (xs, ws, pad) in cases {
-        let opts = Conv2dOptions::default().padding(pad);
-        let geom = ConvGeometry::conv2d(&xs, &ws, None, &opts).unwrap();
-        for dtype in [chapter_02::DType::F64, chapter_02::DType::F32] {
-            let tol = if dtype == chapter_02::DType::F64 {
-                1e-12
-            } else {
-                1e-4
-            };
-            let x = randn(&xs, 51).to_dtype(dtype).unwrap();
-            let w = randn(&ws, 52).to_dtype(dtype).unwrap();
-            let dy = randn(geom.output_shape().dims(), 53)
-                .to_dtype(dtype)
-                .unwrap();
-            let counter = CountingDevice::new(Device::cpu());
-            let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
-            let pairs = [
-                (
-                    "forward",
-                    call(&ConvForward(geom), &[&x, &w]),
-                    call(&ConvForward(geom), &[&on(&x), &on(&w)]),
-                ),
-                (
-                    "input gradient",
-                    call(&ConvInputGrad(geom), &[&dy, &w]),
-                    call(&ConvInputGrad(geom), &[&on(&dy), &on(&w)]),
-                ),
-            ];
-            for (what, kernel, composite) in pairs {
-                let (kernel, composite) = (kernel.unwrap().remove(0), composite.unwrap().remove(0));
-                assert_eq!(kernel.shape(), composite.shape(), "{what} {xs:?}");
-                assert_close(
-                    &kernel.to_vec_f64().unwrap(),
-                    &composite.to_vec_f64().unwrap(),
-                    tol,
-                    &format!("{what} {xs:?} pad {pad} {dtype:?}"),
-                );
-            }
+        kernels_agree_with_composites(&xs, &ws, &Conv2dOptions::default().padding(pad), 51);
+    }
+}
+
+/// The three CPU kernels of a convolution (forward, input gradient, weight
+/// gradient) against their whole-batch composites on a device without
+/// kernels: to 1e-12 in `f64` and to `f32` rounding (1e-4) in `f32`.
+fn kernels_agree_with_composites(xs: &[usize], ws: &[usize], opts: &Conv2dOptions, seed: u64) {
+    let geom = ConvGeometry::conv2d(xs, ws, None, opts).unwrap();
+    for dtype in [chapter_02::DType::F64, chapter_02::DType::F32] {
+        let tol = if dtype == chapter_02::DType::F64 {
+            1e-12
+        } else {
+            1e-4
+        };
+        let x = randn(xs, seed).to_dtype(dtype).unwrap();
+        let w = randn(ws, seed + 1).to_dtype(dtype).unwrap();
+        let dy = randn(geom.output_shape().dims(), seed + 2)
+            .to_dtype(dtype)
+            .unwrap();
+        let counter = CountingDevice::new(Device::cpu());
+        let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
+        let pairs = [
+            (
+                "forward",
+                call(&ConvForward(geom), &[&x, &w]),
+                call(&ConvForward(geom), &[&on(&x), &on(&w)]),
+            ),
+            (
+                "input gradient",
+                call(&ConvInputGrad(geom), &[&dy, &w]),
+                call(&ConvInputGrad(geom), &[&on(&dy), &on(&w)]),
+            ),
+            (
+                "weight gradient",
+                call(&ConvWeightGrad(geom), &[&x, &dy]),
+                call(&ConvWeightGrad(geom), &[&on(&x), &on(&dy)]),
+            ),
+        ];
+        for (what, kernel, composite) in pairs {
+            let (kernel, composite) = (kernel.unwrap().remove(0), composite.unwrap().remove(0));
+            assert_eq!(kernel.shape(), composite.shape(), "{what} {xs:?}");
+            assert_close(
+                &kernel.to_vec_f64().unwrap(),
+                &composite.to_vec_f64().unwrap(),
+                tol,
+                &format!("{what} {xs:?} {opts:?} {dtype:?}"),
+            );
         }
     }
 }
