@@ -311,9 +311,12 @@ fn elementwise_ops_on_empty_and_scalar_tensors() {
 
 /// Large contiguous results are written on every core, in one piece per
 /// thread: each element is still `f` of its own inputs, so the values are
-/// those of a plain loop, and one thread or two give the same bits.
+/// those of a plain loop, and one thread or two give the same bits. (A
+/// lesson about the CPU's threads: it runs on the CPU whatever
+/// `CANDLE_DEVICE` says.)
 #[test]
 fn elementwise_large_results_are_split_over_threads_without_changing_a_bit() {
+    let cpu = chapter_02::Device::cpu();
     let n = (1 << 17) + 5; // above the threshold, and ragged
     let a: Vec<f32> = (0..n)
         .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
@@ -327,7 +330,8 @@ fn elementwise_large_results_are_split_over_threads_without_changing_a_bit() {
             .build()
             .unwrap();
         pool.install(|| {
-            let (x, y) = (tensor(&a, n), tensor(&b, n));
+            let x = Tensor::from_vec(a.clone(), n, &cpu).unwrap();
+            let y = Tensor::from_vec(b.clone(), n, &cpu).unwrap();
             let sum = x.add(&y).unwrap().to_vec::<f32>().unwrap();
             let exp = x.exp().unwrap().to_vec::<f32>().unwrap();
             let gt = x.cmp(&y, CmpOp::Gt, "gt").unwrap().to_vec::<u8>().unwrap();
