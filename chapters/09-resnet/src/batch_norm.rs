@@ -93,7 +93,7 @@ impl Module for BatchNorm2d {
 impl BatchNorm2d {
     /// Training with `γ`, `β` and a fixed momentum (the usual layer, and
     /// ResNet's) runs as one operation, [`batch_norm_train`], whose kernels
-    /// make three passes over the activations instead of chapter 05's
+    /// make two passes over the activations instead of chapter 05's
     /// dozen; the running averages are then updated from its statistics,
     /// exactly as chapter 05 does it. `None` for every other configuration,
     /// which chapter 05's composite handles.

@@ -247,7 +247,7 @@ fn a_convolutional_training_step_makes_no_host_transfers() {
     assert_eq!(counts.host_transfers(), 0, "{counts:?}");
 }
 
-/// The CPU kernels of training-mode batch norm (three passes forward, two
+/// The CPU kernels of training-mode batch norm (two passes forward, two
 /// backward) give the numbers of their composites, the formulas in tensor
 /// operations, which a device without kernels runs.
 #[test]

@@ -18,7 +18,8 @@
 //! y = γ·r·(x − μ) + β  =  a·x + b     (a = γ·r,  b = β − a·μ)
 //! ```
 //!
-//! two reading passes for the statistics and one writing pass for `y`.
+//! one reading pass for the statistics (each plane centred on its own mean
+//! while it is in cache) and one writing pass for `y`.
 //! With `x̂ = r·(x − μ)` and the incoming gradient `g`, the backward pass
 //! (the derivation is on the chapter's page) is
 //!
