@@ -722,3 +722,63 @@ fn kernels_agree_with_composites(xs: &[usize], ws: &[usize], opts: &Conv2dOption
         }
     }
 }
+
+/// Half-precision inputs run the CPU kernels in `f32` (widened, then
+/// rounded back): Winograd's path, the padded rows and the per-image
+/// lowering give, in `f16` and `bf16`, the `f32` result of the same
+/// rounded inputs to the half type's precision, forward and backward.
+#[test]
+fn half_precision_convolutions_run_in_f32() {
+    use chapter_02::DType;
+    let cases = [
+        (
+            vec![3, 8, 6, 6],
+            vec![8, 8, 3, 3],
+            Conv2dOptions::default().padding(1),
+        ),
+        (
+            vec![3, 4, 6, 6],
+            vec![6, 4, 3, 3],
+            Conv2dOptions::default().padding(1),
+        ),
+        (
+            vec![3, 8, 6, 6],
+            vec![8, 8, 3, 3],
+            Conv2dOptions::default().stride(2).padding(1),
+        ),
+    ];
+    for (xs, ws, opts) in cases {
+        for (half, tol) in [(DType::F16, 1e-2), (DType::BF16, 6e-2)] {
+            let x = randn(&xs, 61).to_dtype(half).unwrap();
+            let w = randn(&ws, 62)
+                .affine(0.2, 0.0)
+                .unwrap()
+                .to_dtype(half)
+                .unwrap();
+            let run = |dtype: DType| {
+                let xt = Tensor::param(x.to_dtype(dtype).unwrap()).unwrap();
+                let wt = Tensor::param(w.to_dtype(dtype).unwrap()).unwrap();
+                let y = conv2d(&xt, &wt, None, &opts).unwrap();
+                assert_eq!(y.dtype(), dtype);
+                y.sum_all().unwrap().backward().unwrap();
+                let grads = [xt.grad().unwrap(), wt.grad().unwrap()];
+                let values = |t: &RawTensor| t.to_vec_f64().unwrap();
+                (values(&y.data()), grads.map(|g| values(&g.data())))
+            };
+            let (y_half, g_half) = run(half);
+            let (y_f32, g_f32) = run(DType::F32);
+            let close = |a: &[f64], b: &[f64], what: &str| {
+                let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (p - q).abs() <= tol * scale,
+                        "{half:?} {xs:?} {what} {i}: {p} vs {q}"
+                    );
+                }
+            };
+            close(&y_half, &y_f32, "output");
+            close(&g_half[0], &g_f32[0], "input gradient");
+            close(&g_half[1], &g_f32[1], "weight gradient");
+        }
+    }
+}
