@@ -48,6 +48,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let reps: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20);
     let batch: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(128);
+    if reps == 0 || batch == 0 {
+        return Err("REPS and BATCH must be at least 1".into());
+    }
     match args.next().as_deref() {
         None => {}
         Some("no-winograd") => chapter_09::conv::set_winograd_enabled(false),

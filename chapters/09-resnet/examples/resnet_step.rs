@@ -22,6 +22,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let steps: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
     let batch: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(128);
+    if steps == 0 || batch == 0 {
+        return Err("STEPS and BATCH must be at least 1".into());
+    }
     // As `candle train` does: the main thread is one of the kernels' threads.
     chapter_02::join_kernel_threads()?;
     let device = chapter_02::default_device()?;
