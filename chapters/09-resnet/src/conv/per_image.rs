@@ -190,41 +190,49 @@ fn input_grad_images<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut
 fn weight_grad_t_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -> Vec<T> {
     let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
     let (chw, l) = (g.in_channels * g.in_h * g.in_w, g.out_h * g.out_w);
-    let firsts: Vec<usize> = (0..g.batch).step_by(WEIGHT_GRAD_CHUNK).collect();
-    let partials: Vec<Vec<T>> = firsts
-        .par_iter()
-        .map(|&first| {
-            let mut dwt = vec![T::default(); g.out_channels * k];
-            let mut cols = vec![T::default(); groups * k * l];
-            for n in first..(first + WEIGHT_GRAD_CHUNK).min(g.batch) {
-                im2col_image(g, &x[n * chw..][..chw], &mut cols);
-                let dy_n = &dy[n * g.out_channels * l..][..g.out_channels * l];
-                for gi in 0..groups {
-                    // dy_nᵀ of the group: element (p, o) of the [l, og]
-                    // matrix is dy_n[o·l + p].
-                    // SAFETY: the slices are the group's [k, l], [og, l]
-                    // and [k, og] matrices.
-                    unsafe {
-                        gemm_into(
-                            (k, l, og),
-                            &mut dwt[gi * k * og..][..k * og],
-                            true,
-                            &cols[gi * k * l..][..k * l],
-                            (l, 1),
-                            &dy_n[gi * og * l..][..og * l],
-                            (1, l),
-                        )
-                    }
+    sum_over_chunks(g.batch, WEIGHT_GRAD_CHUNK, |images| {
+        let mut dwt = vec![T::default(); g.out_channels * k];
+        let mut cols = vec![T::default(); groups * k * l];
+        for n in images {
+            im2col_image(g, &x[n * chw..][..chw], &mut cols);
+            let dy_n = &dy[n * g.out_channels * l..][..g.out_channels * l];
+            for gi in 0..groups {
+                // dy_nᵀ of the group: element (p, o) of the [l, og]
+                // matrix is dy_n[o·l + p].
+                // SAFETY: the slices are the group's [k, l], [og, l]
+                // and [k, og] matrices.
+                unsafe {
+                    gemm_into(
+                        (k, l, og),
+                        &mut dwt[gi * k * og..][..k * og],
+                        true,
+                        &cols[gi * k * l..][..k * l],
+                        (l, 1),
+                        &dy_n[gi * og * l..][..og * l],
+                        (1, l),
+                    )
                 }
             }
-            dwt
-        })
-        .collect();
-    sum_in_order(partials)
+        }
+        dwt
+    })
 }
 
-/// The partial sums added one after another, in the order given.
-fn sum_in_order<T: ConvFloat>(partials: Vec<Vec<T>>) -> Vec<T> {
+/// `f(images)` for consecutive chunks of `per` images (the last one
+/// shorter), on the cores in parallel, and the partial results added one
+/// after another in the order of the chunks: the chunks, and so the order
+/// of every addition, depend only on the batch size, never on the number
+/// of threads. An empty batch gives an empty vector.
+fn sum_over_chunks<T: ConvFloat>(
+    batch: usize,
+    per: usize,
+    f: impl Fn(std::ops::Range<usize>) -> Vec<T> + Sync,
+) -> Vec<T> {
+    let firsts: Vec<usize> = (0..batch).step_by(per).collect();
+    let partials: Vec<Vec<T>> = firsts
+        .par_iter()
+        .map(|&first| f(first..(first + per).min(batch)))
+        .collect();
     let mut parts = partials.into_iter();
     let mut total = parts.next().unwrap_or_default();
     for part in parts {
@@ -350,51 +358,46 @@ fn weight_grad_t_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], d
     let ol = g.out_channels * g.out_h * g.out_w;
     let most = p.chunk * p.cols_per_image;
     let per_partial = p.chunk * WEIGHT_GRAD_CHUNK.div_ceil(p.chunk);
-    let firsts: Vec<usize> = (0..g.batch).step_by(per_partial).collect();
-    let partials: Vec<Vec<T>> = firsts
-        .par_iter()
-        .map(|&start| {
-            let mut dwt = vec![T::default(); g.out_channels * k];
-            let mut padded = vec![T::default(); p.padded_len()];
-            let mut cols = vec![T::default(); groups * k * most];
-            let mut wide = vec![T::default(); g.out_channels * most];
-            let end = (start + per_partial).min(g.batch);
-            for first in (start..end).step_by(p.chunk) {
-                let images = p.chunk.min(end - first);
-                let s = images * p.cols_per_image;
-                for b in 0..images {
-                    let n = first + b;
-                    p.pad(g, &x[n * chw..][..chw], &mut padded);
-                    p.lower(g, &padded, &mut cols[..groups * k * s], s, b);
-                    p.widen(
-                        g,
-                        &dy[n * ol..][..ol],
-                        &mut wide[..g.out_channels * s],
-                        s,
-                        b,
-                    );
-                }
-                for gi in 0..groups {
-                    // dY_wideᵀ of the group: element (q, o) of the [s, og]
-                    // matrix is wide[o·s + q]. SAFETY: the group's [k, s],
-                    // [og, s] and [k, og] matrices.
-                    unsafe {
-                        gemm_into(
-                            (k, s, og),
-                            &mut dwt[gi * k * og..][..k * og],
-                            true,
-                            &cols[gi * k * s..][..k * s],
-                            (s, 1),
-                            &wide[gi * og * s..][..og * s],
-                            (1, s),
-                        )
-                    }
+    sum_over_chunks(g.batch, per_partial, |images| {
+        let (start, end) = (images.start, images.end);
+        let mut dwt = vec![T::default(); g.out_channels * k];
+        let mut padded = vec![T::default(); p.padded_len()];
+        let mut cols = vec![T::default(); groups * k * most];
+        let mut wide = vec![T::default(); g.out_channels * most];
+        for first in (start..end).step_by(p.chunk) {
+            let images = p.chunk.min(end - first);
+            let s = images * p.cols_per_image;
+            for b in 0..images {
+                let n = first + b;
+                p.pad(g, &x[n * chw..][..chw], &mut padded);
+                p.lower(g, &padded, &mut cols[..groups * k * s], s, b);
+                p.widen(
+                    g,
+                    &dy[n * ol..][..ol],
+                    &mut wide[..g.out_channels * s],
+                    s,
+                    b,
+                );
+            }
+            for gi in 0..groups {
+                // dY_wideᵀ of the group: element (q, o) of the [s, og]
+                // matrix is wide[o·s + q]. SAFETY: the group's [k, s],
+                // [og, s] and [k, og] matrices.
+                unsafe {
+                    gemm_into(
+                        (k, s, og),
+                        &mut dwt[gi * k * og..][..k * og],
+                        true,
+                        &cols[gi * k * s..][..k * s],
+                        (s, 1),
+                        &wide[gi * og * s..][..og * s],
+                        (1, s),
+                    )
                 }
             }
-            dwt
-        })
-        .collect();
-    sum_in_order(partials)
+        }
+        dwt
+    })
 }
 
 // ANCHOR: choose
