@@ -3,7 +3,7 @@
 //! asking the operating system for memory. `cargo test -p chapter-02
 //! memory` runs these.
 
-use chapter_02::{cpu_empty_cache, cpu_pool_stats, DType, Device, Tensor};
+use chapter_02::{cpu_empty_cache, cpu_pool_stats, scratch_buffer, DType, Device, Tensor};
 
 // ANCHOR: pool_lesson
 #[test]
@@ -53,4 +53,26 @@ fn memory_empty_cache_returns_everything() {
     // and a new tensor is still right.
     let u = Tensor::ones(50_000, DType::F64, &Device::cpu()).unwrap();
     assert_eq!(u.sum_all().unwrap().item().unwrap(), 50_000.0);
+}
+
+/// A kernel's scratch buffer goes back to the pool when it is dropped, and
+/// the next scratch buffer of that size is the same memory, handed out
+/// without being filled again.
+#[test]
+fn memory_scratch_buffers_return_to_the_pool() {
+    // A size no other test uses, so the counts below are ours.
+    let n = 70_001;
+    let mut a = scratch_buffer(n, 0.0f64);
+    assert_eq!(a.len(), n);
+    a.fill(3.0);
+    let at = a.as_ptr();
+    drop(a);
+    let before = cpu_pool_stats();
+    let b = scratch_buffer(n, 0.0f64);
+    let after = cpu_pool_stats();
+    assert!(after.hits > before.hits, "{before:?} then {after:?}");
+    assert_eq!(b.as_ptr(), at, "a kept buffer of that size was not reused");
+    assert_eq!(b.len(), n);
+    // Small buffers are left to malloc, and still have their length.
+    assert_eq!(scratch_buffer(10, 1u8).len(), 10);
 }

@@ -675,54 +675,6 @@ fn winograd_matches_the_composites() {
     }
 }
 
-/// The three CPU kernels of a convolution (forward, input gradient, weight
-/// gradient) against their whole-batch composites on a device without
-/// kernels: to 1e-12 in `f64` and to `f32` rounding (1e-4) in `f32`.
-fn kernels_agree_with_composites(xs: &[usize], ws: &[usize], opts: &Conv2dOptions, seed: u64) {
-    let geom = ConvGeometry::conv2d(xs, ws, None, opts).unwrap();
-    for dtype in [chapter_02::DType::F64, chapter_02::DType::F32] {
-        let tol = if dtype == chapter_02::DType::F64 {
-            1e-12
-        } else {
-            1e-4
-        };
-        let x = randn(xs, seed).to_dtype(dtype).unwrap();
-        let w = randn(ws, seed + 1).to_dtype(dtype).unwrap();
-        let dy = randn(geom.output_shape().dims(), seed + 2)
-            .to_dtype(dtype)
-            .unwrap();
-        let counter = CountingDevice::new(Device::cpu());
-        let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
-        let pairs = [
-            (
-                "forward",
-                call(&ConvForward(geom), &[&x, &w]),
-                call(&ConvForward(geom), &[&on(&x), &on(&w)]),
-            ),
-            (
-                "input gradient",
-                call(&ConvInputGrad(geom), &[&dy, &w]),
-                call(&ConvInputGrad(geom), &[&on(&dy), &on(&w)]),
-            ),
-            (
-                "weight gradient",
-                call(&ConvWeightGrad(geom), &[&x, &dy]),
-                call(&ConvWeightGrad(geom), &[&on(&x), &on(&dy)]),
-            ),
-        ];
-        for (what, kernel, composite) in pairs {
-            let (kernel, composite) = (kernel.unwrap().remove(0), composite.unwrap().remove(0));
-            assert_eq!(kernel.shape(), composite.shape(), "{what} {xs:?}");
-            assert_close(
-                &kernel.to_vec_f64().unwrap(),
-                &composite.to_vec_f64().unwrap(),
-                tol,
-                &format!("{what} {xs:?} {opts:?} {dtype:?}"),
-            );
-        }
-    }
-}
-
 /// Half-precision inputs run the CPU kernels in `f32` (widened, then
 /// rounded back): Winograd's path, the padded rows and the per-image
 /// lowering give, in `f16` and `bf16`, the `f32` result of the same

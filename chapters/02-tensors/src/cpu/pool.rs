@@ -132,6 +132,41 @@ pub(crate) fn give<T: Copy + Send + 'static>(v: Vec<T>) {
 }
 // ANCHOR_END: pool
 
+/// A scratch buffer of a kernel, taken from the pool and given back to it
+/// when dropped. Later chapters' kernels use it for their temporary
+/// matrices (a convolution's patch matrix, Winograd's transformed tiles):
+/// a kernel that allocated them fresh at every call paid for the
+/// zero-filling and the page faults of a megabyte at a time.
+///
+/// Its values are unspecified when it is handed out (a kept buffer's old
+/// values, or the fill value): a kernel writes before it reads.
+pub struct ScratchBuffer<T: Copy + Send + 'static>(Vec<T>);
+
+/// A [`ScratchBuffer`] of `n` elements, reused from the pool when one of
+/// that size was kept, else filled with `fill`.
+pub fn scratch_buffer<T: Copy + Send + 'static>(n: usize, fill: T) -> ScratchBuffer<T> {
+    ScratchBuffer(overwritten(n, fill))
+}
+
+impl<T: Copy + Send + 'static> std::ops::Deref for ScratchBuffer<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T: Copy + Send + 'static> std::ops::DerefMut for ScratchBuffer<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.0
+    }
+}
+
+impl<T: Copy + Send + 'static> Drop for ScratchBuffer<T> {
+    fn drop(&mut self) {
+        give(std::mem::take(&mut self.0));
+    }
+}
+
 /// Gives every kept buffer back to the system (like PyTorch's
 /// `torch.cuda.empty_cache()`).
 pub fn empty_cache() {

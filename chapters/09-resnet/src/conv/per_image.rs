@@ -39,6 +39,7 @@ use super::im2col::{add_taps_to_plane, tap_row, ConvFloat, Im2col};
 use super::padded_rows::PaddedRows;
 use super::winograd::{self, Winograd};
 use chapter_02::dispatch::call;
+use chapter_02::scratch_buffer;
 use chapter_02::{DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor};
 use chapter_04::row_kernels::in_compute_dtype;
 use rayon::prelude::*;
@@ -122,7 +123,7 @@ fn forward_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T])
     y.par_chunks_mut(g.out_channels * l)
         .enumerate()
         .for_each_init(
-            || vec![T::default(); groups * k * l],
+            || scratch_buffer(groups * k * l, T::default()),
             |cols, (n, y_n)| {
                 im2col_image(g, &x[n * chw..][..chw], cols);
                 for gi in 0..groups {
@@ -152,7 +153,7 @@ fn input_grad_images<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut
     dx.par_chunks_mut(g.in_channels * hw)
         .enumerate()
         .for_each_init(
-            || vec![T::default(); groups * k * l],
+            || scratch_buffer(groups * k * l, T::default()),
             |cols, (n, dx_n)| {
                 let dy_n = &dy[n * g.out_channels * l..][..g.out_channels * l];
                 for gi in 0..groups {
@@ -192,7 +193,7 @@ fn weight_grad_t_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -> Ve
     let (chw, l) = (g.in_channels * g.in_h * g.in_w, g.out_h * g.out_w);
     sum_over_chunks(g.batch, WEIGHT_GRAD_CHUNK, |images| {
         let mut dwt = vec![T::default(); g.out_channels * k];
-        let mut cols = vec![T::default(); groups * k * l];
+        let mut cols = scratch_buffer(groups * k * l, T::default());
         for n in images {
             im2col_image(g, &x[n * chw..][..chw], &mut cols);
             let dy_n = &dy[n * g.out_channels * l..][..g.out_channels * l];
@@ -258,9 +259,14 @@ fn forward_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], w: &[T]
     }
     y.par_chunks_mut(p.chunk * ol).enumerate().for_each_init(
         || {
-            let padded = vec![T::default(); p.padded_len()];
-            let cols = vec![T::default(); groups * k * most];
-            (padded, cols, vec![T::default(); g.out_channels * most])
+            // From the buffer pool: every value is written before it is read.
+            let padded = scratch_buffer(p.padded_len(), T::default());
+            let cols = scratch_buffer(groups * k * most, T::default());
+            (
+                padded,
+                cols,
+                scratch_buffer(g.out_channels * most, T::default()),
+            )
         },
         |(padded, cols, wide), (chunk, y_chunk)| {
             let (first, images) = (chunk * p.chunk, y_chunk.len() / ol);
@@ -311,9 +317,9 @@ fn input_grad_wide<T: ConvFloat>(
     }
     dx.par_chunks_mut(p.chunk * chw).enumerate().for_each_init(
         || {
-            let wide = vec![T::default(); g.out_channels * most];
-            let dcols = vec![T::default(); groups * k * most];
-            (wide, dcols, vec![T::default(); p.padded_len()])
+            let wide = scratch_buffer(g.out_channels * most, T::default());
+            let dcols = scratch_buffer(groups * k * most, T::default());
+            (wide, dcols, scratch_buffer(p.padded_len(), T::default()))
         },
         |(wide, dcols, dpadded), (chunk, dx_chunk)| {
             let (first, images) = (chunk * p.chunk, dx_chunk.len() / chw);
@@ -361,9 +367,10 @@ fn weight_grad_t_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], d
     sum_over_chunks(g.batch, per_partial, |images| {
         let (start, end) = (images.start, images.end);
         let mut dwt = vec![T::default(); g.out_channels * k];
-        let mut padded = vec![T::default(); p.padded_len()];
-        let mut cols = vec![T::default(); groups * k * most];
-        let mut wide = vec![T::default(); g.out_channels * most];
+        // From the buffer pool: every value is written before it is read.
+        let mut padded = scratch_buffer(p.padded_len(), T::default());
+        let mut cols = scratch_buffer(groups * k * most, T::default());
+        let mut wide = scratch_buffer(g.out_channels * most, T::default());
         for first in (start..end).step_by(p.chunk) {
             let images = p.chunk.min(end - first);
             let s = images * p.cols_per_image;

@@ -46,6 +46,7 @@
 
 use super::geometry::ConvGeometry;
 use super::im2col::ConvFloat;
+use chapter_02::scratch_buffer;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Tiles a chunk of images aims for, times the larger channel count: the
@@ -360,9 +361,10 @@ pub(crate) fn convolve<T: ConvFloat>(
     }
     y.par_chunks_mut(p.chunk * ol).enumerate().for_each_init(
         || {
-            let padded = vec![T::default(); c * p.hq * p.wq];
-            let v = vec![T::default(); 16 * c * most];
-            let m = vec![T::default(); 16 * o * most];
+            // From the buffer pool: every value is written before it is read.
+            let padded = scratch_buffer(c * p.hq * p.wq, T::default());
+            let v = scratch_buffer(16 * c * most, T::default());
+            let m = scratch_buffer(16 * o * most, T::default());
             let rows: [Vec<T>; 4] = std::array::from_fn(|_| vec![T::default(); p.wq]);
             let sums: [Vec<T>; 8] = std::array::from_fn(|_| vec![T::default(); p.tw]);
             (padded, v, m, rows, sums)

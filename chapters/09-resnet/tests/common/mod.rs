@@ -3,9 +3,12 @@
 //! definitions, to check the im2col versions against.
 #![allow(dead_code)]
 
+use chapter_02::dispatch::call;
+use chapter_02::CountingDevice;
 use chapter_02::Generator;
 use chapter_03::{DType, Device, RawTensor, Result, Tensor};
-use chapter_09::ConvGeometry;
+use chapter_09::conv::{ConvForward, ConvInputGrad, ConvWeightGrad};
+use chapter_09::{Conv2dOptions, ConvGeometry};
 
 /// The device the suite runs on: the one `CANDLE_DEVICE` names (default
 /// `cpu`).
@@ -129,4 +132,66 @@ pub fn conv_transpose2d_loops(
         }
     }
     y
+}
+
+/// The three CPU kernels of a convolution (forward, input gradient, weight
+/// gradient) against their whole-batch composites on a device without
+/// kernels: to 1e-12 in `f64` and to `f32` rounding (1e-4) in `f32`.
+pub fn kernels_agree_with_composites(xs: &[usize], ws: &[usize], opts: &Conv2dOptions, seed: u64) {
+    for dtype in [DType::F64, DType::F32] {
+        let tol = if dtype == DType::F64 { 1e-12 } else { 1e-4 };
+        for (what, kernel, composite) in kernels_and_composites(xs, ws, opts, seed, dtype) {
+            let what = format!("{what} {xs:?} {opts:?} {dtype:?}");
+            assert_close(&kernel, &composite, tol, &what);
+        }
+    }
+}
+
+/// The forward pass, input gradient and weight gradient of one convolution
+/// of random tensors in `dtype`, each by its CPU kernel and by its
+/// composite on a device without kernels: `(what, kernel, composite)`.
+pub fn kernels_and_composites(
+    xs: &[usize],
+    ws: &[usize],
+    opts: &Conv2dOptions,
+    seed: u64,
+    dtype: DType,
+) -> Vec<(&'static str, Vec<f64>, Vec<f64>)> {
+    let geom = ConvGeometry::conv2d(xs, ws, None, opts).unwrap();
+    let x = randn(xs, seed).to_dtype(dtype).unwrap();
+    let w = randn(ws, seed + 1).to_dtype(dtype).unwrap();
+    let dy = randn(geom.output_shape().dims(), seed + 2)
+        .to_dtype(dtype)
+        .unwrap();
+    let counter = CountingDevice::new(Device::cpu());
+    let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
+    let pairs = [
+        (
+            "forward",
+            call(&ConvForward(geom), &[&x, &w]),
+            call(&ConvForward(geom), &[&on(&x), &on(&w)]),
+        ),
+        (
+            "input gradient",
+            call(&ConvInputGrad(geom), &[&dy, &w]),
+            call(&ConvInputGrad(geom), &[&on(&dy), &on(&w)]),
+        ),
+        (
+            "weight gradient",
+            call(&ConvWeightGrad(geom), &[&x, &dy]),
+            call(&ConvWeightGrad(geom), &[&on(&x), &on(&dy)]),
+        ),
+    ];
+    pairs
+        .into_iter()
+        .map(|(what, kernel, composite)| {
+            let (kernel, composite) = (kernel.unwrap().remove(0), composite.unwrap().remove(0));
+            assert_eq!(kernel.shape(), composite.shape(), "{what} {xs:?}");
+            (
+                what,
+                kernel.to_vec_f64().unwrap(),
+                composite.to_vec_f64().unwrap(),
+            )
+        })
+        .collect()
 }
