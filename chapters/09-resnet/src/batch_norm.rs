@@ -16,6 +16,7 @@ pub use training::{batch_norm_train, BatchNormBackward, BatchNormForward};
 
 use chapter_02::{DType, Device, Error, Result, Tensor as RawTensor};
 use chapter_03::Tensor;
+use chapter_04::prelude::*;
 use chapter_05::{BatchNorm1d, BatchNormConfig, Module, Slot, Visit};
 use std::ops::{Deref, DerefMut};
 
@@ -55,6 +56,22 @@ impl BatchNorm2d {
 impl Module for BatchNorm2d {
     /// `x: [N, C, H, W]` → same shape.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_then(x, false)
+    }
+}
+
+impl BatchNorm2d {
+    /// `relu(bn(x))`, the pair that follows almost every convolution of a
+    /// ResNet: in training, one operation whose kernels apply the ReLU in
+    /// batch norm's own passes (a pass over the activations fewer each
+    /// way, and one tensor fewer kept for the backward pass); otherwise
+    /// the two in turn.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_then(x, true)
+    }
+
+    /// Batch norm of `x`, then a ReLU if `relu`.
+    fn forward_then(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let dims = x.dims();
         let c = self.0.num_features;
         let &[n, xc, h, w] = dims.as_slice() else {
@@ -81,10 +98,14 @@ impl Module for BatchNorm2d {
                 ),
             ));
         }
-        if let Some(y) = self.forward_fused(x)? {
+        if let Some(y) = self.forward_fused(x, relu)? {
             return Ok(y);
         }
-        self.0.forward(&x.reshape([n, c, h * w])?)?.reshape(dims)
+        let y = self.0.forward(&x.reshape([n, c, h * w])?)?.reshape(dims)?;
+        match relu {
+            true => y.relu(),
+            false => Ok(y),
+        }
     }
 }
 // ANCHOR_END: batch_norm2d
@@ -94,10 +115,11 @@ impl BatchNorm2d {
     /// Training with `γ`, `β` and a fixed momentum (the usual layer, and
     /// ResNet's) runs as one operation, [`batch_norm_train`], whose kernels
     /// make two passes over the activations instead of chapter 05's
-    /// dozen; the running averages are then updated from its statistics,
-    /// exactly as chapter 05 does it. `None` for every other configuration,
-    /// which chapter 05's composite handles.
-    fn forward_fused(&self, x: &Tensor) -> Result<Option<Tensor>> {
+    /// dozen (with `relu`, a ReLU in the same passes); the running averages
+    /// are then updated from its statistics, exactly as chapter 05 does it.
+    /// `None` for every other configuration, which chapter 05's composite
+    /// handles.
+    fn forward_fused(&self, x: &Tensor, relu: bool) -> Result<Option<Tensor>> {
         let bn = &self.0;
         let (Some(gamma), Some(beta)) = (&bn.weight, &bn.bias) else {
             return Ok(None);
@@ -111,7 +133,7 @@ impl BatchNorm2d {
         if !bn.training.get() {
             return Ok(None);
         }
-        let (y, mean, var) = batch_norm_train(x, gamma, beta, bn.config.eps)?;
+        let (y, mean, var) = batch_norm_train(x, gamma, beta, bn.config.eps, relu)?;
         if tracking {
             // r ← (1 − m)·r + m·statistic, the variance made unbiased.
             let dims = x.dims();

@@ -248,14 +248,17 @@ fn a_convolutional_training_step_makes_no_host_transfers() {
 }
 
 /// The CPU kernels of training-mode batch norm (two passes forward, two
-/// backward) give the numbers of their composites, the formulas in tensor
-/// operations, which a device without kernels runs.
+/// backward; the forward one with and without the ReLU it can apply) give
+/// the numbers of their composites, the formulas in tensor operations, which a device
+/// without kernels runs.
 #[test]
 fn batch_norm_kernels_match_the_composites() {
     let counter = CountingDevice::new(Device::cpu());
     let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
-    for (i, dims) in [[4, 3, 5, 5], [1, 2, 3, 1], [7, 1, 1, 2], [2, 16, 9, 9]]
+    let shapes = [[4, 3, 5, 5], [1, 2, 3, 1], [7, 1, 1, 2], [2, 16, 9, 9]];
+    for (i, (dims, relu)) in shapes
         .iter()
+        .flat_map(|d| [(d, false), (d, true)])
         .enumerate()
     {
         let seed = 40 + 10 * i as u64;
@@ -266,7 +269,7 @@ fn batch_norm_kernels_match_the_composites() {
             randn(&[c], seed + 2),
             randn(dims, seed + 3),
         );
-        let fwd = BatchNormForward { eps: 1e-5 };
+        let fwd = BatchNormForward { eps: 1e-5, relu };
         let kernel = call(&fwd, &[&x, &gamma, &beta]).unwrap();
         let composite = call(&fwd, &[&on(&x), &on(&gamma), &on(&beta)]).unwrap();
         for (k, c) in kernel.iter().zip(&composite) {
@@ -277,6 +280,14 @@ fn batch_norm_kernels_match_the_composites() {
                 1e-10,
                 "forward",
             );
+        }
+        if relu {
+            let y = kernel[0].to_vec_f64().unwrap();
+            assert!(y.iter().all(|&v| v >= 0.0), "{dims:?}: a negative output");
+            // With enough values per channel some fall below zero.
+            if dims[0] * dims[2] * dims[3] >= 20 {
+                assert!(y.contains(&0.0), "{dims:?}: the ReLU cut nothing");
+            }
         }
         let (mean, var) = (&kernel[1], &kernel[2]);
         let bwd = BatchNormBackward { eps: 1e-5 };
@@ -296,9 +307,15 @@ fn batch_norm_kernels_match_the_composites() {
 
 /// Differentiating batch norm's backward pass (`create_graph`) takes the
 /// formula written in differentiable operations; its derivatives match
-/// finite differences.
+/// finite differences, with and without the fused ReLU.
 #[test]
 fn batch_norm2d_second_derivatives_gradcheck() {
+    for relu in [false, true] {
+        second_derivatives_gradcheck(relu);
+    }
+}
+
+fn second_derivatives_gradcheck(relu: bool) {
     let v = Tensor::from_raw(randn(&[2, 3, 2, 2], 60));
     let first = |t: &[Tensor], which: usize| -> chapter_03::Result<Tensor> {
         let _recording = set_grad_enabled(true);
@@ -312,7 +329,10 @@ fn batch_norm2d_second_derivatives_gradcheck() {
         let mut bn = BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev())?;
         bn.weight = Some(t[1].clone());
         bn.bias = Some(t[2].clone());
-        let y = bn.forward(&t[0])?;
+        let y = match relu {
+            false => bn.forward(&t[0])?,
+            true => bn.forward_relu(&t[0])?,
+        };
         // L = Σ y ⊙ v ⊙ y: quadratic, so every derivative depends on x.
         let loss = y.mul(&v)?.mul(&y)?.sum_all()?;
         let opts = BackwardOptions {
@@ -325,7 +345,7 @@ fn batch_norm2d_second_derivatives_gradcheck() {
     let inputs = [randn(&[2, 3, 2, 2], 61), randn(&[3], 62), randn(&[3], 63)];
     for which in 0..3 {
         gradcheck(|t| first(t, which), &inputs, GradcheckOptions::default())
-            .unwrap_or_else(|e| panic!("derivative of gradient {which}: {e}"));
+            .unwrap_or_else(|e| panic!("derivative of gradient {which}, relu {relu}: {e}"));
     }
 }
 
@@ -342,7 +362,10 @@ fn batch_statistics_survive_a_large_mean_in_f32() {
     // The exact statistics of the f32 values, in f64.
     let values = x.to_vec_f64().unwrap();
     let (n, c, l) = (dims[0], dims[1], dims[2] * dims[3]);
-    let fwd = BatchNormForward { eps: 1e-5 };
+    let fwd = BatchNormForward {
+        eps: 1e-5,
+        relu: false,
+    };
     let ones = RawTensor::ones(c, DType::F32, &Device::cpu()).unwrap();
     let zeros = RawTensor::zeros(c, DType::F32, &Device::cpu()).unwrap();
     let out = call(&fwd, &[&x, &ones, &zeros]).unwrap();
@@ -363,5 +386,54 @@ fn batch_statistics_survive_a_large_mean_in_f32() {
             "channel {ch}: variance {} vs {v}",
             var[ch]
         );
+    }
+}
+
+/// `forward_relu` is `relu(forward(x))`: in training (one fused operation
+/// on the CPU) the output, every gradient and the running statistics are
+/// those of the two layers in turn, in f64 and f32; in evaluation it is
+/// the two in turn.
+#[test]
+fn batch_norm2d_forward_relu_is_relu_of_forward() {
+    for dtype in [DType::F64, DType::F32] {
+        let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+        let x_raw = randn(&[3, 4, 5, 6], 90).to_dtype(dtype).unwrap();
+        let v = Tensor::from_raw(randn(&[3, 4, 5, 6], 91).to_dtype(dtype).unwrap());
+        let run = |fused: bool, training: bool| {
+            let bn =
+                BatchNorm2d::with_options(4, BatchNormConfig::default(), dtype, &dev()).unwrap();
+            bn.set_training(training);
+            let x = Tensor::param(x_raw.clone()).unwrap();
+            let y = match fused {
+                true => bn.forward_relu(&x).unwrap(),
+                false => bn.forward(&x).unwrap().relu().unwrap(),
+            };
+            y.mul(&v).unwrap().sum_all().unwrap().backward().unwrap();
+            let weight = bn.weight.as_ref().unwrap().grad().unwrap();
+            let bias = bn.bias.as_ref().unwrap().grad().unwrap();
+            [
+                y.data(),
+                x.grad().unwrap().data(),
+                weight.data(),
+                bias.data(),
+                bn.running_mean.get(),
+                bn.running_var.get(),
+            ]
+            .map(|t| t.to_vec_f64().unwrap())
+        };
+        for training in [true, false] {
+            let (fused, apart) = (run(true, training), run(false, training));
+            let names = [
+                "output",
+                "x.grad",
+                "weight.grad",
+                "bias.grad",
+                "running_mean",
+                "running_var",
+            ];
+            for ((f, a), name) in fused.iter().zip(&apart).zip(names) {
+                assert_close(f, a, tol, &format!("{name} {dtype:?} training {training}"));
+            }
+        }
     }
 }

@@ -28,8 +28,17 @@
 //! ∂L/∂x = γ·r·(g − Σg/M − x̂·Σ(g·x̂)/M)
 //! ```
 //!
-//! one reading pass for the two sums and one writing pass for `∂L/∂x`. The
-//! operators below are those passes ([`BatchNormForward`],
+//! one reading pass for the two sums and one writing pass for `∂L/∂x`.
+//!
+//! In a ResNet almost every batch norm is followed by a ReLU, another pass
+//! that reads and writes the whole tensor, and another in the backward
+//! pass. With `relu` set, the forward pass writes `max(y, 0)` in its own
+//! writing pass, and the backward pass masks `g` with that output (ReLU's
+//! gradient, chapter 04's `ReluBackward`) before its own two passes: what
+//! is saved is the pass that wrote `y` and the one that read it again, and
+//! one tensor fewer kept for the backward pass.
+//!
+//! The operators below are those passes ([`BatchNormForward`],
 //! [`BatchNormBackward`]); their composites are the same formulas in
 //! tensor operations, for every other device. [`batch_norm_train`] joins
 //! them into a differentiable operation; differentiating its backward
@@ -38,9 +47,11 @@
 
 use chapter_02::dispatch::call;
 use chapter_02::{
-    DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor, WithDType,
+    CmpOp, DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor, UnaryOp,
+    WithDType,
 };
 use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
+use chapter_04::elementwise::ReluBackward;
 use chapter_04::row_kernels::in_compute_dtype;
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,6 +59,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// The element types of the kernels.
 trait BnFloat:
     WithDType
+    + PartialOrd
     + std::ops::Add<Output = Self>
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
@@ -160,13 +172,15 @@ fn channel_stats<T: BnFloat>(p: Planes, x: &[T]) -> Vec<(f64, f64)> {
 }
 
 /// `y = a·x + b` plane by plane, with each channel's `a = γ·r` and
-/// `b = β − a·μ`.
-fn scale_shift<T: BnFloat>(p: Planes, x: &[T], a: &[T], b: &[T], y: &mut [T]) {
+/// `b = β − a·μ`; with `RELU`, `max(a·x + b, 0)` (a NaN stays NaN).
+fn scale_shift<T: BnFloat, const RELU: bool>(p: Planes, x: &[T], a: &[T], b: &[T], y: &mut [T]) {
+    let zero = T::default();
     y.par_chunks_mut(p.l).enumerate().for_each(|(i, y)| {
         let ch = i % p.c;
         let (a, b) = (a[ch], b[ch]);
         for (y, &x) in y.iter_mut().zip(&x[i * p.l..][..p.l]) {
-            *y = a * x + b;
+            let v = a * x + b;
+            *y = if RELU && v < zero { zero } else { v };
         }
     });
 }
@@ -258,10 +272,12 @@ fn check_vector(op: &'static str, what: &str, t: &RawTensor, c: usize) -> Result
 }
 
 // ANCHOR: operators
-/// Inputs `x: [N, C, H, W]`, `γ: [C]`, `β: [C]`; outputs `y` (like `x`)
-/// and the batch's per-channel mean and *biased* variance (`[C]` each).
+/// Inputs `x: [N, C, H, W]`, `γ: [C]`, `β: [C]`; outputs `y` (like `x`;
+/// `max(y, 0)` with `relu`) and the batch's per-channel mean and *biased*
+/// variance (`[C]` each).
 pub struct BatchNormForward {
     pub eps: f64,
+    pub relu: bool,
 }
 
 /// Inputs `g` (the gradient of `y`), `x`, and `μ`, `σ²`, `γ` (`[C]`);
@@ -288,9 +304,12 @@ impl Operator for BatchNormForward {
         let centred = x.sub(&mean)?;
         let var = centred.sqr()?.mean(vec![0, 2, 3], true)?;
         let r = var.add_scalar(self.eps)?.powf(-0.5)?;
-        let y = centred
+        let mut y = centred
             .mul(&r.mul(&per_channel(gamma, c)?)?)?
             .add(&per_channel(beta, c)?)?;
+        if self.relu {
+            y = y.unary(UnaryOp::Relu, "relu")?;
+        }
         Ok(vec![y, mean.reshape(c)?, var.reshape(c)?])
     }
     fn builtin_kernels() -> Vec<(DeviceKind, Kernel<Self>)> {
@@ -327,7 +346,11 @@ fn batch_norm_forward_cpu(op: &BatchNormForward, inputs: &[&RawTensor]) -> Resul
                 }
                 let mut y =
                     RawTensor::for_overwrite(t[0].shape().clone(), t[0].dtype(), t[0].device())?;
-                scale_shift(p, s[0], &a, &b, y.host_slice_mut::<$T>()?);
+                let out = y.host_slice_mut::<$T>()?;
+                match op.relu {
+                    false => scale_shift::<$T, false>(p, s[0], &a, &b, out),
+                    true => scale_shift::<$T, true>(p, s[0], &a, &b, out),
+                }
                 let (mean, var) = stats.into_iter().unzip();
                 let dtype = t[0].dtype();
                 vec![y, vector(mean, dtype, t[0])?, vector(var, dtype, t[0])?]
@@ -443,20 +466,29 @@ fn saved(s: &Saved) -> Option<(RawTensor, RawTensor)> {
 }
 
 // ANCHOR: train_op
-/// Training-mode batch norm as one differentiable operation: inputs `x`,
-/// `γ`, `β`. Its forward pass keeps the batch statistics for the backward
-/// pass (and for the caller, which updates the running averages).
+/// Training-mode batch norm (followed by a ReLU with `relu`) as one
+/// differentiable operation: inputs `x`, `γ`, `β`. Its forward pass keeps
+/// the batch statistics for the backward pass (and for the caller, which
+/// updates the running averages).
 struct BatchNormTrain {
     eps: f64,
+    relu: bool,
     saved: Saved,
 }
 
 impl CustomOp for BatchNormTrain {
     fn name(&self) -> &'static str {
-        "batch_norm"
+        match self.relu {
+            false => "batch_norm",
+            true => "batch_norm_relu",
+        }
     }
     fn forward(&self, inputs: &[&RawTensor]) -> Result<RawTensor> {
-        let mut out = call(&BatchNormForward { eps: self.eps }, inputs)?;
+        let op = BatchNormForward {
+            eps: self.eps,
+            relu: self.relu,
+        };
+        let mut out = call(&op, inputs)?;
         let (var, mean, y) = (out.remove(2), out.remove(1), out.remove(0));
         *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some((mean, var));
         Ok(y)
@@ -464,16 +496,30 @@ impl CustomOp for BatchNormTrain {
     fn backward(&self, ctx: &BackwardCtx<'_>, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
         let (x, gamma) = (ctx.input(0), ctx.input(1));
         if is_grad_enabled() {
-            // create_graph: the same formula, in differentiable operations.
-            return differentiable_backward(x, gamma, g, self.eps);
+            // create_graph: the same formula, in differentiable operations,
+            // with ReLU's gradient a fixed mask (its derivative is 0).
+            let g = match self.relu {
+                false => g.clone(),
+                true => {
+                    let y = ctx.output.data();
+                    let mask = y.cmp_scalar(CmpOp::Gt, 0.0)?.to_dtype(y.dtype())?;
+                    g.mul(&Tensor::from_raw(mask))?
+                }
+            };
+            return differentiable_backward(x, gamma, &g, self.eps);
         }
         let (mean, var) = saved(&self.saved)
             .ok_or_else(|| Error::invalid("batch_norm", "backward ran before forward"))?;
-        let raw = [g.data(), x.data(), mean, var, gamma.data()];
-        let out = call(
-            &BatchNormBackward { eps: self.eps },
-            &raw.iter().collect::<Vec<_>>(),
-        )?;
+        let mut g = g.data();
+        if self.relu {
+            // ReLU's gradient first, g where the output is positive: its
+            // own pass, which compiles to vector selects. (Masking inside
+            // batch norm's two passes instead was measured slower.)
+            g = call(&ReluBackward, &[&ctx.output.data(), &g])?.remove(0);
+        }
+        let raw = [g, x.data(), mean, var, gamma.data()];
+        let op = BatchNormBackward { eps: self.eps };
+        let out = call(&op, &raw.iter().collect::<Vec<_>>())?;
         Ok(out.into_iter().map(|t| Some(Tensor::from_raw(t))).collect())
     }
 }
@@ -511,17 +557,20 @@ fn differentiable_backward(
 }
 
 /// Training-mode batch norm of `x: [N, C, H, W]` with the affine `γ`, `β`
-/// (`[C]`): the output, and the batch's per-channel mean and biased
-/// variance (`[C]`, not part of any graph) for the running averages.
+/// (`[C]`), followed by a ReLU when `relu` is set: the output, and the
+/// batch's per-channel mean and biased variance (`[C]`, not part of any
+/// graph) for the running averages.
 pub fn batch_norm_train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
+    relu: bool,
 ) -> Result<(Tensor, RawTensor, RawTensor)> {
     let stats: Saved = Arc::default();
     let op = BatchNormTrain {
         eps,
+        relu,
         saved: stats.clone(),
     };
     let y = Tensor::apply(op, &[x, gamma, beta])?;

@@ -164,7 +164,7 @@ impl Module for BasicBlock {
     /// `x: [N, in, H, W]` → `[N, out, ⌈H/s⌉, ⌈W/s⌉]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         check_input("BasicBlock", "conv1", x, self.conv1.weight.dims()[1])?;
-        let out = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         let out = self.bn2.forward(&self.conv2.forward(&out)?)?;
         if !self.residual {
             return out.relu();
@@ -268,8 +268,8 @@ impl Module for Bottleneck {
     /// `x: [N, in, H, W]` → `[N, out, ⌈H/s⌉, ⌈W/s⌉]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         check_input("Bottleneck", "conv1", x, self.conv1.weight.dims()[1])?;
-        let out = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
-        let out = self.bn2.forward(&self.conv2.forward(&out)?)?.relu()?;
+        let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
+        let out = self.bn2.forward_relu(&self.conv2.forward(&out)?)?;
         let out = self.bn3.forward(&self.conv3.forward(&out)?)?;
         if !self.residual {
             return out.relu();

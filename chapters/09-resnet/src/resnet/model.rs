@@ -15,7 +15,6 @@ use crate::layers::Conv2d;
 use crate::pool::global_avg_pool2d;
 use chapter_02::Error;
 use chapter_03::{DType, Device, Result, Tensor};
-use chapter_04::prelude::*;
 use chapter_05::{BatchNormConfig, Linear, Module, Slot, Visit};
 
 // ANCHOR: block_enum
@@ -117,7 +116,7 @@ impl ResNet {
 impl Module for ResNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.check_input(x)?;
-        let mut h = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let mut h = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         for block in &self.blocks {
             h = block.forward(&h)?;
         }
