@@ -580,23 +580,26 @@ fn conv2d_of_an_empty_batch_is_empty() {
 
 /// The weight gradient sums its images in chunks whose order does not
 /// depend on the number of threads: one thread and two give the same bits,
-/// with 4 and 8 input channels.
+/// with 4 and 8 input channels, and with stride 1 and 2 (the padded rows
+/// and the strided lowering).
 #[test]
 fn weight_gradient_does_not_depend_on_the_thread_count() {
-    for c in [4, 8] {
-        weight_gradient_is_thread_independent(c);
+    for (c, stride) in [(4, 1), (8, 1), (4, 2)] {
+        weight_gradient_is_thread_independent(c, stride);
     }
 }
 
-fn weight_gradient_is_thread_independent(c: usize) {
+fn weight_gradient_is_thread_independent(c: usize, stride: usize) {
+    // Strided: 21 × 21 outputs make chunks of 3 images, partial sums of 9.
+    let side = if stride == 1 { 9 } else { 41 };
     let geom = ConvGeometry::conv2d(
-        &[37, c, 9, 9],
+        &[37, c, side, side],
         &[8, c, 3, 3],
         None,
-        &Conv2dOptions::default().padding(1),
+        &Conv2dOptions::default().padding(1).stride(stride),
     )
     .unwrap();
-    let x = randn(&[37, c, 9, 9], 31)
+    let x = randn(&[37, c, side, side], 31)
         .to_dtype(chapter_02::DType::F32)
         .unwrap();
     let dy = randn(geom.output_shape().dims(), 32)
@@ -652,6 +655,39 @@ fn wide_lowering_matches_the_composites_on_ragged_chunks() {
     ];
     for (xs, ws, opts) in cases {
         kernels_agree_with_composites(&xs, &ws, &opts, 41);
+    }
+}
+
+/// Strided convolutions lower a chunk of images side by side (about 1,024
+/// columns: five 15 × 16 outputs here), so batches that do not divide into
+/// chunks, groups, dilation and a 1 × 1 kernel give the numbers of the
+/// whole-batch composite, in f64 and f32.
+#[test]
+fn strided_lowering_matches_the_composites_on_ragged_chunks() {
+    let strided = |stride: (usize, usize)| Conv2dOptions {
+        stride,
+        padding: Padding::Explicit(1, 1),
+        ..Conv2dOptions::default()
+    };
+    let cases = [
+        (vec![23, 3, 30, 31], vec![5, 3, 3, 3], strided((2, 2))),
+        (
+            vec![13, 4, 24, 22],
+            vec![6, 2, 3, 3],
+            Conv2dOptions {
+                groups: 2,
+                dilation: (2, 1),
+                ..strided((2, 3))
+            },
+        ),
+        (
+            vec![11, 6, 28, 28],
+            vec![8, 6, 1, 1],
+            Conv2dOptions::default().stride(2),
+        ),
+    ];
+    for (xs, ws, opts) in cases {
+        kernels_agree_with_composites(&xs, &ws, &opts, 71);
     }
 }
 

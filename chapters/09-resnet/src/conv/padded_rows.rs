@@ -40,7 +40,7 @@ use super::im2col::ConvFloat;
 /// with `cargo run --release -p chapter-09 --example conv_layers` on the
 /// ResNet14 layers: 512 columns 137 ms for a step's convolutions, 1024
 /// columns 127 ms, 1536 131 ms, 3000 140 ms.
-const CHUNK_COLUMNS: usize = 1024;
+pub(crate) const CHUNK_COLUMNS: usize = 1024;
 
 /// The wide layout of one convolution, or `None` where it does not apply
 /// (a stride other than 1).

@@ -36,7 +36,7 @@
 
 use super::geometry::ConvGeometry;
 use super::im2col::{add_taps_to_plane, tap_row, ConvFloat, Im2col};
-use super::padded_rows::PaddedRows;
+use super::padded_rows::{PaddedRows, CHUNK_COLUMNS};
 use super::winograd::{self, Winograd};
 use chapter_02::dispatch::call;
 use chapter_02::scratch_buffer;
@@ -104,85 +104,158 @@ unsafe fn gemm_into<T: ConvFloat>(
     );
 }
 
+/// Images lowered side by side into one patch matrix: enough for about
+/// [`CHUNK_COLUMNS`] columns. One 14 × 14 image makes a product with 196
+/// columns, too few for the GEMM to run at speed; six side by side make
+/// 1,176. Images of at least that many outputs go one at a time.
+fn images_per_chunk(g: &ConvGeometry) -> usize {
+    let l = (g.out_h * g.out_w).max(1);
+    CHUNK_COLUMNS.div_ceil(l).clamp(1, g.batch.max(1))
+}
+
 /// Writes image `x_n`'s patch matrix (`[G·K, L]`, one row per (channel,
-/// tap)) into `cols`.
-fn im2col_image<T: ConvFloat>(g: &ConvGeometry, x_n: &[T], cols: &mut [T]) {
+/// tap)) into columns `first .. first + L` of `cols`, whose rows are
+/// `stride` long.
+fn im2col_image<T: ConvFloat>(
+    g: &ConvGeometry,
+    x_n: &[T],
+    cols: &mut [T],
+    stride: usize,
+    first: usize,
+) {
     let (kh, kw) = g.kernel;
     let (hw, l) = (g.in_h * g.in_w, g.out_h * g.out_w);
-    for (r, row) in cols.chunks_exact_mut(l).enumerate() {
+    for (r, row) in cols.chunks_exact_mut(stride).enumerate() {
         let (ch, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
-        tap_row(g, &x_n[ch * hw..][..hw], (i, j), row);
+        tap_row(g, &x_n[ch * hw..][..hw], (i, j), &mut row[first..][..l]);
+    }
+}
+
+/// Copies image `b`'s `[O, L]` block out of the `[O, stride]` matrix
+/// `wide` into `y_n`.
+fn narrow_image<T: ConvFloat>(wide: &[T], stride: usize, b: usize, l: usize, y_n: &mut [T]) {
+    for (o, row) in y_n.chunks_exact_mut(l).enumerate() {
+        row.copy_from_slice(&wide[o * stride + b * l..][..l]);
+    }
+}
+
+/// Copies image `b`'s `[O, L]` gradient `dy_n` into columns `b·L ..` of
+/// the `[O, stride]` matrix `wide`.
+fn widen_image<T: ConvFloat>(dy_n: &[T], l: usize, wide: &mut [T], stride: usize, b: usize) {
+    for (o, row) in dy_n.chunks_exact(l).enumerate() {
+        wide[o * stride + b * l..][..l].copy_from_slice(row);
     }
 }
 
 // ANCHOR: forward_per_image
-/// `y_n = W · im2col(x_n)` for every image `n`, on the cores in parallel.
+/// `y_n = W · im2col(x_n)` for every image `n`, a chunk of images per
+/// product ([`images_per_chunk`]: their patch matrices side by side), the
+/// chunks on the cores in parallel.
 fn forward_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T]) {
     let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
     let (chw, l) = (g.in_channels * g.in_h * g.in_w, g.out_h * g.out_w);
-    y.par_chunks_mut(g.out_channels * l)
-        .enumerate()
-        .for_each_init(
-            || scratch_buffer(groups * k * l, T::default()),
-            |cols, (n, y_n)| {
-                im2col_image(g, &x[n * chw..][..chw], cols);
-                for gi in 0..groups {
-                    // SAFETY: the three slices are exactly the group's
-                    // [og, k], [k, l] and [og, l] row-major matrices.
-                    unsafe {
-                        gemm_into(
-                            (og, k, l),
-                            &mut y_n[gi * og * l..][..og * l],
-                            false,
-                            &w[gi * og * k..][..og * k],
-                            (k, 1),
-                            &cols[gi * k * l..][..k * l],
-                            (l, 1),
-                        )
-                    }
+    let ol = g.out_channels * l;
+    let chunk = images_per_chunk(g);
+    if ol == 0 {
+        return;
+    }
+    y.par_chunks_mut(chunk * ol).enumerate().for_each_init(
+        || {
+            // From the buffer pool: every value is written before it is read.
+            let cols = scratch_buffer(groups * k * chunk * l, T::default());
+            (
+                cols,
+                scratch_buffer(g.out_channels * chunk * l, T::default()),
+            )
+        },
+        |(cols, wide), (c, y_chunk)| {
+            let (first, images) = (c * chunk, y_chunk.len() / ol);
+            let s = images * l; // this chunk's columns
+            for b in 0..images {
+                let x_n = &x[(first + b) * chw..][..chw];
+                im2col_image(g, x_n, &mut cols[..groups * k * s], s, b * l);
+            }
+            // One image's product is already its output; several are
+            // copied out of the wide product.
+            let out: &mut [T] = if images == 1 { y_chunk } else { wide };
+            for gi in 0..groups {
+                // SAFETY: the three slices are exactly the group's
+                // [og, k], [k, s] and [og, s] row-major matrices.
+                unsafe {
+                    gemm_into(
+                        (og, k, s),
+                        &mut out[gi * og * s..][..og * s],
+                        false,
+                        &w[gi * og * k..][..og * k],
+                        (k, 1),
+                        &cols[gi * k * s..][..k * s],
+                        (s, 1),
+                    )
                 }
-            },
-        );
+            }
+            if images > 1 {
+                for (b, y_n) in y_chunk.chunks_exact_mut(ol).enumerate() {
+                    narrow_image(wide, s, b, l, y_n);
+                }
+            }
+        },
+    );
 }
 // ANCHOR_END: forward_per_image
 
-/// `dx_n = col2im(Wᵀ · dy_n)` for every image `n`; `dx` starts at zero.
+/// `dx_n = col2im(Wᵀ · dy_n)` for every image `n`, a chunk of images per
+/// product; `dx` starts at zero.
 fn input_grad_images<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut [T]) {
     let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
     let (hw, l) = (g.in_h * g.in_w, g.out_h * g.out_w);
-    dx.par_chunks_mut(g.in_channels * hw)
-        .enumerate()
-        .for_each_init(
-            || scratch_buffer(groups * k * l, T::default()),
-            |cols, (n, dx_n)| {
-                let dy_n = &dy[n * g.out_channels * l..][..g.out_channels * l];
-                for gi in 0..groups {
-                    // Wᵀ of the group: element (r, o) of the [k, og] matrix is
-                    // w[o·k + r], so its row stride is 1 and its column stride k.
-                    // SAFETY: the slices are the group's [og, k], [og, l] and
-                    // [k, l] matrices.
-                    unsafe {
-                        gemm_into(
-                            (k, og, l),
-                            &mut cols[gi * k * l..][..k * l],
-                            false,
-                            &w[gi * og * k..][..og * k],
-                            (1, k),
-                            &dy_n[gi * og * l..][..og * l],
-                            (l, 1),
-                        )
-                    }
+    let (chw, ol) = (g.in_channels * hw, g.out_channels * l);
+    let chunk = images_per_chunk(g);
+    if chw == 0 {
+        return;
+    }
+    dx.par_chunks_mut(chunk * chw).enumerate().for_each_init(
+        || {
+            // From the buffer pool: every value is written before it is read.
+            let wide = scratch_buffer(g.out_channels * chunk * l, T::default());
+            (wide, scratch_buffer(groups * k * chunk * l, T::default()))
+        },
+        |(wide, cols), (c, dx_chunk)| {
+            let (first, images) = (c * chunk, dx_chunk.len() / chw);
+            let s = images * l;
+            for b in 0..images {
+                widen_image(&dy[(first + b) * ol..][..ol], l, wide, s, b);
+            }
+            for gi in 0..groups {
+                // Wᵀ of the group: element (r, o) of the [k, og] matrix is
+                // w[o·k + r], so its row stride is 1 and its column stride k.
+                // SAFETY: the slices are the group's [og, k], [og, s] and
+                // [k, s] matrices.
+                unsafe {
+                    gemm_into(
+                        (k, og, s),
+                        &mut cols[gi * k * s..][..k * s],
+                        false,
+                        &w[gi * og * k..][..og * k],
+                        (1, k),
+                        &wide[gi * og * s..][..og * s],
+                        (s, 1),
+                    )
                 }
+            }
+            for (b, dx_n) in dx_chunk.chunks_exact_mut(chw).enumerate() {
                 for (ch, plane) in dx_n.chunks_exact_mut(hw).enumerate() {
-                    add_taps_to_plane(g, cols, l, 0, ch, plane);
+                    add_taps_to_plane(g, cols, s, b * l, ch, plane);
                 }
-            },
-        );
+            }
+        },
+    );
 }
 
-/// `dWᵀ = Σ_n im2col(x_n) · dy_nᵀ` (one `[K, O/G]` matrix per group):
-/// chunks of [`WEIGHT_GRAD_CHUNK`] images each summed into a partial
-/// gradient on one core, the partials then added in order.
+/// `dWᵀ = Σ_n im2col(x_n) · dy_nᵀ` (one `[K, O/G]` matrix per group), a
+/// chunk of images per product: partial sums cover a fixed number of
+/// images (whole chunks, at least [`WEIGHT_GRAD_CHUNK`]) on one core each,
+/// and are added in order, so the result does not depend on the number of
+/// threads.
 ///
 /// The transpose is what the GEMM wants: a product with a `[K, O/G]`
 /// result (144 × 16 for a 3 × 3 convolution of 16 channels) runs at twice
@@ -191,26 +264,42 @@ fn input_grad_images<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut
 fn weight_grad_t_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -> Vec<T> {
     let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
     let (chw, l) = (g.in_channels * g.in_h * g.in_w, g.out_h * g.out_w);
-    sum_over_chunks(g.batch, WEIGHT_GRAD_CHUNK, |images| {
+    let ol = g.out_channels * l;
+    let chunk = images_per_chunk(g);
+    let per_partial = chunk * WEIGHT_GRAD_CHUNK.div_ceil(chunk);
+    sum_over_chunks(g.batch, per_partial, |images| {
+        let (start, end) = (images.start, images.end);
         let mut dwt = vec![T::default(); g.out_channels * k];
-        let mut cols = scratch_buffer(groups * k * l, T::default());
-        for n in images {
-            im2col_image(g, &x[n * chw..][..chw], &mut cols);
-            let dy_n = &dy[n * g.out_channels * l..][..g.out_channels * l];
+        // From the buffer pool: every value is written before it is read.
+        let mut cols = scratch_buffer(groups * k * chunk * l, T::default());
+        let mut wide = scratch_buffer(g.out_channels * chunk * l, T::default());
+        for first in (start..end).step_by(chunk) {
+            let images = chunk.min(end - first);
+            let s = images * l;
+            for b in 0..images {
+                let n = first + b;
+                im2col_image(
+                    g,
+                    &x[n * chw..][..chw],
+                    &mut cols[..groups * k * s],
+                    s,
+                    b * l,
+                );
+                widen_image(&dy[n * ol..][..ol], l, &mut wide, s, b);
+            }
             for gi in 0..groups {
-                // dy_nᵀ of the group: element (p, o) of the [l, og]
-                // matrix is dy_n[o·l + p].
-                // SAFETY: the slices are the group's [k, l], [og, l]
-                // and [k, og] matrices.
+                // dYᵀ of the group: element (p, o) of the [s, og] matrix
+                // is wide[o·s + p]. SAFETY: the slices are the group's
+                // [k, s], [og, s] and [k, og] matrices.
                 unsafe {
                     gemm_into(
-                        (k, l, og),
+                        (k, s, og),
                         &mut dwt[gi * k * og..][..k * og],
                         true,
-                        &cols[gi * k * l..][..k * l],
-                        (l, 1),
-                        &dy_n[gi * og * l..][..og * l],
-                        (1, l),
+                        &cols[gi * k * s..][..k * s],
+                        (s, 1),
+                        &wide[gi * og * s..][..og * s],
+                        (1, s),
                     )
                 }
             }
