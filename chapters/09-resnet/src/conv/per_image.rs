@@ -104,6 +104,86 @@ unsafe fn gemm_into<T: ConvFloat>(
     );
 }
 
+/// `out = W · cols` for each group of a chunk of `s` columns: `w` holds
+/// the groups' `[og, k]` filters, `cols` their `[k, s]` patch rows, `out`
+/// their `[og, s]` products, one after another.
+fn products_by_group<T: ConvFloat>(g: &ConvGeometry, s: usize, w: &[T], cols: &[T], out: &mut [T]) {
+    let (og, k) = (g.out_channels / g.groups, g.col_rows());
+    for gi in 0..g.groups {
+        // SAFETY: the three slices are exactly the group's [og, k], [k, s]
+        // and [og, s] row-major matrices.
+        unsafe {
+            gemm_into(
+                (og, k, s),
+                &mut out[gi * og * s..][..og * s],
+                false,
+                &w[gi * og * k..][..og * k],
+                (k, 1),
+                &cols[gi * k * s..][..k * s],
+                (s, 1),
+            )
+        }
+    }
+}
+
+/// `cols = Wᵀ · dY` for each group of a chunk of `s` columns: `dy` holds
+/// the groups' `[og, s]` gradient rows, `cols` receives their `[k, s]`.
+fn transposed_products_by_group<T: ConvFloat>(
+    g: &ConvGeometry,
+    s: usize,
+    w: &[T],
+    dy: &[T],
+    cols: &mut [T],
+) {
+    let (og, k) = (g.out_channels / g.groups, g.col_rows());
+    for gi in 0..g.groups {
+        // Wᵀ of the group: element (r, o) of the [k, og] matrix is
+        // w[o·k + r], so its row stride is 1 and its column stride k.
+        // SAFETY: the slices are the group's [og, k], [og, s] and [k, s]
+        // matrices.
+        unsafe {
+            gemm_into(
+                (k, og, s),
+                &mut cols[gi * k * s..][..k * s],
+                false,
+                &w[gi * og * k..][..og * k],
+                (1, k),
+                &dy[gi * og * s..][..og * s],
+                (s, 1),
+            )
+        }
+    }
+}
+
+/// `dWᵀ += cols · dYᵀ` for each group of a chunk of `s` columns: `cols`
+/// holds the groups' `[k, s]` patch rows, `dy` their `[og, s]` gradient
+/// rows, `dwt` their `[k, og]` sums.
+fn add_weight_products_by_group<T: ConvFloat>(
+    g: &ConvGeometry,
+    s: usize,
+    cols: &[T],
+    dy: &[T],
+    dwt: &mut [T],
+) {
+    let (og, k) = (g.out_channels / g.groups, g.col_rows());
+    for gi in 0..g.groups {
+        // dYᵀ of the group: element (q, o) of the [s, og] matrix is
+        // dy[o·s + q]. SAFETY: the slices are the group's [k, s], [og, s]
+        // and [k, og] matrices.
+        unsafe {
+            gemm_into(
+                (k, s, og),
+                &mut dwt[gi * k * og..][..k * og],
+                true,
+                &cols[gi * k * s..][..k * s],
+                (s, 1),
+                &dy[gi * og * s..][..og * s],
+                (1, s),
+            )
+        }
+    }
+}
+
 /// Images lowered side by side into one patch matrix: enough for about
 /// [`CHUNK_COLUMNS`] columns. One 14 × 14 image makes a product with 196
 /// columns, too few for the GEMM to run at speed; six side by side make
@@ -152,7 +232,7 @@ fn widen_image<T: ConvFloat>(dy_n: &[T], l: usize, wide: &mut [T], stride: usize
 /// product ([`images_per_chunk`]: their patch matrices side by side), the
 /// chunks on the cores in parallel.
 fn forward_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T]) {
-    let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
+    let (groups, k) = (g.groups, g.col_rows());
     let (chw, l) = (g.in_channels * g.in_h * g.in_w, g.out_h * g.out_w);
     let ol = g.out_channels * l;
     let chunk = images_per_chunk(g);
@@ -178,21 +258,7 @@ fn forward_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T])
             // One image's product is already its output; several are
             // copied out of the wide product.
             let out: &mut [T] = if images == 1 { y_chunk } else { wide };
-            for gi in 0..groups {
-                // SAFETY: the three slices are exactly the group's
-                // [og, k], [k, s] and [og, s] row-major matrices.
-                unsafe {
-                    gemm_into(
-                        (og, k, s),
-                        &mut out[gi * og * s..][..og * s],
-                        false,
-                        &w[gi * og * k..][..og * k],
-                        (k, 1),
-                        &cols[gi * k * s..][..k * s],
-                        (s, 1),
-                    )
-                }
-            }
+            products_by_group(g, s, w, &cols[..], &mut out[..]);
             if images > 1 {
                 for (b, y_n) in y_chunk.chunks_exact_mut(ol).enumerate() {
                     narrow_image(wide, s, b, l, y_n);
@@ -206,7 +272,7 @@ fn forward_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T])
 /// `dx_n = col2im(Wᵀ · dy_n)` for every image `n`, a chunk of images per
 /// product; `dx` starts at zero.
 fn input_grad_images<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut [T]) {
-    let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
+    let (groups, k) = (g.groups, g.col_rows());
     let (hw, l) = (g.in_h * g.in_w, g.out_h * g.out_w);
     let (chw, ol) = (g.in_channels * hw, g.out_channels * l);
     let chunk = images_per_chunk(g);
@@ -225,23 +291,7 @@ fn input_grad_images<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut
             for b in 0..images {
                 widen_image(&dy[(first + b) * ol..][..ol], l, wide, s, b);
             }
-            for gi in 0..groups {
-                // Wᵀ of the group: element (r, o) of the [k, og] matrix is
-                // w[o·k + r], so its row stride is 1 and its column stride k.
-                // SAFETY: the slices are the group's [og, k], [og, s] and
-                // [k, s] matrices.
-                unsafe {
-                    gemm_into(
-                        (k, og, s),
-                        &mut cols[gi * k * s..][..k * s],
-                        false,
-                        &w[gi * og * k..][..og * k],
-                        (1, k),
-                        &wide[gi * og * s..][..og * s],
-                        (s, 1),
-                    )
-                }
-            }
+            transposed_products_by_group(g, s, w, &wide[..], &mut cols[..]);
             for (b, dx_n) in dx_chunk.chunks_exact_mut(chw).enumerate() {
                 for (ch, plane) in dx_n.chunks_exact_mut(hw).enumerate() {
                     add_taps_to_plane(g, cols, s, b * l, ch, plane);
@@ -262,7 +312,7 @@ fn input_grad_images<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut
 /// the speed of the same product written as `[O/G, K]`, whose 16 rows are
 /// too few for the GEMM's register tiles. [`weight_grad`] turns it back.
 fn weight_grad_t_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -> Vec<T> {
-    let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
+    let (groups, k) = (g.groups, g.col_rows());
     let (chw, l) = (g.in_channels * g.in_h * g.in_w, g.out_h * g.out_w);
     let ol = g.out_channels * l;
     let chunk = images_per_chunk(g);
@@ -287,22 +337,7 @@ fn weight_grad_t_images<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T]) -> Ve
                 );
                 widen_image(&dy[n * ol..][..ol], l, &mut wide, s, b);
             }
-            for gi in 0..groups {
-                // dYᵀ of the group: element (p, o) of the [s, og] matrix
-                // is wide[o·s + p]. SAFETY: the slices are the group's
-                // [k, s], [og, s] and [k, og] matrices.
-                unsafe {
-                    gemm_into(
-                        (k, s, og),
-                        &mut dwt[gi * k * og..][..k * og],
-                        true,
-                        &cols[gi * k * s..][..k * s],
-                        (s, 1),
-                        &wide[gi * og * s..][..og * s],
-                        (1, s),
-                    )
-                }
-            }
+            add_weight_products_by_group(g, s, &cols[..], &wide[..], &mut dwt);
         }
         dwt
     })
@@ -339,7 +374,7 @@ fn sum_over_chunks<T: ConvFloat>(
 /// matrix, multiplied once per group, and the product's extra columns are
 /// left behind as it is copied into the images' outputs.
 fn forward_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], w: &[T], y: &mut [T]) {
-    let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
+    let (groups, k) = (g.groups, g.col_rows());
     let chw = g.in_channels * g.in_h * g.in_w;
     let ol = g.out_channels * g.out_h * g.out_w;
     let most = p.chunk * p.cols_per_image;
@@ -364,21 +399,7 @@ fn forward_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], w: &[T]
                 p.pad(g, &x[(first + b) * chw..][..chw], padded);
                 p.lower(g, padded, &mut cols[..groups * k * s], s, b);
             }
-            for gi in 0..groups {
-                // SAFETY: the group's [og, k], [k, s] and [og, s]
-                // row-major matrices.
-                unsafe {
-                    gemm_into(
-                        (og, k, s),
-                        &mut wide[gi * og * s..][..og * s],
-                        false,
-                        &w[gi * og * k..][..og * k],
-                        (k, 1),
-                        &cols[gi * k * s..][..k * s],
-                        (s, 1),
-                    )
-                }
-            }
+            products_by_group(g, s, w, &cols[..], &mut wide[..]);
             for (b, y_n) in y_chunk.chunks_exact_mut(ol).enumerate() {
                 p.narrow(g, &wide[..g.out_channels * s], s, b, y_n);
             }
@@ -397,7 +418,7 @@ fn input_grad_wide<T: ConvFloat>(
     w: &[T],
     dx: &mut [T],
 ) {
-    let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
+    let (groups, k) = (g.groups, g.col_rows());
     let chw = g.in_channels * g.in_h * g.in_w;
     let ol = g.out_channels * g.out_h * g.out_w;
     let most = p.chunk * p.cols_per_image;
@@ -417,22 +438,7 @@ fn input_grad_wide<T: ConvFloat>(
                 let dy_n = &dy[(first + b) * ol..][..ol];
                 p.widen(g, dy_n, &mut wide[..g.out_channels * s], s, b);
             }
-            for gi in 0..groups {
-                // Wᵀ of the group: [k, og] with row stride 1, column
-                // stride k. SAFETY: the group's [og, k], [og, s] and
-                // [k, s] matrices.
-                unsafe {
-                    gemm_into(
-                        (k, og, s),
-                        &mut dcols[gi * k * s..][..k * s],
-                        false,
-                        &w[gi * og * k..][..og * k],
-                        (1, k),
-                        &wide[gi * og * s..][..og * s],
-                        (s, 1),
-                    )
-                }
-            }
+            transposed_products_by_group(g, s, w, &wide[..], &mut dcols[..]);
             for (b, dx_n) in dx_chunk.chunks_exact_mut(chw).enumerate() {
                 dpadded.fill(T::default());
                 p.raise(g, &dcols[..groups * k * s], s, b, dpadded);
@@ -448,7 +454,7 @@ fn input_grad_wide<T: ConvFloat>(
 /// [`WEIGHT_GRAD_CHUNK`]) and are added in order, so the result does not
 /// depend on the number of threads.
 fn weight_grad_t_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], dy: &[T]) -> Vec<T> {
-    let (groups, og, k) = (g.groups, g.out_channels / g.groups, g.col_rows());
+    let (groups, k) = (g.groups, g.col_rows());
     let chw = g.in_channels * g.in_h * g.in_w;
     let ol = g.out_channels * g.out_h * g.out_w;
     let most = p.chunk * p.cols_per_image;
@@ -475,22 +481,7 @@ fn weight_grad_t_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], d
                     b,
                 );
             }
-            for gi in 0..groups {
-                // dY_wideᵀ of the group: element (q, o) of the [s, og]
-                // matrix is wide[o·s + q]. SAFETY: the group's [k, s],
-                // [og, s] and [k, og] matrices.
-                unsafe {
-                    gemm_into(
-                        (k, s, og),
-                        &mut dwt[gi * k * og..][..k * og],
-                        true,
-                        &cols[gi * k * s..][..k * s],
-                        (s, 1),
-                        &wide[gi * og * s..][..og * s],
-                        (1, s),
-                    )
-                }
-            }
+            add_weight_products_by_group(g, s, &cols[..], &wide[..], &mut dwt);
         }
         dwt
     })
