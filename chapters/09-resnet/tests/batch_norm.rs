@@ -160,16 +160,32 @@ fn batch_norm2d_evaluation_matches_pytorch() {
     check_case("batch_norm_eval_0", false, DType::F64);
 }
 
+/// Batch norm's gradients in training match finite differences, alone and
+/// fused with the ReLU after it (`forward_relu`; the random input puts some
+/// outputs on each side of zero, none close enough to it for a finite
+/// difference to cross).
 #[test]
 fn batch_norm2d_gradcheck_in_training() {
-    let f = |t: &[Tensor]| {
-        let mut bn = BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev())?;
-        bn.weight = Some(t[1].clone());
-        bn.bias = Some(t[2].clone());
-        bn.forward(&t[0])
-    };
-    let inputs = [randn(&[2, 3, 3, 2], 1), randn(&[3], 2), randn(&[3], 3)];
-    gradcheck(f, &inputs, GradcheckOptions::default()).unwrap();
+    for relu in [false, true] {
+        let f = |t: &[Tensor]| {
+            let mut bn =
+                BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev())?;
+            bn.weight = Some(t[1].clone());
+            bn.bias = Some(t[2].clone());
+            match relu {
+                false => bn.forward(&t[0]),
+                true => bn.forward_relu(&t[0]),
+            }
+        };
+        let inputs = [randn(&[2, 3, 3, 2], 1), randn(&[3], 2), randn(&[3], 3)];
+        if relu {
+            let t: Vec<Tensor> = inputs.iter().cloned().map(Tensor::from_raw).collect();
+            let y = f(&t).unwrap().to_vec_f64().unwrap();
+            assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0), "{y:?}");
+        }
+        gradcheck(f, &inputs, GradcheckOptions::default())
+            .unwrap_or_else(|e| panic!("relu {relu}: {e}"));
+    }
 }
 
 #[test]
