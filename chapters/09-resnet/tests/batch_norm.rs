@@ -453,3 +453,28 @@ fn batch_norm2d_forward_relu_is_relu_of_forward() {
         }
     }
 }
+
+/// A NaN in the input comes out of the fused layer as it comes out of the
+/// two layers in turn: chapter 02's ReLU writes 0 where `v > 0` is false.
+#[test]
+fn batch_norm2d_forward_relu_treats_nan_as_relu_does() {
+    let mut values = randn(&[2, 2, 3, 3], 95).to_vec_f64().unwrap();
+    values[4] = f64::NAN;
+    let x = Tensor::from_raw(
+        RawTensor::from_f64_vec(values, vec![2, 2, 3, 3], DType::F64, &dev()).unwrap(),
+    );
+    let bn = BatchNorm2d::with_options(2, BatchNormConfig::default(), DType::F64, &dev()).unwrap();
+    let fused = bn.forward_relu(&x).unwrap().to_vec_f64().unwrap();
+    let apart = bn
+        .forward(&x)
+        .unwrap()
+        .relu()
+        .unwrap()
+        .to_vec_f64()
+        .unwrap();
+    let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+    assert!(
+        fused.iter().zip(&apart).all(|(&a, &b)| same(a, b)),
+        "{fused:?} against {apart:?}"
+    );
+}

@@ -172,7 +172,9 @@ fn channel_stats<T: BnFloat>(p: Planes, x: &[T]) -> Vec<(f64, f64)> {
 }
 
 /// `y = a·x + b` plane by plane, with each channel's `a = γ·r` and
-/// `b = β − a·μ`; with `RELU`, `max(a·x + b, 0)` (a NaN stays NaN).
+/// `b = β − a·μ`; with `RELU`, `max(a·x + b, 0)`, written as chapter 02's
+/// ReLU writes it (`v` where `v > 0`, else 0), so that the fused layer and
+/// the two layers in turn agree on every value, NaN included.
 fn scale_shift<T: BnFloat, const RELU: bool>(p: Planes, x: &[T], a: &[T], b: &[T], y: &mut [T]) {
     let zero = T::default();
     y.par_chunks_mut(p.l).enumerate().for_each(|(i, y)| {
@@ -180,7 +182,11 @@ fn scale_shift<T: BnFloat, const RELU: bool>(p: Planes, x: &[T], a: &[T], b: &[T
         let (a, b) = (a[ch], b[ch]);
         for (y, &x) in y.iter_mut().zip(&x[i * p.l..][..p.l]) {
             let v = a * x + b;
-            *y = if RELU && v < zero { zero } else { v };
+            *y = match RELU {
+                true if v > zero => v,
+                true => zero,
+                false => v,
+            };
         }
     });
 }
