@@ -23,6 +23,8 @@
 #   NOTEBOOK_OUT      where the executed notebooks go
 #   NOTEBOOK_TIMEOUT  seconds one cell may run (default: 1800; the first cell
 #                     with :dep compiles candle-lib, a few minutes on two cores)
+#   EVCXR_TMPDIR      the folder evcxr compiles in, shared by the notebooks
+#                     (default: <repo>/target/evcxr/notebooks; see below)
 set -euo pipefail
 
 say() { echo "run-notebooks: $*"; }
@@ -34,6 +36,34 @@ say() { echo "run-notebooks: $*"; }
 unset CARGO_INCREMENTAL
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# evcxr compiles each kernel's cells in a temporary folder of its own, so each
+# notebook would compile candle-lib from scratch (`:cache` keeps registry
+# crates, not path dependencies like candle-lib): about 3 minutes per notebook
+# on two cores. One folder shared by every kernel (evcxr's EVCXR_TMPDIR) lets
+# cargo reuse the build of the notebook before: 06-mlp-mnist's `:dep` cell
+# took 188 s on its own and 20 s after another notebook. The notebooks run one
+# after another, so they never build in the folder at the same time.
+evcxr_root="$repo_root/target/evcxr"
+export EVCXR_TMPDIR="${EVCXR_TMPDIR:-$evcxr_root/notebooks}"
+mkdir -p "$EVCXR_TMPDIR" "$evcxr_root/.cargo"
+
+# evcxr builds everything at opt-level 2 with debug assertions and overflow
+# checks: right for the code in the cells, which should panic on an overflow,
+# but several times slower for the library under them (08-gpt-shakespeare's
+# training cell took 261 s). Cargo merges the .cargo/config.toml of the folder
+# it builds in (evcxr writes that one) with those of the folders above it, so
+# this one, a folder up, builds the dependencies (not the cells) as a release
+# build would. (In JupyterLab, see notebooks/README.md.)
+cat >"$evcxr_root/.cargo/config.toml" <<'TOML'
+# Written by scripts/run-notebooks.sh for the evcxr builds below this folder:
+# the notebooks' dependencies at full speed, the cells as evcxr builds them.
+[profile.dev.package."*"]
+opt-level = 3
+debug-assertions = false
+overflow-checks = false
+TOML
+
 venv="${NOTEBOOK_VENV:-$repo_root/.venv-notebooks}"
 timeout="${NOTEBOOK_TIMEOUT:-1800}"
 
