@@ -241,6 +241,48 @@ fn matmul_transposed_right_operand_is_repacked_exactly() {
     }
 }
 
+/// A stack of products each too small to split over threads, but large
+/// together (attention's heads: here 48 of 64 × 32 × 64), goes to the
+/// threads a matrix at a time. Each product still runs whole on one
+/// thread, so the result is the same bit for bit on one thread or two, and
+/// equal to each matrix multiplied alone; with a transposed right operand
+/// (`Q·Kᵀ`) and with one matrix broadcast over the batch. (A lesson about
+/// the CPU's threads: it runs on the CPU whatever `CANDLE_DEVICE` says.)
+#[test]
+fn matmul_stack_of_small_products_splits_by_matrix_without_changing_a_bit() {
+    let cpu = chapter_02::Device::cpu();
+    let mut g = Generator::new(7);
+    let q = Tensor::randn_with(0.0, 1.0, (48, 64, 32), DType::F32, &cpu, &mut g).unwrap();
+    let k = Tensor::randn_with(0.0, 1.0, (48, 64, 32), DType::F32, &cpu, &mut g).unwrap();
+    let w = Tensor::randn_with(0.0, 1.0, (32, 64), DType::F32, &cpu, &mut g).unwrap();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let s = q.matmul(&k.t().unwrap()).unwrap();
+            let shared = q.matmul(&w).unwrap();
+            (values(&s), values(&shared))
+        })
+    };
+    let (one, two) = (run(1), run(2));
+    assert_eq!(one, two, "the number of threads changed a product");
+    let (s, shared) = two;
+    for i in 0..48 {
+        let qi = q.narrow(0, i, 1).unwrap().squeeze(0).unwrap();
+        let ki = k.narrow(0, i, 1).unwrap().squeeze(0).unwrap();
+        let alone = values(&qi.matmul(&ki.t().unwrap()).unwrap());
+        assert_eq!(&s[i * 64 * 64..(i + 1) * 64 * 64], &alone[..], "head {i}");
+        let alone = values(&qi.matmul(&w).unwrap());
+        assert_eq!(
+            &shared[i * 64 * 64..(i + 1) * 64 * 64],
+            &alone[..],
+            "shared, {i}"
+        );
+    }
+}
+
 /// An operand with the given logical values, stored one of three ways:
 /// row-major, as the transpose of its last two dims, or scrambled.
 fn operand(n: &Naive, dtype: DType, storage: u8) -> Tensor {

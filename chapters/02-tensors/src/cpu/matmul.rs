@@ -58,6 +58,15 @@ pub(crate) fn matmul(
     // A column-major right operand (a transposed weight, as in `x · Wᵀ`)
     // is copied row-major first when the product reuses it enough.
     let repack = repack_rhs(m, k, n, rsb, csb);
+    // A stack of products each too small to split (attention's heads: 48
+    // products of 64 × 64 × 32 for the book's GPT) but large together goes
+    // to the cores a matrix at a time, each product whole on one thread, so
+    // every element is computed exactly as one after another would.
+    let by_matrix = batch > 1
+        && matches!(parallelism, gemm::Parallelism::None)
+        && 2 * batch * m * n * k >= 1 << 20
+        && super::threads() > 1
+        && !repack;
     macro_rules! run {
         ($x:expr, $y:expr, $t:ty, $variant:ident) => {{
             // Every element is written below (β = 0), so a kept buffer's old
@@ -71,13 +80,55 @@ pub(crate) fn matmul(
             } else {
                 Vec::new()
             };
-            if m * n * k > 0 {
+            // One product into `c` (m × n, row-major), the left operand at
+            // `oa` in the first input, the right one at `ob` in `rhs`.
+            let product = |c: &mut [$t],
+                           oa: usize,
+                           (rhs, ob, rsb, csb): (&[$t], usize, isize, isize),
+                           parallelism: gemm::Parallelism| {
+                // SAFETY: the tensor layer checked that both layouts lie
+                // within their storage, and `c` holds exactly m*n elements
+                // with row stride n and column stride 1. `gemm` computes
+                // dst = α·dst + β·lhs·rhs: α = 0 with `read_dst` false
+                // ignores the old contents, β = 1.
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        c.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        $x.as_ptr().add(oa),
+                        csa,
+                        rsa,
+                        rhs.as_ptr().add(ob),
+                        csb,
+                        rsb,
+                        <$t>::default(),
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        parallelism,
+                    );
+                }
+            };
+            if m * n * k > 0 && by_matrix {
+                use rayon::prelude::*;
+                out.par_chunks_mut(m * n)
+                    .zip(a_offsets.par_iter().zip(b_offsets.par_iter()))
+                    .for_each(|(c, (&oa, &ob))| {
+                        product(c, oa, (&$y[..], ob, rsb, csb), gemm::Parallelism::None)
+                    });
+            } else if m * n * k > 0 {
                 // The offset of the right operand now in `packed`: a matrix
                 // broadcast over the batch is repacked once, not per batch.
                 let mut packed_from = None;
                 for (i, (&oa, &ob)) in a_offsets.iter().zip(&b_offsets).enumerate() {
                     let c = &mut out[i * m * n..(i + 1) * m * n];
-                    let (rhs, ob, rsb, csb) = if repack {
+                    let rhs = if repack {
                         if packed_from != Some(ob) {
                             transpose_into(&$y[ob..], k, n, csb as usize, &mut packed);
                             packed_from = Some(ob);
@@ -86,34 +137,7 @@ pub(crate) fn matmul(
                     } else {
                         (&$y[..], ob, rsb, csb)
                     };
-                    // SAFETY: the tensor layer checked that both layouts lie
-                    // within their storage, and `c` holds exactly m*n elements
-                    // with row stride n and column stride 1. `gemm` computes
-                    // dst = α·dst + β·lhs·rhs: α = 0 with `read_dst` false
-                    // ignores the old contents, β = 1.
-                    unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            k,
-                            c.as_mut_ptr(),
-                            1,
-                            n as isize,
-                            false,
-                            $x.as_ptr().add(oa),
-                            csa,
-                            rsa,
-                            rhs.as_ptr().add(ob),
-                            csb,
-                            rsb,
-                            <$t>::default(),
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            parallelism,
-                        );
-                    }
+                    product(c, oa, rhs, parallelism);
                 }
             }
             super::pool::give(packed);
