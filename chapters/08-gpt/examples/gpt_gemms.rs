@@ -65,61 +65,20 @@ fn products() -> Vec<Product> {
     };
     for _ in 0..layers {
         linear(&mut list, "qkv", width, 3 * width);
-        // S = Q·Kᵀ, O = P·V; ∂P = ∂O·Vᵀ, ∂V = Pᵀ·∂O, ∂Q = ∂S·K, ∂K = ∂Sᵀ·Q.
-        list.push(p(
-            "attention",
-            batch_heads,
-            context,
-            head,
-            context,
-            false,
-            true,
-        ));
-        list.push(p(
-            "attention",
-            batch_heads,
-            context,
-            context,
-            head,
-            false,
-            false,
-        ));
-        list.push(p(
-            "attention",
-            batch_heads,
-            context,
-            head,
-            context,
-            false,
-            true,
-        ));
-        list.push(p(
-            "attention",
-            batch_heads,
-            context,
-            context,
-            head,
-            true,
-            false,
-        ));
-        list.push(p(
-            "attention",
-            batch_heads,
-            context,
-            context,
-            head,
-            false,
-            false,
-        ));
-        list.push(p(
-            "attention",
-            batch_heads,
-            context,
-            context,
-            head,
-            true,
-            false,
-        ));
+        // S = Q·Kᵀ, O = P·V; ∂P = ∂O·Vᵀ, ∂V = Pᵀ·∂O, ∂Q = ∂S·K, ∂K = ∂Sᵀ·Q,
+        // each `[context, k] · [k, n]` per head: (k, n, which operand is
+        // read transposed).
+        let attention = [
+            (head, context, false, true),
+            (context, head, false, false),
+            (head, context, false, true),
+            (context, head, true, false),
+            (context, head, false, false),
+            (context, head, true, false),
+        ];
+        for (k, n, a_t, b_t) in attention {
+            list.push(p("attention", batch_heads, context, k, n, a_t, b_t));
+        }
         linear(&mut list, "proj", width, width);
         linear(&mut list, "fc", width, 4 * width);
         linear(&mut list, "fc2", 4 * width, width);
