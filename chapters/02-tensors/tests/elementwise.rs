@@ -325,11 +325,7 @@ fn elementwise_large_results_are_split_over_threads_without_changing_a_bit() {
         .map(|i| ((i * 104729) % 997) as f32 / 50.0 - 9.0)
         .collect();
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let x = Tensor::from_vec(a.clone(), n, &cpu).unwrap();
             let y = Tensor::from_vec(b.clone(), n, &cpu).unwrap();
             let sum = x.add(&y).unwrap().to_vec::<f32>().unwrap();

@@ -256,11 +256,7 @@ fn matmul_stack_of_small_products_splits_by_matrix_without_changing_a_bit() {
     let k = Tensor::randn_with(0.0, 1.0, (48, 64, 32), DType::F32, &cpu, &mut g).unwrap();
     let w = Tensor::randn_with(0.0, 1.0, (32, 64), DType::F32, &cpu, &mut g).unwrap();
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
+        on_threads(threads, || {
             let s = q.matmul(&k.t().unwrap()).unwrap();
             let shared = q.matmul(&w).unwrap();
             (values(&s), values(&shared))

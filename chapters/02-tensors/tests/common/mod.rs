@@ -293,3 +293,14 @@ pub fn assert_out_of_range(message: &str, op: &str, index: i64, size: usize) {
         "{message:?} does not name index {index} and size {size}"
     );
 }
+
+/// Runs `f` in a rayon pool of its own with `threads` threads: the CPU
+/// kernels split their work over the pool they are called from, so this
+/// is how a lesson compares one thread with several.
+pub fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon thread pool")
+        .install(f)
+}
