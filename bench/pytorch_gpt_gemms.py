@@ -21,8 +21,8 @@ import time
 import torch
 
 
-def products():
-    tokens, width, heads, context, vocab, layers = 768, 128, 4, 64, 65, 4
+def products(tokens):
+    width, heads, context, vocab, layers = 128, 4, 64, 65, 4
     head = width // heads
     batch_heads = tokens // context * heads
     out = []
@@ -58,11 +58,14 @@ def operand(batch, rows, cols, transposed):
 def main():
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     threads = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+    tokens = int(sys.argv[3]) if len(sys.argv) > 3 else 768
     if reps < 1 or threads < 1:
         sys.exit("pytorch_gpt_gemms: REPS and THREADS must be positive")
+    if tokens < 64 or tokens % 64 or tokens > 65536:
+        sys.exit("pytorch_gpt_gemms: TOKENS must be a multiple of the context, 64, up to 65536")
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    plist = products()
+    plist = products(tokens)
     ops = [(operand(b, m, k, at), operand(b, k, n, bt)) for (_, b, m, k, n, at, bt) in plist]
     flops = sum(2.0 * b * m * k * n for (_, b, m, k, n, _, _) in plist)
     best, by_what = float("inf"), {}

@@ -160,3 +160,76 @@ fn train_shakespeare_resumes_and_refuses_misuse() {
         "{err}"
     );
 }
+
+/// `--replicas`: recorded in the run, taken from it on resume, changed only
+/// with `--force`, refused when it is not a count or the device is not the
+/// CPU.
+#[test]
+fn train_shakespeare_replicas_are_part_of_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = text(dir.path());
+    let out = dir.path().join("run").display().to_string();
+    let ok = |r: &Output| {
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    };
+    ok(&candle(&tiny(
+        &text,
+        &out,
+        &["--samples", "0", "--stop-after", "10", "--replicas", "2"],
+    )));
+    let saved = std::fs::read_to_string(Path::new(&out).join("config.json")).unwrap();
+    assert!(saved.contains("\"replicas\": 2"), "{saved}");
+    // Resumed without --replicas: the run's two, no complaint.
+    ok(&candle(&tiny(
+        &text,
+        &out,
+        &["--samples", "0", "--stop-after", "10", "--resume"],
+    )));
+    // Another count changes the rounding: only with --force.
+    let other = candle(&tiny(
+        &text,
+        &out,
+        &["--samples", "0", "--resume", "--replicas", "1"],
+    ));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && err.contains("--replicas: 2 in the run, 1 now"),
+        "{err}"
+    );
+    ok(&candle(&tiny(
+        &text,
+        &out,
+        &["--samples", "0", "--resume", "--replicas", "1", "--force"],
+    )));
+    let saved = std::fs::read_to_string(Path::new(&out).join("config.json")).unwrap();
+    assert!(saved.contains("\"replicas\": 1"), "{saved}");
+    // Not a count, or not the CPU.
+    let fresh = dir.path().join("fresh").display().to_string();
+    for (value, what) in [
+        ("0", "from 1 to 256"),
+        ("257", "from 1 to 256"),
+        ("-1", "from 1 to 256"),
+        ("nan", "not a whole number"),
+        ("2.5", "not a whole number"),
+    ] {
+        // `--replicas=-1`, so that clap reads "-1" as a value, not a flag.
+        let arg = format!("--replicas={value}");
+        let r = candle(&tiny(&text, &fresh, &[&arg]));
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            !r.status.success() && err.contains("--replicas") && err.contains(what),
+            "{value}: {err}"
+        );
+    }
+    let r = candle(&tiny(
+        &text,
+        &fresh,
+        &["--replicas", "2", "--device", "cuda-emu"],
+    ));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("--replicas 2") && err.contains("cuda-emu"),
+        "{err}"
+    );
+    assert!(!Path::new(&fresh).exists(), "a refused run left a folder");
+}

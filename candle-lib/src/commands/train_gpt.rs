@@ -6,7 +6,7 @@ use super::values;
 use chapter_02::{default_device, set_default_device, DType, Device};
 use chapter_05::ModuleExt;
 use chapter_06::run_dir::RunConfig;
-use chapter_06::{OnResume, RunDir};
+use chapter_06::{default_replicas, OnResume, RunDir};
 use chapter_08::char_data::{read_text, CharVocab, TextSplits};
 use chapter_08::gpt::{Gpt, GptConfig, GptGenerator};
 use chapter_08::sampling::{
@@ -15,7 +15,7 @@ use chapter_08::sampling::{
 use chapter_08::training::{train_gpt, GptTrainConfig};
 use chapter_08::LanguageModel;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 type DynError = Box<dyn std::error::Error>;
@@ -81,6 +81,13 @@ pub struct Args {
     pub dropout: f64,
     #[arg(long, default_value_t = 1337)]
     pub seed: u64,
+    /// Replicas of the step (1 to 256), each on a core of its own with its
+    /// share of the batch (chapter 06's data parallelism). Default: one per
+    /// core (RAYON_NUM_THREADS), at most --batch-size, on the CPU; 1 on a
+    /// GPU; with --resume, the run's own count. Another count changes the
+    /// rounding, so a resumed run takes it only with --force.
+    #[arg(long, value_parser = values::replicas)]
+    pub replicas: Option<usize>,
     /// Characters to sample from the trained model at the end (0 to 1000000).
     #[arg(long, default_value_t = 500, value_parser = values::token_count)]
     pub samples: usize,
@@ -141,6 +148,12 @@ pub fn run(args: &Args) -> Result<(), DynError> {
     if let Some(name) = &args.device {
         set_default_device(Some(Device::parse(name)?));
     }
+    let device = default_device()?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join("shakespeare-gpt"));
+    let replicas = replica_count(args, &out, &device)?;
     let config = GptTrainConfig {
         iters: args.iters,
         batch_size: args.batch_size,
@@ -157,6 +170,7 @@ pub fn run(args: &Args) -> Result<(), DynError> {
         seed: args.seed,
         log_every: 10,
         stop_after_iters: args.stop_after,
+        replicas,
     };
     RunConfig::validate(&config)?;
     let data_dir = args
@@ -186,10 +200,6 @@ pub fn run(args: &Args) -> Result<(), DynError> {
     let data = TextSplits::new(vocab.encode(&text)?, 0.9, args.context)
         .map_err(|e| format!("{}: {e}", text_path.display()))?;
 
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join("shakespeare-gpt"));
     let fixed_model = OnResume::Fixed("it decides the shape of the model");
     let run_dir = RunDir::new(&out)
         .force(args.force)
@@ -217,12 +227,11 @@ pub fn run(args: &Args) -> Result<(), DynError> {
         }
     }
 
-    let device = default_device()?;
     let model = Arc::new(Gpt::new(&model_config, DType::F32, &device, args.seed)?);
     if !args.quiet {
         eprintln!(
             "training a GPT ({} layers, {} heads, width {}, context {}; {} parameters) on {} \
-             ({} characters, vocabulary {}) for {} steps on {device}; run folder {}",
+             ({} characters, vocabulary {}) for {} steps on {device}{}; run folder {}",
             args.layers,
             args.heads,
             args.width,
@@ -232,6 +241,10 @@ pub fn run(args: &Args) -> Result<(), DynError> {
             text.chars().count(),
             vocab.len(),
             config.iters,
+            match config.replicas {
+                1 => String::new(),
+                n => format!(" ({n} replicas, a shard of the batch each)"),
+            },
             out.display()
         );
     }
@@ -264,6 +277,28 @@ pub fn run(args: &Args) -> Result<(), DynError> {
         sample_text(model, &vocab, args.samples, args.seed)?;
     }
     Ok(())
+}
+
+/// `--replicas`, or its default: the resumed run's count, else one per
+/// core (at most the batch) on the CPU and one on other devices.
+fn replica_count(args: &Args, out: &Path, device: &Device) -> Result<usize, DynError> {
+    if let Some(n) = args.replicas {
+        if n > 1 && !device.is_cpu() {
+            return Err(format!(
+                "--replicas {n}: replicas share the CPU's cores; on {device} the step has the \
+                 device's own parallelism, so use --replicas 1"
+            )
+            .into());
+        }
+        return Ok(n);
+    }
+    if args.resume {
+        // A run folder that cannot be read is reported by the resume check.
+        if let Ok(saved) = RunDir::new(out).saved_config::<GptTrainConfig>() {
+            return Ok(saved.train.replicas);
+        }
+    }
+    Ok(default_replicas(device, args.batch_size))
 }
 
 // ANCHOR: sample_text

@@ -167,6 +167,11 @@ pub fn warmup_iterations(s: &str) -> Result<usize, String> {
     int_in(s, 0, 10_000_000)
 }
 
+/// A number of data-parallel replicas: 1 to 256.
+pub fn replicas(s: &str) -> Result<usize, String> {
+    int_in(s, 1, chapter_06::data_parallel::MAX_REPLICAS)
+}
+
 /// A number of transformer blocks: 1 to 128.
 pub fn layers(s: &str) -> Result<usize, String> {
     int_in(s, 1, 128)

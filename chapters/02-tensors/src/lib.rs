@@ -30,8 +30,8 @@ pub use backend::{
 };
 pub use counting::{CountingBackend, CountingDevice, Counts, COUNTING};
 pub use cpu::pool::{
-    empty_cache as cpu_empty_cache, pool_stats as cpu_pool_stats, scratch_buffer,
-    PoolStats as CpuPoolStats, ScratchBuffer,
+    buffer_for_overwrite, empty_cache as cpu_empty_cache, pool_stats as cpu_pool_stats,
+    scratch_buffer, PoolStats as CpuPoolStats, ScratchBuffer,
 };
 pub use cpu::{join_kernel_threads, CpuBackend, CpuStorage};
 pub use device::{

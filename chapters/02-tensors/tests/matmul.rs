@@ -246,7 +246,8 @@ fn matmul_transposed_right_operand_is_repacked_exactly() {
 /// threads a matrix at a time. Each product still runs whole on one
 /// thread, so the result is the same bit for bit on one thread or two, and
 /// equal to each matrix multiplied alone; with a transposed right operand
-/// (`Q·Kᵀ`) and with one matrix broadcast over the batch. (A lesson about
+/// (`Q·Kᵀ`) and with one matrix broadcast over the batch (which the
+/// kernel turns into one taller product, below). (A lesson about
 /// the CPU's threads: it runs on the CPU whatever `CANDLE_DEVICE` says.)
 #[test]
 fn matmul_stack_of_small_products_splits_by_matrix_without_changing_a_bit() {
@@ -276,6 +277,64 @@ fn matmul_stack_of_small_products_splits_by_matrix_without_changing_a_bit() {
             &alone[..],
             "shared, {i}"
         );
+    }
+}
+
+/// A weight shared by every sequence of a `[batch, time, features]`
+/// activation, the product every linear layer of chapter 08 runs. When the
+/// sequences lie one after another in memory the kernel treats the stack as
+/// one product with `batch · time` rows; when they do not (a transposed or
+/// narrowed activation) it must fall back to one product per sequence. Both
+/// give the definition's answer, here exactly, with small integers.
+#[test]
+fn matmul_weight_shared_by_a_batch_is_one_taller_product() {
+    for dtype in [DType::F32, DType::F64] {
+        let x = Naive::random(&[5, 7, 6], 40);
+        let w = Naive::random(&[6, 3], 41);
+        let wt = operand(&w, dtype, 1); // stored transposed, like `Wᵀ`
+        let cases: Vec<(&str, Naive, Tensor)> = vec![
+            ("contiguous", x.clone(), x.tensor(dtype)),
+            // [7, 5, 6] stored, read as [5, 7, 6]: sequences interleaved.
+            (
+                "transposed",
+                x.clone(),
+                x.transpose(0, 1).tensor(dtype).transpose(0, 1).unwrap(),
+            ),
+            // Every sequence shortened by one step: a gap between them.
+            (
+                "narrowed",
+                x.slice(1, 0, 6, 1),
+                x.tensor(dtype).narrow(1, 0, 6).unwrap(),
+            ),
+            // Every other sequence: a gap of a whole sequence.
+            (
+                "strided",
+                x.slice(0, 0, 5, 2),
+                x.tensor(dtype).slice(0, 0, 5, 2).unwrap(),
+            ),
+        ];
+        for (name, naive, a) in cases {
+            let expected = naive_matmul(&naive, &w).data;
+            for b in [w.tensor(dtype), wt.clone()] {
+                let c = a.matmul(&b).unwrap();
+                assert_eq!(c.dims(), &naive_matmul(&naive, &w).shape[..], "{name}");
+                assert_eq!(values(&c), expected, "{name}, {dtype:?}");
+                // The same numbers as one sequence at a time.
+                let alone: Vec<f64> = (0..naive.shape[0])
+                    .flat_map(|i| {
+                        values(
+                            &a.narrow(0, i, 1)
+                                .unwrap()
+                                .squeeze(0)
+                                .unwrap()
+                                .matmul(&b)
+                                .unwrap(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(alone, expected, "{name}, one at a time");
+            }
+        }
     }
 }
 

@@ -120,6 +120,17 @@ fn gradcheck_matmul_in_every_form() {
         |x| x[0].t()?.matmul(&x[1]),
         [randn((4, 3), 30), randn((4, 2), 31)],
     );
+    // A weight shared by a batch, its gradient one product over the batch
+    // flattened into rows: stored as is, stored transposed (`x · Wᵀ`), and
+    // under a left operand whose batches are not one after another.
+    check(
+        |x| x[0].matmul(&x[1].t()?),
+        [randn((2, 3, 4), 32), randn((5, 4), 33)],
+    );
+    check(
+        |x| x[0].transpose(0, 1)?.matmul(&x[1]),
+        [randn((3, 2, 4), 34), randn((4, 5), 35)],
+    );
 }
 
 #[test]

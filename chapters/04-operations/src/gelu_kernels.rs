@@ -13,7 +13,7 @@
 //! gradient checks rely on; half types are widened to `f32`.
 
 use crate::row_kernels::{cores, exp_f32, in_compute_dtype, run_chunk, RowChunk, RowFloat, LANES};
-use chapter_02::{DType, Error, Result, Tensor};
+use chapter_02::{buffer_for_overwrite, DType, Error, Result, Tensor};
 use rayon::prelude::*;
 use std::array::from_fn;
 use std::f64::consts::{FRAC_1_SQRT_2, PI};
@@ -153,7 +153,8 @@ fn map_elements<T: GeluFloat, const K: usize>(inputs: [&Tensor; K]) -> Result<Te
         *d = t.host_slice::<T>()?;
     }
     let n = x.elem_count();
-    let mut out = vec![T::ZERO; n];
+    // Every element is written below.
+    let mut out = buffer_for_overwrite(n, T::ZERO);
     let pass = Pass { inputs: data };
     if n < PARALLEL_MIN || cores() == 1 {
         run_chunk(&pass, 0..n, &mut out);

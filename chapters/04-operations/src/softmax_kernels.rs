@@ -16,7 +16,7 @@ use crate::row_kernels::{
     RowChunk, RowFloat, LANES,
 };
 use crate::softmax::{LogSoftmaxBackward, LogSoftmaxLastDim, SoftmaxBackward, SoftmaxLastDim};
-use chapter_02::{DType, Error, Result, Tensor};
+use chapter_02::{buffer_for_overwrite, DType, Error, Result, Tensor};
 use std::array::from_fn;
 use std::ops::Range;
 
@@ -242,7 +242,8 @@ fn map_rows<T: RowFloat, const K: usize>(inputs: [&Tensor; K], op: &impl Row<K>)
     for (d, t) in data.iter_mut().zip(inputs) {
         *d = t.host_slice::<T>()?;
     }
-    let mut out = vec![T::ZERO; x.elem_count()];
+    // Every row is written below.
+    let mut out = buffer_for_overwrite(x.elem_count(), T::ZERO);
     if n > 0 {
         let rows = Rows { op, data, n };
         for_row_chunks(&mut out, n, |r, chunk| run_chunk(&rows, r, chunk));

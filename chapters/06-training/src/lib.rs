@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod dashboard;
 pub mod data;
+pub mod data_parallel;
 pub mod metrics;
 pub mod models;
 pub mod optim;
@@ -18,6 +19,7 @@ pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use clip::{clip_grad_norm_, clip_grad_value_, grad_norm};
+pub use data_parallel::{default_replicas, DataParallel, ShardedStep, MAX_REPLICAS};
 pub use models::Mlp;
 pub use optim::{
     Adagrad, AdagradConfig, Adam, AdamConfig, AdamW, Optimizer, OptimizerState, ParamGroup,

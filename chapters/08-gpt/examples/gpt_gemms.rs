@@ -43,8 +43,8 @@ struct Product {
 }
 
 /// The products of one step, in the order the step runs them.
-fn products() -> Vec<Product> {
-    let (tokens, width, heads, context, vocab, layers) = (768, 128, 4, 64, 65, 4);
+fn products(tokens: usize) -> Vec<Product> {
+    let (width, heads, context, vocab, layers) = (128, 4, 64, 65, 4);
     let head = width / heads;
     let batch_heads = tokens / context * heads;
     let p = |what, batch, m, k, n, a_transposed, b_transposed| Product {
@@ -112,10 +112,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     if reps == 0 {
         return Err("REPS must be at least 1".into());
     }
+    let tokens: usize = std::env::args()
+        .nth(2)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(768);
+    if tokens == 0 || !tokens.is_multiple_of(64) || tokens > 65536 {
+        return Err("TOKENS must be a multiple of the context, 64, up to 65536".into());
+    }
     // As `candle train` does: the main thread is one of the kernels' threads.
     chapter_02::join_kernel_threads()?;
     chapter_02::manual_seed(0);
-    let list = products();
+    let list = products(tokens);
     let operands = list
         .iter()
         .map(|p| {

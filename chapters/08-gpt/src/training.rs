@@ -19,11 +19,12 @@ use chapter_03::{no_grad, Tensor};
 use chapter_04::prelude::*;
 use chapter_05::loss::{cross_entropy, CrossEntropyOptions};
 use chapter_05::{Module, ModuleExt, StateDictExt};
+use chapter_06::data_parallel::MAX_REPLICAS;
 use chapter_06::metrics::Record;
 use chapter_06::run_dir::{OnResume, RunConfig, RunDir};
 use chapter_06::{
-    clip_grad_norm_, grad_norm, Adam, AdamConfig, Checkpoint, LrSchedule, Optimizer, ParamGroup,
-    Scheduler,
+    clip_grad_norm_, grad_norm, Adam, AdamConfig, Checkpoint, DataParallel, LrSchedule, Optimizer,
+    ParamGroup, Scheduler,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,17 @@ pub struct GptTrainConfig {
     /// checkpoint (the schedule still spans `iters`).
     #[serde(default)]
     pub stop_after_iters: Option<usize>,
+    /// Replicas of the step, each on a core of its own with a shard of the
+    /// batch ([`DataParallel`]). The gradient is the same up to rounding
+    /// for any count, so the run records it: resuming with another count
+    /// would not continue the same run bit for bit. Runs saved before this
+    /// setting existed used one.
+    #[serde(default = "one_replica")]
+    pub replicas: usize,
+}
+
+fn one_replica() -> usize {
+    1
 }
 
 impl Default for GptTrainConfig {
@@ -83,6 +95,7 @@ impl Default for GptTrainConfig {
             seed: 1337,
             log_every: 10,
             stop_after_iters: None,
+            replicas: 1,
         }
     }
 }
@@ -103,6 +116,7 @@ impl RunConfig for GptTrainConfig {
             ("batch_size", self.batch_size),
             ("eval_interval", self.eval_interval),
             ("eval_iters", self.eval_iters),
+            ("replicas", self.replicas),
         ] {
             if v == 0 {
                 return bad(field, "0".into(), "at least 1");
@@ -137,6 +151,13 @@ impl RunConfig for GptTrainConfig {
                 &format!("greater than warmup_iters ({})", self.warmup_iters),
             );
         }
+        if self.replicas > MAX_REPLICAS {
+            return bad(
+                "replicas",
+                self.replicas.to_string(),
+                &format!("at most {MAX_REPLICAS}"),
+            );
+        }
         if self.stop_after_iters == Some(0) {
             return bad("stop_after_iters", "0".into(), "at least 1 (or none)");
         }
@@ -149,6 +170,7 @@ impl RunConfig for GptTrainConfig {
                 OnResume::Fixed("it decides the initial weights and the order of the batches")
             }
             "batch_size" => OnResume::Fixed("it decides the batches drawn at every step"),
+            "replicas" => OnResume::Forceable,
             "iters" | "lr" | "min_lr" | "warmup_iters" | "lr_decay_iters" | "beta1" | "beta2"
             | "weight_decay" | "clip_grad_norm" => OnResume::Forceable,
             "eval_interval" | "eval_iters" | "log_every" | "stop_after_iters" => OnResume::Free,
@@ -305,7 +327,7 @@ const BATCH_RNG: &str = "batch_rng";
 /// schedule, and both random generators (the batches' and the default one
 /// that dropout draws from). The caller seeds and builds the model.
 pub fn train_gpt(
-    model: &dyn Module,
+    model: &(dyn Module + Sync),
     data: &TextSplits,
     config: &GptTrainConfig,
     run: &RunDir,
@@ -319,6 +341,7 @@ pub fn train_gpt(
         .ok_or_else(|| chapter_02::Error::invalid("train_gpt", "the model has no parameters"))?;
     let session = run.begin(config, resume).map_err(run_error)?;
     let params = model.parameters();
+    let replicas = DataParallel::new(config.replicas)?;
     let mut optimizer = Adam::with_groups(param_groups(model, config))?;
     let schedule = WarmupCosineLr {
         warmup: config.warmup_iters,
@@ -409,9 +432,16 @@ pub fn train_gpt(
         // The step itself.
         let started = Instant::now();
         let (x, y) = data.batch(Split::Train, config.batch_size, &mut batch_rng, &device)?;
-        let (loss, logits) = lm_loss(model, &x, &y)?;
         optimizer.zero_grad();
-        loss.backward()?;
+        let sharded = replicas.backward(config.batch_size, &params, |shard| {
+            let (x, y) = (
+                x.narrow(0, shard.start, shard.len())?,
+                y.narrow(0, shard.start, shard.len())?,
+            );
+            let (loss, logits) = lm_loss(model, &x, &y)?;
+            Ok((loss, (logits, y)))
+        })?;
+        let loss = sharded.loss;
         if let Some(max_norm) = config.clip_grad_norm {
             clip_grad_norm_(&params, max_norm, 2.0)?;
         }
@@ -429,7 +459,12 @@ pub fn train_gpt(
                 step: step as u64,
                 epoch: epoch_of(step),
                 loss,
-                accuracy: accuracy(&logits, &y)?,
+                accuracy: sharded
+                    .outputs
+                    .iter()
+                    .map(|(logits, y)| Ok(accuracy(logits, y)? * y.elem_count() as f64))
+                    .sum::<Result<f64>>()?
+                    / (config.batch_size * data.context) as f64,
                 lr: optimizer.learning_rates()[0],
                 grad_norm: grad_norm(&params)?.item()?,
                 examples_per_sec: tokens_per_step / seconds.max(1e-9),

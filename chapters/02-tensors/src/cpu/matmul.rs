@@ -39,6 +39,24 @@ pub(crate) fn matmul(
     };
     let a_offsets: Vec<usize> = batch_layout(la).offsets().collect();
     let b_offsets: Vec<usize> = batch_layout(lb).offsets().collect();
+    // A matrix broadcast over the batch (a layer's weight, applied to every
+    // sequence of `[batch, time, features]`) times a left operand whose
+    // matrices follow one another row after row is one product with
+    // `batch · m` rows: the weight is packed once instead of once per
+    // matrix, and the cores split one large product instead of many small
+    // ones.
+    let row_stride = la.strides()[rank - 2];
+    let folds = batch > 1
+        && b_offsets.iter().all(|&o| o == b_offsets[0])
+        && a_offsets
+            .iter()
+            .enumerate()
+            .all(|(i, &o)| o == a_offsets[0] + i * m * row_stride);
+    let (batch, m, a_offsets, b_offsets) = if folds {
+        (1, batch * m, vec![a_offsets[0]], vec![b_offsets[0]])
+    } else {
+        (batch, m, a_offsets, b_offsets)
+    };
     let (rsa, csa) = (
         la.strides()[rank - 2] as isize,
         la.strides()[rank - 1] as isize,

@@ -167,6 +167,17 @@ impl<T: Copy + Send + 'static> Drop for ScratchBuffer<T> {
     }
 }
 
+/// A `Vec` of `n` elements for a host kernel's *result*, from the pool
+/// when a buffer of that size was kept, else filled with `fill`. Its values
+/// are unspecified, so the kernel must write every element. Made into a
+/// tensor with [`Tensor::from_host_vec`](crate::Tensor::from_host_vec), it
+/// goes back to the pool when the tensor is freed, like the primitives'
+/// results: a kernel that wrote `vec![0.0; n]` instead paid a pass of zeros
+/// over memory it then overwrote, at every call.
+pub fn buffer_for_overwrite<T: Copy + Send + 'static>(n: usize, fill: T) -> Vec<T> {
+    overwritten(n, fill)
+}
+
 /// Gives every kept buffer back to the system (like PyTorch's
 /// `torch.cuda.empty_cache()`).
 pub fn empty_cache() {

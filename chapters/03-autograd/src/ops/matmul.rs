@@ -27,14 +27,19 @@ impl CustomOp for MatMul {
         };
         let gb = if !ctx.needs_grad(1) {
             None
-        } else if column_major(&b.data()) {
+        } else if b.rank() == 2 {
             // A matrix shared by every batch element: its gradient sums
             // `Aᵢᵀ Gᵢ` over the batch, which is one product of the batch
-            // flattened into rows, `(Gᵀ A)ᵀ` again laid out like `b`.
+            // flattened into rows (not a product per element and a sum).
+            // For a transposed `b`, `(Gᵀ A)ᵀ`, again laid out like `b`.
             let (k, n) = (b.dims()[0], b.dims()[1]);
             let a2 = a.reshape(vec![a.elem_count() / k, k])?;
             let g2 = g.reshape(vec![g.elem_count() / n, n])?;
-            Some(g2.t()?.matmul(&a2)?.t()?)
+            if column_major(&b.data()) {
+                Some(g2.t()?.matmul(&a2)?.t()?)
+            } else {
+                Some(a2.t()?.matmul(&g2)?)
+            }
         } else {
             Some(a.t()?.matmul(g)?.sum_to(&b.dims())?)
         };

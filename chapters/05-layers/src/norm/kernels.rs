@@ -16,7 +16,7 @@
 //! their own type; `f16` and `bf16` are widened to `f32`.
 
 use super::{LayerNormBackward, LayerNormForward};
-use chapter_02::{DType, Error, Result, Tensor};
+use chapter_02::{buffer_for_overwrite, DType, Error, Result, Tensor};
 use chapter_04::row_kernels::{
     for_row_chunks, in_compute_dtype, run_chunk, sum_by, sum_by2, sum_by3, RowChunk, RowFloat,
 };
@@ -162,7 +162,7 @@ fn forward<T: RowFloat>(op: &LayerNormForward, inputs: &[&Tensor]) -> Result<Vec
         eps: T::from_f64(op.eps),
         n,
     };
-    let mut y = vec![T::ZERO; rows * n];
+    let mut y = buffer_for_overwrite(rows * n, T::ZERO);
     let chunks = for_row_chunks(&mut y, n, |rows, chunk| run_chunk(&a, rows, chunk));
     let (mean, rstd): (Vec<T>, Vec<T>) = chunks.into_iter().flatten().unzip();
     let dev = x.device();
@@ -228,7 +228,7 @@ fn backward<T: RowFloat>(op: &LayerNormBackward, inputs: &[&Tensor]) -> Result<V
         dw: op.weight,
         db: op.bias,
     };
-    let mut dx = vec![T::ZERO; rows * n];
+    let mut dx = buffer_for_overwrite(rows * n, T::ZERO);
     let chunks = for_row_chunks(&mut dx, n, |rows, chunk| run_chunk(&a, rows, chunk));
     // The chunks' partial sums, added in row order.
     let (mut dw, mut db) = (vec![T::ZERO; n], vec![T::ZERO; n]);

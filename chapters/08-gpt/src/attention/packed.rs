@@ -30,7 +30,10 @@
 
 use super::{attention_weights, merge_heads, split_heads, AttentionOptions};
 use chapter_02::dispatch::call;
-use chapter_02::{DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor};
+use chapter_02::{
+    buffer_for_overwrite, scratch_buffer, DType, DeviceKind, Error, Kernel, Operator, Result,
+    Tensor as RawTensor,
+};
 use chapter_03::{is_grad_enabled, BackwardCtx, CustomOp, Tensor};
 use chapter_04::prelude::*;
 use chapter_04::row_kernels::{cores, has_avx2_fma, in_compute_dtype, RowFloat};
@@ -387,8 +390,10 @@ fn sequences_per_task(n: usize) -> usize {
 fn forward_host<T: AttnFloat>(qkv: &[T], s: Packed, scale: T) -> (Host, Host) {
     let c = s.c();
     let (y_len, p_len, x_len) = (s.t * c, s.h * s.t * s.t, s.t * 3 * c);
-    let mut y = vec![T::ZERO; s.b * y_len];
-    let mut p = vec![T::ZERO; s.b * p_len];
+    // Both are written whole: every head's columns of y, every row of P
+    // (its masked half as zeros).
+    let mut y = buffer_for_overwrite(s.b * y_len, T::ZERO);
+    let mut p = buffer_for_overwrite(s.b * p_len, T::ZERO);
     if s.b * y_len > 0 {
         let per = sequences_per_task(s.b);
         y.par_chunks_mut(per * y_len)
@@ -409,7 +414,8 @@ fn backward_host<T: AttnFloat>(x: [&[T]; 3], s: Packed, scale: T) -> Host {
     let [qkv, p, g] = x;
     let c = s.c();
     let (x_len, p_len, g_len) = (s.t * 3 * c, s.h * s.t * s.t, s.t * c);
-    let mut dqkv = vec![T::ZERO; s.b * x_len];
+    // Written whole: dQ, dK and dV are each one product with β = 0.
+    let mut dqkv = buffer_for_overwrite(s.b * x_len, T::ZERO);
     if s.b * x_len > 0 {
         let per = sequences_per_task(s.b);
         dqkv.par_chunks_mut(per * x_len)
@@ -599,7 +605,7 @@ fn backward_sequence<T: RowFloat, const FMA: bool>(
     scale: T,
 ) {
     let (t, d, c) = (s.t, s.d, s.c());
-    let mut ds = vec![T::ZERO; t * t];
+    let mut ds = scratch_buffer(t * t, T::ZERO);
     let square = At::rows(0, t);
     for h in 0..s.h {
         let (q, k, v) = (
