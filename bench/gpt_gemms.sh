@@ -9,7 +9,14 @@
 #
 #   bench/gpt_gemms.sh
 #   ROUNDS=5 REPS=50 bench/gpt_gemms.sh
+#   THREADS=1 TOKENS=384 bench/gpt_gemms.sh     # what one of two replicas runs
 #   PYTHON=/path/to/python bench/gpt_gemms.sh   # a Python with torch
+#
+# THREADS (default 2) is the number of threads of each side; TOKENS (default
+# 768, the batch's 12 windows of 64) the rows of the linear layers' products,
+# a multiple of 64. With two replicas of the step (chapter 06's data
+# parallelism, the default of `candle train shakespeare` on 2 cores) each core
+# runs the products of half the batch alone: THREADS=1 TOKENS=384.
 #
 # Without PyTorch it times our side alone and says so.
 set -euo pipefail
@@ -18,13 +25,19 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 rounds="${ROUNDS:-3}"
 reps="${REPS:-20}"
+threads="${THREADS:-2}"
+tokens="${TOKENS:-768}"
 python="${PYTHON:-$root/.venv/bin/python}"
-for v in "$rounds" "$reps"; do
+for v in "$rounds" "$reps" "$threads" "$tokens"; do
   if ! [[ "$v" =~ ^[1-9][0-9]*$ ]]; then
-    echo "gpt_gemms: ROUNDS and REPS must be positive integers, got '$v'" >&2
+    echo "gpt_gemms: ROUNDS, REPS, THREADS and TOKENS must be positive integers, got '$v'" >&2
     exit 2
   fi
 done
+if ((tokens % 64 != 0 || tokens > 65536)); then
+  echo "gpt_gemms: TOKENS must be a multiple of the context, 64, up to 65536, got $tokens" >&2
+  exit 2
+fi
 echo "==> cargo build --release -p chapter-08 --example gpt_gemms" >&2
 cargo build --release -q -p chapter-08 --example gpt_gemms
 ours="$root/target/release/examples/gpt_gemms"
@@ -37,11 +50,11 @@ fi
 ms() { sed -n 's/.*fastest of [0-9]*: \([0-9.]*\) ms.*/\1/p'; }
 ours_ms=() torch_ms=()
 for round in $(seq 1 "$rounds"); do
-  out="$(RAYON_NUM_THREADS=2 "$ours" "$reps")"
+  out="$(RAYON_NUM_THREADS=$threads "$ours" "$reps" "$tokens")"
   echo "round $round: candle  $(echo "$out" | paste -sd ' ' | sed 's/ by layer/; by layer/')"
   ours_ms+=("$(echo "$out" | ms)")
   if ((have_torch)); then
-    out="$(OMP_NUM_THREADS=2 "$python" bench/pytorch_gpt_gemms.py "$reps" 2)"
+    out="$(OMP_NUM_THREADS=$threads "$python" bench/pytorch_gpt_gemms.py "$reps" "$threads" "$tokens")"
     echo "round $round: pytorch $(echo "$out" | paste -sd ' ' | sed 's/ by layer/; by layer/')"
     torch_ms+=("$(echo "$out" | ms)")
   fi

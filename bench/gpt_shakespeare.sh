@@ -13,6 +13,12 @@
 #   ITERS=300 EVAL_ITERS=20 ROUNDS=2 bench/gpt_shakespeare.sh   # a quick look
 #   PYTHON=/path/to/python bench/gpt_shakespeare.sh    # a Python with torch
 #   CANDLE=target/release/candle bench/gpt_shakespeare.sh
+#   CANDLE_ARGS="--replicas 1" bench/gpt_shakespeare.sh   # more options for ours
+#
+# Ours runs with its defaults on 2 threads: two replicas of the step, each on
+# one core with half of the batch (chapter 06's data parallelism);
+# CANDLE_ARGS="--replicas 1" times the step with its threads inside each
+# operation instead.
 #
 # Without PyTorch it runs our side alone and says so.
 set -euo pipefail
@@ -25,6 +31,7 @@ eval_iters="${EVAL_ITERS:-200}"
 seed="${SEED:-1337}"
 python="${PYTHON:-$root/.venv/bin/python}"
 candle="${CANDLE:-}"
+read -r -a candle_args <<<"${CANDLE_ARGS:-}"
 if [[ -z "$candle" ]]; then
   echo "==> cargo build --release -p candle-lib" >&2
   cargo build --release -q -p candle-lib
@@ -42,7 +49,7 @@ trap 'rm -rf "$out"' EXIT
 for round in $(seq 1 "$rounds"); do
   echo "==> round $round/$rounds: candle" >&2
   RAYON_NUM_THREADS=2 "$candle" train shakespeare --iters "$iters" --eval-iters "$eval_iters" \
-    --seed "$seed" --samples 0 --out "$out/run-$round" >"$out/ours-$round.txt" 2>&1 || {
+    --seed "$seed" --samples 0 --out "$out/run-$round" "${candle_args[@]}" >"$out/ours-$round.txt" 2>&1 || {
     cat "$out/ours-$round.txt" >&2
     exit 1
   }

@@ -12,7 +12,10 @@ whole list as
     N products, G GFLOP per step: fastest of R: T ms (X GFLOP/s)
     by layer, ms: qkv ..., attention ..., proj ..., fc ..., fc2 ..., lm_head ...
 
-    python bench/pytorch_gpt_gemms.py [REPS] [THREADS]
+    python bench/pytorch_gpt_gemms.py [REPS] [THREADS] [TOKENS]
+
+TOKENS (default 768, the batch of 12 windows of 64) is the number of token
+rows of the linear layers, a multiple of 64.
 """
 
 import sys

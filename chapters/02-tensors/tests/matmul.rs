@@ -286,6 +286,7 @@ fn matmul_stack_of_small_products_splits_by_matrix_without_changing_a_bit() {
 /// one product with `batch · time` rows; when they do not (a transposed or
 /// narrowed activation) it must fall back to one product per sequence. Both
 /// give the definition's answer, here exactly, with small integers.
+// ANCHOR: matmul_fold
 #[test]
 fn matmul_weight_shared_by_a_batch_is_one_taller_product() {
     for dtype in [DType::F32, DType::F64] {
@@ -337,6 +338,7 @@ fn matmul_weight_shared_by_a_batch_is_one_taller_product() {
         }
     }
 }
+// ANCHOR_END: matmul_fold
 
 /// An operand with the given logical values, stored one of three ways:
 /// row-major, as the transpose of its last two dims, or scrambled.

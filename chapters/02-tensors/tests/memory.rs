@@ -3,7 +3,9 @@
 //! asking the operating system for memory. `cargo test -p chapter-02
 //! memory` runs these.
 
-use chapter_02::{cpu_empty_cache, cpu_pool_stats, scratch_buffer, DType, Device, Tensor};
+use chapter_02::{
+    buffer_for_overwrite, cpu_empty_cache, cpu_pool_stats, scratch_buffer, DType, Device, Tensor,
+};
 
 // ANCHOR: pool_lesson
 #[test]
@@ -75,4 +77,29 @@ fn memory_scratch_buffers_return_to_the_pool() {
     assert_eq!(b.len(), n);
     // Small buffers are left to malloc, and still have their length.
     assert_eq!(scratch_buffer(10, 1u8).len(), 10);
+}
+
+/// A kernel's *result* buffer comes from the same pool: made into a
+/// tensor, it goes back when the tensor is freed, and the next result of
+/// that size reuses it instead of clearing fresh memory.
+#[test]
+fn memory_result_buffers_return_to_the_pool() {
+    let cpu = chapter_02::Device::cpu();
+    let n = 70_003; // a size no other test uses
+    let mut v = buffer_for_overwrite(n, 0.0f32);
+    assert_eq!(v.len(), n);
+    v.iter_mut().enumerate().for_each(|(i, x)| *x = i as f32);
+    let at = v.as_ptr();
+    let t = chapter_02::Tensor::from_host_vec(v, n, &cpu).unwrap();
+    assert_eq!(t.to_vec::<f32>().unwrap()[n - 1], (n - 1) as f32);
+    drop(t);
+    let before = cpu_pool_stats();
+    let again = buffer_for_overwrite(n, 0.0f32);
+    let after = cpu_pool_stats();
+    assert!(after.hits > before.hits, "{before:?} then {after:?}");
+    assert_eq!(
+        again.as_ptr(),
+        at,
+        "the freed tensor's buffer was not reused"
+    );
 }

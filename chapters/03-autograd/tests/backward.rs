@@ -233,3 +233,46 @@ fn backward_functional_grad_returns_instead_of_accumulating() {
     assert!(x.grad_opt().is_none());
 }
 // ANCHOR_END: functional_grad
+
+/// Empty dimensions flow through the matrix product's backward pass: a sum
+/// over `k = 0` terms is 0 whatever its inputs, and a product with no
+/// rows or columns has gradients with no elements, of the inputs' shapes.
+#[test]
+fn backward_through_matmul_with_empty_dimensions() {
+    // [2, 3, 0] @ [0, 4]: the product is zeros, each gradient has no elements.
+    let a = leaf(&[], (2, 3, 0));
+    let w = leaf(&[], (0, 4));
+    let c = a.matmul(&w).unwrap();
+    assert_eq!(c.dims(), &[2, 3, 4]);
+    c.sum_all().unwrap().backward().unwrap();
+    assert_eq!(a.grad().unwrap().dims(), &[2, 3, 0]);
+    assert_eq!(w.grad().unwrap().dims(), &[0, 4]);
+    // [2, 3, 4] @ [4, 0] and a transposed [0, 4]ᵀ: no outputs, so zeros.
+    let x = leaf(&[1.0; 24], (2, 3, 4));
+    for v in [leaf(&[], (4, 0)), leaf(&[], (0, 4))] {
+        let right = if v.dims()[0] == 0 {
+            v.t().unwrap()
+        } else {
+            v.clone()
+        };
+        x.zero_grad();
+        x.matmul(&right)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_eq!(grad_values(&x), vec![0.0; 24]);
+        assert_eq!(v.grad().unwrap().dims(), v.dims());
+    }
+    // And rows: [0, 4] @ [4, 2] leaves the weight's gradient zeros.
+    let none = leaf(&[], (0, 4));
+    let w = leaf(&[1.0; 8], (4, 2));
+    none.matmul(&w)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(grad_values(&w), vec![0.0; 8]);
+}

@@ -3,12 +3,14 @@
 //! rest of the step.
 //!
 //! ```text
-//! cargo run --release -p chapter-08 --example gpt_gemms [REPS]
+//! cargo run --release -p chapter-08 --example gpt_gemms [REPS [TOKENS]]
 //! ```
 //!
 //! The recipe of `candle train shakespeare` (4 layers, width 128, 4 heads,
 //! context 64, batch 12, 65 characters, no biases, tied embeddings) runs
-//! these products per step, on `N = 12·64 = 768` token rows:
+//! these products per step, on `N = 12·64 = 768` token rows (`TOKENS`, a
+//! multiple of the context; 384 is what each of two data-parallel replicas
+//! runs):
 //!
 //! - each of the four linear layers of a block (`128 → 384` for the fused
 //!   query/key/value projection, `128 → 128` after attention, `128 → 512`

@@ -33,8 +33,10 @@ impl CustomOp for MatMul {
             // flattened into rows (not a product per element and a sum).
             // For a transposed `b`, `(Gᵀ A)ᵀ`, again laid out like `b`.
             let (k, n) = (b.dims()[0], b.dims()[1]);
-            let a2 = a.reshape(vec![a.elem_count() / k, k])?;
-            let g2 = g.reshape(vec![g.elem_count() / n, n])?;
+            // Rows: every dimension but the last (1 for a vector).
+            let rows = |t: &Tensor| t.dims()[..t.rank().saturating_sub(1)].iter().product();
+            let a2 = a.reshape(vec![rows(a), k])?;
+            let g2 = g.reshape(vec![rows(g), n])?;
             if column_major(&b.data()) {
                 Some(g2.t()?.matmul(&a2)?.t()?)
             } else {
