@@ -1,4 +1,4 @@
-//! Exercises for the optimiser and schedule sections. Each test is ignored
+//! Exercises for the optimiser, schedule and data-parallelism sections. Each test is ignored
 //! until you fill in the `todo!()`s above it; run one with
 //!
 //! ```text
@@ -7,6 +7,7 @@
 
 mod exercises_training {
     use chapter_03::{RawTensor, Result, Tensor};
+    use chapter_05::{mse_loss, Linear, Module, ModuleExt, Reduction};
     use chapter_06::{
         CosineAnnealingLr, LrSchedule, Optimizer, OptimizerState, ParamGroup, Scheduler, Sgd,
         SgdConfig,
@@ -234,5 +235,72 @@ mod exercises_training {
             scheduler.step(&mut sgd);
         }
         assert_eq!(sgd.learning_rates(), [1.0]);
+    }
+
+    // ANCHOR: exercise_shards
+    // ---------------------------------------------------------------------
+    // Exercise 3: data parallelism without the threads. `DataParallel`
+    // (src/data_parallel.rs) gives each replica a shard of the batch and
+    // seeds its backward pass with the shard's share of the examples,
+    // nᵢ / n, so that the gradients add up to the batch's. Do the same one
+    // shard after another: for each shard of `x` and `y`, compute the mean
+    // squared error of `model` on it, and run its backward pass seeded with
+    // nᵢ / n (`Tensor::backward_with` takes the seed, a tensor of the loss's
+    // shape). `backward` adds into `.grad`, so the sum happens by itself.
+    // Return the batch's loss, Σᵢ (nᵢ / n) · Lᵢ. (`x.narrow(0, start, len)`
+    // takes a shard's rows; it comes with `use chapter_04::prelude::*`.)
+    // ---------------------------------------------------------------------
+
+    pub fn sharded_backward(
+        model: &Linear,
+        x: &Tensor,
+        y: &Tensor,
+        shards: &[std::ops::Range<usize>],
+    ) -> Result<f64> {
+        let _ = (model, x, y, shards, mse_loss, Reduction::Mean);
+        todo!("one backward per shard, seeded with the shard's share of the batch")
+    }
+    // ANCHOR_END: exercise_shards
+
+    #[test]
+    #[ignore = "exercise: fill in sharded_backward"]
+    fn sharded_backward_gives_the_batch_gradient() {
+        let dev = dev();
+        let mut rng = chapter_02::Generator::new(3);
+        let mut randn = |shape: &[usize]| {
+            RawTensor::randn_with(0.0, 1.0, shape, chapter_02::DType::F64, &dev, &mut rng).unwrap()
+        };
+        let model = Linear::from_weights(
+            Tensor::param(randn(&[2, 4])).unwrap(),
+            Some(Tensor::param(randn(&[2])).unwrap()),
+        );
+        let (x, y) = (
+            Tensor::from_raw(randn(&[7, 4])),
+            Tensor::from_raw(randn(&[7, 2])),
+        );
+        // The whole batch at once.
+        let full = mse_loss(&model.forward(&x).unwrap(), &y, Reduction::Mean).unwrap();
+        full.backward().unwrap();
+        let expected: Vec<Vec<f64>> = model
+            .parameters()
+            .iter()
+            .map(|p| p.grad().unwrap().to_vec_f64().unwrap())
+            .collect();
+        // Uneven shards, and one shard of everything.
+        let everything: Vec<std::ops::Range<usize>> = std::iter::once(0..7).collect();
+        for shards in [vec![0..3, 3..4, 4..7], everything] {
+            model.zero_grad();
+            let loss = sharded_backward(&model, &x, &y, &shards).unwrap();
+            assert!(
+                (loss - full.item().unwrap()).abs() < 1e-12,
+                "{shards:?}: loss {loss}"
+            );
+            for (p, want) in model.parameters().iter().zip(&expected) {
+                let got = p.grad().unwrap().to_vec_f64().unwrap();
+                for (a, b) in got.iter().zip(want) {
+                    assert!((a - b).abs() < 1e-12, "{shards:?}: gradient {a} vs {b}");
+                }
+            }
+        }
     }
 }
