@@ -29,6 +29,9 @@ mod corrupt_files;
 #[path = "../../../06-training/tests/dashboard.rs"]
 mod dashboard;
 
+#[path = "../../../06-training/tests/data_parallel.rs"]
+mod data_parallel;
+
 #[path = "../../../06-training/tests/data_digits.rs"]
 mod data_digits;
 
