@@ -121,16 +121,36 @@ impl Reshape for Tensor {
 }
 
 // ANCHOR: forward_kernel
-/// `Σ f(x)` over a plane, in eight running sums of `T` (which the
-/// compiler keeps in one vector register) added up in `f64` at the end.
-#[inline]
+/// Running sums a plane is reduced into: 32 of `T`, which the compiler
+/// keeps in four vector registers. One register would make each addition
+/// wait for the one before it (the latency of an addition is several
+/// cycles, its throughput two a cycle); four independent chains keep the
+/// adder busy.
+const LANES: usize = 32;
+
+/// `Σ f(x)` over a plane, in [`LANES`] running sums of `T` added up in
+/// `f64` at the end.
+#[inline(always)]
 fn plane_sum<T: BnFloat>(xs: &[T], f: impl Fn(T) -> T) -> f64 {
-    let mut acc = [T::default(); 8];
-    let chunks = xs.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&v| f(v).to_f64()).sum();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = *a + f(v);
+    plane_sum2(xs, xs, |x, _| f(x))
+}
+
+/// `Σ f(a, b)` over two planes of the same length, likewise. (Both sums of
+/// the backward pass in one loop were tried: the compiler no longer
+/// vectorised it.)
+#[inline(always)]
+fn plane_sum2<T: BnFloat>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> f64 {
+    let mut acc = [T::default(); LANES];
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(&x, &y)| f(x, y).to_f64())
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for k in 0..LANES {
+            acc[k] = acc[k] + f(x[k], y[k]);
         }
     }
     acc.iter().map(|a| a.to_f64()).sum::<f64>() + tail
@@ -153,13 +173,7 @@ fn channel_stats<T: BnFloat>(p: Planes, x: &[T]) -> Vec<(f64, f64)> {
         .map(|ch| {
             let mut planes = Vec::with_capacity(p.n);
             for xs in p.channel(x, ch) {
-                let mean = plane_sum(xs, |v| v) / l;
-                let mu = T::from_f64(mean);
-                let m2 = plane_sum(xs, |v| (v - mu) * (v - mu));
-                // The plane's centre was rounded to T: correct M₂ for it
-                // (Σ(x − μ̃)² = M₂ + n·(μ − μ̃)²).
-                let off = mean - mu.to_f64();
-                planes.push((mean, (m2 - l * off * off).max(0.0)));
+                planes.push(plane_stats(xs, l));
             }
             let mean = planes.iter().map(|&(m, _)| m).sum::<f64>() / p.n as f64;
             let m2: f64 = planes
@@ -171,24 +185,45 @@ fn channel_stats<T: BnFloat>(p: Planes, x: &[T]) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// One plane's `(mean, M₂)`: its mean, then the sum of squares centred on
+/// it. This function and the other per-plane loops below are compiled
+/// twice (the `multiversion` crate), for the baseline x86-64 and for AVX2,
+/// chosen once at run time; they only add and multiply in the order
+/// written (Rust does not fuse `a·x + b` into one rounding), so both give
+/// the same bits.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn plane_stats<T: BnFloat>(xs: &[T], l: f64) -> (f64, f64) {
+    let mean = plane_sum(xs, |v| v) / l;
+    let mu = T::from_f64(mean);
+    let m2 = plane_sum(xs, |v| (v - mu) * (v - mu));
+    // The plane's centre was rounded to T: correct M₂ for it
+    // (Σ(x − μ̃)² = M₂ + n·(μ − μ̃)²).
+    let off = mean - mu.to_f64();
+    (mean, (m2 - l * off * off).max(0.0))
+}
+
 /// `y = a·x + b` plane by plane, with each channel's `a = γ·r` and
 /// `b = β − a·μ`; with `RELU`, `max(a·x + b, 0)`, written as chapter 02's
 /// ReLU writes it (`v` where `v > 0`, else 0), so that the fused layer and
 /// the two layers in turn agree on every value, NaN included.
 fn scale_shift<T: BnFloat, const RELU: bool>(p: Planes, x: &[T], a: &[T], b: &[T], y: &mut [T]) {
-    let zero = T::default();
     y.par_chunks_mut(p.l).enumerate().for_each(|(i, y)| {
         let ch = i % p.c;
-        let (a, b) = (a[ch], b[ch]);
-        for (y, &x) in y.iter_mut().zip(&x[i * p.l..][..p.l]) {
-            let v = a * x + b;
-            *y = match RELU {
-                true if v > zero => v,
-                true => zero,
-                false => v,
-            };
-        }
+        scale_shift_plane::<T, RELU>(&x[i * p.l..][..p.l], (a[ch], b[ch]), y);
     });
+}
+
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn scale_shift_plane<T: BnFloat, const RELU: bool>(x: &[T], (a, b): (T, T), y: &mut [T]) {
+    let zero = T::default();
+    for (y, &x) in y.iter_mut().zip(x) {
+        let v = a * x + b;
+        *y = match RELU {
+            true if v > zero => v,
+            true => zero,
+            false => v,
+        };
+    }
 }
 // ANCHOR_END: forward_kernel
 
@@ -201,34 +236,35 @@ fn grad_sums<T: BnFloat>(p: Planes, g: &[T], x: &[T], mean: &[f64]) -> Vec<(f64,
             let mu = T::from_f64(mean[ch]);
             let mut sums = (0.0, 0.0);
             for (g, x) in p.channel(g, ch).zip(p.channel(x, ch)) {
-                sums.0 += plane_sum(g, |v| v);
-                let (mut acc, mut tail) = ([T::default(); 8], 0.0);
-                let (gc, xc) = (g.chunks_exact(8), x.chunks_exact(8));
-                for (&g, &x) in gc.remainder().iter().zip(xc.remainder()) {
-                    tail += (g * (x - mu)).to_f64();
-                }
-                for (g, x) in gc.zip(xc) {
-                    for k in 0..8 {
-                        acc[k] = acc[k] + g[k] * (x[k] - mu);
-                    }
-                }
-                sums.1 += acc.iter().map(|a| a.to_f64()).sum::<f64>() + tail;
+                let (sg, sgx) = plane_grad_sums(g, x, mu);
+                sums.0 += sg;
+                sums.1 += sgx;
             }
             sums
         })
         .collect()
 }
 
+/// One plane's `(Σg, Σg·(x − μ))`.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn plane_grad_sums<T: BnFloat>(g: &[T], x: &[T], mu: T) -> (f64, f64) {
+    (plane_sum(g, |v| v), plane_sum2(g, x, |g, x| g * (x - mu)))
+}
+
 /// `∂L/∂x = γ·r·(g − Σg/M − x̂·Σ(g·x̂)/M)`, rearranged per channel into
 /// `α·g + β·x + δ`, one pass over `g` and `x`.
 fn input_grad<T: BnFloat>(p: Planes, g: &[T], x: &[T], coef: &[[T; 3]], dx: &mut [T]) {
     dx.par_chunks_mut(p.l).enumerate().for_each(|(i, dx)| {
-        let [alpha, beta, delta] = coef[i % p.c];
         let (g, x) = (&g[i * p.l..][..p.l], &x[i * p.l..][..p.l]);
-        for ((d, &g), &x) in dx.iter_mut().zip(g).zip(x) {
-            *d = alpha * g + beta * x + delta;
-        }
+        input_grad_plane(g, x, coef[i % p.c], dx);
     });
+}
+
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn input_grad_plane<T: BnFloat>(g: &[T], x: &[T], [alpha, beta, delta]: [T; 3], dx: &mut [T]) {
+    for ((d, &g), &x) in dx.iter_mut().zip(g).zip(x) {
+        *d = alpha * g + beta * x + delta;
+    }
 }
 // ANCHOR_END: backward_kernel
 

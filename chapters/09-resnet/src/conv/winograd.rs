@@ -74,10 +74,11 @@ pub(crate) struct Winograd {
     /// Tiles down and across one image: `⌈out_h/2⌉`, `⌈out_w/2⌉`.
     th: usize,
     tw: usize,
-    /// The padded image: `2·th + 2` rows of `2·tw + 2` (zeros around the
-    /// input, and one more row or column where the output size is odd).
+    /// Rows of the padded image: `2·th + 2` (zeros around the input, and
+    /// one more row where the output height is odd). Its `2·tw + 2`
+    /// columns are never stored: the transform reads the input rows in
+    /// place and supplies the zeros itself.
     hq: usize,
-    wq: usize,
     /// Images transformed together (their tiles side by side in one GEMM).
     pub(crate) chunk: usize,
 }
@@ -109,7 +110,6 @@ impl Winograd {
             th,
             tw,
             hq: 2 * th + 2,
-            wq: 2 * tw + 2,
             chunk,
         })
     }
@@ -180,145 +180,259 @@ pub(crate) fn transform_filters<T: ConvFloat>(w: &[T], o: usize, c: usize, flip:
 // ANCHOR_END: filter_transform
 
 impl Winograd {
-    /// Writes image `x_n` (`[C, H, W]`) into `padded` (`[C, hq, wq]`),
-    /// zeros around it, each row *split*: its even columns first (`tw + 1`
-    /// of them), then its odd ones. Tile `t` covers columns `2t..2t + 4`,
-    /// that is even columns `t, t + 1` and odd columns `t, t + 1`: in the
-    /// split row those are four runs that advance one by one with `t`, so
-    /// the transform below reads them as plain slices and vectorises.
-    fn pad<T: ConvFloat>(&self, g: &ConvGeometry, x_n: &[T], padded: &mut [T]) {
-        let (h, w) = (g.in_h, g.in_w);
-        let (pt, pl) = g.pad_begin;
-        let (wq, half) = (self.wq, self.tw + 1);
-        let plane = self.hq * wq;
-        padded.fill(T::default());
-        for (c, src) in x_n.chunks_exact(h * w).enumerate() {
-            let dst = &mut padded[c * plane + pt * wq..];
-            for (r, row) in src.chunks_exact(w).enumerate() {
-                let (even, odd) = dst[r * wq..][..wq].split_at_mut(half);
-                // Input column j lands at padded column j + pl.
-                let (first_even, first_odd) = (pl.div_ceil(2), pl / 2);
-                let (src_even, src_odd) = (pl % 2, 1 - pl % 2);
-                for (d, &v) in even[first_even..]
-                    .iter_mut()
-                    .zip(row[src_even..].iter().step_by(2))
-                {
-                    *d = v;
-                }
-                for (d, &v) in odd[first_odd..]
-                    .iter_mut()
-                    .zip(row[src_odd..].iter().step_by(2))
-                {
-                    *d = v;
-                }
-            }
-        }
+    /// Values in one row-parity plane of the column sums: `th + 1` rows of
+    /// `tw` tiles.
+    fn half_plane(&self) -> usize {
+        (self.th + 1) * self.tw
     }
 
     // ANCHOR: input_transform
-    /// `V_ξ = (Bᵀ d B)_ξ` for every 4 × 4 tile `d` (tiles overlap by two
-    /// rows and two columns) of every channel of one padded image, written
-    /// to columns `first..` of the `[16, C, stride]` matrix `v`. A tile row
-    /// at a time: first `Bᵀ` combines the tile row's four image rows (whole
-    /// rows at once, which vectorises), then `B` combines columns within
-    /// each tile.
+    /// `V_ξ = (Bᵀ d B)_ξ` for every 4 × 4 tile `d` of channel `x_c`
+    /// (`[H, W]`, one plane of an image; tiles overlap by two rows and two
+    /// columns), written to the `th·tw` columns `first..` of the rows `ξ`
+    /// of the `[16, C, stride]` matrix `v` (channel `ci`). In two steps,
+    /// each loop over a slice:
+    ///
+    /// 1. `d B` for every padded row `r`: the row's four column
+    ///    combinations (one value per tile across) go to
+    ///    `cols[l][r mod 2][r / 2]`, rows of `tw` values; the planes of
+    ///    even and odd rows are kept apart. Rows of padding give zeros.
+    /// 2. `Bᵀ (d B)`: tile row `a` combines padded rows `2a .. 2a + 4`,
+    ///    that is rows `a` and `a + 1` of the even and odd planes. Since
+    ///    those planes hold `tw` values a row, like the tile rows of `v`,
+    ///    all the image's tiles are one loop of `th·tw` values.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn transform_input<T: ConvFloat>(
         &self,
-        c: usize,
-        padded: &[T],
+        g: &ConvGeometry,
+        x_c: &[T],
+        cols: &mut [T],
         v: &mut [T],
-        stride: usize,
-        first: usize,
-        rows: &mut [Vec<T>; 4],
+        (c, ci): (usize, usize),
+        (stride, first): (usize, usize),
     ) {
-        let (tw, wq) = (self.tw, self.wq);
-        let plane = self.hq * wq;
-        for ci in 0..c {
-            let p = &padded[ci * plane..][..plane];
-            for a in 0..self.th {
-                let r = |k: usize| &p[(2 * a + k) * wq..][..wq];
-                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-                let [s0, s1, s2, s3] = rows;
-                let (s0, s1, s2, s3) = (&mut s0[..wq], &mut s1[..wq], &mut s2[..wq], &mut s3[..wq]);
-                for x in 0..wq {
-                    s0[x] = r0[x] - r2[x];
-                    s1[x] = r1[x] + r2[x];
-                    s2[x] = r2[x] - r1[x];
-                    s3[x] = r1[x] - r3[x];
-                }
-                let col = first + a * tw;
-                for (k, s) in rows.iter().enumerate() {
-                    let at = |l: usize| ((k * 4 + l) * c + ci) * stride + col;
-                    let [v0, v1, v2, v3] = four_rows(v, [at(0), at(1), at(2), at(3)], tw);
-                    // The tile's columns 0..4 are even[t], odd[t],
-                    // even[t + 1], odd[t + 1].
-                    let (even, odd) = s.split_at(tw + 1);
-                    let (e0, e2) = (&even[..tw], &even[1..tw + 1]);
-                    let (o1, o3) = (&odd[..tw], &odd[1..tw + 1]);
-                    for t in 0..tw {
-                        v0[t] = e0[t] - e2[t];
-                        v1[t] = o1[t] + e2[t];
-                        v2[t] = e2[t] - o1[t];
-                        v3[t] = o1[t] - o3[t];
+        let (h, w) = (g.in_h, g.in_w);
+        let (pt, pl) = g.pad_begin;
+        let (tw, half) = (self.tw, self.half_plane());
+        for r in 0..self.hq {
+            let [c0, c1, c2, c3] = four_rows(
+                cols,
+                std::array::from_fn(|l| (2 * l + r % 2) * half + r / 2 * tw),
+                tw,
+            );
+            match r.checked_sub(pt).filter(|&i| i < h) {
+                Some(i) => row_columns(&x_c[i * w..][..w], pl, [c0, c1, c2, c3]),
+                None => {
+                    for c in [c0, c1, c2, c3] {
+                        c.fill(T::default());
                     }
                 }
             }
+        }
+        let n = self.th * tw;
+        for l in 0..4 {
+            let (even, odd) = cols[2 * l * half..][..2 * half].split_at(half);
+            let at = |k: usize| ((k * 4 + l) * c + ci) * stride + first;
+            let [v0, v1, v2, v3] = four_rows(v, [at(0), at(1), at(2), at(3)], n);
+            combine_input_rows(
+                (&even[..n], &odd[..n], &even[tw..tw + n], &odd[tw..tw + n]),
+                v0,
+                v1,
+                v2,
+                v3,
+            );
         }
     }
     // ANCHOR_END: input_transform
 
-    /// `Y = Aᵀ M A` for every tile of one image: reads columns `first..` of
-    /// the `[16, O, stride]` products `m` and writes the image's output
-    /// `y_n` (`[O, out_h, out_w]`), leaving out the row and column of the
-    /// last tiles that fall past an odd output size.
-    #[allow(clippy::too_many_arguments)]
+    /// `Y = Aᵀ M A` for every tile of output channel `oi` of one image:
+    /// reads the `th·tw` columns `first..` of the `[16, O, stride]`
+    /// products `m` and writes `y_o` (`[out_h, out_w]`), leaving out the
+    /// row and column of the last tiles that fall past an odd output size.
+    /// `Aᵀ M` and then `(Aᵀ M) A`, each for all the image's tiles in loops
+    /// of `th·tw` values (through `sums`, `[12, th·tw]`), and last each
+    /// output row, interleaving its tiles' two columns.
+    #[inline(always)]
     fn transform_output<T: ConvFloat>(
         &self,
-        g: &ConvGeometry,
+        (o, oi): (usize, usize),
         m: &[T],
-        stride: usize,
-        first: usize,
-        y_n: &mut [T],
-        sums: &mut [Vec<T>; 8],
+        (stride, first): (usize, usize),
+        y_o: &mut [T],
+        (oh, ow): (usize, usize),
+        sums: &mut [T],
     ) {
-        let (o, tw) = (g.out_channels, self.tw);
-        let (oh, ow) = (g.out_h, g.out_w);
+        let (th, tw) = (self.th, self.tw);
+        let n = th * tw;
+        // Aᵀ M: p[0][l] = m₀ₗ + m₁ₗ + m₂ₗ, p[1][l] = m₁ₗ − m₂ₗ − m₃ₗ.
+        for l in 0..4 {
+            let row = |k: usize| &m[((k * 4 + l) * o + oi) * stride + first..][..n];
+            let (lo, hi) = sums.split_at_mut(4 * n);
+            combine_output_rows(
+                (row(0), row(1), row(2), row(3)),
+                &mut lo[l * n..][..n],
+                &mut hi[l * n..][..n],
+            );
+        }
+        // (Aᵀ M) A over all tiles too: the even output columns of tile row
+        // half h in `even[h]`, the odd ones in `odd[h]`.
+        let (p, rest) = sums.split_at_mut(8 * n);
+        let (even, odd) = rest[..4 * n].split_at_mut(2 * n);
+        for half in 0..2 {
+            let q = |l: usize| &p[(half * 4 + l) * n..][..n];
+            combine_output_rows(
+                (q(0), q(1), q(2), q(3)),
+                &mut even[half * n..][..n],
+                &mut odd[half * n..][..n],
+            );
+        }
+        // Then each output row interleaves its two columns per tile.
         let pairs = ow / 2;
-        for oi in 0..o {
-            let y_o = &mut y_n[oi * oh * ow..][..oh * ow];
-            for a in 0..self.th {
-                let col = first + a * tw;
-                let row = |k: usize, l: usize| &m[((k * 4 + l) * o + oi) * stride + col..][..tw];
-                // Aᵀ M: p[0][l] = m₀ₗ + m₁ₗ + m₂ₗ, p[1][l] = m₁ₗ − m₂ₗ − m₃ₗ.
-                for l in 0..4 {
-                    let (m0, m1, m2, m3) = (row(0, l), row(1, l), row(2, l), row(3, l));
-                    let [lo, hi] = two_rows(sums, l);
-                    let (lo, hi) = (&mut lo[..tw], &mut hi[..tw]);
-                    for t in 0..tw {
-                        lo[t] = m0[t] + m1[t] + m2[t];
-                        hi[t] = m1[t] - m2[t] - m3[t];
-                    }
+        for half in 0..2 {
+            for a in 0..th {
+                let y_row = 2 * a + half;
+                if y_row >= oh {
+                    break;
                 }
-                // (Aᵀ M) A, written to output rows 2a and 2a + 1.
-                for half in 0..2 {
-                    let y_row = 2 * a + half;
-                    if y_row >= oh {
-                        break;
-                    }
-                    let ps = |l: usize| &sums[2 * l + half][..pairs];
-                    let (p0, p1, p2, p3) = (ps(0), ps(1), ps(2), ps(3));
-                    let pairs_dst = &mut y_o[y_row * ow..][..2 * pairs];
-                    for t in 0..pairs {
-                        pairs_dst[2 * t] = p0[t] + p1[t] + p2[t];
-                        pairs_dst[2 * t + 1] = p1[t] - p2[t] - p3[t];
-                    }
-                    if ow % 2 == 1 {
-                        let p = |l: usize| sums[2 * l + half][pairs];
-                        y_o[y_row * ow + ow - 1] = p(0) + p(1) + p(2);
-                    }
-                }
+                let at = half * n + a * tw;
+                let dst = &mut y_o[y_row * ow..][..ow];
+                interleave(&even[at..][..tw], &odd[at..][..tw], dst, pairs);
             }
         }
+    }
+}
+
+/// The input transform of every channel of image `x_n` (`[C, H, W]`), to
+/// columns `first..` of `v`. This function and the next are the
+/// transforms' entry points, compiled twice (the `multiversion` crate): for
+/// the baseline x86-64 and for AVX2, chosen once at run time; the loops
+/// below are inlined into both.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn input_tiles<T: ConvFloat>(
+    p: &Winograd,
+    g: &ConvGeometry,
+    x_n: &[T],
+    cols: &mut [T],
+    v: &mut [T],
+    (stride, first): (usize, usize),
+) {
+    let c = g.in_channels;
+    for (ci, x_c) in x_n.chunks_exact(g.in_h * g.in_w).enumerate() {
+        p.transform_input(g, x_c, cols, v, (c, ci), (stride, first));
+    }
+}
+
+/// The output transform of every channel of image `y_n` (`[O, out_h,
+/// out_w]`), from columns `first..` of `m`.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn output_tiles<T: ConvFloat>(
+    p: &Winograd,
+    g: &ConvGeometry,
+    m: &[T],
+    (stride, first): (usize, usize),
+    y_n: &mut [T],
+    sums: &mut [T],
+) {
+    let (o, size) = (g.out_channels, (g.out_h, g.out_w));
+    for (oi, y_o) in y_n.chunks_exact_mut(g.out_h * g.out_w).enumerate() {
+        p.transform_output((o, oi), m, (stride, first), y_o, size, sums);
+    }
+}
+
+/// `d B` for one padded row: the input row `x_row` with `pl` zeros before
+/// it and zeros after. Tile `t` reads padded columns `2t .. 2t + 4`, and
+/// its four combinations go to `c[0..4]` at `t`. The tiles whose columns
+/// all lie in `x_row` read it directly (no padded copy is made); the one
+/// or two at each edge take zeros for the columns outside.
+#[inline(always)]
+fn row_columns<T: ConvFloat>(x_row: &[T], pl: usize, [c0, c1, c2, c3]: [&mut [T]; 4]) {
+    let (w, tw) = (x_row.len(), c0.len());
+    let (c1, c2, c3) = (&mut c1[..tw], &mut c2[..tw], &mut c3[..tw]);
+    let combine = |d: [T; 4]| [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]];
+    // Tiles lo..hi lie inside: 2t ≥ pl and 2t + 3 < pl + w.
+    let lo = pl.div_ceil(2).min(tw);
+    let hi = ((w + pl).saturating_sub(2) / 2).clamp(lo, tw);
+    // Tile lo starts at input column 2·lo − pl ≥ 0; the k inner tiles
+    // read 2k + 2 columns from there.
+    let k = hi - lo;
+    if k > 0 {
+        let inner = &x_row[2 * lo - pl..][..2 * k + 2];
+        let (c0, c1, c2, c3) = (
+            &mut c0[lo..hi],
+            &mut c1[lo..hi],
+            &mut c2[lo..hi],
+            &mut c3[lo..hi],
+        );
+        for i in 0..k {
+            let d = [
+                inner[2 * i],
+                inner[2 * i + 1],
+                inner[2 * i + 2],
+                inner[2 * i + 3],
+            ];
+            [c0[i], c1[i], c2[i], c3[i]] = combine(d);
+        }
+    }
+    let padded = |j: usize| match j.checked_sub(pl) {
+        Some(k) if k < w => x_row[k],
+        _ => T::default(),
+    };
+    for t in (0..lo).chain(hi..tw) {
+        let d = std::array::from_fn(|j| padded(2 * t + j));
+        [c0[t], c1[t], c2[t], c3[t]] = combine(d);
+    }
+}
+
+/// `Bᵀ` over whole slices: `v₀ = d₀ − d₂`, `v₁ = d₁ + d₂`, `v₂ = d₂ − d₁`,
+/// `v₃ = d₁ − d₃`, element by element.
+#[inline(always)]
+fn combine_input_rows<T: ConvFloat>(
+    (d0, d1, d2, d3): (&[T], &[T], &[T], &[T]),
+    v0: &mut [T],
+    v1: &mut [T],
+    v2: &mut [T],
+    v3: &mut [T],
+) {
+    let n = v0.len();
+    let (d0, d1, d2, d3) = (&d0[..n], &d1[..n], &d2[..n], &d3[..n]);
+    let (v1, v2, v3) = (&mut v1[..n], &mut v2[..n], &mut v3[..n]);
+    for f in 0..n {
+        v0[f] = d0[f] - d2[f];
+        v1[f] = d1[f] + d2[f];
+        v2[f] = d2[f] - d1[f];
+        v3[f] = d1[f] - d3[f];
+    }
+}
+
+/// `Aᵀ` over whole slices: `lo = m₀ + m₁ + m₂`, `hi = m₁ − m₂ − m₃`.
+#[inline(always)]
+fn combine_output_rows<T: ConvFloat>(
+    (m0, m1, m2, m3): (&[T], &[T], &[T], &[T]),
+    lo: &mut [T],
+    hi: &mut [T],
+) {
+    let n = lo.len();
+    let (m0, m1, m2, m3) = (&m0[..n], &m1[..n], &m2[..n], &m3[..n]);
+    let hi = &mut hi[..n];
+    for f in 0..n {
+        lo[f] = m0[f] + m1[f] + m2[f];
+        hi[f] = m1[f] - m2[f] - m3[f];
+    }
+}
+
+/// One output row from its tiles' two columns: tile `t` writes `even[t]`
+/// and `odd[t]` to columns `2t` and `2t + 1` of `dst`, and an odd last
+/// column takes only `even`.
+#[inline(always)]
+fn interleave<T: ConvFloat>(even: &[T], odd: &[T], dst: &mut [T], pairs: usize) {
+    let (e, o) = (&even[..pairs], &odd[..pairs]);
+    for (t, pair) in dst[..2 * pairs].chunks_exact_mut(2).enumerate() {
+        pair[0] = e[t];
+        pair[1] = o[t];
+    }
+    if dst.len() % 2 == 1 {
+        dst[2 * pairs] = even[pairs];
     }
 }
 
@@ -329,12 +443,6 @@ fn four_rows<T>(v: &mut [T], at: [usize; 4], len: usize) -> [&mut [T]; 4] {
     let (b, rest) = rest.split_at_mut(at[2] - at[1]);
     let (c, d) = rest.split_at_mut(at[3] - at[2]);
     [&mut a[..len], &mut b[..len], &mut c[..len], &mut d[..len]]
-}
-
-/// Rows `2l` and `2l + 1` of the scratch rows.
-fn two_rows<T>(sums: &mut [Vec<T>; 8], l: usize) -> [&mut Vec<T>; 2] {
-    let (lo, hi) = sums.split_at_mut(2 * l + 1);
-    [&mut lo[2 * l], &mut hi[0]]
 }
 
 // ANCHOR: winograd_conv
@@ -352,7 +460,8 @@ pub(crate) fn convolve<T: ConvFloat>(
 ) {
     use rayon::prelude::*;
     let (c, o) = (g.in_channels, g.out_channels);
-    let chw = c * g.in_h * g.in_w;
+    let hw = g.in_h * g.in_w;
+    let chw = c * hw;
     let ol = o * g.out_h * g.out_w;
     let per_image = p.tiles_per_image();
     let most = p.chunk * per_image;
@@ -362,19 +471,18 @@ pub(crate) fn convolve<T: ConvFloat>(
     y.par_chunks_mut(p.chunk * ol).enumerate().for_each_init(
         || {
             // From the buffer pool: every value is written before it is read.
-            let padded = scratch_buffer(c * p.hq * p.wq, T::default());
+            let cols = scratch_buffer(8 * p.half_plane(), T::default());
             let v = scratch_buffer(16 * c * most, T::default());
             let m = scratch_buffer(16 * o * most, T::default());
-            let rows: [Vec<T>; 4] = std::array::from_fn(|_| vec![T::default(); p.wq]);
-            let sums: [Vec<T>; 8] = std::array::from_fn(|_| vec![T::default(); p.tw]);
-            (padded, v, m, rows, sums)
+            let sums = scratch_buffer(12 * per_image, T::default());
+            (cols, v, m, sums)
         },
-        |(padded, v, m, rows, sums), (chunk, y_chunk)| {
+        |(cols, v, m, sums), (chunk, y_chunk)| {
             let (first, images) = (chunk * p.chunk, y_chunk.len() / ol);
             let s = images * per_image; // this chunk's tiles
             for b in 0..images {
-                p.pad(g, &x[(first + b) * chw..][..chw], padded);
-                p.transform_input(c, padded, &mut v[..16 * c * s], s, b * per_image, rows);
+                let x_n = &x[(first + b) * chw..][..chw];
+                input_tiles(p, g, x_n, cols, &mut v[..16 * c * s], (s, b * per_image));
             }
             for xi in 0..16 {
                 gemm(
@@ -385,7 +493,7 @@ pub(crate) fn convolve<T: ConvFloat>(
                 );
             }
             for (b, y_n) in y_chunk.chunks_exact_mut(ol).enumerate() {
-                p.transform_output(g, &m[..16 * o * s], s, b * per_image, y_n, sums);
+                output_tiles(p, g, &m[..16 * o * s], (s, b * per_image), y_n, sums);
             }
         },
     );
