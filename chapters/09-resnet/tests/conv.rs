@@ -711,6 +711,24 @@ fn winograd_matches_the_composites() {
     }
 }
 
+/// Winograd's weight gradient, which the CPU kernel takes for images of at
+/// least 100 tiles (outputs of about 20 × 20 and more): odd and even
+/// output sizes, paddings 0, 1 and 2, a batch that leaves ragged chunks,
+/// and one whose partial sums span several chunks each.
+#[test]
+fn winograd_weight_gradient_matches_the_composites() {
+    let cases = [
+        (vec![3, 8, 21, 19], vec![10, 8, 3, 3], 1),
+        (vec![2, 9, 23, 21], vec![8, 9, 3, 3], 0),
+        (vec![2, 8, 19, 17], vec![12, 8, 3, 3], 2),
+        (vec![9, 8, 20, 20], vec![10, 8, 3, 3], 1),
+        (vec![17, 16, 20, 20], vec![16, 16, 3, 3], 1),
+    ];
+    for (xs, ws, pad) in cases {
+        kernels_agree_with_composites(&xs, &ws, &Conv2dOptions::default().padding(pad), 53);
+    }
+}
+
 /// Half-precision inputs run the CPU kernels in `f32` (widened, then
 /// rounded back): Winograd's path, the padded rows and the per-image
 /// lowering give, in `f16` and `bf16`, the `f32` result of the same

@@ -525,9 +525,43 @@ fn gemm_rows<T: ConvFloat>((m, k, n): (usize, usize, usize), c: &mut [T], a: &[T
     unsafe { gemm_into((m, k, n), c, false, a, (k, 1), b, (n, 1)) }
 }
 
+/// The weight gradient of a convolution Winograd's method applies to:
+/// `dU = Σ dM · Vᵀ` in partial sums of whole chunks of at least
+/// [`WEIGHT_GRAD_CHUNK`] images, added in order (so the result does not
+/// depend on the number of threads), then `dW = Gᵀ dU G`.
+fn weight_grad_winograd<T: ConvFloat>(
+    g: &ConvGeometry,
+    p: &Winograd,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+) {
+    let per_partial = p.chunk * WEIGHT_GRAD_CHUNK.div_ceil(p.chunk);
+    let du = sum_over_chunks(g.batch, per_partial, |images| {
+        winograd::filter_grad_products(g, p, (x, dy), images, gemm_rows_nt)
+    });
+    if du.is_empty() {
+        dw.fill(T::default()); // an empty batch: no gradient
+        return;
+    }
+    winograd::untransform_filter_grad(&du, g.out_channels, g.in_channels, dw);
+}
+
+/// `c += a · bᵀ` for row-major `a` (`m × k`), `b` (`n × k`) and `c`
+/// (`m × n`).
+fn gemm_rows_nt<T: ConvFloat>((m, k, n): (usize, usize, usize), c: &mut [T], a: &[T], b: &[T]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    // SAFETY: the asserts above: the slices hold the three matrices (bᵀ
+    // is b read with row stride 1 and column stride k).
+    unsafe { gemm_into((m, k, n), c, true, a, (k, 1), b, (1, k)) }
+}
+
 /// The weight gradient `[O, C/G, kh, kw]` by whichever lowering applies,
 /// computed group by group as `dWᵀ` (`[K, O/G]`) and transposed into `dw`.
 fn weight_grad<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T], dw: &mut [T]) {
+    if let Some(p) = Winograd::new(g).filter(Winograd::suits_weight_grad) {
+        return weight_grad_winograd(g, &p, x, dy, dw);
+    }
     let dwt = match PaddedRows::new(g) {
         Some(p) => weight_grad_t_wide(g, &p, x, dy),
         None => weight_grad_t_images(g, x, dy),
