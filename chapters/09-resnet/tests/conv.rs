@@ -705,6 +705,11 @@ fn winograd_matches_the_composites() {
         (vec![2, 9, 5, 4], vec![10, 9, 3, 3], 2),
         (vec![37, 8, 5, 5], vec![8, 8, 3, 3], 1),
         (vec![4, 64, 7, 7], vec![64, 64, 3, 3], 1),
+        // Even sizes with padding 1, as in the ResNet's layers.
+        (vec![3, 8, 6, 8], vec![8, 8, 3, 3], 1),
+        (vec![2, 8, 4, 4], vec![9, 8, 3, 3], 1),
+        (vec![2, 9, 8, 4], vec![8, 9, 3, 3], 1),
+        (vec![5, 8, 12, 10], vec![8, 8, 3, 3], 1),
     ];
     for (xs, ws, pad) in cases {
         kernels_agree_with_composites(&xs, &ws, &Conv2dOptions::default().padding(pad), 51);
