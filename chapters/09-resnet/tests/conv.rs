@@ -558,15 +558,21 @@ fn conv2d_accepts_strided_views() {
 /// An empty batch is a valid input with an empty output, forward and back,
 /// whichever CPU method the convolution takes (the lowering with stride 2,
 /// the padded rows with stride 1, Winograd's with 3 × 3 filters and 8
-/// channels).
+/// channels, and Winograd's weight gradient on 20 × 20 images).
 #[test]
 fn conv2d_of_an_empty_batch_is_empty() {
-    for (c, o, stride, padding) in [(2, 3, 1, 0), (2, 3, 2, 1), (8, 8, 1, 1)] {
-        let x = input(&[0, c, 5, 5], 30).requires_grad_().unwrap();
+    let cases = [
+        (2, 3, 1, 0, 5),
+        (2, 3, 2, 1, 5),
+        (8, 8, 1, 1, 5),
+        (8, 8, 1, 1, 20),
+    ];
+    for (c, o, stride, padding, size) in cases {
+        let x = input(&[0, c, size, size], 30).requires_grad_().unwrap();
         let w = input(&[o, c, 3, 3], 31).requires_grad_().unwrap();
         let opts = Conv2dOptions::default().stride(stride).padding(padding);
         let y = conv2d(&x, &w, None, &opts).unwrap();
-        let side = (5 + 2 * padding - 3) / stride + 1;
+        let side = (size + 2 * padding - 3) / stride + 1;
         assert_eq!(y.dims(), vec![0, o, side, side]);
         y.sum_all().unwrap().backward().unwrap();
         assert_eq!(
@@ -581,17 +587,18 @@ fn conv2d_of_an_empty_batch_is_empty() {
 /// The weight gradient sums its images in chunks whose order does not
 /// depend on the number of threads: one thread and two give the same bits,
 /// with 4 and 8 input channels, and with stride 1 and 2 (the padded rows
-/// and the strided lowering).
+/// and the strided lowering), and on 20 × 20 images with 8 channels
+/// (Winograd's weight gradient).
 #[test]
 fn weight_gradient_does_not_depend_on_the_thread_count() {
-    for (c, stride) in [(4, 1), (8, 1), (4, 2)] {
-        weight_gradient_is_thread_independent(c, stride);
+    for (c, stride, side) in [(4, 1, 9), (8, 1, 9), (4, 2, 41), (8, 1, 20)] {
+        weight_gradient_is_thread_independent(c, stride, side);
     }
 }
 
-fn weight_gradient_is_thread_independent(c: usize, stride: usize) {
-    // Strided: 21 × 21 outputs make chunks of 3 images, partial sums of 9.
-    let side = if stride == 1 { 9 } else { 41 };
+fn weight_gradient_is_thread_independent(c: usize, stride: usize, side: usize) {
+    // Strided 41 × 41: 21 × 21 outputs make chunks of 3 images, partial
+    // sums of 9. Winograd at 20 × 20: 100 tiles, chunks of 10 images.
     let geom = ConvGeometry::conv2d(
         &[37, c, side, side],
         &[8, c, 3, 3],
