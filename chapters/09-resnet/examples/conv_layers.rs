@@ -3,11 +3,13 @@
 //! distinct layer shape, timed separately (median of `REPS` calls).
 //!
 //! ```text
-//! cargo run --release -p chapter-09 --example conv_layers [REPS] [BATCH] [no-winograd]
+//! cargo run --release -p chapter-09 --example conv_layers [REPS] [BATCH] [no-winograd] [portable]
 //! ```
 //!
 //! With `no-winograd`, 3 × 3 stride-1 layers take the lowering to a matrix
-//! product instead of Winograd's method, for comparing the two.
+//! product instead of Winograd's method, for comparing the two; with
+//! `portable`, Winograd's transforms take their portable loops instead of
+//! the AVX-512 registers.
 //!
 //! `bench/conv_layers.sh` runs it beside `bench/pytorch_conv_layers.py`,
 //! which times the same calls in PyTorch, and prints the ratio per layer.
@@ -51,11 +53,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     if reps == 0 || batch == 0 {
         return Err("REPS and BATCH must be at least 1".into());
     }
-    match args.next().as_deref() {
-        None => {}
-        Some("no-winograd") => chapter_09::conv::set_winograd_enabled(false),
-        Some(other) => {
-            return Err(format!("unknown option {other:?} (expected no-winograd)").into())
+    for option in args {
+        match option.as_str() {
+            "no-winograd" => chapter_09::conv::set_winograd_enabled(false),
+            "portable" => chapter_09::conv::set_avx512_transforms_enabled(false),
+            other => {
+                return Err(
+                    format!("unknown option {other:?} (expected no-winograd or portable)").into(),
+                )
+            }
         }
     }
     chapter_02::join_kernel_threads()?;

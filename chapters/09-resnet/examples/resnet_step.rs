@@ -4,10 +4,12 @@
 //! `candle train mnist --model resnet14`, AdamW).
 //!
 //! ```text
-//! cargo run --release -p chapter-09 --example resnet_step [STEPS] [BATCH]
+//! cargo run --release -p chapter-09 --example resnet_step [STEPS] [BATCH] [portable]
 //! ```
 //!
-//! It prints the median of each phase. `bench/resnet_mnist.sh` compares a
+//! With `portable`, Winograd's transforms take their portable loops instead
+//! of the AVX-512 registers (`chapter_09::conv::set_avx512_transforms_enabled`),
+//! for measuring what the registers are worth. It prints the median of each phase. `bench/resnet_mnist.sh` compares a
 //! whole epoch with PyTorch; this example is for finding which phase to
 //! make faster (run it under `perf record` to see which kernels).
 
@@ -24,6 +26,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let batch: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(128);
     if steps == 0 || batch == 0 {
         return Err("STEPS and BATCH must be at least 1".into());
+    }
+    match args.next().as_deref() {
+        None => {}
+        Some("portable") => chapter_09::conv::set_avx512_transforms_enabled(false),
+        Some(other) => return Err(format!("unknown option {other:?} (expected portable)").into()),
     }
     // As `candle train` does: the main thread is one of the kernels' threads.
     chapter_02::join_kernel_threads()?;

@@ -166,8 +166,28 @@ pub(crate) trait ConvFloat:
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
 {
+    /// The slice as `f32` values where `Self` is `f32`: for the kernels
+    /// written for one type (Winograd's AVX-512 transforms).
+    fn as_f32(values: &[Self]) -> Option<&[f32]> {
+        let _ = values;
+        None
+    }
+
+    /// [`ConvFloat::as_f32`] for a mutable slice.
+    fn as_f32_mut(values: &mut [Self]) -> Option<&mut [f32]> {
+        let _ = values;
+        None
+    }
 }
-impl ConvFloat for f32 {}
+impl ConvFloat for f32 {
+    fn as_f32(values: &[f32]) -> Option<&[f32]> {
+        Some(values)
+    }
+
+    fn as_f32_mut(values: &mut [f32]) -> Option<&mut [f32]> {
+        Some(values)
+    }
+}
 impl ConvFloat for f64 {}
 
 /// `f(T)` for `f32`/`f64` tensors, half types widened to `f32`.

@@ -46,8 +46,12 @@
 
 use super::geometry::ConvGeometry;
 use super::im2col::ConvFloat;
+use super::prefetch::{prefetch_read, prefetch_write};
 use chapter_02::scratch_buffer;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Tiles a chunk of images aims for, times the larger channel count: the
 /// transformed tiles `V` (`16 × C × tiles`) and products `M` (`16 × O ×
@@ -91,6 +95,17 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 /// measuring one against the other, and for tests that check both.
 pub fn set_winograd_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
+}
+
+static AVX512_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Lets Winograd's transforms run in AVX-512 registers where the CPU has
+/// them and the images are at most 32 pixels wide (`true`, the default),
+/// or makes them use the portable loops everywhere (`false`), for every
+/// thread of the process: for measuring one against the other. Both give
+/// the same bits.
+pub fn set_avx512_transforms_enabled(enabled: bool) {
+    AVX512_ENABLED.store(enabled, Ordering::Relaxed);
 }
 
 /// The tiling of one convolution, or `None` where Winograd's method is not
@@ -336,12 +351,51 @@ impl Winograd {
 }
 
 /// The input transform of every channel of image `x_n` (`[C, H, W]`), to
-/// columns `first..` of `v`. This function and the next are the
-/// transforms' entry points, compiled twice (the `multiversion` crate): for
-/// the baseline x86-64 and for AVX2, chosen once at run time; the loops
-/// below are inlined into both.
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+/// columns `first..` of `v`: in AVX-512 registers where the CPU has them
+/// and the image fits ([`avx512`]), otherwise by the portable loops.
 fn input_tiles<T: ConvFloat>(
+    p: &Winograd,
+    g: &ConvGeometry,
+    x_n: &[T],
+    cols: &mut [T],
+    v: &mut [T],
+    at: (usize, usize),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(x32), Some(v32)) = (T::as_f32(x_n), T::as_f32_mut(v)) {
+        if avx512::input_tiles(p, g, x32, v32, at) {
+            return;
+        }
+    }
+    portable_input_tiles(p, g, x_n, cols, v, at);
+}
+
+/// The output transform of every channel of image `y_n` (`[O, out_h,
+/// out_w]`), from columns `first..` of `m`; in AVX-512 registers where
+/// they apply, like [`input_tiles`].
+fn output_tiles<T: ConvFloat>(
+    p: &Winograd,
+    g: &ConvGeometry,
+    m: &[T],
+    at: (usize, usize),
+    y_n: &mut [T],
+    sums: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(m32), Some(y32)) = (T::as_f32(m), T::as_f32_mut(y_n)) {
+        if avx512::output_tiles(p, g, m32, at, y32) {
+            return;
+        }
+    }
+    portable_output_tiles(p, g, m, at, y_n, sums);
+}
+
+/// The portable input transform. This function and the next two are the
+/// portable transforms' entry points, compiled twice (the `multiversion`
+/// crate): for the baseline x86-64 and for AVX2, chosen once at run time;
+/// the loops below are inlined into both.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn portable_input_tiles<T: ConvFloat>(
     p: &Winograd,
     g: &ConvGeometry,
     x_n: &[T],
@@ -351,14 +405,14 @@ fn input_tiles<T: ConvFloat>(
 ) {
     let c = g.in_channels;
     for (ci, x_c) in x_n.chunks_exact(g.in_h * g.in_w).enumerate() {
+        prefetch_read(x_c.as_ptr_range().end, x_c.len());
         p.transform_input(g, x_c, cols, v, (c, ci), (stride, first));
     }
 }
 
-/// The output transform of every channel of image `y_n` (`[O, out_h,
-/// out_w]`), from columns `first..` of `m`.
+/// The portable output transform.
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
-fn output_tiles<T: ConvFloat>(
+fn portable_output_tiles<T: ConvFloat>(
     p: &Winograd,
     g: &ConvGeometry,
     m: &[T],
@@ -368,7 +422,25 @@ fn output_tiles<T: ConvFloat>(
 ) {
     let (o, size) = (g.out_channels, (g.out_h, g.out_w));
     for (oi, y_o) in y_n.chunks_exact_mut(g.out_h * g.out_w).enumerate() {
+        prefetch_next_products(p, m, (o, oi), (stride, first));
+        prefetch_write(y_o.as_ptr_range().end, y_o.len());
         p.transform_output((o, oi), m, (stride, first), y_o, size, sums);
+    }
+}
+
+/// Asks for output channel `oi + 1`'s 16 rows of products in `m` (`[16,
+/// O, stride]`, this image's tiles from column `first`) while channel
+/// `oi`'s are transformed back (see [`super::prefetch`]).
+#[inline(always)]
+fn prefetch_next_products<T>(
+    p: &Winograd,
+    m: &[T],
+    (o, oi): (usize, usize),
+    (stride, first): (usize, usize),
+) {
+    for xi in 0..16 {
+        let next = m.as_ptr().wrapping_add((xi * o + oi + 1) * stride + first);
+        prefetch_read(next, p.tiles_per_image());
     }
 }
 
@@ -696,9 +768,28 @@ impl Winograd {
 }
 
 /// The gradient transform of every channel of image `dy_n` (`[O, out_h,
-/// out_w]`), to columns `first..` of `dm`; compiled for AVX2 as well.
-#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+/// out_w]`), to columns `first..` of `dm`; in AVX-512 registers where they
+/// apply, like [`input_tiles`].
 fn grad_tiles<T: ConvFloat>(
+    p: &Winograd,
+    g: &ConvGeometry,
+    dy_n: &[T],
+    rows: &mut [T],
+    dm: &mut [T],
+    at: (usize, usize),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(dy32), Some(dm32)) = (T::as_f32(dy_n), T::as_f32_mut(dm)) {
+        if avx512::grad_tiles(p, g, dy32, dm32, at) {
+            return;
+        }
+    }
+    portable_grad_tiles(p, g, dy_n, rows, dm, at);
+}
+
+/// The portable gradient transform, compiled for AVX2 as well.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn portable_grad_tiles<T: ConvFloat>(
     p: &Winograd,
     g: &ConvGeometry,
     dy_n: &[T],
@@ -708,6 +799,7 @@ fn grad_tiles<T: ConvFloat>(
 ) {
     let (o, size) = (g.out_channels, (g.out_h, g.out_w));
     for (oi, dy_o) in dy_n.chunks_exact(g.out_h * g.out_w).enumerate() {
+        prefetch_read(dy_o.as_ptr_range().end, dy_o.len());
         p.transform_grad(size, dy_o, rows, dm, (o, oi), (stride, first));
     }
 }

@@ -1,0 +1,526 @@
+//! Winograd's three transforms in AVX-512 registers, for `f32` images up
+//! to 32 pixels wide: MNIST's 28 × 28 and its halvings, CIFAR's 32 × 32.
+//!
+//! The portable transforms ([`super::Winograd::transform_input`] and the
+//! others) loop over rows of `tw` tiles, writing each step's results to
+//! memory and reading them back. Where an image's row has at most 16
+//! tiles, a row of tiles fits in one 16-lane register instead, and a
+//! whole tile row can be transformed without leaving the registers:
+//!
+//! - **`d B` along a padded input row.** Tile `t` needs padded columns
+//!   `2t .. 2t + 4`. The row (at most 32 values) is loaded into two
+//!   registers, and one two-register permutation per column `j` gathers
+//!   `d_j` for all the tiles at once (`vpermt2ps`, with the lanes that fall
+//!   in the padding or past the last tile zeroed by a mask). Four
+//!   additions or subtractions give the row's four combinations.
+//! - **`Bᵀ (d B)` down the rows.** A tile row combines four padded rows, the
+//!   last two of which are the first two of the next tile row: two new
+//!   rows per tile row, kept in registers, and the 16 results are
+//!   stored straight into the rows of `V`, one masked store each.
+//!
+//! The output transform reads the 16 rows of `M` for one tile row, applies
+//! `Aᵀ` and `A` in registers, and interleaves each tile's two columns into
+//! the output row with one permutation. The gradient transform `A dY Aᵀ`
+//! is the input transform's pattern with `A` in place of `B`.
+//!
+//! Every value is computed by the same additions, in the same order, as
+//! the portable code, so the results are identical bit for bit (the
+//! tests check it). On the 2-core AVX-512 EPYC these three took 27% of
+//! the 16-channel layer's time; see book chapter 09 for what this path
+//! measured.
+
+use super::super::prefetch::{prefetch_read, prefetch_write};
+use super::{prefetch_next_products, ConvGeometry, Winograd};
+use std::arch::x86_64::*;
+
+/// Whether these kernels run: this CPU has AVX-512 (`avx512f`, asked once
+/// per process) and [`super::set_avx512_transforms_enabled`] has not
+/// turned them off.
+fn available() -> bool {
+    use std::sync::OnceLock;
+    static AVX512: OnceLock<bool> = OnceLock::new();
+    super::AVX512_ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+        && *AVX512.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
+}
+
+/// The most tiles across an image this path handles (one register), and
+/// down it.
+const MAX_TILES: usize = 16;
+
+/// The most padded rows of an image: `2·th + 2`.
+const MAX_ROWS: usize = 2 * MAX_TILES + 2;
+
+/// Whether images of this geometry fit: at most 16 tiles across (one
+/// register) and down, and input rows of at most 32 values (two
+/// registers).
+fn fits(p: &Winograd, g: &ConvGeometry) -> bool {
+    p.tw <= MAX_TILES && p.th <= MAX_TILES && g.in_w <= 2 * MAX_TILES && g.out_w <= 2 * MAX_TILES
+}
+
+/// A mask of the first `n` lanes (`n ≤ 16`).
+fn first_lanes(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+/// One row of at most 32 values as two registers (lanes past `row.len()`
+/// are zero).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_row(row: &[f32]) -> (__m512, __m512) {
+    let (lo, hi) = row.split_at(row.len().min(16));
+    // SAFETY: each masked load reads only the first `len` lanes, all
+    // inside its slice.
+    unsafe {
+        (
+            _mm512_maskz_loadu_ps(first_lanes(lo.len()), lo.as_ptr()),
+            _mm512_maskz_loadu_ps(first_lanes(hi.len()), hi.as_ptr()),
+        )
+    }
+}
+
+/// Stores the first `dst.len()` (at most 16) lanes of `value` to `dst`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn store_lanes(dst: &mut [f32], value: __m512) {
+    // SAFETY: the masked store writes only the first `len` lanes, all
+    // inside the slice.
+    unsafe {
+        if dst.len() == 4 {
+            _mm_storeu_ps(dst.as_mut_ptr(), _mm512_castps512_ps128(value));
+        } else {
+            _mm512_mask_storeu_ps(dst.as_mut_ptr(), first_lanes(dst.len()), value)
+        }
+    }
+}
+
+/// The first `dst.len()` (at most 16) values of `src` as a register.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_lanes(src: &[f32]) -> __m512 {
+    // SAFETY: as in `load_row`.
+    unsafe { _mm512_maskz_loadu_ps(first_lanes(src.len()), src.as_ptr()) }
+}
+
+/// A gather of one lane per tile from a row held in two registers: lane
+/// `t` takes the row's value at `first + step·t`, or zero where that
+/// falls outside `0..w` or `t ≥ tiles`.
+#[derive(Clone, Copy)]
+struct Gather {
+    index: __m512i,
+    mask: __mmask16,
+}
+
+impl Gather {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn new(first: isize, step: isize, w: usize, tiles: usize) -> Self {
+        let mut index = [0i32; 16];
+        let mut mask = 0u16;
+        for (t, slot) in index.iter_mut().enumerate().take(tiles) {
+            let at = first + step * t as isize;
+            if (0..w as isize).contains(&at) {
+                *slot = at as i32;
+                mask |= 1 << t;
+            }
+        }
+        // SAFETY: an unaligned load of 16 `i32` from a local array.
+        let index = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
+        Gather { index, mask }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn apply(self, (lo, hi): (__m512, __m512)) -> __m512 {
+        _mm512_maskz_permutex2var_ps(self.mask, lo, self.index, hi)
+    }
+}
+
+/// `d B` of one padded row (`None` for a row of padding): its four
+/// combinations, lane `t` for tile `t`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn row_columns(row: Option<&[f32]>, d: &[Gather; 4]) -> [__m512; 4] {
+    let Some(row) = row else {
+        return [_mm512_setzero_ps(); 4];
+    };
+    let x = load_row(row);
+    // (Written out: a closure would not inherit the target feature.)
+    let (d0, d1, d2, d3) = (d[0].apply(x), d[1].apply(x), d[2].apply(x), d[3].apply(x));
+    [
+        _mm512_sub_ps(d0, d2),
+        _mm512_add_ps(d1, d2),
+        _mm512_sub_ps(d2, d1),
+        _mm512_sub_ps(d1, d3),
+    ]
+}
+
+/// Padded row `r` of plane `x_c` (`[h, w]`, `pt` rows of zeros above it):
+/// a row of `x_c`, or `None` for a row of padding.
+#[inline]
+fn padded_row(x_c: &[f32], (h, w): (usize, usize), pt: usize, r: usize) -> Option<&[f32]> {
+    match r.checked_sub(pt) {
+        Some(i) if i < h => Some(&x_c[i * w..][..w]),
+        _ => None,
+    }
+}
+
+/// Asks for the plane after `plane` in memory (the next channel, or the
+/// next image's first) while this one is transformed.
+#[inline]
+fn prefetch_next(plane: &[f32]) {
+    prefetch_read(plane.as_ptr_range().end, plane.len());
+}
+
+/// The input transform of every channel of image `x_n`, like the portable
+/// `input_tiles`; `false` (and nothing written) where this CPU or these
+/// images do not fit the registers.
+pub(super) fn input_tiles(
+    p: &Winograd,
+    g: &ConvGeometry,
+    x_n: &[f32],
+    v: &mut [f32],
+    at: (usize, usize),
+) -> bool {
+    if !available() || !fits(p, g) {
+        return false;
+    }
+    // SAFETY: AVX-512 was detected above.
+    unsafe { input_tiles_avx512(p, g, x_n, v, at) };
+    true
+}
+
+// `l` picks the same register of rows at several offsets.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f")]
+fn input_tiles_avx512(
+    p: &Winograd,
+    g: &ConvGeometry,
+    x_n: &[f32],
+    v: &mut [f32],
+    (stride, first): (usize, usize),
+) {
+    let (c, h, w) = (g.in_channels, g.in_h, g.in_w);
+    let (pt, pl) = g.pad_begin;
+    let (th, tw) = (p.th, p.tw);
+    // Tile t's padded column 2t + j is input column 2t + j − pl.
+    let d: [Gather; 4] = std::array::from_fn(|j| Gather::new(j as isize - pl as isize, 2, w, tw));
+    // Each plane's rows of `d B` are staged here first (at most 34 rows
+    // of four registers, 8.5 KiB): the rows of `V` are then written one
+    // after another, four at a time. Writing all 16 rows of a tile row
+    // together was slower than the portable code: the rows lie
+    // `C·stride` values apart, so 16 streams competed for the same cache
+    // sets.
+    let mut rows = [[_mm512_setzero_ps(); 4]; MAX_ROWS];
+    for (ci, x_c) in x_n.chunks_exact(h * w).enumerate() {
+        prefetch_next(x_c);
+        for (r, row) in rows[..p.hq].iter_mut().enumerate() {
+            *row = row_columns(padded_row(x_c, (h, w), pt, r), &d);
+        }
+        for l in 0..4 {
+            let start = |k: usize| ((k * 4 + l) * c + ci) * stride + first;
+            let (v0, rest) = v[start(0)..].split_at_mut(start(1) - start(0));
+            let (v1, rest) = rest.split_at_mut(start(2) - start(1));
+            let (v2, v3) = rest.split_at_mut(start(3) - start(2));
+            for a in 0..th {
+                let (r0, r1, r2, r3) = (
+                    rows[2 * a][l],
+                    rows[2 * a + 1][l],
+                    rows[2 * a + 2][l],
+                    rows[2 * a + 3][l],
+                );
+                let at = a * tw;
+                store_lanes(&mut v0[at..][..tw], _mm512_sub_ps(r0, r2));
+                store_lanes(&mut v1[at..][..tw], _mm512_add_ps(r1, r2));
+                store_lanes(&mut v2[at..][..tw], _mm512_sub_ps(r2, r1));
+                store_lanes(&mut v3[at..][..tw], _mm512_sub_ps(r1, r3));
+            }
+        }
+    }
+}
+
+/// The output transform of every channel of image `y_n`, like the
+/// portable `output_tiles`; `false` where it does not apply.
+pub(super) fn output_tiles(
+    p: &Winograd,
+    g: &ConvGeometry,
+    m: &[f32],
+    at: (usize, usize),
+    y_n: &mut [f32],
+) -> bool {
+    if !available() || !fits(p, g) {
+        return false;
+    }
+    // SAFETY: AVX-512 was detected above.
+    unsafe { output_tiles_avx512(p, g, m, at, y_n) };
+    true
+}
+
+#[target_feature(enable = "avx512f")]
+fn output_tiles_avx512(
+    p: &Winograd,
+    g: &ConvGeometry,
+    m: &[f32],
+    (stride, first): (usize, usize),
+    y_n: &mut [f32],
+) {
+    let (o, oh, ow) = (g.out_channels, g.out_h, g.out_w);
+    let (th, tw) = (p.th, p.tw);
+    // Output column 2t takes lane t of the even columns, 2t + 1 lane t of
+    // the odd ones (index 16 + t of the pair).
+    let pairs: [__m512i; 2] = std::array::from_fn(|half| {
+        let index: [i32; 16] = std::array::from_fn(|i| {
+            let t = (8 * half + i / 2) as i32;
+            if i % 2 == 0 {
+                t
+            } else {
+                16 + t
+            }
+        });
+        // SAFETY: an unaligned load of 16 `i32` from a local array.
+        unsafe { _mm512_loadu_si512(index.as_ptr().cast()) }
+    });
+    let split = ow.min(16);
+    // `Aᵀ M` for all the tile rows first, reading the rows of `M` four at
+    // a time (see the input transform), staged here: [tile row][half][l].
+    let mut sums = [[[_mm512_setzero_ps(); 4]; 2]; MAX_TILES];
+    for (oi, y_o) in y_n.chunks_exact_mut(oh * ow).enumerate() {
+        // The next channel's 16 rows of products, and its output plane
+        // (to be written), while this one's are transformed.
+        prefetch_next_products(p, m, (o, oi), (stride, first));
+        prefetch_write(y_o.as_ptr_range().end, oh * ow);
+        // Aᵀ M: p[0][l] = m₀ₗ + m₁ₗ + m₂ₗ, p[1][l] = m₁ₗ − m₂ₗ − m₃ₗ.
+        for l in 0..4 {
+            let start = |k: usize| ((k * 4 + l) * o + oi) * stride + first;
+            let (m0, m1, m2, m3) = (
+                &m[start(0)..],
+                &m[start(1)..],
+                &m[start(2)..],
+                &m[start(3)..],
+            );
+            for (a, tile_row) in sums[..th].iter_mut().enumerate() {
+                let at = a * tw;
+                let m0 = load_lanes(&m0[at..][..tw]);
+                let m1 = load_lanes(&m1[at..][..tw]);
+                let m2 = load_lanes(&m2[at..][..tw]);
+                let m3 = load_lanes(&m3[at..][..tw]);
+                tile_row[0][l] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                tile_row[1][l] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+            }
+        }
+        // (Aᵀ M) A, and each tile's two columns side by side.
+        for (a, tile_row) in sums[..th].iter().enumerate() {
+            for (half, &[q0, q1, q2, q3]) in tile_row.iter().enumerate() {
+                let y_row = 2 * a + half;
+                if y_row >= oh {
+                    break;
+                }
+                let even = _mm512_add_ps(_mm512_add_ps(q0, q1), q2);
+                let odd = _mm512_sub_ps(_mm512_sub_ps(q1, q2), q3);
+                let (left, right) = y_o[y_row * ow..][..ow].split_at_mut(split);
+                store_lanes(left, _mm512_permutex2var_ps(even, pairs[0], odd));
+                store_lanes(right, _mm512_permutex2var_ps(even, pairs[1], odd));
+            }
+        }
+    }
+}
+
+/// The gradient transform of every channel of image `dy_n`, like the
+/// portable `grad_tiles`; `false` where it does not apply.
+pub(super) fn grad_tiles(
+    p: &Winograd,
+    g: &ConvGeometry,
+    dy_n: &[f32],
+    dm: &mut [f32],
+    at: (usize, usize),
+) -> bool {
+    if !available() || !fits(p, g) {
+        return false;
+    }
+    // SAFETY: AVX-512 was detected above.
+    unsafe { grad_tiles_avx512(p, g, dy_n, dm, at) };
+    true
+}
+
+/// `A` along one row of `dY` (`None` past the last row): lane `t` of the
+/// four results combines the block's columns `2t` and `2t + 1` into
+/// `e`, `e + o`, `e − o` and `−o`. A block whose second column is past an
+/// odd edge gives `e`, `e`, `e` and zero.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn grad_row(row: Option<&[f32]>, [even, odd]: &[Gather; 2]) -> [__m512; 4] {
+    let Some(row) = row else {
+        return [_mm512_setzero_ps(); 4];
+    };
+    let x = load_row(row);
+    let (e, o, pair) = (even.apply(x), odd.apply(x), odd.mask);
+    [
+        e,
+        _mm512_mask_add_ps(e, pair, e, o),
+        _mm512_mask_sub_ps(e, pair, e, o),
+        _mm512_maskz_sub_ps(pair, _mm512_setzero_ps(), o),
+    ]
+}
+
+// `l` picks the same register of rows at several offsets.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f")]
+fn grad_tiles_avx512(
+    p: &Winograd,
+    g: &ConvGeometry,
+    dy_n: &[f32],
+    dm: &mut [f32],
+    (stride, first): (usize, usize),
+) {
+    let (o, oh, ow) = (g.out_channels, g.out_h, g.out_w);
+    let (th, tw) = (p.th, p.tw);
+    let columns = [Gather::new(0, 2, ow, tw), Gather::new(1, 2, ow, tw)];
+    // Staged like the input transform's rows.
+    let mut rows = [[_mm512_setzero_ps(); 4]; MAX_ROWS];
+    for (oi, dy_o) in dy_n.chunks_exact(oh * ow).enumerate() {
+        prefetch_next(dy_o);
+        for (r, row) in rows[..2 * th].iter_mut().enumerate() {
+            *row = grad_row(padded_row(dy_o, (oh, ow), 0, r), &columns);
+        }
+        for l in 0..4 {
+            let start = |k: usize| ((k * 4 + l) * o + oi) * stride + first;
+            let (m0, rest) = dm[start(0)..].split_at_mut(start(1) - start(0));
+            let (m1, rest) = rest.split_at_mut(start(2) - start(1));
+            let (m2, m3) = rest.split_at_mut(start(3) - start(2));
+            for a in 0..th {
+                let (r0, r1) = (rows[2 * a][l], rows[2 * a + 1][l]);
+                let at = a * tw;
+                store_lanes(&mut m0[at..][..tw], r0);
+                store_lanes(&mut m1[at..][..tw], _mm512_add_ps(r0, r1));
+                store_lanes(&mut m2[at..][..tw], _mm512_sub_ps(r0, r1));
+                store_lanes(&mut m3[at..][..tw], _mm512_sub_ps(_mm512_setzero_ps(), r1));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        aligned, portable_grad_tiles, portable_input_tiles, portable_output_tiles, Winograd,
+    };
+    use super::ConvGeometry;
+
+    /// A 3 × 3 stride-1 convolution of 8 channels to 8 over `batch` images
+    /// of `h × w`, padded `(top, left)` and `(bottom, right)`.
+    fn geometry(
+        batch: usize,
+        (h, w): (usize, usize),
+        pad_begin: (usize, usize),
+        pad_end: (usize, usize),
+    ) -> ConvGeometry {
+        ConvGeometry {
+            batch,
+            in_channels: 8,
+            in_h: h,
+            in_w: w,
+            out_channels: 8,
+            kernel: (3, 3),
+            stride: (1, 1),
+            pad_begin,
+            pad_end,
+            dilation: (1, 1),
+            groups: 1,
+            out_h: h + pad_begin.0 + pad_end.0 - 2,
+            out_w: w + pad_begin.1 + pad_end.1 - 2,
+        }
+    }
+
+    /// `n` values of a fixed pseudo-random sequence in about `[-1, 1)`,
+    /// with a few zeros of both signs among them.
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                match i % 17 {
+                    5 => 0.0,
+                    11 => -0.0,
+                    _ => (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0,
+                }
+            })
+            .collect()
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Sizes and paddings the registers take (up to 32 × 32, odd and even,
+    /// paddings 0 to 2 on each side), and one they leave to the portable
+    /// code.
+    /// `(size, pad_begin, pad_end)`.
+    type Case = ((usize, usize), (usize, usize), (usize, usize));
+
+    const CASES: [Case; 9] = [
+        ((7, 7), (1, 1), (1, 1)),
+        ((14, 14), (1, 1), (1, 1)),
+        ((28, 28), (1, 1), (1, 1)),
+        ((32, 32), (1, 1), (1, 1)),
+        ((5, 9), (0, 2), (2, 0)),
+        ((9, 6), (2, 0), (1, 2)),
+        ((3, 3), (0, 0), (0, 0)),
+        ((30, 31), (2, 1), (0, 1)),
+        ((4, 40), (1, 1), (1, 1)),
+    ];
+
+    #[test]
+    fn the_registers_match_the_portable_transforms_bit_for_bit() {
+        if !super::available() {
+            println!("skipped: this CPU has no AVX-512; only the portable transforms run here");
+            return;
+        }
+        for (case, &(size, pad_begin, pad_end)) in CASES.iter().enumerate() {
+            let g = geometry(3, size, pad_begin, pad_end);
+            let p = Winograd::new(&g).expect("a Winograd geometry");
+            assert_eq!(super::fits(&p, &g), g.in_w <= 32, "{g:?}");
+            let (c, o) = (g.in_channels, g.out_channels);
+            let per_image = p.th * p.tw;
+            let stride = aligned(g.batch * per_image);
+            let x = values(g.batch * c * g.in_h * g.in_w, case as u64);
+            let dy = values(g.batch * o * g.out_h * g.out_w, 100 + case as u64);
+            let m = values(16 * o * stride, 200 + case as u64);
+            // NaN where nothing should be written, to see stray writes.
+            let (mut v_fast, mut v_portable) = (
+                vec![f32::NAN; 16 * c * stride],
+                vec![f32::NAN; 16 * c * stride],
+            );
+            let (mut dm_fast, mut dm_portable) = (
+                vec![f32::NAN; 16 * o * stride],
+                vec![f32::NAN; 16 * o * stride],
+            );
+            let mut scratch = vec![0.0f32; 16 * (p.th + 2) * (p.tw + 2)];
+            for b in 0..g.batch {
+                let at = (stride, b * per_image);
+                let x_n = &x[b * c * g.in_h * g.in_w..][..c * g.in_h * g.in_w];
+                let dy_n = &dy[b * o * g.out_h * g.out_w..][..o * g.out_h * g.out_w];
+                let fast = super::input_tiles(&p, &g, x_n, &mut v_fast, at);
+                assert_eq!(fast, super::fits(&p, &g));
+                portable_input_tiles(&p, &g, x_n, &mut scratch, &mut v_portable, at);
+                assert_eq!(fast, super::grad_tiles(&p, &g, dy_n, &mut dm_fast, at));
+                portable_grad_tiles(&p, &g, dy_n, &mut scratch, &mut dm_portable, at);
+                let mut y_fast = vec![f32::NAN; o * g.out_h * g.out_w];
+                let mut y_portable = y_fast.clone();
+                assert_eq!(fast, super::output_tiles(&p, &g, &m, at, &mut y_fast));
+                portable_output_tiles(&p, &g, &m, at, &mut y_portable, &mut scratch);
+                if fast {
+                    assert_eq!(bits(&y_fast), bits(&y_portable), "output transform, {g:?}");
+                }
+            }
+            if super::fits(&p, &g) {
+                assert_eq!(bits(&v_fast), bits(&v_portable), "input transform, {g:?}");
+                assert_eq!(
+                    bits(&dm_fast),
+                    bits(&dm_portable),
+                    "gradient transform, {g:?}"
+                );
+            }
+        }
+    }
+}
