@@ -56,7 +56,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     for option in args {
         match option.as_str() {
             "no-winograd" => chapter_09::conv::set_winograd_enabled(false),
-            "portable" => chapter_09::conv::set_avx512_transforms_enabled(false),
+            "portable" => chapter_09::conv::set_avx512_enabled(false),
             other => {
                 return Err(
                     format!("unknown option {other:?} (expected no-winograd or portable)").into(),

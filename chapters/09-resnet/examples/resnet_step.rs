@@ -8,7 +8,7 @@
 //! ```
 //!
 //! With `portable`, Winograd's transforms take their portable loops instead
-//! of the AVX-512 registers (`chapter_09::conv::set_avx512_transforms_enabled`),
+//! of the AVX-512 registers (`chapter_09::conv::set_avx512_enabled`),
 //! for measuring what the registers are worth. It prints the median of each phase. `bench/resnet_mnist.sh` compares a
 //! whole epoch with PyTorch; this example is for finding which phase to
 //! make faster (run it under `perf record` to see which kernels).
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     match args.next().as_deref() {
         None => {}
-        Some("portable") => chapter_09::conv::set_avx512_transforms_enabled(false),
+        Some("portable") => chapter_09::conv::set_avx512_enabled(false),
         Some(other) => return Err(format!("unknown option {other:?} (expected portable)").into()),
     }
     // As `candle train` does: the main thread is one of the kernels' threads.

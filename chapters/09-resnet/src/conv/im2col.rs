@@ -23,6 +23,9 @@ use chapter_03::{BackwardCtx, CustomOp, Tensor};
 use chapter_04::row_kernels::in_compute_dtype;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Below this many elements a kernel runs on one thread.
 const PARALLEL_MIN: usize = 1 << 15;
 
@@ -271,8 +274,25 @@ fn im2col_rows<T: ConvFloat>(g: &ConvGeometry, x: &[T]) -> Vec<T> {
 /// `(oh, ow)`, the value that tap `(i, j)` reads from the input plane `src`
 /// (`in_h × in_w`), zero where it falls in the padding. Every element of
 /// `dst` (`out_h × out_w`) is written; at stride 1 a row of taps is one
-/// `memcpy`.
+/// `memcpy`. In AVX-512 registers where the CPU has them and the rows fit
+/// (see `im2col/avx512.rs`).
 pub(crate) fn tap_row<T: ConvFloat>(
+    g: &ConvGeometry,
+    src: &[T],
+    (i, j): (usize, usize),
+    dst: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(src32), Some(dst32)) = (T::as_f32(src), T::as_f32_mut(dst)) {
+        if avx512::tap_row(g, src32, (i, j), dst32) {
+            return;
+        }
+    }
+    portable_tap_row(g, src, (i, j), dst);
+}
+
+/// [`tap_row`] without registers: a row at a time, at stride 1 by a copy.
+fn portable_tap_row<T: ConvFloat>(
     g: &ConvGeometry,
     src: &[T],
     (i, j): (usize, usize),
@@ -323,8 +343,27 @@ fn col2im_planes<T: ConvFloat>(g: &ConvGeometry, cols: &[T]) -> Vec<T> {
 
 /// Adds back onto `dst`, the input plane of channel `ch` (`in_h × in_w`),
 /// the `kh·kw` rows of the patch matrix `cols` (rows of `ncols` entries)
-/// that were copied from it, each row read from column `first` on.
+/// that were copied from it, each row read from column `first` on. In
+/// AVX-512 registers where they apply, like [`tap_row`].
 pub(crate) fn add_taps_to_plane<T: ConvFloat>(
+    g: &ConvGeometry,
+    cols: &[T],
+    ncols: usize,
+    first: usize,
+    ch: usize,
+    dst: &mut [T],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(cols32), Some(dst32)) = (T::as_f32(cols), T::as_f32_mut(dst)) {
+        if avx512::add_taps_to_plane(g, cols32, (ncols, first), ch, dst32) {
+            return;
+        }
+    }
+    portable_add_taps_to_plane(g, cols, ncols, first, ch, dst);
+}
+
+/// [`add_taps_to_plane`] without registers.
+fn portable_add_taps_to_plane<T: ConvFloat>(
     g: &ConvGeometry,
     cols: &[T],
     ncols: usize,

@@ -97,17 +97,6 @@ pub fn set_winograd_enabled(enabled: bool) {
     ENABLED.store(enabled, Ordering::Relaxed);
 }
 
-static AVX512_ENABLED: AtomicBool = AtomicBool::new(true);
-
-/// Lets Winograd's transforms run in AVX-512 registers where the CPU has
-/// them and the images are at most 32 pixels wide (`true`, the default),
-/// or makes them use the portable loops everywhere (`false`), for every
-/// thread of the process: for measuring one against the other. Both give
-/// the same bits.
-pub fn set_avx512_transforms_enabled(enabled: bool) {
-    AVX512_ENABLED.store(enabled, Ordering::Relaxed);
-}
-
 /// The tiling of one convolution, or `None` where Winograd's method is not
 /// used.
 #[derive(Debug, Clone, Copy)]

@@ -30,18 +30,9 @@
 //! measured.
 
 use super::super::prefetch::{prefetch_read, prefetch_write};
+use super::super::registers::{available, load_lanes, load_row, store_lanes, Gather};
 use super::{prefetch_next_products, ConvGeometry, Winograd};
 use std::arch::x86_64::*;
-
-/// Whether these kernels run: this CPU has AVX-512 (`avx512f`, asked once
-/// per process) and [`super::set_avx512_transforms_enabled`] has not
-/// turned them off.
-fn available() -> bool {
-    use std::sync::OnceLock;
-    static AVX512: OnceLock<bool> = OnceLock::new();
-    super::AVX512_ENABLED.load(std::sync::atomic::Ordering::Relaxed)
-        && *AVX512.get_or_init(|| std::is_x86_feature_detected!("avx512f"))
-}
 
 /// The most tiles across an image this path handles (one register), and
 /// down it.
@@ -55,84 +46,6 @@ const MAX_ROWS: usize = 2 * MAX_TILES + 2;
 /// registers).
 fn fits(p: &Winograd, g: &ConvGeometry) -> bool {
     p.tw <= MAX_TILES && p.th <= MAX_TILES && g.in_w <= 2 * MAX_TILES && g.out_w <= 2 * MAX_TILES
-}
-
-/// A mask of the first `n` lanes (`n ≤ 16`).
-fn first_lanes(n: usize) -> __mmask16 {
-    ((1u32 << n) - 1) as __mmask16
-}
-
-/// One row of at most 32 values as two registers (lanes past `row.len()`
-/// are zero).
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load_row(row: &[f32]) -> (__m512, __m512) {
-    let (lo, hi) = row.split_at(row.len().min(16));
-    // SAFETY: each masked load reads only the first `len` lanes, all
-    // inside its slice.
-    unsafe {
-        (
-            _mm512_maskz_loadu_ps(first_lanes(lo.len()), lo.as_ptr()),
-            _mm512_maskz_loadu_ps(first_lanes(hi.len()), hi.as_ptr()),
-        )
-    }
-}
-
-/// Stores the first `dst.len()` (at most 16) lanes of `value` to `dst`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn store_lanes(dst: &mut [f32], value: __m512) {
-    // SAFETY: the masked store writes only the first `len` lanes, all
-    // inside the slice.
-    unsafe {
-        if dst.len() == 4 {
-            _mm_storeu_ps(dst.as_mut_ptr(), _mm512_castps512_ps128(value));
-        } else {
-            _mm512_mask_storeu_ps(dst.as_mut_ptr(), first_lanes(dst.len()), value)
-        }
-    }
-}
-
-/// The first `dst.len()` (at most 16) values of `src` as a register.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn load_lanes(src: &[f32]) -> __m512 {
-    // SAFETY: as in `load_row`.
-    unsafe { _mm512_maskz_loadu_ps(first_lanes(src.len()), src.as_ptr()) }
-}
-
-/// A gather of one lane per tile from a row held in two registers: lane
-/// `t` takes the row's value at `first + step·t`, or zero where that
-/// falls outside `0..w` or `t ≥ tiles`.
-#[derive(Clone, Copy)]
-struct Gather {
-    index: __m512i,
-    mask: __mmask16,
-}
-
-impl Gather {
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn new(first: isize, step: isize, w: usize, tiles: usize) -> Self {
-        let mut index = [0i32; 16];
-        let mut mask = 0u16;
-        for (t, slot) in index.iter_mut().enumerate().take(tiles) {
-            let at = first + step * t as isize;
-            if (0..w as isize).contains(&at) {
-                *slot = at as i32;
-                mask |= 1 << t;
-            }
-        }
-        // SAFETY: an unaligned load of 16 `i32` from a local array.
-        let index = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
-        Gather { index, mask }
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn apply(self, (lo, hi): (__m512, __m512)) -> __m512 {
-        _mm512_maskz_permutex2var_ps(self.mask, lo, self.index, hi)
-    }
 }
 
 /// `d B` of one padded row (`None` for a row of padding): its four
@@ -352,7 +265,7 @@ fn grad_row(row: Option<&[f32]>, [even, odd]: &[Gather; 2]) -> [__m512; 4] {
         return [_mm512_setzero_ps(); 4];
     };
     let x = load_row(row);
-    let (e, o, pair) = (even.apply(x), odd.apply(x), odd.mask);
+    let (e, o, pair) = (even.apply(x), odd.apply(x), odd.mask());
     [
         e,
         _mm512_mask_add_ps(e, pair, e, o),
