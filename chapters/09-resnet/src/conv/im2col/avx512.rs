@@ -101,7 +101,7 @@ fn spread(base: usize, off_w: isize, sw: usize, out_w: usize) -> (__m512i, __mma
     let mut mask = 0u16;
     for (q, slot) in index.iter_mut().enumerate() {
         let from = first + q as isize;
-        if from >= 0 && from as usize % sw == 0 && (from as usize / sw) < out_w {
+        if from >= 0 && (from as usize).is_multiple_of(sw) && (from as usize / sw) < out_w {
             *slot = (from as usize / sw) as i32;
             mask |= 1 << q;
         }
