@@ -45,6 +45,7 @@
 //! pass again (`create_graph`) uses the formula written with
 //! differentiable operations instead of the kernel.
 
+use crate::conv::prefetch::prefetch_read;
 use chapter_02::dispatch::call;
 use chapter_02::{
     CmpOp, DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor, UnaryOp,
@@ -93,10 +94,16 @@ impl Planes {
     fn m(&self) -> f64 {
         (self.n * self.l) as f64
     }
-    /// The values of channel `ch`, plane by plane.
+    /// The values of channel `ch`, plane by plane. Each plane is
+    /// `C·L` values after the one before, too far for the hardware
+    /// prefetcher to follow; so the next plane is asked for (see chapter
+    /// 09's `conv::prefetch`) as each one is handed out.
     fn channel<'a, T>(&self, x: &'a [T], ch: usize) -> impl Iterator<Item = &'a [T]> + 'a {
         let (c, l) = (self.c, self.l);
-        (0..self.n).map(move |i| &x[(i * c + ch) * l..][..l])
+        (0..self.n).map(move |i| {
+            prefetch_read(x.as_ptr().wrapping_add(((i + 1) * c + ch) * l), l);
+            &x[(i * c + ch) * l..][..l]
+        })
     }
 }
 
