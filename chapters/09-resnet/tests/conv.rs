@@ -724,12 +724,16 @@ fn winograd_matches_the_composites() {
 }
 
 /// Winograd's weight gradient, which the CPU kernel takes for images of at
-/// least 100 tiles (outputs of about 20 × 20 and more): odd and even
-/// output sizes, paddings 0, 1 and 2, a batch that leaves ragged chunks,
-/// and one whose partial sums span several chunks each.
+/// least 100 tiles (outputs of about 20 × 20 and more), or 40 in `f32`
+/// where the transforms run in AVX-512 registers (14 × 14 and more): odd
+/// and even output sizes, paddings 0, 1 and 2, a batch that leaves ragged
+/// chunks, and one whose partial sums span several chunks each.
 #[test]
 fn winograd_weight_gradient_matches_the_composites() {
     let cases = [
+        // 49 and 56 tiles: Winograd's in f32 with AVX-512, else the lowering.
+        (vec![4, 8, 14, 14], vec![8, 8, 3, 3], 1),
+        (vec![3, 9, 13, 15], vec![10, 9, 3, 3], 1),
         (vec![3, 8, 21, 19], vec![10, 8, 3, 3], 1),
         (vec![2, 9, 23, 21], vec![8, 9, 3, 3], 0),
         (vec![2, 8, 19, 17], vec![12, 8, 3, 3], 2),

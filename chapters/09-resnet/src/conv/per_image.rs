@@ -564,7 +564,7 @@ fn gemm_rows_nt<T: ConvFloat>((m, k, n): (usize, usize, usize), c: &mut [T], a: 
 /// The weight gradient `[O, C/G, kh, kw]` by whichever lowering applies,
 /// computed group by group as `dWᵀ` (`[K, O/G]`) and transposed into `dw`.
 fn weight_grad<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T], dw: &mut [T]) {
-    if let Some(p) = Winograd::new(g).filter(Winograd::suits_weight_grad) {
+    if let Some(p) = Winograd::new(g).filter(|p| p.suits_weight_grad::<T>(g)) {
         return weight_grad_winograd(g, &p, x, dy, dw);
     }
     let dwt = match PaddedRows::new(g) {

@@ -87,6 +87,13 @@ fn aligned(s: usize) -> usize {
 /// at 7 × 7 (16 tiles).
 const GRAD_TILES_PER_IMAGE: usize = 100;
 
+/// The same where the transforms run in AVX-512 registers
+/// ([`avx512`]), which are cheap enough for the 14 × 14 layer to gain
+/// too: its weight gradient took 1.65–1.72 ms against the lowering's
+/// 1.90–1.95 (three alternating rounds, same machine). At 7 × 7 it still
+/// lost, 4.8–6.3 ms against 2.2.
+const GRAD_TILES_PER_IMAGE_IN_REGISTERS: usize = 40;
+
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// Lets the CPU convolution kernels use Winograd's method where it applies
@@ -148,9 +155,15 @@ impl Winograd {
         self.th * self.tw
     }
 
-    /// Whether the weight gradient should use this tiling too: only for
-    /// images of at least [`GRAD_TILES_PER_IMAGE`] tiles.
-    pub(crate) fn suits_weight_grad(&self) -> bool {
+    /// Whether the weight gradient of `T` values should use this tiling
+    /// too: only for images of at least [`GRAD_TILES_PER_IMAGE`] tiles, or
+    /// [`GRAD_TILES_PER_IMAGE_IN_REGISTERS`] where the transforms run in
+    /// AVX-512 registers.
+    pub(crate) fn suits_weight_grad<T: ConvFloat>(&self, g: &ConvGeometry) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if T::as_f32(&[]).is_some() && avx512::applies(self, g) {
+            return self.tiles_per_image() >= GRAD_TILES_PER_IMAGE_IN_REGISTERS;
+        }
         self.tiles_per_image() >= GRAD_TILES_PER_IMAGE
     }
 

@@ -48,6 +48,12 @@ fn fits(p: &Winograd, g: &ConvGeometry) -> bool {
     p.tw <= MAX_TILES && p.th <= MAX_TILES && g.in_w <= 2 * MAX_TILES && g.out_w <= 2 * MAX_TILES
 }
 
+/// Whether these kernels run for images of this geometry: on this CPU,
+/// and the images fit.
+pub(super) fn applies(p: &Winograd, g: &ConvGeometry) -> bool {
+    available() && fits(p, g)
+}
+
 /// `d B` of one padded row (`None` for a row of padding): its four
 /// combinations, lane `t` for tile `t`.
 #[inline]
@@ -94,7 +100,7 @@ pub(super) fn input_tiles(
     v: &mut [f32],
     at: (usize, usize),
 ) -> bool {
-    if !available() || !fits(p, g) {
+    if !applies(p, g) {
         return false;
     }
     // SAFETY: AVX-512 was detected above.
@@ -160,7 +166,7 @@ pub(super) fn output_tiles(
     at: (usize, usize),
     y_n: &mut [f32],
 ) -> bool {
-    if !available() || !fits(p, g) {
+    if !applies(p, g) {
         return false;
     }
     // SAFETY: AVX-512 was detected above.
@@ -246,7 +252,7 @@ pub(super) fn grad_tiles(
     dm: &mut [f32],
     at: (usize, usize),
 ) -> bool {
-    if !available() || !fits(p, g) {
+    if !applies(p, g) {
         return false;
     }
     // SAFETY: AVX-512 was detected above.
