@@ -11,6 +11,7 @@
 //! measurements in book chapter 09. A prefetch is only a hint: it never
 //! faults and changes no result.
 
+// ANCHOR: prefetch
 /// Asks for the cache lines of `len` values from `start` (which need not
 /// be inside any allocation: a prefetch of any address is harmless), to be
 /// read soon. A no-op on other architectures than x86-64.
@@ -30,6 +31,7 @@ pub(crate) fn prefetch_read<T>(start: *const T, len: usize) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (start, len);
 }
+// ANCHOR_END: prefetch
 
 /// Like [`prefetch_read`], for values about to be written: the lines
 /// arrive ready to be modified (`prefetchw`), sparing the write a second

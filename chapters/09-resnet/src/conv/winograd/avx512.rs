@@ -13,21 +13,26 @@
 //!   `d_j` for all the tiles at once (`vpermt2ps`, with the lanes that fall
 //!   in the padding or past the last tile zeroed by a mask). Four
 //!   additions or subtractions give the row's four combinations.
-//! - **`Bᵀ (d B)` down the rows.** A tile row combines four padded rows, the
-//!   last two of which are the first two of the next tile row: two new
-//!   rows per tile row, kept in registers, and the 16 results are
-//!   stored straight into the rows of `V`, one masked store each.
+//! - **`Bᵀ (d B)` down the rows.** A tile row combines four padded rows,
+//!   the last two of which are the first two of the next tile row. The
+//!   plane's rows of `d B` (at most 34 of four registers) are staged on
+//!   the stack, and the rows of `V` are then written one after another,
+//!   four at a time, a masked store per tile row.
 //!
-//! The output transform reads the 16 rows of `M` for one tile row, applies
-//! `Aᵀ` and `A` in registers, and interleaves each tile's two columns into
-//! the output row with one permutation. The gradient transform `A dY Aᵀ`
-//! is the input transform's pattern with `A` in place of `B`.
+//! The output transform applies `Aᵀ` to four rows of `M` at a time for
+//! every tile row, stages the results, then applies `A` and interleaves
+//! each tile's two columns into the output row with one permutation. The
+//! gradient transform `A dY Aᵀ` is the input transform's pattern with `A`
+//! in place of `B`.
+//!
+//! Each plane also asks for the next one ahead of time (`prefetch_read`):
+//! in a training step the images come from main memory, and without it
+//! these kernels were no faster there than the portable ones, though
+//! twice as fast on images already in the cache.
 //!
 //! Every value is computed by the same additions, in the same order, as
 //! the portable code, so the results are identical bit for bit (the
-//! tests check it). On the 2-core AVX-512 EPYC these three took 27% of
-//! the 16-channel layer's time; see book chapter 09 for what this path
-//! measured.
+//! tests check it). Book chapter 09 has the measurements.
 
 use super::super::prefetch::{prefetch_read, prefetch_write};
 use super::super::registers::{available, load_lanes, load_row, store_lanes, Gather};
@@ -54,6 +59,7 @@ pub(super) fn applies(p: &Winograd, g: &ConvGeometry) -> bool {
     available() && fits(p, g)
 }
 
+// ANCHOR: row_registers
 /// `d B` of one padded row (`None` for a row of padding): its four
 /// combinations, lane `t` for tile `t`.
 #[inline]
@@ -72,6 +78,7 @@ fn row_columns(row: Option<&[f32]>, d: &[Gather; 4]) -> [__m512; 4] {
         _mm512_sub_ps(d1, d3),
     ]
 }
+// ANCHOR_END: row_registers
 
 /// Padded row `r` of plane `x_c` (`[h, w]`, `pt` rows of zeros above it):
 /// a row of `x_c`, or `None` for a row of padding.
@@ -108,6 +115,7 @@ pub(super) fn input_tiles(
     true
 }
 
+// ANCHOR: input_registers
 // `l` picks the same register of rows at several offsets.
 #[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f")]
@@ -156,6 +164,7 @@ fn input_tiles_avx512(
         }
     }
 }
+// ANCHOR_END: input_registers
 
 /// The output transform of every channel of image `y_n`, like the
 /// portable `output_tiles`; `false` where it does not apply.
