@@ -111,7 +111,12 @@ pub(super) fn input_tiles(
         return false;
     }
     // SAFETY: AVX-512 was detected above.
-    unsafe { input_tiles_avx512(p, g, x_n, v, at) };
+    unsafe {
+        match small(p, g) {
+            true => small_input_tiles(p, g, x_n, v, at),
+            false => input_tiles_avx512(p, g, x_n, v, at),
+        }
+    }
     true
 }
 
@@ -179,7 +184,12 @@ pub(super) fn output_tiles(
         return false;
     }
     // SAFETY: AVX-512 was detected above.
-    unsafe { output_tiles_avx512(p, g, m, at, y_n) };
+    unsafe {
+        match small(p, g) {
+            true => small_output_tiles(p, g, m, at, y_n),
+            false => output_tiles_avx512(p, g, m, at, y_n),
+        }
+    }
     true
 }
 
@@ -248,6 +258,214 @@ fn output_tiles_avx512(
                 store_lanes(left, _mm512_permutex2var_ps(even, pairs[0], odd));
                 store_lanes(right, _mm512_permutex2var_ps(even, pairs[1], odd));
             }
+        }
+    }
+}
+
+/// Whether a whole plane of these images fits in four registers (64
+/// values), and all its tiles in one (16): images up to 8 × 8, such as the
+/// 7 × 7 of the ResNet's last stage.
+fn small(p: &Winograd, g: &ConvGeometry) -> bool {
+    p.th * p.tw <= 16 && g.in_h * g.in_w <= 64 && g.out_h * g.out_w <= 64
+}
+
+/// One plane of at most 64 values as four registers (lanes past its end
+/// are zero).
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_plane(plane: &[f32]) -> [__m512; 4] {
+    std::array::from_fn(|q| {
+        load_lanes(
+            plane
+                .get(16 * q..)
+                .map_or(&[][..], |rest| &rest[..rest.len().min(16)]),
+        )
+    })
+}
+
+/// A gather of up to 16 values from a plane held in four registers: one
+/// index per lane (0 to 63), a mask of the lanes that take a value, and
+/// of those, the ones whose value is in the upper two registers.
+#[derive(Clone, Copy)]
+struct PlaneGather {
+    index: __m512i,
+    valid: __mmask16,
+    upper: __mmask16,
+}
+
+impl PlaneGather {
+    /// Lane `q` takes the plane's value `at(q)`, or zero where that is
+    /// `None`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn new(at: impl Fn(usize) -> Option<usize>) -> Self {
+        let mut index = [0i32; 16];
+        let (mut valid, mut upper) = (0u16, 0u16);
+        for (q, slot) in index.iter_mut().enumerate() {
+            if let Some(i) = at(q) {
+                *slot = i as i32;
+                valid |= 1 << q;
+                if i >= 32 {
+                    upper |= 1 << q;
+                }
+            }
+        }
+        // SAFETY: an unaligned load of 16 `i32` from a local array.
+        let index = unsafe { _mm512_loadu_si512(index.as_ptr().cast()) };
+        PlaneGather {
+            index,
+            valid,
+            upper,
+        }
+    }
+
+    /// Two two-register permutations (each reads the low five bits of the
+    /// index, zeroing the lanes that take nothing) and a blend of the two.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn apply(self, [x0, x1, x2, x3]: &[__m512; 4]) -> __m512 {
+        let low = _mm512_maskz_permutex2var_ps(self.valid, *x0, self.index, *x1);
+        let high = _mm512_maskz_permutex2var_ps(self.valid, *x2, self.index, *x3);
+        _mm512_mask_blend_ps(self.upper, low, high)
+    }
+}
+
+// ANCHOR: small_registers
+/// The input transform for images whose whole plane fits in four
+/// registers and whose tiles fit in one (`small`): lane `a·tw + t` is tile
+/// `(a, t)`, so each of the 16 rows of `V` is one register, gathered
+/// straight from the plane. `d_i` of padded row `j` of every tile is one
+/// gather (16 of them, prepared once per image), then the same additions
+/// as ever: `d B` for each `j`, and `Bᵀ` down the four.
+#[target_feature(enable = "avx512f")]
+fn small_input_tiles(
+    p: &Winograd,
+    g: &ConvGeometry,
+    x_n: &[f32],
+    v: &mut [f32],
+    (stride, first): (usize, usize),
+) {
+    let (c, h, w) = (g.in_channels, g.in_h, g.in_w);
+    let (pt, pl) = g.pad_begin;
+    let (th, tw) = (p.th, p.tw);
+    let n = th * tw;
+    // gathers[j][i]: lane a·tw + t takes input (2a + j − pt, 2t + i − pl).
+    let gathers: [[PlaneGather; 4]; 4] = std::array::from_fn(|j| {
+        std::array::from_fn(|i| {
+            PlaneGather::new(|q| {
+                let (a, t) = (q / tw, q % tw);
+                let row = (2 * a + j).checked_sub(pt).filter(|&r| r < h && a < th)?;
+                let col = (2 * t + i).checked_sub(pl).filter(|&k| k < w)?;
+                Some(row * w + col)
+            })
+        })
+    });
+    for (ci, x_c) in x_n.chunks_exact(h * w).enumerate() {
+        prefetch_next(x_c);
+        let x = load_plane(x_c);
+        // d B of padded rows 2a + j, every tile at once: rows[j][l].
+        let mut rows = [[_mm512_setzero_ps(); 4]; 4];
+        for (row, gather) in rows.iter_mut().zip(&gathers) {
+            let (d0, d1, d2, d3) = (
+                gather[0].apply(&x),
+                gather[1].apply(&x),
+                gather[2].apply(&x),
+                gather[3].apply(&x),
+            );
+            *row = [
+                _mm512_sub_ps(d0, d2),
+                _mm512_add_ps(d1, d2),
+                _mm512_sub_ps(d2, d1),
+                _mm512_sub_ps(d1, d3),
+            ];
+        }
+        let [r0, r1, r2, r3] = rows;
+        for l in 0..4 {
+            let tiles = [
+                _mm512_sub_ps(r0[l], r2[l]),
+                _mm512_add_ps(r1[l], r2[l]),
+                _mm512_sub_ps(r2[l], r1[l]),
+                _mm512_sub_ps(r1[l], r3[l]),
+            ];
+            for (k, value) in tiles.into_iter().enumerate() {
+                let start = ((k * 4 + l) * c + ci) * stride + first;
+                store_lanes(&mut v[start..][..n], value);
+            }
+        }
+    }
+}
+// ANCHOR_END: small_registers
+
+/// The output transform for the same small images: the 16 rows of `M`
+/// are one register each, `Aᵀ` and `A` make the four registers of even
+/// and odd columns of even and odd rows, and four permutations put the
+/// plane's (at most 64) values in place.
+#[target_feature(enable = "avx512f")]
+fn small_output_tiles(
+    p: &Winograd,
+    g: &ConvGeometry,
+    m: &[f32],
+    (stride, first): (usize, usize),
+    y_n: &mut [f32],
+) {
+    let (o, oh, ow) = (g.out_channels, g.out_h, g.out_w);
+    let tw = p.tw;
+    let n = p.th * tw;
+    // Output value q of register k: pixel (r, col) = divmod(16k + q, ow),
+    // from tile (r / 2, col / 2), column parity col % 2 (the second
+    // register of the pair) and row parity r % 2 (which pair).
+    let places: [(__m512i, __mmask16, __mmask16); 4] = std::array::from_fn(|k| {
+        let mut index = [0i32; 16];
+        let (mut odd_rows, mut lanes) = (0u16, 0u16);
+        for (q, slot) in index.iter_mut().enumerate() {
+            let pixel = 16 * k + q;
+            if pixel >= oh * ow {
+                break;
+            }
+            let (r, col) = (pixel / ow, pixel % ow);
+            *slot = (16 * (col % 2) + (r / 2) * tw + col / 2) as i32;
+            lanes |= 1 << q;
+            if r % 2 == 1 {
+                odd_rows |= 1 << q;
+            }
+        }
+        // SAFETY: an unaligned load of 16 `i32` from a local array.
+        (
+            unsafe { _mm512_loadu_si512(index.as_ptr().cast()) },
+            odd_rows,
+            lanes,
+        )
+    });
+    for (oi, y_o) in y_n.chunks_exact_mut(oh * ow).enumerate() {
+        prefetch_next_products(p, m, (o, oi), (stride, first));
+        prefetch_write(y_o.as_ptr_range().end, oh * ow);
+        // Aᵀ M: p[0][l] = m₀ₗ + m₁ₗ + m₂ₗ, p[1][l] = m₁ₗ − m₂ₗ − m₃ₗ.
+        let mut sums = [[_mm512_setzero_ps(); 4]; 2];
+        for l in 0..4 {
+            let row = |k: usize| ((k * 4 + l) * o + oi) * stride + first;
+            let m0 = load_lanes(&m[row(0)..][..n]);
+            let m1 = load_lanes(&m[row(1)..][..n]);
+            let m2 = load_lanes(&m[row(2)..][..n]);
+            let m3 = load_lanes(&m[row(3)..][..n]);
+            sums[0][l] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+            sums[1][l] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+        }
+        // (Aᵀ M) A: the even and odd columns of the even and odd rows.
+        let [[e0, o0], [e1, o1]] = sums.map(|[q0, q1, q2, q3]| {
+            [
+                _mm512_add_ps(_mm512_add_ps(q0, q1), q2),
+                _mm512_sub_ps(_mm512_sub_ps(q1, q2), q3),
+            ]
+        });
+        for (k, &(index, odd_rows, _)) in places.iter().enumerate() {
+            let Some(dst) = y_o.get_mut(16 * k..) else {
+                break;
+            };
+            let even_rows = _mm512_permutex2var_ps(e0, index, o0);
+            let odd = _mm512_permutex2var_ps(e1, index, o1);
+            let value = _mm512_mask_blend_ps(odd_rows, even_rows, odd);
+            let len = dst.len().min(16);
+            store_lanes(&mut dst[..len], value);
         }
     }
 }
@@ -381,13 +599,17 @@ mod tests {
     }
 
     /// Sizes and paddings the registers take (up to 32 × 32, odd and even,
-    /// paddings 0 to 2 on each side), and one they leave to the portable
-    /// code.
+    /// paddings 0 to 2 on each side, whole planes up to 8 × 8), and one
+    /// they leave to the portable code.
     /// `(size, pad_begin, pad_end)`.
     type Case = ((usize, usize), (usize, usize), (usize, usize));
 
-    const CASES: [Case; 9] = [
+    const CASES: [Case; 12] = [
+        // Whole planes in registers (`small`): 7 × 7, 8 × 8, a ragged one.
         ((7, 7), (1, 1), (1, 1)),
+        ((8, 8), (1, 1), (1, 1)),
+        ((6, 5), (2, 0), (1, 2)),
+        ((8, 7), (0, 2), (2, 0)),
         ((14, 14), (1, 1), (1, 1)),
         ((28, 28), (1, 1), (1, 1)),
         ((32, 32), (1, 1), (1, 1)),
