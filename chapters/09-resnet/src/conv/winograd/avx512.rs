@@ -400,6 +400,8 @@ fn small_input_tiles(
 /// are one register each, `Aᵀ` and `A` make the four registers of even
 /// and odd columns of even and odd rows, and four permutations put the
 /// plane's (at most 64) values in place.
+// `l` picks a register of both halves' sums.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f")]
 fn small_output_tiles(
     p: &Winograd,
