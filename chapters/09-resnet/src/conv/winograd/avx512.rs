@@ -416,9 +416,9 @@ fn small_output_tiles(
     // Output value q of register k: pixel (r, col) = divmod(16k + q, ow),
     // from tile (r / 2, col / 2), column parity col % 2 (the second
     // register of the pair) and row parity r % 2 (which pair).
-    let places: [(__m512i, __mmask16, __mmask16); 4] = std::array::from_fn(|k| {
+    let places: [(__m512i, __mmask16); 4] = std::array::from_fn(|k| {
         let mut index = [0i32; 16];
-        let (mut odd_rows, mut lanes) = (0u16, 0u16);
+        let mut odd_rows = 0u16;
         for (q, slot) in index.iter_mut().enumerate() {
             let pixel = 16 * k + q;
             if pixel >= oh * ow {
@@ -426,7 +426,6 @@ fn small_output_tiles(
             }
             let (r, col) = (pixel / ow, pixel % ow);
             *slot = (16 * (col % 2) + (r / 2) * tw + col / 2) as i32;
-            lanes |= 1 << q;
             if r % 2 == 1 {
                 odd_rows |= 1 << q;
             }
@@ -435,7 +434,6 @@ fn small_output_tiles(
         (
             unsafe { _mm512_loadu_si512(index.as_ptr().cast()) },
             odd_rows,
-            lanes,
         )
     });
     for (oi, y_o) in y_n.chunks_exact_mut(oh * ow).enumerate() {
@@ -459,7 +457,7 @@ fn small_output_tiles(
                 _mm512_sub_ps(_mm512_sub_ps(q1, q2), q3),
             ]
         });
-        for (k, &(index, odd_rows, _)) in places.iter().enumerate() {
+        for (k, &(index, odd_rows)) in places.iter().enumerate() {
             let Some(dst) = y_o.get_mut(16 * k..) else {
                 break;
             };
