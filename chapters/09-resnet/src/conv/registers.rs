@@ -133,3 +133,34 @@ mod x86 {
         }
     }
 }
+
+/// Values for the tests that hold the register kernels to the portable
+/// ones bit for bit.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// `n` values of a fixed pseudo-random sequence in about `[-1, 1)`,
+    /// with zeros of both signs among them (every 13th value from the 4th,
+    /// and from the 9th): the sign of a zero is where two ways of adding
+    /// can differ.
+    pub(crate) fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                match i % 13 {
+                    3 => 0.0,
+                    8 => -0.0,
+                    _ => (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0,
+                }
+            })
+            .collect()
+    }
+
+    /// The bits of each value, for comparisons where `-0.0 != 0.0` and
+    /// NaN equals itself.
+    pub(crate) fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+}

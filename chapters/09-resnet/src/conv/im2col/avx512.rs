@@ -166,29 +166,8 @@ fn add_taps_avx512(
 mod tests {
     use super::super::{portable_add_taps_to_plane, portable_tap_row};
     use super::ConvGeometry;
+    use crate::conv::registers::testing::{bits, values};
     use crate::conv::Conv2dOptions;
-
-    /// `n` values of a fixed pseudo-random sequence in about `[-1, 1)`, with
-    /// zeros of both signs among them.
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                match i % 13 {
-                    3 => 0.0,
-                    8 => -0.0,
-                    _ => (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0,
-                }
-            })
-            .collect()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
-    }
 
     #[test]
     fn the_registers_match_the_portable_row_kernels_bit_for_bit() {

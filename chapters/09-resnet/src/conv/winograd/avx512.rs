@@ -550,6 +550,7 @@ mod tests {
         aligned, portable_grad_tiles, portable_input_tiles, portable_output_tiles, Winograd,
     };
     use super::ConvGeometry;
+    use crate::conv::registers::testing::{bits, values};
 
     /// A 3 × 3 stride-1 convolution of 8 channels to 8 over `batch` images
     /// of `h × w`, padded `(top, left)` and `(bottom, right)`.
@@ -574,28 +575,6 @@ mod tests {
             out_h: h + pad_begin.0 + pad_end.0 - 2,
             out_w: w + pad_begin.1 + pad_end.1 - 2,
         }
-    }
-
-    /// `n` values of a fixed pseudo-random sequence in about `[-1, 1)`,
-    /// with a few zeros of both signs among them.
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                match i % 17 {
-                    5 => 0.0,
-                    11 => -0.0,
-                    _ => (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0,
-                }
-            })
-            .collect()
-    }
-
-    fn bits(v: &[f32]) -> Vec<u32> {
-        v.iter().map(|x| x.to_bits()).collect()
     }
 
     /// Sizes and paddings the registers take (up to 32 × 32, odd and even,
