@@ -91,7 +91,8 @@ const GRAD_TILES_PER_IMAGE: usize = 100;
 /// ([`avx512`]), which are cheap enough for the 14 × 14 layer to gain
 /// too: its weight gradient took 1.65–1.72 ms against the lowering's
 /// 1.90–1.95 (three alternating rounds, same machine). At 7 × 7 it still
-/// lost, 4.8–6.3 ms against 2.2.
+/// lost, even with whole planes in registers: 2.16–2.35 ms against
+/// 1.91–2.08.
 const GRAD_TILES_PER_IMAGE_IN_REGISTERS: usize = 40;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
