@@ -7,7 +7,7 @@
 //! too short for the compiler's vector loops, which spend most of their
 //! time in their scalar remainders, and for calls such as `memcpy`. Held
 //! in registers, a whole row is loaded with a masked load, rearranged with
-//! one permutation instruction ([`Gather`]: every other value for a
+//! one permutation instruction (`Gather`: every other value for a
 //! stride-2 tap, the four columns of each Winograd tile) and stored with a
 //! masked store. These helpers hold those steps; `winograd/avx512.rs` and
 //! `im2col/avx512.rs` hold the kernels built from them.
