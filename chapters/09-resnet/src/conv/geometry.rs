@@ -22,7 +22,7 @@ pub enum Padding {
     Same,
 }
 
-/// The options of [`conv2d`](crate::conv2d), PyTorch's defaults by
+/// The options of [`conv2d`](crate::conv2d()), PyTorch's defaults by
 /// [`Default`]: stride 1, no padding, no dilation, one group. Pairs are
 /// `(height, width)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The CPU's fast path: a convolution lowered one image at a time.
 //!
-//! The lowering of [`conv2d`](super::conv2d) is three steps, each a full
+//! The lowering of [`conv2d`](super::conv2d()) is three steps, each a full
 //! pass over memory: im2col writes the patch matrix of the *whole batch*
 //! (`[K, N·L]`, `K = C·kh·kw` rows, `L` output pixels per image), one GEMM
 //! per group multiplies it, and a permute copies the `[O, N, L]` product
