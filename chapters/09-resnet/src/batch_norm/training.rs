@@ -45,7 +45,7 @@
 //! pass again (`create_graph`) uses the formula written with
 //! differentiable operations instead of the kernel.
 
-use crate::conv::prefetch::prefetch_read;
+use crate::conv::prefetch::prefetch_lines;
 use chapter_02::dispatch::call;
 use chapter_02::{
     CmpOp, DType, DeviceKind, Error, Kernel, Operator, Result, Tensor as RawTensor, UnaryOp,
@@ -101,7 +101,7 @@ impl Planes {
     fn channel<'a, T>(&self, x: &'a [T], ch: usize) -> impl Iterator<Item = &'a [T]> + 'a {
         let (c, l) = (self.c, self.l);
         (0..self.n).map(move |i| {
-            prefetch_read(x.as_ptr().wrapping_add(((i + 1) * c + ch) * l), l);
+            prefetch_lines(x.as_ptr().wrapping_add(((i + 1) * c + ch) * l), l);
             &x[(i * c + ch) * l..][..l]
         })
     }

@@ -37,7 +37,7 @@
 use super::geometry::ConvGeometry;
 use super::im2col::{add_taps_to_plane, tap_row, ConvFloat, Im2col};
 use super::padded_rows::{PaddedRows, CHUNK_COLUMNS};
-use super::prefetch::prefetch_read;
+use super::prefetch::prefetch_lines;
 use super::winograd::{self, Winograd};
 use chapter_02::dispatch::call;
 use chapter_02::scratch_buffer;
@@ -210,7 +210,7 @@ fn im2col_image<T: ConvFloat>(
         let (ch, i, j) = (r / (kh * kw), r / kw % kh, r % kw);
         if (i, j) == (0, 0) {
             // The next plane (or image) while this one's taps are copied.
-            prefetch_read(x_n[ch * hw..].as_ptr().wrapping_add(hw), hw);
+            prefetch_lines(x_n[ch * hw..].as_ptr().wrapping_add(hw), hw);
         }
         tap_row(g, &x_n[ch * hw..][..hw], (i, j), &mut row[first..][..l]);
     }

@@ -46,7 +46,7 @@
 
 use super::geometry::ConvGeometry;
 use super::im2col::ConvFloat;
-use super::prefetch::{prefetch_read, prefetch_write};
+use super::prefetch::prefetch_lines;
 use chapter_02::scratch_buffer;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -408,7 +408,7 @@ fn portable_input_tiles<T: ConvFloat>(
 ) {
     let c = g.in_channels;
     for (ci, x_c) in x_n.chunks_exact(g.in_h * g.in_w).enumerate() {
-        prefetch_read(x_c.as_ptr_range().end, x_c.len());
+        prefetch_lines(x_c.as_ptr_range().end, x_c.len());
         p.transform_input(g, x_c, cols, v, (c, ci), (stride, first));
     }
 }
@@ -426,7 +426,7 @@ fn portable_output_tiles<T: ConvFloat>(
     let (o, size) = (g.out_channels, (g.out_h, g.out_w));
     for (oi, y_o) in y_n.chunks_exact_mut(g.out_h * g.out_w).enumerate() {
         prefetch_next_products(p, m, (o, oi), (stride, first));
-        prefetch_write(y_o.as_ptr_range().end, y_o.len());
+        prefetch_lines(y_o.as_ptr_range().end, y_o.len());
         p.transform_output((o, oi), m, (stride, first), y_o, size, sums);
     }
 }
@@ -443,7 +443,7 @@ fn prefetch_next_products<T>(
 ) {
     for xi in 0..16 {
         let next = m.as_ptr().wrapping_add((xi * o + oi + 1) * stride + first);
-        prefetch_read(next, p.tiles_per_image());
+        prefetch_lines(next, p.tiles_per_image());
     }
 }
 
@@ -802,7 +802,7 @@ fn portable_grad_tiles<T: ConvFloat>(
 ) {
     let (o, size) = (g.out_channels, (g.out_h, g.out_w));
     for (oi, dy_o) in dy_n.chunks_exact(g.out_h * g.out_w).enumerate() {
-        prefetch_read(dy_o.as_ptr_range().end, dy_o.len());
+        prefetch_lines(dy_o.as_ptr_range().end, dy_o.len());
         p.transform_grad(size, dy_o, rows, dm, (o, oi), (stride, first));
     }
 }

@@ -25,7 +25,7 @@
 //! gradient transform `A dY Aᵀ` is the input transform's pattern with `A`
 //! in place of `B`.
 //!
-//! Each plane also asks for the next one ahead of time (`prefetch_read`):
+//! Each plane also asks for the next one ahead of time (`prefetch_lines`):
 //! in a training step the images come from main memory, and without it
 //! these kernels were no faster there than the portable ones, though
 //! twice as fast on images already in the cache.
@@ -34,7 +34,7 @@
 //! the portable code, so the results are identical bit for bit (the
 //! tests check it). Book chapter 09 has the measurements.
 
-use super::super::prefetch::{prefetch_read, prefetch_write};
+use super::super::prefetch::prefetch_lines;
 use super::super::registers::{available, load_lanes, load_row, store_lanes, Gather};
 use super::{prefetch_next_products, ConvGeometry, Winograd};
 use std::arch::x86_64::*;
@@ -94,7 +94,7 @@ fn padded_row(x_c: &[f32], (h, w): (usize, usize), pt: usize, r: usize) -> Optio
 /// next image's first) while this one is transformed.
 #[inline]
 fn prefetch_next(plane: &[f32]) {
-    prefetch_read(plane.as_ptr_range().end, plane.len());
+    prefetch_lines(plane.as_ptr_range().end, plane.len());
 }
 
 /// The input transform of every channel of image `x_n`, like the portable
@@ -225,7 +225,7 @@ fn output_tiles_avx512(
         // The next channel's 16 rows of products, and its output plane
         // (to be written), while this one's are transformed.
         prefetch_next_products(p, m, (o, oi), (stride, first));
-        prefetch_write(y_o.as_ptr_range().end, oh * ow);
+        prefetch_lines(y_o.as_ptr_range().end, oh * ow);
         // Aᵀ M: p[0][l] = m₀ₗ + m₁ₗ + m₂ₗ, p[1][l] = m₁ₗ − m₂ₗ − m₃ₗ.
         for l in 0..4 {
             let start = |k: usize| ((k * 4 + l) * o + oi) * stride + first;
@@ -438,7 +438,7 @@ fn small_output_tiles(
     });
     for (oi, y_o) in y_n.chunks_exact_mut(oh * ow).enumerate() {
         prefetch_next_products(p, m, (o, oi), (stride, first));
-        prefetch_write(y_o.as_ptr_range().end, oh * ow);
+        prefetch_lines(y_o.as_ptr_range().end, oh * ow);
         // Aᵀ M: p[0][l] = m₀ₗ + m₁ₗ + m₂ₗ, p[1][l] = m₁ₗ − m₂ₗ − m₃ₗ.
         let mut sums = [[_mm512_setzero_ps(); 4]; 2];
         for l in 0..4 {
