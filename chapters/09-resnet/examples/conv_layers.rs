@@ -3,10 +3,12 @@
 //! distinct layer shape, timed separately (median of `REPS` calls).
 //!
 //! ```text
-//! cargo run --release -p chapter-09 --example conv_layers [REPS] [BATCH] [no-winograd] [portable]
+//! cargo run --release -p chapter-09 --example conv_layers [REPS] [BATCH] [no-direct] [no-winograd] [portable]
 //! ```
 //!
-//! With `no-winograd`, 3 × 3 stride-1 layers take the lowering to a matrix
+//! With `no-direct`, 3 × 3 stride-1 layers skip the direct AVX-512 kernels
+//! (`chapter_09::conv::set_direct_enabled`) for Winograd's method; with
+//! `no-winograd`, 3 × 3 stride-1 layers take the lowering to a matrix
 //! product instead of Winograd's method, for comparing the two; with
 //! `portable`, Winograd's transforms take their portable loops instead of
 //! the AVX-512 registers.
@@ -55,12 +57,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     for option in args {
         match option.as_str() {
+            "no-direct" => chapter_09::conv::set_direct_enabled(false),
             "no-winograd" => chapter_09::conv::set_winograd_enabled(false),
             "portable" => chapter_09::conv::set_avx512_enabled(false),
             other => {
-                return Err(
-                    format!("unknown option {other:?} (expected no-winograd or portable)").into(),
+                return Err(format!(
+                    "unknown option {other:?} (expected no-direct, no-winograd or portable)"
                 )
+                .into())
             }
         }
     }

@@ -4,12 +4,14 @@
 //! `candle train mnist --model resnet14`, AdamW).
 //!
 //! ```text
-//! cargo run --release -p chapter-09 --example resnet_step [STEPS] [BATCH] [portable]
+//! cargo run --release -p chapter-09 --example resnet_step [STEPS] [BATCH] [portable | no-direct]
 //! ```
 //!
-//! With `portable`, Winograd's transforms take their portable loops instead
-//! of the AVX-512 registers (`chapter_09::conv::set_avx512_enabled`),
-//! for measuring what the registers are worth. It prints the median of each phase. `bench/resnet_mnist.sh` compares a
+//! With `portable`, the convolutions take their portable loops instead of
+//! the AVX-512 registers (`chapter_09::conv::set_avx512_enabled`), for
+//! measuring what the registers are worth; with `no-direct`, the 3 × 3
+//! layers take Winograd's method and the lowering instead of the direct
+//! kernels (`chapter_09::conv::set_direct_enabled`). It prints the median of each phase. `bench/resnet_mnist.sh` compares a
 //! whole epoch with PyTorch; this example is for finding which phase to
 //! make faster (run it under `perf record` to see which kernels).
 
@@ -30,7 +32,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     match args.next().as_deref() {
         None => {}
         Some("portable") => chapter_09::conv::set_avx512_enabled(false),
-        Some(other) => return Err(format!("unknown option {other:?} (expected portable)").into()),
+        Some("no-direct") => chapter_09::conv::set_direct_enabled(false),
+        Some(other) => {
+            return Err(format!("unknown option {other:?} (expected portable or no-direct)").into())
+        }
     }
     // As `candle train` does: the main thread is one of the kernels' threads.
     chapter_02::join_kernel_threads()?;

@@ -587,21 +587,29 @@ fn conv2d_of_an_empty_batch_is_empty() {
 /// The weight gradient sums its images in chunks whose order does not
 /// depend on the number of threads: one thread and two give the same bits,
 /// with 4 and 8 input channels, and with stride 1 and 2 (the padded rows
-/// and the strided lowering), and on 20 × 20 images with 8 channels
-/// (Winograd's weight gradient).
+/// and the strided lowering), on 20 × 20 images with 8 channels
+/// (Winograd's weight gradient), and with 16 output channels (the direct
+/// kernel, on a CPU with AVX-512: partial sums of 32 images and 5).
 #[test]
 fn weight_gradient_does_not_depend_on_the_thread_count() {
-    for (c, stride, side) in [(4, 1, 9), (8, 1, 9), (4, 2, 41), (8, 1, 20)] {
-        weight_gradient_is_thread_independent(c, stride, side);
+    let cases = [
+        (4, 8, 1, 9),
+        (8, 8, 1, 9),
+        (4, 8, 2, 41),
+        (8, 8, 1, 20),
+        (8, 16, 1, 9),
+    ];
+    for (c, o, stride, side) in cases {
+        weight_gradient_is_thread_independent(c, o, stride, side);
     }
 }
 
-fn weight_gradient_is_thread_independent(c: usize, stride: usize, side: usize) {
+fn weight_gradient_is_thread_independent(c: usize, o: usize, stride: usize, side: usize) {
     // Strided 41 × 41: 21 × 21 outputs make chunks of 3 images, partial
     // sums of 9. Winograd at 20 × 20: 100 tiles, chunks of 10 images.
     let geom = ConvGeometry::conv2d(
         &[37, c, side, side],
-        &[8, c, 3, 3],
+        &[o, c, 3, 3],
         None,
         &Conv2dOptions::default().padding(1).stride(stride),
     )
@@ -698,50 +706,45 @@ fn strided_lowering_matches_the_composites_on_ragged_chunks() {
     }
 }
 
-/// 3 × 3 convolutions with stride 1 and at least 8 channels each way take
-/// Winograd's method, `F(2×2, 3×3)`, for their forward pass and their
-/// input gradient: odd and even sizes (the last tiles half outside),
-/// paddings 0, 1 and 2 (whose input gradients are padded 2, 1 and 0),
-/// batches that do not divide into chunks. The numbers are the whole-batch
-/// lowering's, to `f32` rounding, and to 1e-12 in `f64`.
+/// On a CPU with AVX-512, `f32` 3 × 3 convolutions whose output rows are
+/// as wide as their input rows are computed directly in registers
+/// (`conv/direct.rs`): the forward pass and input gradient with 8 output
+/// channels or more, the weight gradient with 16 or more (in the three
+/// blockings of 16, 32 and 64 output channels). Each agrees with the
+/// whole-batch lowering: the stem's single input channel, planes whose
+/// registers run across rows (widths 5, 9, 17) or hold a single row of
+/// pixels, heights padded by 0 and 2 (the input gradient then pads by 2 and
+/// 0), and batches that leave a ragged partial sum (37 = 32 + 5 images).
+/// The numbers are the lowering's to `f32` rounding; `f64` takes the
+/// other methods and agrees to 1e-12.
 #[test]
-fn winograd_matches_the_composites() {
-    let cases = [
-        (vec![5, 8, 7, 9], vec![12, 8, 3, 3], 1),
-        (vec![3, 16, 6, 6], vec![8, 16, 3, 3], 0),
-        (vec![2, 9, 5, 4], vec![10, 9, 3, 3], 2),
-        (vec![37, 8, 5, 5], vec![8, 8, 3, 3], 1),
-        (vec![4, 64, 7, 7], vec![64, 64, 3, 3], 1),
-        // Even sizes with padding 1, as in the ResNet's layers.
-        (vec![3, 8, 6, 8], vec![8, 8, 3, 3], 1),
-        (vec![2, 8, 4, 4], vec![9, 8, 3, 3], 1),
-        (vec![2, 9, 8, 4], vec![8, 9, 3, 3], 1),
-        (vec![5, 8, 12, 10], vec![8, 8, 3, 3], 1),
-    ];
-    for (xs, ws, pad) in cases {
-        kernels_agree_with_composites(&xs, &ws, &Conv2dOptions::default().padding(pad), 51);
+fn direct_kernels_match_the_composites() {
+    if !std::is_x86_feature_detected!("avx512f") {
+        println!("skipped: this CPU has no AVX-512; the direct kernels do not run here");
     }
-}
-
-/// Winograd's weight gradient, which the CPU kernel takes for images of at
-/// least 100 tiles (outputs of about 20 × 20 and more), or 40 in `f32`
-/// where the transforms run in AVX-512 registers (14 × 14 and more): odd
-/// and even output sizes, paddings 0, 1 and 2, a batch that leaves ragged
-/// chunks, and one whose partial sums span several chunks each.
-#[test]
-fn winograd_weight_gradient_matches_the_composites() {
+    let rows = |top: usize| Conv2dOptions {
+        padding: Padding::Explicit(top, 1),
+        ..Conv2dOptions::default()
+    };
     let cases = [
-        // 49 and 56 tiles: Winograd's in f32 with AVX-512, else the lowering.
-        (vec![4, 8, 14, 14], vec![8, 8, 3, 3], 1),
-        (vec![3, 9, 13, 15], vec![10, 9, 3, 3], 1),
-        (vec![3, 8, 21, 19], vec![10, 8, 3, 3], 1),
-        (vec![2, 9, 23, 21], vec![8, 9, 3, 3], 0),
-        (vec![2, 8, 19, 17], vec![12, 8, 3, 3], 2),
-        (vec![9, 8, 20, 20], vec![10, 8, 3, 3], 1),
-        (vec![17, 16, 20, 20], vec![16, 16, 3, 3], 1),
+        (vec![3, 1, 28, 28], vec![16, 1, 3, 3], rows(1)),
+        (vec![37, 8, 9, 5], vec![8, 8, 3, 3], rows(1)),
+        (vec![5, 16, 7, 17], vec![16, 16, 3, 3], rows(1)),
+        (vec![4, 32, 14, 14], vec![32, 32, 3, 3], rows(1)),
+        (vec![37, 12, 6, 6], vec![64, 12, 3, 3], rows(1)),
+        (vec![3, 16, 1, 20], vec![48, 16, 3, 3], rows(1)),
+        (vec![3, 8, 1, 16], vec![8, 8, 3, 3], rows(1)),
+        (vec![2, 64, 7, 7], vec![64, 64, 3, 3], rows(1)),
+        (vec![3, 16, 10, 8], vec![32, 16, 3, 3], rows(0)),
+        (vec![2, 24, 5, 11], vec![16, 24, 3, 3], rows(2)),
+        (
+            vec![2, 8, 8, 8],
+            vec![16, 8, 1, 1],
+            Conv2dOptions::default(),
+        ),
     ];
-    for (xs, ws, pad) in cases {
-        kernels_agree_with_composites(&xs, &ws, &Conv2dOptions::default().padding(pad), 53);
+    for (xs, ws, opts) in cases {
+        kernels_agree_with_composites(&xs, &ws, &opts, 57);
     }
 }
 

@@ -497,6 +497,13 @@ fn weight_grad_t_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], d
 /// 3 × 3 convolutions with stride 1, the wide lowering for other stride-1
 /// convolutions, one image at a time otherwise.
 fn forward<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(x), Some(w), Some(y)) = (T::as_f32(x), T::as_f32(w), T::as_f32_mut(y)) {
+        if super::direct::suits_forward(g) {
+            let w = super::direct::arrange_filters(w, g.out_channels, g.in_channels, false);
+            return super::direct::convolve(g, x, &w, y);
+        }
+    }
     if let Some(p) = Winograd::new(g) {
         let u = winograd::transform_filters(w, g.out_channels, g.in_channels, false);
         return winograd::convolve(g, &p, x, &u, y, gemm_rows);
@@ -512,6 +519,15 @@ fn forward<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T]) {
 /// when that convolution is 3 × 3.
 fn input_grad<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut [T]) {
     let transposed = Winograd::input_grad_geometry(g);
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(t), Some(dy), Some(w), Some(dx)) =
+        (transposed, T::as_f32(dy), T::as_f32(w), T::as_f32_mut(dx))
+    {
+        if super::direct::suits_forward(&t) {
+            let w = super::direct::arrange_filters(w, g.out_channels, g.in_channels, true);
+            return super::direct::convolve(&t, dy, &w, dx);
+        }
+    }
     if let Some((t, p)) = transposed.and_then(|t| Some((t, Winograd::new(&t)?))) {
         let u = winograd::transform_filters(w, g.in_channels, g.out_channels, true);
         return winograd::convolve(&t, &p, dy, &u, dx, gemm_rows);
@@ -564,6 +580,12 @@ fn gemm_rows_nt<T: ConvFloat>((m, k, n): (usize, usize, usize), c: &mut [T], a: 
 /// The weight gradient `[O, C/G, kh, kw]` by whichever lowering applies,
 /// computed group by group as `dWᵀ` (`[K, O/G]`) and transposed into `dw`.
 fn weight_grad<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T], dw: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(x), Some(dy), Some(dw)) = (T::as_f32(x), T::as_f32(dy), T::as_f32_mut(dw)) {
+        if super::direct::suits_weight_grad(g) {
+            return super::direct::weight_grad(g, x, dy, dw);
+        }
+    }
     if let Some(p) = Winograd::new(g).filter(|p| p.suits_weight_grad::<T>(g)) {
         return weight_grad_winograd(g, &p, x, dy, dw);
     }
