@@ -493,9 +493,11 @@ fn weight_grad_t_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], d
 }
 
 // ANCHOR: choose
-/// The forward pass by the fastest method that applies: Winograd's for
-/// 3 × 3 convolutions with stride 1, the wide lowering for other stride-1
-/// convolutions, one image at a time otherwise.
+/// The forward pass by the fastest method that applies: in `f32` on a CPU
+/// with AVX-512, the direct kernel for 3 × 3 convolutions with stride 1
+/// whose output is as wide as their input (`direct.rs`); Winograd's for
+/// the other 3 × 3 convolutions with stride 1; the wide lowering for other
+/// stride-1 convolutions; one image at a time otherwise.
 fn forward<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if let (Some(x), Some(w), Some(y)) = (T::as_f32(x), T::as_f32(w), T::as_f32_mut(y)) {
@@ -515,8 +517,8 @@ fn forward<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T]) {
 }
 
 /// The input gradient likewise: with stride 1 it is a convolution of `dY`
-/// with the flipped, transposed filters, which Winograd's method computes
-/// when that convolution is 3 × 3.
+/// with the flipped, transposed filters, which the direct kernel or
+/// Winograd's method computes when that convolution is 3 × 3.
 fn input_grad<T: ConvFloat>(g: &ConvGeometry, dy: &[T], w: &[T], dx: &mut [T]) {
     let transposed = Winograd::input_grad_geometry(g);
     #[cfg(target_arch = "x86_64")]
@@ -577,8 +579,11 @@ fn gemm_rows_nt<T: ConvFloat>((m, k, n): (usize, usize, usize), c: &mut [T], a: 
     unsafe { gemm_into((m, k, n), c, true, a, (k, 1), b, (1, k)) }
 }
 
-/// The weight gradient `[O, C/G, kh, kw]` by whichever lowering applies,
-/// computed group by group as `dWᵀ` (`[K, O/G]`) and transposed into `dw`.
+/// The weight gradient `[O, C/G, kh, kw]`: by the direct kernel where it
+/// applies (`f32` 3 × 3 layers as wide as their input, with AVX-512), by
+/// Winograd's method on large enough 3 × 3 images, otherwise by whichever
+/// lowering applies, computed group by group as `dWᵀ` (`[K, O/G]`) and
+/// transposed into `dw`.
 fn weight_grad<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T], dw: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if let (Some(x), Some(dy), Some(dw)) = (T::as_f32(x), T::as_f32(dy), T::as_f32_mut(dw)) {
