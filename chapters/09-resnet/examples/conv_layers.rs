@@ -10,8 +10,8 @@
 //! (`chapter_09::conv::set_direct_enabled`) for Winograd's method; with
 //! `no-winograd`, 3 × 3 stride-1 layers take the lowering to a matrix
 //! product instead of Winograd's method, for comparing the two; with
-//! `portable`, Winograd's transforms take their portable loops instead of
-//! the AVX-512 registers.
+//! `portable`, no AVX-512 kernel runs (Winograd's transforms take their
+//! portable loops, and the direct kernels are off).
 //!
 //! `bench/conv_layers.sh` runs it beside `bench/pytorch_conv_layers.py`,
 //! which times the same calls in PyTorch, and prints the ratio per layer.
