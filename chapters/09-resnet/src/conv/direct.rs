@@ -240,7 +240,11 @@ fn pixel_block<const R: usize>(
 /// The pitch of the padded planes of the weight gradient: the input's
 /// width and, between rows, as many zeros as the wider of the left and
 /// right paddings (one gap serves as the right padding of a row and the
-/// left of the next).
+/// left of the next). The padded-row lowering's planes (`PaddedRows`)
+/// give each row both of its paddings; here every column of the pitch is
+/// a column of pixels the kernel computes (and drops), so the narrower
+/// pitch saves work: 29 columns a row instead of 30 at 28 × 28, 8 instead
+/// of 9 at 7 × 7.
 fn padded_pitch(g: &ConvGeometry) -> usize {
     g.in_w + g.pad_begin.1.max(g.pad_end.1)
 }
