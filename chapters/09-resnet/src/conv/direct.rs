@@ -270,25 +270,12 @@ fn lane_blocking(o: usize) -> (usize, usize) {
 }
 
 // ANCHOR: direct_weight_grad
-/// The weight gradient (`[O, C, 3, 3]`) of the images `images`, summed in
-/// partial sums of [`WEIGHT_GRAD_IMAGES`] images on the cores in parallel,
-/// added in order. Call only where [`suits_weight_grad`] holds.
-pub(crate) fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    use rayon::prelude::*;
-    assert!(suits_weight_grad(g), "the direct kernel does not fit {g:?}");
-    let (c, o) = (g.in_channels, g.out_channels);
-    let firsts: Vec<usize> = (0..g.batch).step_by(WEIGHT_GRAD_IMAGES).collect();
-    let partials: Vec<Vec<f32>> = firsts
-        .par_iter()
-        .map(|&first| weight_grad_lanes(g, x, dy, first..(first + WEIGHT_GRAD_IMAGES).min(g.batch)))
-        .collect();
-    let mut lanes = vec![0.0f32; o * c * 9];
-    for partial in partials {
-        for (total, v) in lanes.iter_mut().zip(partial) {
-            *total += v;
-        }
-    }
-    // From `[O/16][C][9][16]` to `[O][C][9]`.
+/// The weight gradient `dw` (`[O, C, 3, 3]`) from the sum `lanes` of the
+/// partial sums of [`weight_grad_lanes`] (the caller adds them in order,
+/// [`WEIGHT_GRAD_IMAGES`] images each, with the lowering's
+/// `sum_over_chunks`): from `[O/16][C][9][16]` to `[O][C][9]`.
+pub(crate) fn from_lanes(g: &ConvGeometry, lanes: &[f32], dw: &mut [f32]) {
+    let c = g.in_channels;
     for (oi, dw_o) in dw.chunks_exact_mut(c * 9).enumerate() {
         for (i, v) in dw_o.iter_mut().enumerate() {
             *v = lanes[((oi / 16) * c * 9 + i) * 16 + oi % 16];
@@ -299,13 +286,15 @@ pub(crate) fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], dw: &mut [f32
 /// One partial sum of the weight gradient, in the kernel's layout
 /// `[O/16][C][9][16]` (16 output channels side by side): for each image,
 /// its input is padded and its output gradient transposed, then every
-/// block of accumulators runs over all its pixels.
-fn weight_grad_lanes(
+/// block of accumulators runs over all its pixels. Call only where
+/// [`suits_weight_grad`] holds.
+pub(crate) fn weight_grad_lanes(
     g: &ConvGeometry,
     x: &[f32],
     dy: &[f32],
     images: std::ops::Range<usize>,
 ) -> Vec<f32> {
+    assert!(suits_weight_grad(g), "the direct kernel does not fit {g:?}");
     let (c, o) = (g.in_channels, g.out_channels);
     let chw = c * g.in_h * g.in_w;
     let ol = o * g.out_h * g.out_w;

@@ -588,7 +588,15 @@ fn weight_grad<T: ConvFloat>(g: &ConvGeometry, x: &[T], dy: &[T], dw: &mut [T]) 
     #[cfg(target_arch = "x86_64")]
     if let (Some(x), Some(dy), Some(dw)) = (T::as_f32(x), T::as_f32(dy), T::as_f32_mut(dw)) {
         if super::direct::suits_weight_grad(g) {
-            return super::direct::weight_grad(g, x, dy, dw);
+            let per = super::direct::WEIGHT_GRAD_IMAGES;
+            let lanes = sum_over_chunks(g.batch, per, |images| {
+                super::direct::weight_grad_lanes(g, x, dy, images)
+            });
+            match lanes.is_empty() {
+                true => dw.fill(0.0), // an empty batch: no gradient
+                false => super::direct::from_lanes(g, &lanes, dw),
+            }
+            return;
         }
     }
     if let Some(p) = Winograd::new(g).filter(|p| p.suits_weight_grad::<T>(g)) {
