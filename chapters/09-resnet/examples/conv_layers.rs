@@ -6,12 +6,12 @@
 //! cargo run --release -p chapter-09 --example conv_layers [REPS] [BATCH] [no-direct] [no-winograd] [portable]
 //! ```
 //!
-//! With `no-direct`, 3 × 3 stride-1 layers skip the direct AVX-512 kernels
-//! (`chapter_09::conv::set_direct_enabled`) for Winograd's method; with
-//! `no-winograd`, 3 × 3 stride-1 layers take the lowering to a matrix
+//! With `no-direct`, 3 × 3 stride-1 layers skip the direct AVX-512 or AVX2
+//! kernels (`chapter_09::conv::set_direct_enabled`) for Winograd's method;
+//! with `no-winograd`, 3 × 3 stride-1 layers take the lowering to a matrix
 //! product instead of Winograd's method, for comparing the two; with
-//! `portable`, no AVX-512 kernel runs (Winograd's transforms take their
-//! portable loops, and the direct kernels are off).
+//! `portable`, none of the hand-written register kernels runs (Winograd's
+//! transforms take their portable loops, and the direct kernels are off).
 //!
 //! `bench/conv_layers.sh` runs it beside `bench/pytorch_conv_layers.py`,
 //! which times the same calls in PyTorch, and prints the ratio per layer.
@@ -59,7 +59,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         match option.as_str() {
             "no-direct" => chapter_09::conv::set_direct_enabled(false),
             "no-winograd" => chapter_09::conv::set_winograd_enabled(false),
-            "portable" => chapter_09::conv::set_avx512_enabled(false),
+            "portable" => {
+                chapter_09::conv::set_avx512_enabled(false);
+                chapter_09::conv::set_direct_enabled(false);
+            }
             other => {
                 return Err(format!(
                     "unknown option {other:?} (expected no-direct, no-winograd or portable)"

@@ -8,10 +8,12 @@
 //! ```
 //!
 //! With `portable`, the convolutions take their portable loops instead of
-//! the AVX-512 registers (`chapter_09::conv::set_avx512_enabled`), for
-//! measuring what the registers are worth; with `no-direct`, the 3 × 3
-//! layers take Winograd's method and the lowering instead of the direct
-//! kernels (`chapter_09::conv::set_direct_enabled`). It prints the median of each phase. `bench/resnet_mnist.sh` compares a
+//! the AVX-512 registers (`chapter_09::conv::set_avx512_enabled`) and the
+//! direct kernels, for measuring what the registers are worth; with
+//! `no-direct`, the 3 × 3 layers take Winograd's method and the lowering
+//! instead of the direct AVX-512 or AVX2 kernels
+//! (`chapter_09::conv::set_direct_enabled`). It prints the median of each
+//! phase. `bench/resnet_mnist.sh` compares a
 //! whole epoch with PyTorch; this example is for finding which phase to
 //! make faster (run it under `perf record` to see which kernels).
 
@@ -31,7 +33,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     match args.next().as_deref() {
         None => {}
-        Some("portable") => chapter_09::conv::set_avx512_enabled(false),
+        Some("portable") => {
+            chapter_09::conv::set_avx512_enabled(false);
+            chapter_09::conv::set_direct_enabled(false);
+        }
         Some("no-direct") => chapter_09::conv::set_direct_enabled(false),
         Some(other) => {
             return Err(format!("unknown option {other:?} (expected portable or no-direct)").into())

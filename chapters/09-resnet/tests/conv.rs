@@ -706,11 +706,14 @@ fn strided_lowering_matches_the_composites_on_ragged_chunks() {
     }
 }
 
-/// On a CPU with AVX-512, `f32` 3 × 3 convolutions whose output rows are
-/// as wide as their input rows are computed directly in registers
-/// (`conv/direct.rs`): the forward pass and input gradient with 8 output
-/// channels or more, the weight gradient with 16 or more (in the three
-/// blockings of 16, 32 and 64 output channels). Each agrees with the
+/// On a CPU with AVX-512 or AVX2, `f32` 3 × 3 convolutions whose output
+/// rows are as wide as their input rows are computed directly in registers
+/// (`conv/direct/`): with AVX-512 the forward pass and input gradient with
+/// 8 output channels or more, the weight gradient with 16 or more (in the
+/// three blockings of 16, 32 and 64 output channels); with AVX2 the
+/// forward pass and input gradient with 16 output channels or more, the
+/// weight gradient with 8 or more (blockings for 8 or 16 output channels,
+/// and for 3·C filter rows divisible by 2, 4 or only 3). Each agrees with the
 /// whole-batch lowering: the stem's single input channel, planes whose
 /// registers run across rows (widths 5, 9, 17) or hold a single row of
 /// pixels, heights padded by 0 and 2 (the input gradient then pads by 2 and
@@ -719,8 +722,13 @@ fn strided_lowering_matches_the_composites_on_ragged_chunks() {
 /// other methods and agrees to 1e-12.
 #[test]
 fn direct_kernels_match_the_composites() {
-    if !std::is_x86_feature_detected!("avx512f") {
-        println!("skipped: this CPU has no AVX-512; the direct kernels do not run here");
+    #[cfg(target_arch = "x86_64")]
+    let vector = std::is_x86_feature_detected!("avx512f")
+        || (std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"));
+    #[cfg(not(target_arch = "x86_64"))]
+    let vector = false;
+    if !vector {
+        println!("skipped: this CPU has neither AVX-512 nor AVX2 with FMA; the direct kernels do not run here");
     }
     let rows = |top: usize| Conv2dOptions {
         padding: Padding::Explicit(top, 1),

@@ -1,5 +1,5 @@
 //! Lessons: Winograd's method for 3 × 3 convolutions. On a CPU with
-//! AVX-512 the direct kernels (`conv/direct.rs`) take most of the `f32`
+//! AVX-512 or AVX2 the direct kernels (`conv/direct/`) take most of the `f32`
 //! convolutions Winograd's method would, so every test here turns them off
 //! first: this file is a test binary of its own, so the switch, which holds
 //! for the whole process, changes no other test's method.

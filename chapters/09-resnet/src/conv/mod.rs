@@ -21,12 +21,12 @@ pub use registers::set_avx512_enabled;
 pub use winograd::set_winograd_enabled;
 
 /// Lets the CPU convolution kernels compute 3 × 3, stride-1 `f32`
-/// convolutions directly in AVX-512 registers where they apply (`true`,
-/// the default; see `direct.rs`), or makes them use Winograd's method and
-/// the lowering instead (`false`), for every thread of the process: for
-/// measuring one against the other, and for tests of the other methods.
-/// Without AVX-512 (or off x86-64) the direct kernels never run, and this
-/// changes nothing.
+/// convolutions directly in AVX-512 or AVX2 registers where they apply
+/// (`true`, the default; see `direct/mod.rs`), or makes them use
+/// Winograd's method and the lowering instead (`false`), for every thread
+/// of the process: for measuring one against the other, and for tests of
+/// the other methods. On a CPU with neither AVX-512 nor AVX2 and FMA (or
+/// off x86-64) the direct kernels never run, and this changes nothing.
 pub fn set_direct_enabled(enabled: bool) {
     #[cfg(target_arch = "x86_64")]
     direct::set_enabled(enabled);

@@ -494,8 +494,8 @@ fn weight_grad_t_wide<T: ConvFloat>(g: &ConvGeometry, p: &PaddedRows, x: &[T], d
 
 // ANCHOR: choose
 /// The forward pass by the fastest method that applies: in `f32` on a CPU
-/// with AVX-512, the direct kernel for 3 × 3 convolutions with stride 1
-/// whose output is as wide as their input (`direct.rs`); Winograd's for
+/// with AVX-512 or AVX2, the direct kernel for 3 × 3 convolutions with
+/// stride 1 whose output is as wide as their input (`direct/`); Winograd's for
 /// the other 3 × 3 convolutions with stride 1; the wide lowering for other
 /// stride-1 convolutions; one image at a time otherwise.
 fn forward<T: ConvFloat>(g: &ConvGeometry, x: &[T], w: &[T], y: &mut [T]) {
@@ -580,7 +580,8 @@ fn gemm_rows_nt<T: ConvFloat>((m, k, n): (usize, usize, usize), c: &mut [T], a: 
 }
 
 /// The weight gradient `[O, C/G, kh, kw]`: by the direct kernel where it
-/// applies (`f32` 3 × 3 layers as wide as their input, with AVX-512), by
+/// applies (`f32` 3 × 3 layers as wide as their input, with AVX-512 or
+/// AVX2), by
 /// Winograd's method on large enough 3 × 3 images, otherwise by whichever
 /// lowering applies, computed group by group as `dWᵀ` (`[K, O/G]`) and
 /// transposed into `dw`.

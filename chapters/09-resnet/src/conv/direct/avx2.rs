@@ -1,0 +1,200 @@
+//! The direct kernels for AVX2 with FMA (see the parent module): 16
+//! registers of 8 lanes.
+//!
+//! The weight gradient is the AVX-512 kernel's, blocked for half the
+//! registers. The forward pass is not: it puts output channels in the
+//! lanes, as the weight gradient does, and broadcasts the input pixels.
+//!
+//! - **Why not pixels in the lanes.** A block of 3 pixel registers × 4
+//!   output channels needs 12 accumulators, 3 input registers and a
+//!   broadcast: all 16 registers, and the compiler spilled accumulators to
+//!   the stack (7.1–7.6 ms for the 16-channel 28 × 28 layer, 64 images on
+//!   one core of a Zen 3 EPYC). With 2 × 4 there are only 8 independent
+//!   sums for two FMA units of 4 cycles' latency: 4.9–5.5 ms, against
+//!   3.7–4.1 for Winograd's method. And AVX2's masked loads (`vmaskmovps`) take a
+//!   whole register for a mask and cannot be an FMA's operand.
+//! - **Output channels in the lanes.** The input is padded once per image,
+//!   as for the weight gradient (a zero column between rows, zero rows
+//!   above and below), so no load needs a mask. A block is 6 consecutive
+//!   pixels of the padded pitch × 16 output channels: per input channel
+//!   and tap, 2 loads of filter values, 6 broadcasts and 12 FMAs into 12
+//!   independent sums. The same layer took 3.4–3.6 ms. The price is the
+//!   store: each pixel's 16 channels go to 16 planes, one value each, and
+//!   the gap column's pixels are computed and dropped (1 in 29 at 28 × 28,
+//!   1 in 15 at 14 × 14; at 7 × 7, 1 in 8, and there Winograd's method
+//!   measured faster).
+
+use super::weight_grad::{weight_grad_block, Register};
+use super::{pad_image, padded_len, padded_pitch, ConvGeometry};
+use chapter_02::scratch_buffer;
+use std::arch::x86_64::*;
+
+/// `f32` values in an AVX2 register.
+const LANES: usize = 8;
+
+/// Output channels a block of the forward kernel holds: two registers.
+pub(super) const CHANNELS: usize = 2 * LANES;
+
+/// Pixels a block of the forward kernel holds: 6 × 2 = 12 accumulators,
+/// two registers of filter values and a broadcast, 15 of the 16 registers.
+const PIXELS: usize = 6;
+
+// ANCHOR: direct_forward_avx2
+/// `y = conv(x, w)` for every image (`x`: `[N, C, H, W]`, `y`: `[N, O,
+/// out_h, W]`), `w` arranged by [`super::arrange_filters`]. Images run on
+/// the cores in parallel, each padded first; then blocks of 6 pixels (of
+/// the padded pitch, running across rows) × 16 output channels. Call only
+/// through [`super::convolve`], which checks the sizes and that the CPU
+/// has AVX2 and FMA.
+pub(super) fn convolve(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    use rayon::prelude::*;
+    let ol = g.out_channels * g.out_h * g.out_w;
+    let chw = g.in_channels * g.in_h * g.in_w;
+    let pw = padded_pitch(g);
+    let len = padded_len(g, pw);
+    let flat = g.out_h * pw;
+    y.par_chunks_mut(ol).enumerate().for_each(|(n, y_n)| {
+        // From the buffer pool: `pad_image` writes every value.
+        let mut xp = scratch_buffer(g.in_channels * len, 0.0f32);
+        pad_image(g, &x[n * chw..][..chw], &mut xp, (pw, len));
+        for first in (0..flat).step_by(PIXELS) {
+            for co in (0..g.out_channels).step_by(CHANNELS) {
+                let image = ((&xp[..], pw, len), w, &mut y_n[..]);
+                let at = (first, co);
+                // SAFETY: the caller checked for AVX2 and FMA.
+                unsafe {
+                    match PIXELS.min(flat - first) {
+                        6 => pixel_block::<6>(g, image, at),
+                        5 => pixel_block::<5>(g, image, at),
+                        4 => pixel_block::<4>(g, image, at),
+                        3 => pixel_block::<3>(g, image, at),
+                        2 => pixel_block::<2>(g, image, at),
+                        _ => pixel_block::<1>(g, image, at),
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `P` pixels of the padded pitch from `first`, for the 16 output channels
+/// from `co`: summed over every input channel and tap in `2·P`
+/// accumulators, then stored one pixel's channels at a time (pixels in the
+/// gap column are dropped).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn pixel_block<const P: usize>(
+    g: &ConvGeometry,
+    ((xp, pw, len), w, y_n): ((&[f32], usize, usize), &[f32], &mut [f32]),
+    (first, co): (usize, usize),
+) {
+    let (c, o) = (g.in_channels, g.out_channels);
+    let (ow, plane) = (g.out_w, g.out_h * g.out_w);
+    assert!(xp.len() >= c * len && first + P + 2 * pw + 2 <= len);
+    assert!(w.len() >= c * 9 * o && co + CHANNELS <= o && y_n.len() >= o * plane);
+    let mut acc = [[_mm256_setzero_ps(); 2]; P];
+    for ci in 0..c {
+        // SAFETY: the asserts above bound every read.
+        unsafe {
+            let x_c = xp.as_ptr().add(ci * len + first);
+            let w_c = w.as_ptr().add(ci * 9 * o + co);
+            for tap in 0..9 {
+                let (i, j) = (tap / 3, tap % 3);
+                let w0 = _mm256_loadu_ps(w_c.add(tap * o));
+                let w1 = _mm256_loadu_ps(w_c.add(tap * o + LANES));
+                let x_t = x_c.add(i * pw + j);
+                for (p, acc_p) in acc.iter_mut().enumerate() {
+                    let b = _mm256_broadcast_ss(&*x_t.add(p));
+                    acc_p[0] = _mm256_fmadd_ps(b, w0, acc_p[0]);
+                    acc_p[1] = _mm256_fmadd_ps(b, w1, acc_p[1]);
+                }
+            }
+        }
+    }
+    for (p, acc_p) in acc.iter().enumerate() {
+        let (row, column) = ((first + p) / pw, (first + p) % pw);
+        if column >= ow {
+            continue;
+        }
+        let mut lanes = [0.0f32; CHANNELS];
+        // SAFETY: 16 values, the length of `lanes`.
+        unsafe {
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc_p[0]);
+            _mm256_storeu_ps(lanes.as_mut_ptr().add(LANES), acc_p[1]);
+        }
+        for (k, &value) in lanes.iter().enumerate() {
+            y_n[(co + k) * plane + row * ow + column] = value;
+        }
+    }
+}
+// ANCHOR_END: direct_forward_avx2
+
+/// Adds one image's weight gradient to `lanes` (`[O/8][C][9][8]`), from
+/// its padded input `padded` and transposed output gradient `dt` (see
+/// [`super::weight_grad_lanes`]), with the blocking `(V, R)` of
+/// [`super::lane_blocking`]. Call only through `weight_grad_lanes`, which
+/// checks that the CPU has AVX2 and FMA.
+pub(super) fn weight_grad_image(
+    g: &ConvGeometry,
+    blocking: (usize, usize),
+    padded: (&[f32], usize, usize),
+    dt: &[f32],
+    lanes: &mut [f32],
+) {
+    // SAFETY: the caller checked for AVX2 and FMA.
+    unsafe {
+        match blocking {
+            (2, _) => weight_grad_block_avx2::<2, 2>(g, padded, dt, lanes),
+            (_, 4) => weight_grad_block_avx2::<1, 4>(g, padded, dt, lanes),
+            _ => weight_grad_block_avx2::<1, 3>(g, padded, dt, lanes),
+        }
+    }
+}
+
+/// The 8-lane register of the weight gradient's kernel.
+impl Register for __m256 {
+    const LANES: usize = LANES;
+
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: the caller's (see `Register`).
+        unsafe { _mm256_setzero_ps() }
+    }
+
+    #[inline(always)]
+    unsafe fn load(from: *const f32) -> Self {
+        // SAFETY: the caller's (see `Register`).
+        unsafe { _mm256_loadu_ps(from) }
+    }
+
+    #[inline(always)]
+    unsafe fn broadcast(from: *const f32) -> Self {
+        // SAFETY: the caller's (see `Register`).
+        unsafe { _mm256_broadcast_ss(&*from) }
+    }
+
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: the caller's (see `Register`).
+        unsafe { _mm256_fmadd_ps(self, b, c) }
+    }
+
+    #[inline(always)]
+    unsafe fn add_to(self, to: *mut f32) {
+        // SAFETY: the caller's (see `Register`).
+        unsafe { _mm256_storeu_ps(to, _mm256_add_ps(_mm256_loadu_ps(to), self)) }
+    }
+}
+
+/// [`weight_grad_block`] compiled for AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+fn weight_grad_block_avx2<const V: usize, const R: usize>(
+    g: &ConvGeometry,
+    padded: (&[f32], usize, usize),
+    dt: &[f32],
+    lanes: &mut [f32],
+) {
+    // SAFETY: this function's target features make `__m256`'s methods
+    // valid.
+    unsafe { weight_grad_block::<__m256, V, R>(g, padded, dt, lanes) }
+}
