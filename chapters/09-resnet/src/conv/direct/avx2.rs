@@ -54,12 +54,14 @@ pub(super) fn convolve(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let len = padded_len(g, pw);
     let flat = g.out_h * pw;
     y.par_chunks_mut(ol).enumerate().for_each(|(n, y_n)| {
-        // From the buffer pool: `pad_image` writes every value.
+        // From the buffer pool: `pad_image` writes every value, and the
+        // blocks every value of `yt`.
         let mut xp = scratch_buffer(g.in_channels * len, 0.0f32);
+        let mut yt = scratch_buffer(flat * g.out_channels, 0.0f32);
         pad_image(g, &x[n * chw..][..chw], &mut xp, (pw, len));
         for first in (0..flat).step_by(PIXELS) {
             for co in (0..g.out_channels).step_by(CHANNELS) {
-                let image = ((&xp[..], pw, len), w, &mut y_n[..]);
+                let image = ((&xp[..], pw, len), w, &mut yt[..]);
                 let at = (first, co);
                 // SAFETY: the caller checked for AVX2 and FMA.
                 unsafe {
@@ -74,24 +76,25 @@ pub(super) fn convolve(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
                 }
             }
         }
+        // SAFETY: as above.
+        unsafe { to_channel_major(g, &yt, y_n, pw) };
     });
 }
 
 /// `P` pixels of the padded pitch from `first`, for the 16 output channels
 /// from `co`: summed over every input channel and tap in `2·P`
-/// accumulators, then stored one pixel's channels at a time (pixels in the
-/// gap column are dropped).
+/// accumulators, then stored in the pixel-major `yt` (`[out_h·pw, O]`),
+/// each pixel's 16 channels two whole registers.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn pixel_block<const P: usize>(
     g: &ConvGeometry,
-    ((xp, pw, len), w, y_n): ((&[f32], usize, usize), &[f32], &mut [f32]),
+    ((xp, pw, len), w, yt): ((&[f32], usize, usize), &[f32], &mut [f32]),
     (first, co): (usize, usize),
 ) {
     let (c, o) = (g.in_channels, g.out_channels);
-    let (ow, plane) = (g.out_w, g.out_h * g.out_w);
     assert!(xp.len() >= c * len && first + P + 2 * pw + 2 <= len);
-    assert!(w.len() >= c * 9 * o && co + CHANNELS <= o && y_n.len() >= o * plane);
+    assert!(w.len() >= c * 9 * o && co + CHANNELS <= o && yt.len() >= (first + P) * o);
     let mut acc = [[_mm256_setzero_ps(); 2]; P];
     for ci in 0..c {
         // SAFETY: the asserts above bound every read.
@@ -112,37 +115,141 @@ fn pixel_block<const P: usize>(
         }
     }
     for (p, acc_p) in acc.iter().enumerate() {
-        let (row, column) = ((first + p) / pw, (first + p) % pw);
-        if column >= ow {
-            continue;
-        }
-        let mut lanes = [0.0f32; CHANNELS];
-        // SAFETY: 16 values, the length of `lanes`.
+        // SAFETY: 16 values inside `yt` (the assert above).
         unsafe {
-            _mm256_storeu_ps(lanes.as_mut_ptr(), acc_p[0]);
-            _mm256_storeu_ps(lanes.as_mut_ptr().add(LANES), acc_p[1]);
-        }
-        for (k, &value) in lanes.iter().enumerate() {
-            y_n[(co + k) * plane + row * ow + column] = value;
+            let to = yt.as_mut_ptr().add((first + p) * o + co);
+            _mm256_storeu_ps(to, acc_p[0]);
+            _mm256_storeu_ps(to.add(LANES), acc_p[1]);
         }
     }
 }
 // ANCHOR_END: direct_forward_avx2
 
-/// Adds one image's weight gradient to `lanes` (`[O/8][C][9][8]`), from
-/// its padded input `padded` and transposed output gradient `dt` (see
-/// [`super::weight_grad_lanes`]), with the blocking `(V, R)` of
-/// [`super::lane_blocking`]. Call only through `weight_grad_lanes`, which
-/// checks that the CPU has AVX2 and FMA.
+/// Transposes the 8 × 8 block at `from` (rows `from_pitch` values apart)
+/// into `to` (rows `to_pitch` apart): 8 loads, 24 shuffles within and
+/// across the registers' two halves, 8 stores.
+///
+/// # Safety
+///
+/// The CPU must have AVX2, and both blocks must lie inside their buffers.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_8x8(from: *const f32, from_pitch: usize, to: *mut f32, to_pitch: usize) {
+    // SAFETY: the caller's.
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(from.add(i * from_pitch)));
+        // Pairs of rows interleaved: [a0 b0 a1 b1 | a4 b4 a5 b5] and the rest.
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        // Columns c and c + 4 of four rows: [a0 b0 c0 d0 | a4 b4 c4 d4].
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        // The halves of rows 0–3 and 4–7 joined: whole columns.
+        let columns = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (i, &column) in columns.iter().enumerate() {
+            _mm256_storeu_ps(to.add(i * to_pitch), column);
+        }
+    }
+}
+
+/// The forward pass's pixel-major result `yt` (`[out_h·pw, O]`) into the
+/// image's planes `y_n` (`[O, out_h, out_w]`), dropping the gap column:
+/// 8 channels × 8 pixels a block, the last pixels of a row one at a time.
+#[target_feature(enable = "avx2,fma")]
+fn to_channel_major(g: &ConvGeometry, yt: &[f32], y_n: &mut [f32], pw: usize) {
+    let (o, oh, ow) = (g.out_channels, g.out_h, g.out_w);
+    let plane = oh * ow;
+    assert!(yt.len() >= oh * pw * o && y_n.len() >= o * plane && o.is_multiple_of(LANES));
+    assert!(ow <= pw);
+    for y in 0..oh {
+        let whole = ow - ow % LANES;
+        for co in (0..o).step_by(LANES) {
+            for x in (0..whole).step_by(LANES) {
+                // SAFETY: pixels x..x + 8 of row y and channels co..co + 8,
+                // inside both buffers (the asserts above).
+                unsafe {
+                    let from = yt.as_ptr().add((y * pw + x) * o + co);
+                    let to = y_n.as_mut_ptr().add(co * plane + y * ow + x);
+                    transpose_8x8(from, o, to, plane);
+                }
+            }
+            for x in whole..ow {
+                for k in co..co + LANES {
+                    y_n[k * plane + y * ow + x] = yt[(y * pw + x) * o + k];
+                }
+            }
+        }
+    }
+}
+
+/// The output gradient `dy_n` (`[O, out_h, out_w]`) as `[out_h·pw, O]`
+/// for the weight gradient: each pixel's output channels side by side,
+/// rows of `pw` pixels, zeros in the gap columns; 8 × 8 blocks as in
+/// [`to_channel_major`], the other way.
+#[target_feature(enable = "avx2,fma")]
+fn to_pixel_major(g: &ConvGeometry, dy_n: &[f32], dt: &mut [f32], pw: usize) {
+    let (o, oh, ow) = (g.out_channels, g.out_h, g.out_w);
+    let plane = oh * ow;
+    assert!(dt.len() >= oh * pw * o && dy_n.len() >= o * plane && o.is_multiple_of(LANES));
+    assert!(ow <= pw);
+    for y in 0..oh {
+        dt[(y * pw + ow) * o..(y + 1) * pw * o].fill(0.0);
+        let whole = ow - ow % LANES;
+        for co in (0..o).step_by(LANES) {
+            for x in (0..whole).step_by(LANES) {
+                // SAFETY: as in `to_channel_major`.
+                unsafe {
+                    let from = dy_n.as_ptr().add(co * plane + y * ow + x);
+                    let to = dt.as_mut_ptr().add((y * pw + x) * o + co);
+                    transpose_8x8(from, plane, to, o);
+                }
+            }
+            for x in whole..ow {
+                for k in co..co + LANES {
+                    dt[(y * pw + x) * o + k] = dy_n[k * plane + y * ow + x];
+                }
+            }
+        }
+    }
+}
+
+/// Adds image `n`'s weight gradient to `lanes` (`[O/8][C][9][8]`):
+/// transposes its output gradient `dy_n` into `dt`, then runs the blocks
+/// of `(V, R)` = `blocking` (see [`super::lane_blocking`]) over the padded
+/// input `padded`. Call only through [`super::weight_grad_lanes`], which
+/// checks the sizes and that the CPU has AVX2 and FMA.
 pub(super) fn weight_grad_image(
     g: &ConvGeometry,
     blocking: (usize, usize),
     padded: (&[f32], usize, usize),
-    dt: &[f32],
+    dy_n: &[f32],
+    dt: &mut [f32],
     lanes: &mut [f32],
 ) {
     // SAFETY: the caller checked for AVX2 and FMA.
     unsafe {
+        to_pixel_major(g, dy_n, dt, padded.1);
         match blocking {
             (2, _) => weight_grad_block_avx2::<2, 2>(g, padded, dt, lanes),
             (_, 4) => weight_grad_block_avx2::<1, 4>(g, padded, dt, lanes),

@@ -263,10 +263,7 @@ pub(crate) fn weight_grad_lanes(
         let padded = (&xp[..], pw, len);
         match isa {
             Isa::Avx512 => avx512::weight_grad_image(g, blocking, padded, dy_n, &mut dt, &mut lanes),
-            Isa::Avx2 => {
-                transpose_grad(g, dy_n, &mut dt, pw);
-                avx2::weight_grad_image(g, blocking, padded, &dt, &mut lanes);
-            }
+            Isa::Avx2 => avx2::weight_grad_image(g, blocking, padded, dy_n, &mut dt, &mut lanes),
         }
     }
     lanes
@@ -303,23 +300,6 @@ fn pad_image(g: &ConvGeometry, x_n: &[f32], padded: &mut [f32], (pw, len): (usiz
         p_c.fill(0.0);
         for (yy, row) in x_c.chunks_exact(w).enumerate() {
             p_c[(yy + pt) * pw + pl..][..w].copy_from_slice(row);
-        }
-    }
-}
-
-/// `dy_n` (`[O, out_h, out_w]`) as `[out_h·pw, O]`: each pixel's output
-/// channels side by side, rows of `pw` pixels, zeros in the columns past
-/// `out_w`. The AVX-512 kernel gathers instead (`avx512.rs`).
-fn transpose_grad(g: &ConvGeometry, dy_n: &[f32], dt: &mut [f32], pw: usize) {
-    let o = g.out_channels;
-    let (oh, ow) = (g.out_h, g.out_w);
-    for (y, row) in dt.chunks_exact_mut(pw * o).take(oh).enumerate() {
-        let (pixels, gap) = row.split_at_mut(ow * o);
-        gap.fill(0.0);
-        for (oi, plane) in dy_n.chunks_exact(oh * ow).take(o).enumerate() {
-            for (x, &value) in plane[y * ow..][..ow].iter().enumerate() {
-                pixels[x * o + oi] = value;
-            }
         }
     }
 }
