@@ -262,7 +262,9 @@ pub(crate) fn weight_grad_lanes(
         let dy_n = &dy[n * ol..][..ol];
         let padded = (&xp[..], pw, len);
         match isa {
-            Isa::Avx512 => avx512::weight_grad_image(g, blocking, padded, dy_n, &mut dt, &mut lanes),
+            Isa::Avx512 => {
+                avx512::weight_grad_image(g, blocking, padded, dy_n, &mut dt, &mut lanes)
+            }
             Isa::Avx2 => avx2::weight_grad_image(g, blocking, padded, dy_n, &mut dt, &mut lanes),
         }
     }
@@ -275,8 +277,12 @@ pub(crate) fn weight_grad_lanes(
 /// [`WEIGHT_GRAD_IMAGES`] images each, with the lowering's
 /// `sum_over_chunks`): from `[O/L][C][9][L]` to `[O][C][9]`.
 pub(crate) fn from_lanes(g: &ConvGeometry, lanes: &[f32], dw: &mut [f32]) {
-    let l = isa().map_or(16, Isa::lanes);
-    let c = g.in_channels;
+    let isa = isa().expect("the direct kernels computed `lanes`");
+    unpack_lanes(isa.lanes(), g.in_channels, lanes, dw);
+}
+
+/// `lanes` (`[O/l][C][9][l]`) as `dw` (`[O][C][9]`).
+fn unpack_lanes(l: usize, c: usize, lanes: &[f32], dw: &mut [f32]) {
     for (oi, dw_o) in dw.chunks_exact_mut(c * 9).enumerate() {
         for (i, v) in dw_o.iter_mut().enumerate() {
             *v = lanes[((oi / l) * c * 9 + i) * l + oi % l];
@@ -300,6 +306,146 @@ fn pad_image(g: &ConvGeometry, x_n: &[f32], padded: &mut [f32], (pw, len): (usiz
         p_c.fill(0.0);
         for (yy, row) in x_c.chunks_exact(w).enumerate() {
             p_c[(yy + pt) * pw + pl..][..w].copy_from_slice(row);
+        }
+    }
+}
+
+/// The AVX2 kernels run by themselves, against the definition, on any CPU
+/// with AVX2 and FMA: on a CPU with AVX-512 [`isa`] never picks them, so
+/// `direct_kernels_match_the_composites` (tests/conv.rs) would not see
+/// them there.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3 × 3, stride-1 geometry with output rows as wide as the input's.
+    fn geometry(n: usize, c: usize, o: usize, (h, w): (usize, usize), top: usize) -> ConvGeometry {
+        let (pt, pb) = (top, 2 - top);
+        ConvGeometry {
+            batch: n,
+            in_channels: c,
+            in_h: h,
+            in_w: w,
+            out_channels: o,
+            kernel: (3, 3),
+            stride: (1, 1),
+            pad_begin: (pt, 1),
+            pad_end: (pb, 1),
+            dilation: (1, 1),
+            groups: 1,
+            out_h: h,
+            out_w: w,
+        }
+    }
+
+    /// Deterministic values in [−1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// The input value that tap `(i, j)` of output `(y, x)` reads, or 0 in
+    /// the padding.
+    fn tap(g: &ConvGeometry, x_c: &[f32], (y, x): (usize, usize), (i, j): (usize, usize)) -> f64 {
+        let row = (y + i).checked_sub(g.pad_begin.0).filter(|&r| r < g.in_h);
+        let column = (x + j).checked_sub(g.pad_begin.1).filter(|&c| c < g.in_w);
+        match (row, column) {
+            (Some(r), Some(c)) => x_c[r * g.in_w + c] as f64,
+            _ => 0.0,
+        }
+    }
+
+    /// The forward pass and the weight gradient by their definitions, in
+    /// `f64`: `y[n][o][p] = Σ w[o][c][t] · x[n][c][p + t]`, `dw[o][c][t] =
+    /// Σ dy[n][o][p] · x[n][c][p + t]`.
+    fn reference(g: &ConvGeometry, x: &[f32], w: &[f32], dy: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let (c, o, oh, ow) = (g.in_channels, g.out_channels, g.out_h, g.out_w);
+        let (hw, plane) = (g.in_h * g.in_w, oh * ow);
+        let mut y = vec![0.0; g.batch * o * plane];
+        let mut dw = vec![0.0; o * c * 9];
+        for n in 0..g.batch {
+            for ci in 0..c {
+                let x_c = &x[(n * c + ci) * hw..][..hw];
+                for oi in 0..o {
+                    for p in 0..plane {
+                        let out = (n * o + oi) * plane + p;
+                        for t in 0..9 {
+                            let v = tap(g, x_c, (p / ow, p % ow), (t / 3, t % 3));
+                            y[out] += w[(oi * c + ci) * 9 + t] as f64 * v;
+                            dw[(oi * c + ci) * 9 + t] += dy[out] as f64 * v;
+                        }
+                    }
+                }
+            }
+        }
+        (y, dw)
+    }
+
+    fn assert_close(what: &str, g: &ConvGeometry, got: &[f32], want: &[f64]) {
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+            let error = (a as f64 - b).abs() / scale;
+            assert!(
+                error < 1e-5,
+                "{what} of {g:?}: value {i} is {a}, expected {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn avx2_kernels_match_the_definition() {
+        if !has_avx2_fma() {
+            println!("skipped: this CPU has no AVX2 with FMA");
+            return;
+        }
+        let cases = [
+            // (N, C, O, (H, W), top padding): the stem, rows that end
+            // inside an 8 × 8 block of the transposes, widths under 8,
+            // padding 0 and 2 above, the three weight-gradient blockings
+            // ((2, 2), (1, 4) and (1, 3)), a last block of fewer than 6
+            // pixels.
+            (2, 1, 16, (28, 28), 1),
+            (3, 16, 16, (9, 17), 1),
+            (2, 8, 32, (5, 5), 0),
+            (2, 6, 16, (4, 7), 2),
+            (3, 4, 8, (6, 11), 1),
+            (1, 3, 8, (3, 12), 1),
+            (2, 16, 48, (7, 7), 1),
+        ];
+        for (k, &(n, c, o, size, top)) in cases.iter().enumerate() {
+            let g = geometry(n, c, o, size, top);
+            assert!(applies(&g));
+            let x = values(n * c * size.0 * size.1, 3 * k as u64 + 1);
+            let w = values(o * c * 9, 3 * k as u64 + 2);
+            let dy = values(n * o * size.0 * size.1, 3 * k as u64 + 3);
+            let (y_want, dw_want) = reference(&g, &x, &w, &dy);
+            if o.is_multiple_of(avx2::CHANNELS) {
+                let mut y = vec![f32::NAN; y_want.len()];
+                avx2::convolve(&g, &x, &arrange_filters(&w, o, c, false), &mut y);
+                assert_close("the AVX2 forward pass", &g, &y, &y_want);
+            }
+            let blocking = lane_blocking(Isa::Avx2, &g).expect("a blocking for every case");
+            let (pw, len) = (padded_pitch(&g), padded_len(&g, padded_pitch(&g)));
+            let (chw, ol) = (c * size.0 * size.1, o * size.0 * size.1);
+            let mut xp = vec![f32::NAN; c * len];
+            let mut dt = vec![f32::NAN; g.out_h * pw * o];
+            let mut lanes = vec![0.0f32; o * c * 9];
+            for i in 0..n {
+                pad_image(&g, &x[i * chw..][..chw], &mut xp, (pw, len));
+                let padded = (&xp[..], pw, len);
+                let dy_n = &dy[i * ol..][..ol];
+                avx2::weight_grad_image(&g, blocking, padded, dy_n, &mut dt, &mut lanes);
+            }
+            let mut dw = vec![f32::NAN; o * c * 9];
+            unpack_lanes(Isa::Avx2.lanes(), c, &lanes, &mut dw);
+            assert_close("the AVX2 weight gradient", &g, &dw, &dw_want);
         }
     }
 }
