@@ -25,7 +25,7 @@
 //!   measured faster).
 
 use super::weight_grad::{weight_grad_block, Register};
-use super::{pad_image, padded_len, padded_pitch, ConvGeometry};
+use super::{pad_image, padded_len, padded_pitch, ConvGeometry, Padded};
 use chapter_02::scratch_buffer;
 use std::arch::x86_64::*;
 
@@ -89,7 +89,7 @@ pub(super) fn convolve(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 fn pixel_block<const P: usize>(
     g: &ConvGeometry,
-    ((xp, pw, len), w, yt): ((&[f32], usize, usize), &[f32], &mut [f32]),
+    ((xp, pw, len), w, yt): (Padded, &[f32], &mut [f32]),
     (first, co): (usize, usize),
 ) {
     let (c, o) = (g.in_channels, g.out_channels);
@@ -242,7 +242,7 @@ fn to_pixel_major(g: &ConvGeometry, dy_n: &[f32], dt: &mut [f32], pw: usize) {
 pub(super) fn weight_grad_image(
     g: &ConvGeometry,
     blocking: (usize, usize),
-    padded: (&[f32], usize, usize),
+    padded: Padded,
     dy_n: &[f32],
     dt: &mut [f32],
     lanes: &mut [f32],
@@ -297,7 +297,7 @@ impl Register for __m256 {
 #[target_feature(enable = "avx2,fma")]
 fn weight_grad_block_avx2<const V: usize, const R: usize>(
     g: &ConvGeometry,
-    padded: (&[f32], usize, usize),
+    padded: Padded,
     dt: &[f32],
     lanes: &mut [f32],
 ) {

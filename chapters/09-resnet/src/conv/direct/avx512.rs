@@ -3,7 +3,7 @@
 
 use super::super::registers::{lane_numbers, store_lanes};
 use super::weight_grad::{weight_grad_block, Register};
-use super::ConvGeometry;
+use super::{ConvGeometry, Padded};
 use std::arch::x86_64::*;
 
 /// Output channels a block of the forward kernel holds: one broadcast per
@@ -136,7 +136,7 @@ fn pixel_block<const R: usize>(
 pub(super) fn weight_grad_image(
     g: &ConvGeometry,
     blocking: (usize, usize),
-    padded: (&[f32], usize, usize),
+    padded: Padded,
     dy_n: &[f32],
     dt: &mut [f32],
     lanes: &mut [f32],
@@ -219,7 +219,7 @@ impl Register for __m512 {
 #[target_feature(enable = "avx512f")]
 fn weight_grad_block_avx512<const V: usize, const R: usize>(
     g: &ConvGeometry,
-    padded: (&[f32], usize, usize),
+    padded: Padded,
     dt: &[f32],
     lanes: &mut [f32],
 ) {

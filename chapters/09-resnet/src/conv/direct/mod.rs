@@ -290,6 +290,10 @@ fn unpack_lanes(l: usize, c: usize, lanes: &[f32], dw: &mut [f32]) {
     }
 }
 
+/// One image's padded planes (by [`pad_image`]), with their pitch `pw`
+/// and the length of each plane.
+type Padded<'a> = (&'a [f32], usize, usize);
+
 /// Values in one padded plane: the rows the kernel reads, for every pixel
 /// of `out_h` rows of `pw` (the last row's gap included) and the taps two
 /// rows and two columns on.

@@ -4,7 +4,7 @@
 //! [`weight_grad_block`] inside a function with their target features, so
 //! that every method below becomes one instruction.
 
-use super::{ConvGeometry, SUM_PIXELS};
+use super::{ConvGeometry, Padded, SUM_PIXELS};
 
 /// A vector register of `f32` lanes, as the weight gradient uses it.
 ///
@@ -42,7 +42,7 @@ pub(super) trait Register: Copy {
 #[inline(always)]
 pub(super) unsafe fn weight_grad_block<S: Register, const V: usize, const R: usize>(
     g: &ConvGeometry,
-    (xp, pw, len): (&[f32], usize, usize),
+    (xp, pw, len): Padded,
     dt: &[f32],
     lanes: &mut [f32],
 ) {
