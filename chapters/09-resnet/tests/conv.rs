@@ -713,7 +713,8 @@ fn strided_lowering_matches_the_composites_on_ragged_chunks() {
 /// three blockings of 16, 32 and 64 output channels); with AVX2 the
 /// forward pass and input gradient with 16 output channels or more, the
 /// weight gradient with 8 or more (blockings for 8 or 16 output channels,
-/// and for 3·C filter rows divisible by 2, 4 or only 3). Each agrees with the
+/// and for 3·C filter rows divisible by 2, 4 or only 3), and the forward
+/// pass of stride-2 layers with 8 or more. Each agrees with the
 /// whole-batch lowering: the stem's single input channel, planes whose
 /// registers run across rows (widths 5, 9, 17) or hold a single row of
 /// pixels, heights padded by 0 and 2 (the input gradient then pads by 2 and
@@ -734,6 +735,7 @@ fn direct_kernels_match_the_composites() {
         padding: Padding::Explicit(top, 1),
         ..Conv2dOptions::default()
     };
+    let strided = |padding: usize| Conv2dOptions::default().stride(2).padding(padding);
     let cases = [
         (vec![3, 1, 28, 28], vec![16, 1, 3, 3], rows(1)),
         (vec![37, 8, 9, 5], vec![8, 8, 3, 3], rows(1)),
@@ -750,6 +752,14 @@ fn direct_kernels_match_the_composites() {
             vec![16, 8, 1, 1],
             Conv2dOptions::default(),
         ),
+        // Stride 2 (the AVX2 strided forward kernel): ResNet14's two
+        // strided layers, rows that end in a block of fewer than 7 pixels,
+        // padding 0 and 2.
+        (vec![3, 16, 28, 28], vec![32, 16, 3, 3], strided(1)),
+        (vec![2, 32, 14, 14], vec![64, 32, 3, 3], strided(1)),
+        (vec![3, 8, 9, 11], vec![8, 8, 3, 3], strided(1)),
+        (vec![2, 8, 7, 8], vec![16, 8, 3, 3], strided(0)),
+        (vec![2, 4, 6, 9], vec![24, 4, 3, 3], strided(2)),
     ];
     for (xs, ws, opts) in cases {
         kernels_agree_with_composites(&xs, &ws, &opts, 57);

@@ -125,6 +125,103 @@ fn pixel_block<const P: usize>(
 }
 // ANCHOR_END: direct_forward_avx2
 
+/// Output channels a block of the strided forward kernel holds: one
+/// register.
+pub(super) const STRIDED_CHANNELS: usize = LANES;
+
+/// Pixels of one output row a block of the strided kernel holds: 7 sums of
+/// 8 channels, a register of filter values and a broadcast. Seven divides
+/// ResNet14's strided rows (14 and 7 pixels) exactly.
+const STRIDED_PIXELS: usize = 7;
+
+// ANCHOR: direct_strided_avx2
+/// `y = conv(x, w)` with stride 2 (`x`: `[N, C, H, W]`, `y`: `[N, O, out_h,
+/// out_w]`), `w` arranged by [`super::arrange_filters`]. Output pixel
+/// `(y, x)` reads rows `2y + i` and columns `2x + j` of the padded image,
+/// so consecutive output pixels are two input columns apart, and only
+/// within a row: the next row starts two input rows down. So the blocks
+/// stay within an output row (7 pixels × 8 channels) and each image's rows
+/// are padded on both sides (pitch `pl + W + pr`). Call only through
+/// [`super::convolve`], which checks the sizes and that the CPU has AVX2
+/// and FMA.
+pub(super) fn convolve_strided(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    use rayon::prelude::*;
+    let ol = g.out_channels * g.out_h * g.out_w;
+    let chw = g.in_channels * g.in_h * g.in_w;
+    let pw = g.pad_begin.1 + g.in_w + g.pad_end.1;
+    let len = (g.pad_begin.0 + g.in_h + g.pad_end.0) * pw;
+    let (oh, ow) = (g.out_h, g.out_w);
+    y.par_chunks_mut(ol).enumerate().for_each(|(n, y_n)| {
+        // From the buffer pool: `pad_image` writes every value, and the
+        // blocks every value of `yt`.
+        let mut xp = scratch_buffer(g.in_channels * len, 0.0f32);
+        let mut yt = scratch_buffer(oh * ow * g.out_channels, 0.0f32);
+        pad_image(g, &x[n * chw..][..chw], &mut xp, (pw, len));
+        for row in 0..oh {
+            for first in (0..ow).step_by(STRIDED_PIXELS) {
+                for co in (0..g.out_channels).step_by(STRIDED_CHANNELS) {
+                    let image = ((&xp[..], pw, len), w, &mut yt[..]);
+                    let at = (row, first, co);
+                    // SAFETY: the caller checked for AVX2 and FMA.
+                    unsafe {
+                        match STRIDED_PIXELS.min(ow - first) {
+                            7 => strided_block::<7>(g, image, at),
+                            6 => strided_block::<6>(g, image, at),
+                            5 => strided_block::<5>(g, image, at),
+                            4 => strided_block::<4>(g, image, at),
+                            3 => strided_block::<3>(g, image, at),
+                            2 => strided_block::<2>(g, image, at),
+                            _ => strided_block::<1>(g, image, at),
+                        }
+                    }
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { to_channel_major(g, &yt, y_n, ow) };
+    });
+}
+
+/// Pixels `first .. first + P` of output row `row`, for the 8 output
+/// channels from `co`: summed over every input channel and tap in `P`
+/// accumulators, then stored in the pixel-major `yt` (`[out_h·out_w, O]`).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn strided_block<const P: usize>(
+    g: &ConvGeometry,
+    ((xp, pw, len), w, yt): (Padded, &[f32], &mut [f32]),
+    (row, first, co): (usize, usize, usize),
+) {
+    let (c, o, ow) = (g.in_channels, g.out_channels, g.out_w);
+    // The block's last read: row 2·row + 2, column 2·(first + P − 1) + 2.
+    assert!(xp.len() >= c * len && (2 * row + 2) * pw + 2 * (first + P) < len);
+    assert!(2 * (first + P) < pw && first + P <= ow);
+    assert!(w.len() >= c * 9 * o && co + STRIDED_CHANNELS <= o);
+    assert!(yt.len() >= (row * ow + first + P) * o);
+    let mut acc = [_mm256_setzero_ps(); P];
+    for ci in 0..c {
+        // SAFETY: the asserts above bound every read.
+        unsafe {
+            let x_c = xp.as_ptr().add(ci * len + 2 * row * pw + 2 * first);
+            let w_c = w.as_ptr().add(ci * 9 * o + co);
+            for tap in 0..9 {
+                let (i, j) = (tap / 3, tap % 3);
+                let w_t = _mm256_loadu_ps(w_c.add(tap * o));
+                let x_t = x_c.add(i * pw + j);
+                for (p, acc_p) in acc.iter_mut().enumerate() {
+                    let b = _mm256_broadcast_ss(&*x_t.add(2 * p));
+                    *acc_p = _mm256_fmadd_ps(b, w_t, *acc_p);
+                }
+            }
+        }
+    }
+    for (p, &value) in acc.iter().enumerate() {
+        // SAFETY: 8 values inside `yt` (the assert above).
+        unsafe { _mm256_storeu_ps(yt.as_mut_ptr().add((row * ow + first + p) * o + co), value) };
+    }
+}
+// ANCHOR_END: direct_strided_avx2
+
 /// Transposes the 8 × 8 block at `from` (rows `from_pitch` values apart)
 /// into `to` (rows `to_pitch` apart): 8 loads, 24 shuffles within and
 /// across the registers' two halves, 8 stores.
@@ -258,6 +355,7 @@ pub(super) fn weight_grad_image(
     }
 }
 
+// ANCHOR: register_avx2
 /// The 8-lane register of the weight gradient's kernel.
 impl Register for __m256 {
     const LANES: usize = LANES;
@@ -305,3 +403,4 @@ fn weight_grad_block_avx2<const V: usize, const R: usize>(
     // valid.
     unsafe { weight_grad_block::<__m256, V, R>(g, padded, dt, lanes) }
 }
+// ANCHOR_END: register_avx2

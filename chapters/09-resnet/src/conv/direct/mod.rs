@@ -126,6 +126,25 @@ fn applies(g: &ConvGeometry) -> bool {
         && g.out_w + 2 == g.in_w + g.pad_begin.1 + g.pad_end.1
 }
 
+/// Whether the strided forward kernel (AVX2 only) can compute `g`: a 3 × 3
+/// filter with stride 2, no dilation and no groups, padding at most 2 on a
+/// side, and the output size that stride and padding give. Its rows are
+/// padded on both sides (see `avx2::convolve_strided`).
+fn applies_strided(g: &ConvGeometry) -> bool {
+    let fits = |input: usize, before: usize, after: usize, out: usize| {
+        let padded = input + before + after;
+        before <= 2 && after <= 2 && padded >= 3 && out == (padded - 3) / 2 + 1
+    };
+    g.kernel == (3, 3)
+        && g.stride == (2, 2)
+        && g.dilation == (1, 1)
+        && g.groups == 1
+        && g.out_h > 0
+        && g.out_w > 0
+        && fits(g.in_h, g.pad_begin.0, g.pad_end.0, g.out_h)
+        && fits(g.in_w, g.pad_begin.1, g.pad_end.1, g.out_w)
+}
+
 /// Whether the forward kernel should compute `g`: output channels in
 /// whole blocks, and at most 10% of the work wasted. With AVX-512 the
 /// waste is the last register of each plane, which a 7 × 7 plane fills to
@@ -134,8 +153,14 @@ fn applies(g: &ConvGeometry) -> bool {
 /// measured faster (the 64-channel layer's forward pass: with AVX-512 on a
 /// Xeon, 2.1–2.2 ms against the direct kernel's 2.3–2.6; with AVX2 on one
 /// core of a Zen 3 EPYC and 64 images, 3.4–3.6 against 3.6–3.7).
+///
+/// With AVX2 a stride-2 3 × 3 layer also suits, with 8 output channels to
+/// a block (see [`applies_strided`]).
 pub(crate) fn suits_forward(g: &ConvGeometry) -> bool {
     let plane = g.out_h * g.out_w;
+    if isa() == Some(Isa::Avx2) && applies_strided(g) {
+        return g.out_channels.is_multiple_of(avx2::STRIDED_CHANNELS);
+    }
     isa().is_some_and(|isa| {
         let computed = match isa {
             Isa::Avx512 => 16 * plane.div_ceil(16),
@@ -176,6 +201,7 @@ pub(crate) fn convolve(g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     assert!(y.len() >= g.batch * g.out_channels * g.out_h * g.out_w);
     match isa() {
         Some(Isa::Avx512) => avx512::convolve(g, x, w, y),
+        _ if g.stride == (2, 2) => avx2::convolve_strided(g, x, w, y),
         _ => avx2::convolve(g, x, w, y),
     }
 }
@@ -231,7 +257,6 @@ pub(crate) fn suits_weight_grad(g: &ConvGeometry) -> bool {
     isa().is_some_and(|isa| applies(g) && lane_blocking(isa, g).is_some())
 }
 
-// ANCHOR: direct_weight_grad_driver
 /// One partial sum of the weight gradient, in the kernel's layout
 /// `[O/L][C][9][L]` (`L` output channels side by side, a register's
 /// lanes): for each image, its input is padded and its output gradient
@@ -270,7 +295,6 @@ pub(crate) fn weight_grad_lanes(
     }
     lanes
 }
-// ANCHOR_END: direct_weight_grad_driver
 
 /// The weight gradient `dw` (`[O, C, 3, 3]`) from the sum `lanes` of the
 /// partial sums of [`weight_grad_lanes`] (the caller adds them in order,
@@ -358,8 +382,13 @@ mod tests {
     /// The input value that tap `(i, j)` of output `(y, x)` reads, or 0 in
     /// the padding.
     fn tap(g: &ConvGeometry, x_c: &[f32], (y, x): (usize, usize), (i, j): (usize, usize)) -> f64 {
-        let row = (y + i).checked_sub(g.pad_begin.0).filter(|&r| r < g.in_h);
-        let column = (x + j).checked_sub(g.pad_begin.1).filter(|&c| c < g.in_w);
+        let (sy, sx) = g.stride;
+        let row = (sy * y + i)
+            .checked_sub(g.pad_begin.0)
+            .filter(|&r| r < g.in_h);
+        let column = (sx * x + j)
+            .checked_sub(g.pad_begin.1)
+            .filter(|&c| c < g.in_w);
         match (row, column) {
             (Some(r), Some(c)) => x_c[r * g.in_w + c] as f64,
             _ => 0.0,
@@ -450,6 +479,41 @@ mod tests {
             let mut dw = vec![f32::NAN; o * c * 9];
             unpack_lanes(Isa::Avx2.lanes(), c, &lanes, &mut dw);
             assert_close("the AVX2 weight gradient", &g, &dw, &dw_want);
+        }
+    }
+
+    #[test]
+    fn avx2_strided_forward_matches_the_definition() {
+        if !has_avx2_fma() {
+            println!("skipped: this CPU has no AVX2 with FMA");
+            return;
+        }
+        // (N, C, O, (H, W), padding): ResNet14's 28 → 14 layer, rows of
+        // 5 and 4 pixels (blocks of fewer than 7), padding 0 and 2.
+        let cases = [
+            (2, 16, 32, (28, 28), 1),
+            (3, 5, 8, (9, 10), 1),
+            (2, 3, 16, (8, 9), 0),
+            (1, 4, 8, (5, 6), 2),
+        ];
+        for (k, &(n, c, o, (h, w), pad)) in cases.iter().enumerate() {
+            let out = |size: usize| (size + 2 * pad - 3) / 2 + 1;
+            let g = ConvGeometry {
+                stride: (2, 2),
+                pad_begin: (pad, pad),
+                pad_end: (pad, pad),
+                out_h: out(h),
+                out_w: out(w),
+                ..geometry(n, c, o, (h, w), 1)
+            };
+            assert!(applies_strided(&g));
+            let x = values(n * c * h * w, 5 * k as u64 + 1);
+            let wt = values(o * c * 9, 5 * k as u64 + 2);
+            let dy = vec![0.0; n * o * g.out_h * g.out_w];
+            let (y_want, _) = reference(&g, &x, &wt, &dy);
+            let mut y = vec![f32::NAN; y_want.len()];
+            avx2::convolve_strided(&g, &x, &arrange_filters(&wt, o, c, false), &mut y);
+            assert_close("the AVX2 strided forward pass", &g, &y, &y_want);
         }
     }
 }
