@@ -24,7 +24,7 @@
 //!   1 in 15 at 14 × 14; at 7 × 7, 1 in 8, and there Winograd's method
 //!   measured faster).
 
-use super::weight_grad::{weight_grad_block, Register};
+use super::weight_grad::{weight_grad_block, Register, Walk};
 use super::{pad_image, padded_len, padded_pitch, ConvGeometry, Padded};
 use chapter_02::scratch_buffer;
 use std::arch::x86_64::*;
@@ -339,18 +339,20 @@ fn to_pixel_major(g: &ConvGeometry, dy_n: &[f32], dt: &mut [f32], pw: usize) {
 pub(super) fn weight_grad_image(
     g: &ConvGeometry,
     blocking: (usize, usize),
-    padded: Padded,
+    (padded, walk): (Padded, Walk),
     dy_n: &[f32],
     dt: &mut [f32],
     lanes: &mut [f32],
 ) {
     // SAFETY: the caller checked for AVX2 and FMA.
     unsafe {
-        to_pixel_major(g, dy_n, dt, padded.1);
+        // The transposed gradient's rows: the padded pitch with stride 1
+        // (gap columns zero), the output's width with stride 2.
+        to_pixel_major(g, dy_n, dt, walk.pixels() / g.out_h);
         match blocking {
-            (2, _) => weight_grad_block_avx2::<2, 2>(g, padded, dt, lanes),
-            (_, 4) => weight_grad_block_avx2::<1, 4>(g, padded, dt, lanes),
-            _ => weight_grad_block_avx2::<1, 3>(g, padded, dt, lanes),
+            (2, _) => weight_grad_block_avx2::<2, 2>(g, padded, walk, dt, lanes),
+            (_, 4) => weight_grad_block_avx2::<1, 4>(g, padded, walk, dt, lanes),
+            _ => weight_grad_block_avx2::<1, 3>(g, padded, walk, dt, lanes),
         }
     }
 }
@@ -396,11 +398,12 @@ impl Register for __m256 {
 fn weight_grad_block_avx2<const V: usize, const R: usize>(
     g: &ConvGeometry,
     padded: Padded,
+    walk: Walk,
     dt: &[f32],
     lanes: &mut [f32],
 ) {
     // SAFETY: this function's target features make `__m256`'s methods
     // valid.
-    unsafe { weight_grad_block::<__m256, V, R>(g, padded, dt, lanes) }
+    unsafe { weight_grad_block::<__m256, V, R>(g, padded, walk, dt, lanes) }
 }
 // ANCHOR_END: register_avx2

@@ -2,7 +2,7 @@
 //! registers of 16 lanes, with masked loads for the padding.
 
 use super::super::registers::{lane_numbers, store_lanes};
-use super::weight_grad::{weight_grad_block, Register};
+use super::weight_grad::{weight_grad_block, Register, Walk};
 use super::{ConvGeometry, Padded};
 use std::arch::x86_64::*;
 
@@ -136,7 +136,7 @@ fn pixel_block<const R: usize>(
 pub(super) fn weight_grad_image(
     g: &ConvGeometry,
     blocking: (usize, usize),
-    padded: Padded,
+    (padded, walk): (Padded, Walk),
     dy_n: &[f32],
     dt: &mut [f32],
     lanes: &mut [f32],
@@ -145,9 +145,9 @@ pub(super) fn weight_grad_image(
     unsafe {
         transpose_grad(g, dy_n, dt, padded.1);
         match blocking {
-            (4, _) => weight_grad_block_avx512::<4, 2>(g, padded, dt, lanes),
-            (2, _) => weight_grad_block_avx512::<2, 4>(g, padded, dt, lanes),
-            _ => weight_grad_block_avx512::<1, 8>(g, padded, dt, lanes),
+            (4, _) => weight_grad_block_avx512::<4, 2>(g, padded, walk, dt, lanes),
+            (2, _) => weight_grad_block_avx512::<2, 4>(g, padded, walk, dt, lanes),
+            _ => weight_grad_block_avx512::<1, 8>(g, padded, walk, dt, lanes),
         }
     }
 }
@@ -220,10 +220,11 @@ impl Register for __m512 {
 fn weight_grad_block_avx512<const V: usize, const R: usize>(
     g: &ConvGeometry,
     padded: Padded,
+    walk: Walk,
     dt: &[f32],
     lanes: &mut [f32],
 ) {
     // SAFETY: this function's target features make `__m512`'s methods
     // valid.
-    unsafe { weight_grad_block::<__m512, V, R>(g, padded, dt, lanes) }
+    unsafe { weight_grad_block::<__m512, V, R>(g, padded, walk, dt, lanes) }
 }

@@ -47,6 +47,7 @@ use super::registers::available;
 use chapter_02::scratch_buffer;
 use chapter_04::row_kernels::has_avx2_fma;
 use std::sync::atomic::{AtomicBool, Ordering};
+use weight_grad::Walk;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -253,8 +254,26 @@ fn lane_blocking(isa: Isa, g: &ConvGeometry) -> Option<(usize, usize)> {
 /// Whether the weight-gradient kernel should compute `g`: output channels
 /// in whole registers, and input channels in whole groups of rows (see
 /// [`lane_blocking`]).
+///
+/// With AVX2 the kernel also takes stride-2 layers (see [`Walk`]).
 pub(crate) fn suits_weight_grad(g: &ConvGeometry) -> bool {
-    isa().is_some_and(|isa| applies(g) && lane_blocking(isa, g).is_some())
+    isa().is_some_and(|isa| {
+        let strided = isa == Isa::Avx2 && applies_strided(g);
+        (applies(g) || strided) && lane_blocking(isa, g).is_some()
+    })
+}
+
+/// The pitch and plane length of the weight gradient's padded images:
+/// with stride 1, rows that share their gap ([`padded_pitch`]); with
+/// stride 2, rows padded on both sides, as for the strided forward kernel.
+fn weight_grad_padding(g: &ConvGeometry) -> (usize, usize) {
+    match g.stride {
+        (1, 1) => (padded_pitch(g), padded_len(g, padded_pitch(g))),
+        _ => {
+            let pw = g.pad_begin.1 + g.in_w + g.pad_end.1;
+            (pw, (g.pad_begin.0 + g.in_h + g.pad_end.0) * pw)
+        }
+    }
 }
 
 /// One partial sum of the weight gradient, in the kernel's layout
@@ -275,17 +294,17 @@ pub(crate) fn weight_grad_lanes(
     let chw = c * g.in_h * g.in_w;
     let ol = o * g.out_h * g.out_w;
     assert!(x.len() >= images.end * chw && dy.len() >= images.end * ol);
-    let pw = padded_pitch(g);
-    let len = padded_len(g, pw);
-    // From the buffer pool: `pad_image` and `transpose_grad` write every
-    // value before it is read.
+    let (pw, len) = weight_grad_padding(g);
+    let walk = Walk::new(g, pw);
+    // From the buffer pool: `pad_image` and the transpositions of `dY`
+    // write every value before it is read.
     let mut xp = scratch_buffer(c * len, 0.0f32);
-    let mut dt = scratch_buffer(g.out_h * pw * o, 0.0f32);
+    let mut dt = scratch_buffer(walk.pixels() * o, 0.0f32);
     let mut lanes = vec![0.0f32; o * c * 9];
     for n in images {
         pad_image(g, &x[n * chw..][..chw], &mut xp, (pw, len));
         let dy_n = &dy[n * ol..][..ol];
-        let padded = (&xp[..], pw, len);
+        let padded = ((&xp[..], pw, len), walk);
         match isa {
             Isa::Avx512 => {
                 avx512::weight_grad_image(g, blocking, padded, dy_n, &mut dt, &mut lanes)
@@ -464,26 +483,38 @@ mod tests {
                 avx2::convolve(&g, &x, &arrange_filters(&w, o, c, false), &mut y);
                 assert_close("the AVX2 forward pass", &g, &y, &y_want);
             }
-            let blocking = lane_blocking(Isa::Avx2, &g).expect("a blocking for every case");
-            let (pw, len) = (padded_pitch(&g), padded_len(&g, padded_pitch(&g)));
-            let (chw, ol) = (c * size.0 * size.1, o * size.0 * size.1);
-            let mut xp = vec![f32::NAN; c * len];
-            let mut dt = vec![f32::NAN; g.out_h * pw * o];
-            let mut lanes = vec![0.0f32; o * c * 9];
-            for i in 0..n {
-                pad_image(&g, &x[i * chw..][..chw], &mut xp, (pw, len));
-                let padded = (&xp[..], pw, len);
-                let dy_n = &dy[i * ol..][..ol];
-                avx2::weight_grad_image(&g, blocking, padded, dy_n, &mut dt, &mut lanes);
-            }
-            let mut dw = vec![f32::NAN; o * c * 9];
-            unpack_lanes(Isa::Avx2.lanes(), c, &lanes, &mut dw);
-            assert_close("the AVX2 weight gradient", &g, &dw, &dw_want);
+            assert_close(
+                "the AVX2 weight gradient",
+                &g,
+                &avx2_weight_grad(&g, &x, &dy),
+                &dw_want,
+            );
         }
     }
 
+    /// The AVX2 weight gradient of `g`, image by image in one partial sum.
+    fn avx2_weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+        let (c, o) = (g.in_channels, g.out_channels);
+        let blocking = lane_blocking(Isa::Avx2, g).expect("a blocking for every case");
+        let (pw, len) = weight_grad_padding(g);
+        let walk = Walk::new(g, pw);
+        let (chw, ol) = (c * g.in_h * g.in_w, o * g.out_h * g.out_w);
+        let mut xp = vec![f32::NAN; c * len];
+        let mut dt = vec![f32::NAN; walk.pixels() * o];
+        let mut lanes = vec![0.0f32; o * c * 9];
+        for i in 0..g.batch {
+            pad_image(g, &x[i * chw..][..chw], &mut xp, (pw, len));
+            let padded = ((&xp[..], pw, len), walk);
+            let dy_n = &dy[i * ol..][..ol];
+            avx2::weight_grad_image(g, blocking, padded, dy_n, &mut dt, &mut lanes);
+        }
+        let mut dw = vec![f32::NAN; o * c * 9];
+        unpack_lanes(Isa::Avx2.lanes(), c, &lanes, &mut dw);
+        dw
+    }
+
     #[test]
-    fn avx2_strided_forward_matches_the_definition() {
+    fn avx2_strided_kernels_match_the_definition() {
         if !has_avx2_fma() {
             println!("skipped: this CPU has no AVX2 with FMA");
             return;
@@ -509,11 +540,13 @@ mod tests {
             assert!(applies_strided(&g));
             let x = values(n * c * h * w, 5 * k as u64 + 1);
             let wt = values(o * c * 9, 5 * k as u64 + 2);
-            let dy = vec![0.0; n * o * g.out_h * g.out_w];
-            let (y_want, _) = reference(&g, &x, &wt, &dy);
+            let dy = values(n * o * g.out_h * g.out_w, 5 * k as u64 + 3);
+            let (y_want, dw_want) = reference(&g, &x, &wt, &dy);
             let mut y = vec![f32::NAN; y_want.len()];
             avx2::convolve_strided(&g, &x, &arrange_filters(&wt, o, c, false), &mut y);
             assert_close("the AVX2 strided forward pass", &g, &y, &y_want);
+            let dw = avx2_weight_grad(&g, &x, &dy);
+            assert_close("the AVX2 strided weight gradient", &g, &dw, &dw_want);
         }
     }
 }

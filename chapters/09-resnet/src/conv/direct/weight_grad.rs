@@ -28,13 +28,61 @@ pub(super) trait Register: Copy {
     unsafe fn add_to(self, to: *mut f32);
 }
 
+/// The order in which the weight gradient's kernel visits one image's
+/// output pixels: `rows` rows of `width` pixels, with pixel `(r, x)`'s
+/// input `r·row_step + x·step` values on from the start of each filter
+/// row's plane, and its output gradient at row `r·width + x` of the
+/// transposed `dY`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Walk {
+    pub(super) rows: usize,
+    pub(super) width: usize,
+    pub(super) step: usize,
+    pub(super) row_step: usize,
+}
+
+impl Walk {
+    /// The walk for `g`, whose image is padded with pitch `pw`: with stride
+    /// 1, all `out_h·pw` pixels of the padded pitch as one row (the gap
+    /// columns' gradient is zero); with stride 2, `out_h` rows of `out_w`
+    /// pixels, two input columns apart, each two input rows below the last.
+    pub(super) fn new(g: &ConvGeometry, pw: usize) -> Walk {
+        match g.stride {
+            (1, 1) => Walk {
+                rows: 1,
+                width: g.out_h * pw,
+                step: 1,
+                row_step: 0,
+            },
+            (sy, sx) => Walk {
+                rows: g.out_h,
+                width: g.out_w,
+                step: sx,
+                row_step: sy * pw,
+            },
+        }
+    }
+
+    /// Pixels visited.
+    pub(super) fn pixels(&self) -> usize {
+        self.rows * self.width
+    }
+
+    /// One past the farthest input a tap reads, from the start of a plane
+    /// (tap row `i ≤ 2` and column `j ≤ 2` included).
+    fn reach(&self, pw: usize) -> usize {
+        (self.rows - 1) * self.row_step + (self.width - 1) * self.step + 2 * pw + 3
+    }
+}
+
 // ANCHOR: direct_weight_grad
 /// Adds one image's weight gradient to `lanes` (`[O/L][C][9][L]`, `L`
 /// lanes a register). The 3·C filter rows (input channel `ci`, tap row
 /// `i`) go `R` at a time, and the output channels `L·V` at a time: each
 /// block sums, over every pixel `q`, `V` registers of `dY[q]` times the
 /// broadcast inputs of its `R` rows' three taps, `3·R·V` FMAs (24 with
-/// AVX-512, 12 or 9 with AVX2) for `V + 3·R` loads.
+/// AVX-512, 12 or 9 with AVX2) for `V + 3·R` loads. The pixels come in the
+/// order of `walk`.
 ///
 /// # Safety
 ///
@@ -43,14 +91,16 @@ pub(super) trait Register: Copy {
 pub(super) unsafe fn weight_grad_block<S: Register, const V: usize, const R: usize>(
     g: &ConvGeometry,
     (xp, pw, len): Padded,
+    walk: Walk,
     dt: &[f32],
     lanes: &mut [f32],
 ) {
     let l = S::LANES;
     let (c, o) = (g.in_channels, g.out_channels);
-    let flat = g.out_h * pw;
-    assert!(xp.len() >= c * len && dt.len() >= flat * o && lanes.len() >= o * c * 9);
-    assert!(flat + 2 * pw + 2 <= len && o.is_multiple_of(l * V) && (3 * c).is_multiple_of(R));
+    let pixels = walk.pixels();
+    assert!(xp.len() >= c * len && dt.len() >= pixels * o && lanes.len() >= o * c * 9);
+    assert!(walk.width > 0 && walk.reach(pw) <= len);
+    assert!(o.is_multiple_of(l * V) && (3 * c).is_multiple_of(R));
     // Where the `L` output channels from `L·block` keep tap `t` of input
     // channel `ci`.
     let at = |block: usize, ci: usize, t: usize| ((block * c + ci) * 9 + t) * l;
@@ -60,28 +110,37 @@ pub(super) unsafe fn weight_grad_block<S: Register, const V: usize, const R: usi
             let rows: [(usize, usize); R] =
                 std::array::from_fn(|r| ((first + r) / 3, (first + r) % 3));
             // SAFETY: the asserts above bound every load and store: the
-            // rows' reads end at `flat + 2·pw + 2`, the gradient's at
-            // `flat·o`; the caller vouches for the instruction set.
+            // rows' reads end before `walk.reach(pw)`, the gradient's at
+            // `pixels·o`; the caller vouches for the instruction set.
             unsafe {
                 let mut x_r = [xp.as_ptr(); R];
                 for (x, &(ci, i)) in x_r.iter_mut().zip(&rows) {
                     *x = xp.as_ptr().add(ci * len + i * pw);
                 }
                 let d_q = dt.as_ptr().add(co);
-                for start in (0..flat).step_by(SUM_PIXELS) {
+                for start in (0..pixels).step_by(SUM_PIXELS) {
                     let mut acc = [[[S::zero(); V]; 3]; R];
-                    for q in start..(start + SUM_PIXELS).min(flat) {
+                    // Pixel q's row and column, and its input's offset.
+                    let (mut row, mut column) = (start / walk.width, start % walk.width);
+                    let mut at_x = row * walk.row_step + column * walk.step;
+                    for q in start..(start + SUM_PIXELS).min(pixels) {
                         let mut d = [S::zero(); V];
                         for (v, d_v) in d.iter_mut().enumerate() {
                             *d_v = S::load(d_q.add(q * o + l * v));
                         }
                         for (acc_r, x) in acc.iter_mut().zip(x_r) {
                             for (j, acc_j) in acc_r.iter_mut().enumerate() {
-                                let input = S::broadcast(x.add(q + j));
+                                let input = S::broadcast(x.add(at_x + j));
                                 for (a, &d_v) in acc_j.iter_mut().zip(&d) {
                                     *a = d_v.mul_add(input, *a);
                                 }
                             }
+                        }
+                        column += 1;
+                        at_x += walk.step;
+                        if column == walk.width {
+                            (row, column) = (row + 1, 0);
+                            at_x = row * walk.row_step;
                         }
                     }
                     for (acc_r, &(ci, i)) in acc.iter().zip(&rows) {
