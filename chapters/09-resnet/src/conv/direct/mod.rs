@@ -363,6 +363,7 @@ fn pad_image(g: &ConvGeometry, x_n: &[f32], padded: &mut [f32], (pw, len): (usiz
 /// them there.
 #[cfg(test)]
 mod tests {
+    use super::super::registers::testing::values;
     use super::*;
 
     /// A 3 × 3, stride-1 geometry with output rows as wide as the input's.
@@ -383,19 +384,6 @@ mod tests {
             out_h: h,
             out_w: w,
         }
-    }
-
-    /// Deterministic values in [−1, 1).
-    fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
     }
 
     /// The input value that tap `(i, j)` of output `(y, x)` reads, or 0 in
