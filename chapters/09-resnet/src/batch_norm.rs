@@ -56,7 +56,7 @@ impl BatchNorm2d {
 impl Module for BatchNorm2d {
     /// `x: [N, C, H, W]` → same shape.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_then(x, false)
+        self.forward_then(x, None, false)
     }
 }
 
@@ -67,11 +67,31 @@ impl BatchNorm2d {
     /// way, and one tensor fewer kept for the backward pass); otherwise
     /// the two in turn.
     pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_then(x, true)
+        self.forward_then(x, None, true)
     }
 
-    /// Batch norm of `x`, then a ReLU if `relu`.
-    fn forward_then(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+    /// `relu(bn(x) + shortcut)`, the end of a residual block: in training,
+    /// one operation whose writing pass also reads the shortcut (three
+    /// passes over the activations fewer in the forward pass than the
+    /// three layers in turn); otherwise the three in turn. `shortcut` must
+    /// have the shape of `x`.
+    pub fn forward_add_relu(&self, x: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+        if shortcut.shape() != x.shape() {
+            return Err(Error::invalid(
+                "BatchNorm2d",
+                format!(
+                    "the shortcut added to the output must have the input's shape {}, got {}",
+                    x.shape(),
+                    shortcut.shape()
+                ),
+            ));
+        }
+        self.forward_then(x, Some(shortcut), true)
+    }
+
+    /// Batch norm of `x`, plus `shortcut` if there is one, then a ReLU if
+    /// `relu`.
+    fn forward_then(&self, x: &Tensor, shortcut: Option<&Tensor>, relu: bool) -> Result<Tensor> {
         let dims = x.dims();
         let c = self.0.num_features;
         let &[n, xc, h, w] = dims.as_slice() else {
@@ -98,10 +118,13 @@ impl BatchNorm2d {
                 ),
             ));
         }
-        if let Some(y) = self.forward_fused(x, relu)? {
+        if let Some(y) = self.forward_fused(x, shortcut, relu)? {
             return Ok(y);
         }
-        let y = self.0.forward(&x.reshape([n, c, h * w])?)?.reshape(dims)?;
+        let mut y = self.0.forward(&x.reshape([n, c, h * w])?)?.reshape(dims)?;
+        if let Some(s) = shortcut {
+            y = y.add(s)?;
+        }
         match relu {
             true => y.relu(),
             false => Ok(y),
@@ -115,11 +138,17 @@ impl BatchNorm2d {
     /// Training with `γ`, `β` and a fixed momentum (the usual layer, and
     /// ResNet's) runs as one operation, [`batch_norm_train`], whose kernels
     /// make two passes over the activations instead of chapter 05's
-    /// dozen (with `relu`, a ReLU in the same passes); the running averages
+    /// dozen (with `relu`, a ReLU in the same passes, and with a
+    /// `shortcut`, its addition); the running averages
     /// are then updated from its statistics, exactly as chapter 05 does it.
     /// `None` for every other configuration, which chapter 05's composite
     /// handles.
-    fn forward_fused(&self, x: &Tensor, relu: bool) -> Result<Option<Tensor>> {
+    fn forward_fused(
+        &self,
+        x: &Tensor,
+        shortcut: Option<&Tensor>,
+        relu: bool,
+    ) -> Result<Option<Tensor>> {
         let bn = &self.0;
         let (Some(gamma), Some(beta)) = (&bn.weight, &bn.bias) else {
             return Ok(None);
@@ -133,7 +162,7 @@ impl BatchNorm2d {
         if !bn.training.get() {
             return Ok(None);
         }
-        let (y, mean, var) = batch_norm_train(x, gamma, beta, bn.config.eps, relu)?;
+        let (y, mean, var) = batch_norm_train(x, gamma, beta, shortcut, bn.config.eps, relu)?;
         if tracking {
             // r ← (1 − m)·r + m·statistic, the variance made unbiased.
             let dims = x.dims();

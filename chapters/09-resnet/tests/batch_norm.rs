@@ -160,31 +160,55 @@ fn batch_norm2d_evaluation_matches_pytorch() {
     check_case("batch_norm_eval_0", false, DType::F64);
 }
 
-/// Batch norm's gradients in training match finite differences, alone and
-/// fused with the ReLU after it (`forward_relu`; the random input puts some
-/// outputs on each side of zero, none close enough to it for a finite
-/// difference to cross).
+/// What follows the batch norm in the fused operation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tail {
+    /// Nothing: `bn(x)`.
+    None,
+    /// `relu(bn(x))`, `forward_relu`.
+    Relu,
+    /// `relu(bn(x) + s)`, `forward_add_relu`, with the shortcut `s` the
+    /// fourth input.
+    AddRelu,
+}
+
+const TAILS: [Tail; 3] = [Tail::None, Tail::Relu, Tail::AddRelu];
+
+/// `bn` applied to `t[0]` with the given tail (`t[3]` the shortcut).
+fn forward_with(bn: &BatchNorm2d, t: &[Tensor], tail: Tail) -> chapter_03::Result<Tensor> {
+    match tail {
+        Tail::None => bn.forward(&t[0]),
+        Tail::Relu => bn.forward_relu(&t[0]),
+        Tail::AddRelu => bn.forward_add_relu(&t[0], &t[3]),
+    }
+}
+
+/// Batch norm's gradients in training match finite differences, alone,
+/// fused with the ReLU after it (`forward_relu`) and with a shortcut's
+/// addition and the ReLU (`forward_add_relu`, where the shortcut's
+/// gradient is checked too). The random inputs put some outputs on each
+/// side of zero, none close enough to it for a finite difference to cross.
 #[test]
 fn batch_norm2d_gradcheck_in_training() {
-    for relu in [false, true] {
+    for tail in TAILS {
         let f = |t: &[Tensor]| {
             let mut bn =
                 BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev())?;
             bn.weight = Some(t[1].clone());
             bn.bias = Some(t[2].clone());
-            match relu {
-                false => bn.forward(&t[0]),
-                true => bn.forward_relu(&t[0]),
-            }
+            forward_with(&bn, t, tail)
         };
-        let inputs = [randn(&[2, 3, 3, 2], 1), randn(&[3], 2), randn(&[3], 3)];
-        if relu {
+        let mut inputs = vec![randn(&[2, 3, 3, 2], 1), randn(&[3], 2), randn(&[3], 3)];
+        if tail == Tail::AddRelu {
+            inputs.push(randn(&[2, 3, 3, 2], 4).affine(0.5, 0.0).unwrap());
+        }
+        if tail != Tail::None {
             let t: Vec<Tensor> = inputs.iter().cloned().map(Tensor::from_raw).collect();
             let y = f(&t).unwrap().to_vec_f64().unwrap();
             assert!(y.contains(&0.0) && y.iter().any(|&v| v > 0.0), "{y:?}");
         }
         gradcheck(f, &inputs, GradcheckOptions::default())
-            .unwrap_or_else(|e| panic!("relu {relu}: {e}"));
+            .unwrap_or_else(|e| panic!("{tail:?}: {e}"));
     }
 }
 
@@ -212,6 +236,14 @@ fn batch_norm2d_rejects_other_shapes() {
     );
     let msg = err(bn.forward(&input(&[1, 3, 1, 1], 6)));
     assert!(msg.contains("more than 1 value per channel"), "{msg}");
+    let msg = err(bn.forward_add_relu(&input(&[2, 3, 4, 4], 7), &input(&[2, 3, 2, 2], 8)));
+    assert!(
+        msg.starts_with("BatchNorm2d:")
+            && msg.contains("shortcut")
+            && msg.contains("[2, 3, 4, 4]")
+            && msg.contains("[2, 3, 2, 2]"),
+        "{msg}"
+    );
 }
 
 /// A training step (forward, backward, running statistics) of convolution,
@@ -272,9 +304,10 @@ fn batch_norm_kernels_match_the_composites() {
     let counter = CountingDevice::new(Device::cpu());
     let on = |t: &RawTensor| t.to_device(counter.device()).unwrap();
     let shapes = [[4, 3, 5, 5], [1, 2, 3, 1], [7, 1, 1, 2], [2, 16, 9, 9]];
-    for (i, (dims, relu)) in shapes
+    let variants = [(false, false), (true, false), (false, true), (true, true)];
+    for (i, (dims, (relu, shortcut))) in shapes
         .iter()
-        .flat_map(|d| [(d, false), (d, true)])
+        .flat_map(|d| variants.map(|v| (d, v)))
         .enumerate()
     {
         let seed = 40 + 10 * i as u64;
@@ -285,11 +318,23 @@ fn batch_norm_kernels_match_the_composites() {
             randn(&[c], seed + 2),
             randn(dims, seed + 3),
         );
-        let fwd = BatchNormForward { eps: 1e-5, relu };
-        let kernel = call(&fwd, &[&x, &gamma, &beta]).unwrap();
-        let composite = call(&fwd, &[&on(&x), &on(&gamma), &on(&beta)]).unwrap();
+        let s = randn(dims, seed + 4);
+        let fwd = BatchNormForward {
+            eps: 1e-5,
+            relu,
+            shortcut,
+        };
+        let inputs = [&x, &gamma, &beta, &s];
+        let inputs = &inputs[..3 + shortcut as usize];
+        let kernel = call(&fwd, inputs).unwrap();
+        let on_counter: Vec<RawTensor> = inputs.iter().map(|t| on(t)).collect();
+        let composite = call(&fwd, &on_counter.iter().collect::<Vec<_>>()).unwrap();
         for (k, c) in kernel.iter().zip(&composite) {
-            assert_eq!(k.shape(), c.shape(), "{dims:?}");
+            assert_eq!(
+                k.shape(),
+                c.shape(),
+                "{dims:?} relu {relu} shortcut {shortcut}"
+            );
             assert_close(
                 &k.to_vec_f64().unwrap(),
                 &c.to_vec_f64().unwrap(),
@@ -323,15 +368,15 @@ fn batch_norm_kernels_match_the_composites() {
 
 /// Differentiating batch norm's backward pass (`create_graph`) takes the
 /// formula written in differentiable operations; its derivatives match
-/// finite differences, with and without the fused ReLU.
+/// finite differences, with and without the fused ReLU and shortcut.
 #[test]
 fn batch_norm2d_second_derivatives_gradcheck() {
-    for relu in [false, true] {
-        second_derivatives_gradcheck(relu);
+    for tail in TAILS {
+        second_derivatives_gradcheck(tail);
     }
 }
 
-fn second_derivatives_gradcheck(relu: bool) {
+fn second_derivatives_gradcheck(tail: Tail) {
     let v = Tensor::from_raw(randn(&[2, 3, 2, 2], 60));
     let first = |t: &[Tensor], which: usize| -> chapter_03::Result<Tensor> {
         let _recording = set_grad_enabled(true);
@@ -345,23 +390,23 @@ fn second_derivatives_gradcheck(relu: bool) {
         let mut bn = BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev())?;
         bn.weight = Some(t[1].clone());
         bn.bias = Some(t[2].clone());
-        let y = match relu {
-            false => bn.forward(&t[0])?,
-            true => bn.forward_relu(&t[0])?,
-        };
+        let y = forward_with(&bn, &t, tail)?;
         // L = Σ y ⊙ v ⊙ y: quadratic, so every derivative depends on x.
         let loss = y.mul(&v)?.mul(&y)?.sum_all()?;
         let opts = BackwardOptions {
             retain_graph: true,
             create_graph: true,
         };
-        let g = grad(&loss, &[&t[0], &t[1], &t[2]], None, opts)?;
+        let g = grad(&loss, &t.iter().collect::<Vec<_>>(), None, opts)?;
         Ok(g[which].clone().expect("a gradient"))
     };
-    let inputs = [randn(&[2, 3, 2, 2], 61), randn(&[3], 62), randn(&[3], 63)];
-    for which in 0..3 {
+    let mut inputs = vec![randn(&[2, 3, 2, 2], 61), randn(&[3], 62), randn(&[3], 63)];
+    if tail == Tail::AddRelu {
+        inputs.push(randn(&[2, 3, 2, 2], 64).affine(0.5, 0.0).unwrap());
+    }
+    for which in 0..inputs.len() {
         gradcheck(|t| first(t, which), &inputs, GradcheckOptions::default())
-            .unwrap_or_else(|e| panic!("derivative of gradient {which}, relu {relu}: {e}"));
+            .unwrap_or_else(|e| panic!("derivative of gradient {which}, {tail:?}: {e}"));
     }
 }
 
@@ -381,6 +426,7 @@ fn batch_statistics_survive_a_large_mean_in_f32() {
     let fwd = BatchNormForward {
         eps: 1e-5,
         relu: false,
+        shortcut: false,
     };
     let ones = RawTensor::ones(c, DType::F32, &Device::cpu()).unwrap();
     let zeros = RawTensor::zeros(c, DType::F32, &Device::cpu()).unwrap();
@@ -442,6 +488,63 @@ fn batch_norm2d_forward_relu_is_relu_of_forward() {
             let names = [
                 "output",
                 "x.grad",
+                "weight.grad",
+                "bias.grad",
+                "running_mean",
+                "running_var",
+            ];
+            for ((f, a), name) in fused.iter().zip(&apart).zip(names) {
+                assert_close(f, a, tol, &format!("{name} {dtype:?} training {training}"));
+            }
+        }
+    }
+}
+
+/// `forward_add_relu(x, s)` is `relu(forward(x) + s)`: in training (one
+/// fused operation on the CPU) the output is the three layers' in turn to
+/// the bit, and every gradient (the shortcut's included) and the running
+/// statistics match theirs, in f64 and f32; in evaluation it is the three
+/// in turn.
+#[test]
+fn batch_norm2d_forward_add_relu_is_the_three_layers_in_turn() {
+    for dtype in [DType::F64, DType::F32] {
+        let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+        let dims = [3, 4, 5, 6];
+        let x_raw = randn(&dims, 92).to_dtype(dtype).unwrap();
+        let s_raw = randn(&dims, 93).to_dtype(dtype).unwrap();
+        let v = Tensor::from_raw(randn(&dims, 94).to_dtype(dtype).unwrap());
+        let run = |fused: bool, training: bool| {
+            let bn =
+                BatchNorm2d::with_options(4, BatchNormConfig::default(), dtype, &dev()).unwrap();
+            bn.set_training(training);
+            let x = Tensor::param(x_raw.clone()).unwrap();
+            let s = Tensor::param(s_raw.clone()).unwrap();
+            let y = match fused {
+                true => bn.forward_add_relu(&x, &s).unwrap(),
+                false => bn.forward(&x).unwrap().add(&s).unwrap().relu().unwrap(),
+            };
+            y.mul(&v).unwrap().sum_all().unwrap().backward().unwrap();
+            let weight = bn.weight.as_ref().unwrap().grad().unwrap();
+            let bias = bn.bias.as_ref().unwrap().grad().unwrap();
+            [
+                y.data(),
+                x.grad().unwrap().data(),
+                s.grad().unwrap().data(),
+                weight.data(),
+                bias.data(),
+                bn.running_mean.get(),
+                bn.running_var.get(),
+            ]
+            .map(|t| t.to_vec_f64().unwrap())
+        };
+        for training in [true, false] {
+            let (fused, apart) = (run(true, training), run(false, training));
+            assert_eq!(fused[0], apart[0], "output {dtype:?} training {training}");
+            assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&y| y > 0.0));
+            let names = [
+                "output",
+                "x.grad",
+                "shortcut.grad",
                 "weight.grad",
                 "bias.grad",
                 "running_mean",

@@ -38,6 +38,13 @@
 //! is saved is the pass that wrote `y` and the one that read it again, and
 //! one tensor fewer kept for the backward pass.
 //!
+//! The second batch norm of a residual block is followed by the shortcut's
+//! addition and then the ReLU, `relu(bn(x) + s)`: three writing passes and
+//! four reading ones in turn. With a `shortcut`, the writing pass reads `s`
+//! beside `x` and writes `max(a·x + b + s, 0)` once; in the backward pass
+//! the shortcut's gradient is the masked `g` itself, which the batch norm
+//! needs anyway.
+//!
 //! The operators below are those passes ([`BatchNormForward`],
 //! [`BatchNormBackward`]); their composites are the same formulas in
 //! tensor operations, for every other device. [`batch_norm_train`] joins
@@ -210,26 +217,54 @@ fn plane_stats<T: BnFloat>(xs: &[T], l: f64) -> (f64, f64) {
 }
 
 /// `y = a·x + b` plane by plane, with each channel's `a = γ·r` and
-/// `b = β − a·μ`; with `RELU`, `max(a·x + b, 0)`, written as chapter 02's
-/// ReLU writes it (`v` where `v > 0`, else 0), so that the fused layer and
-/// the two layers in turn agree on every value, NaN included.
-fn scale_shift<T: BnFloat, const RELU: bool>(p: Planes, x: &[T], a: &[T], b: &[T], y: &mut [T]) {
+/// `b = β − a·μ`; with a shortcut `s`, `a·x + b + s`; with `RELU`, the
+/// maximum of that and 0, written as chapter 02's ReLU writes it (`v`
+/// where `v > 0`, else 0). The additions are made in the order the
+/// separate layers make them, so that the fused layer and the layers in
+/// turn agree on every bit, NaN included.
+fn scale_shift<T: BnFloat, const RELU: bool>(
+    p: Planes,
+    x: &[T],
+    s: Option<&[T]>,
+    a: &[T],
+    b: &[T],
+    y: &mut [T],
+) {
     y.par_chunks_mut(p.l).enumerate().for_each(|(i, y)| {
-        let ch = i % p.c;
-        scale_shift_plane::<T, RELU>(&x[i * p.l..][..p.l], (a[ch], b[ch]), y);
+        let (ch, x) = (i % p.c, &x[i * p.l..][..p.l]);
+        match s {
+            None => scale_shift_plane::<T, RELU>(x, (a[ch], b[ch]), y),
+            Some(s) => scale_shift_add_plane::<T, RELU>(x, &s[i * p.l..][..p.l], (a[ch], b[ch]), y),
+        }
     });
+}
+
+/// `max(v, 0)` as chapter 02's ReLU computes it when `RELU`, else `v`.
+#[inline(always)]
+fn maybe_relu<T: BnFloat, const RELU: bool>(v: T) -> T {
+    match RELU {
+        true if v > T::default() => v,
+        true => T::default(),
+        false => v,
+    }
 }
 
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn scale_shift_plane<T: BnFloat, const RELU: bool>(x: &[T], (a, b): (T, T), y: &mut [T]) {
-    let zero = T::default();
     for (y, &x) in y.iter_mut().zip(x) {
-        let v = a * x + b;
-        *y = match RELU {
-            true if v > zero => v,
-            true => zero,
-            false => v,
-        };
+        *y = maybe_relu::<T, RELU>(a * x + b);
+    }
+}
+
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn scale_shift_add_plane<T: BnFloat, const RELU: bool>(
+    x: &[T],
+    s: &[T],
+    (a, b): (T, T),
+    y: &mut [T],
+) {
+    for ((y, &x), &s) in y.iter_mut().zip(x).zip(s) {
+        *y = maybe_relu::<T, RELU>((a * x + b) + s);
     }
 }
 // ANCHOR_END: forward_kernel
@@ -321,12 +356,14 @@ fn check_vector(op: &'static str, what: &str, t: &RawTensor, c: usize) -> Result
 }
 
 // ANCHOR: operators
-/// Inputs `x: [N, C, H, W]`, `γ: [C]`, `β: [C]`; outputs `y` (like `x`;
-/// `max(y, 0)` with `relu`) and the batch's per-channel mean and *biased*
-/// variance (`[C]` each).
+/// Inputs `x: [N, C, H, W]`, `γ: [C]`, `β: [C]`, and with `shortcut` a
+/// fourth, `s` (like `x`); outputs `y` (like `x`: the normalised values,
+/// plus `s` with `shortcut`, then `max(·, 0)` with `relu`) and the batch's
+/// per-channel mean and *biased* variance (`[C]` each).
 pub struct BatchNormForward {
     pub eps: f64,
     pub relu: bool,
+    pub shortcut: bool,
 }
 
 /// Inputs `g` (the gradient of `y`), `x`, and `μ`, `σ²`, `γ` (`[C]`);
@@ -341,10 +378,19 @@ impl Operator for BatchNormForward {
         "batch_norm_forward"
     }
     fn check(&self, inputs: &[&RawTensor]) -> Result<()> {
-        check_float_inputs(self.name(), inputs, 3)?;
+        check_float_inputs(self.name(), inputs, 3 + self.shortcut as usize)?;
         let p = Planes::of(inputs[0], self.name())?;
         check_vector(self.name(), "the weight", inputs[1], p.c)?;
-        check_vector(self.name(), "the bias", inputs[2], p.c)
+        check_vector(self.name(), "the bias", inputs[2], p.c)?;
+        if self.shortcut && inputs[3].shape() != inputs[0].shape() {
+            return Err(Error::ShapeMismatch {
+                op: self.name(),
+                lhs: inputs[0].shape().clone(),
+                rhs: inputs[3].shape().clone(),
+                detail: " (the shortcut must have the input's shape)".into(),
+            });
+        }
+        Ok(())
     }
     fn composite(&self, inputs: &[&RawTensor]) -> Result<Vec<RawTensor>> {
         let (x, gamma, beta) = (inputs[0], inputs[1], inputs[2]);
@@ -356,6 +402,9 @@ impl Operator for BatchNormForward {
         let mut y = centred
             .mul(&r.mul(&per_channel(gamma, c)?)?)?
             .add(&per_channel(beta, c)?)?;
+        if self.shortcut {
+            y = y.add(inputs[3])?;
+        }
         if self.relu {
             y = y.unary(UnaryOp::Relu, "relu")?;
         }
@@ -396,9 +445,10 @@ fn batch_norm_forward_cpu(op: &BatchNormForward, inputs: &[&RawTensor]) -> Resul
                 let mut y =
                     RawTensor::for_overwrite(t[0].shape().clone(), t[0].dtype(), t[0].device())?;
                 let out = y.host_slice_mut::<$T>()?;
+                let shortcut = s.get(3).copied();
                 match op.relu {
-                    false => scale_shift::<$T, false>(p, s[0], &a, &b, out),
-                    true => scale_shift::<$T, true>(p, s[0], &a, &b, out),
+                    false => scale_shift::<$T, false>(p, s[0], shortcut, &a, &b, out),
+                    true => scale_shift::<$T, true>(p, s[0], shortcut, &a, &b, out),
                 }
                 let (mean, var) = stats.into_iter().unzip();
                 let dtype = t[0].dtype();
@@ -515,27 +565,31 @@ fn saved(s: &Saved) -> Option<(RawTensor, RawTensor)> {
 }
 
 // ANCHOR: train_op
-/// Training-mode batch norm (followed by a ReLU with `relu`) as one
-/// differentiable operation: inputs `x`, `γ`, `β`. Its forward pass keeps
-/// the batch statistics for the backward pass (and for the caller, which
-/// updates the running averages).
+/// Training-mode batch norm (plus a shortcut with `shortcut`, followed by
+/// a ReLU with `relu`) as one differentiable operation: inputs `x`, `γ`,
+/// `β` (and `s`). Its forward pass keeps the batch statistics for the
+/// backward pass (and for the caller, which updates the running averages).
 struct BatchNormTrain {
     eps: f64,
     relu: bool,
+    shortcut: bool,
     saved: Saved,
 }
 
 impl CustomOp for BatchNormTrain {
     fn name(&self) -> &'static str {
-        match self.relu {
-            false => "batch_norm",
-            true => "batch_norm_relu",
+        match (self.shortcut, self.relu) {
+            (false, false) => "batch_norm",
+            (false, true) => "batch_norm_relu",
+            (true, false) => "batch_norm_add",
+            (true, true) => "batch_norm_add_relu",
         }
     }
     fn forward(&self, inputs: &[&RawTensor]) -> Result<RawTensor> {
         let op = BatchNormForward {
             eps: self.eps,
             relu: self.relu,
+            shortcut: self.shortcut,
         };
         let mut out = call(&op, inputs)?;
         let (var, mean, y) = (out.remove(2), out.remove(1), out.remove(0));
@@ -555,7 +609,11 @@ impl CustomOp for BatchNormTrain {
                     g.mul(&Tensor::from_raw(mask))?
                 }
             };
-            return differentiable_backward(x, gamma, &g, self.eps);
+            let mut grads = differentiable_backward(x, gamma, &g, self.eps)?;
+            if self.shortcut {
+                grads.push(Some(g));
+            }
+            return Ok(grads);
         }
         let (mean, var) = saved(&self.saved)
             .ok_or_else(|| Error::invalid("batch_norm", "backward ran before forward"))?;
@@ -569,7 +627,13 @@ impl CustomOp for BatchNormTrain {
         let raw = [g, x.data(), mean, var, gamma.data()];
         let op = BatchNormBackward { eps: self.eps };
         let out = call(&op, &raw.iter().collect::<Vec<_>>())?;
-        Ok(out.into_iter().map(|t| Some(Tensor::from_raw(t))).collect())
+        // The shortcut's gradient is the (masked) gradient of the sum.
+        let shortcut = self.shortcut.then(|| raw[0].clone());
+        Ok(out
+            .into_iter()
+            .chain(shortcut)
+            .map(|t| Some(Tensor::from_raw(t)))
+            .collect())
     }
 }
 // ANCHOR_END: train_op
@@ -606,13 +670,15 @@ fn differentiable_backward(
 }
 
 /// Training-mode batch norm of `x: [N, C, H, W]` with the affine `γ`, `β`
-/// (`[C]`), followed by a ReLU when `relu` is set: the output, and the
-/// batch's per-channel mean and biased variance (`[C]`, not part of any
-/// graph) for the running averages.
+/// (`[C]`), plus `shortcut` (like `x`) when there is one, followed by a
+/// ReLU when `relu` is set: the output, and the batch's per-channel mean
+/// and biased variance (`[C]`, not part of any graph) for the running
+/// averages.
 pub fn batch_norm_train(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
+    shortcut: Option<&Tensor>,
     eps: f64,
     relu: bool,
 ) -> Result<(Tensor, RawTensor, RawTensor)> {
@@ -620,9 +686,11 @@ pub fn batch_norm_train(
     let op = BatchNormTrain {
         eps,
         relu,
+        shortcut: shortcut.is_some(),
         saved: stats.clone(),
     };
-    let y = Tensor::apply(op, &[x, gamma, beta])?;
+    let inputs: Vec<&Tensor> = [x, gamma, beta].into_iter().chain(shortcut).collect();
+    let y = Tensor::apply(op, &inputs)?;
     let (mean, var) =
         saved(&stats).ok_or_else(|| Error::invalid("batch_norm", "forward kept no statistics"))?;
     Ok((y, mean, var))

@@ -9,7 +9,6 @@ use crate::conv::Conv2dOptions;
 use crate::layers::Conv2d;
 use chapter_02::Error;
 use chapter_03::{DType, Device, Result, Tensor};
-use chapter_04::prelude::*;
 use chapter_05::init::{kaiming_normal, FanMode, Nonlinearity};
 use chapter_05::{BatchNormConfig, Buffer, Module};
 
@@ -165,15 +164,16 @@ impl Module for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         check_input("BasicBlock", "conv1", x, self.conv1.weight.dims()[1])?;
         let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
-        let out = self.bn2.forward(&self.conv2.forward(&out)?)?;
+        let out = self.conv2.forward(&out)?;
         if !self.residual {
-            return out.relu();
+            return self.bn2.forward_relu(&out);
         }
         let identity = match &self.downsample {
             Some(projection) => projection.forward(x)?,
             None => x.clone(),
         };
-        out.add(&identity)?.relu()
+        // relu(bn2(out) + identity), in one pass where it can be.
+        self.bn2.forward_add_relu(&out, &identity)
     }
 }
 // ANCHOR_END: basic_block
@@ -270,15 +270,15 @@ impl Module for Bottleneck {
         check_input("Bottleneck", "conv1", x, self.conv1.weight.dims()[1])?;
         let out = self.bn1.forward_relu(&self.conv1.forward(x)?)?;
         let out = self.bn2.forward_relu(&self.conv2.forward(&out)?)?;
-        let out = self.bn3.forward(&self.conv3.forward(&out)?)?;
+        let out = self.conv3.forward(&out)?;
         if !self.residual {
-            return out.relu();
+            return self.bn3.forward_relu(&out);
         }
         let identity = match &self.downsample {
             Some(projection) => projection.forward(x)?,
             None => x.clone(),
         };
-        out.add(&identity)?.relu()
+        self.bn3.forward_add_relu(&out, &identity)
     }
 }
 // ANCHOR_END: bottleneck
