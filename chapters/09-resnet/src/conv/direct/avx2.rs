@@ -346,8 +346,7 @@ pub(super) fn weight_grad_image(
 ) {
     // SAFETY: the caller checked for AVX2 and FMA.
     unsafe {
-        // The transposed gradient's rows: the padded pitch with stride 1
-        // (gap columns zero), the output's width with stride 2.
+        // The transposed gradient's rows: the walk's, the output's width.
         to_pixel_major(g, dy_n, dt, walk.pixels() / g.out_h);
         match blocking {
             (2, _) => weight_grad_block_avx2::<2, 2>(g, padded, walk, dt, lanes),

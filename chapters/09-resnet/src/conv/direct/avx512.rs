@@ -143,7 +143,7 @@ pub(super) fn weight_grad_image(
 ) {
     // SAFETY: the caller checked for AVX-512.
     unsafe {
-        transpose_grad(g, dy_n, dt, padded.1);
+        transpose_grad(g, dy_n, dt, walk.pixels() / g.out_h);
         match blocking {
             (4, _) => weight_grad_block_avx512::<4, 2>(g, padded, walk, dt, lanes),
             (2, _) => weight_grad_block_avx512::<2, 4>(g, padded, walk, dt, lanes),
@@ -154,7 +154,8 @@ pub(super) fn weight_grad_image(
 
 /// `dy_n` (`[O, out_h, out_w]`) as `[out_h·pw, O]`: each pixel's output
 /// channels side by side (one gather of 16 channels a step), rows of `pw`
-/// pixels, zeros in the columns past `out_w`.
+/// pixels, zeros in any columns past `out_w` (the weight gradient's walk
+/// takes `pw = out_w`).
 #[target_feature(enable = "avx512f")]
 fn transpose_grad(g: &ConvGeometry, dy_n: &[f32], dt: &mut [f32], pw: usize) {
     let o = g.out_channels;

@@ -42,24 +42,19 @@ pub(super) struct Walk {
 }
 
 impl Walk {
-    /// The walk for `g`, whose image is padded with pitch `pw`: with stride
-    /// 1, all `out_h·pw` pixels of the padded pitch as one row (the gap
-    /// columns' gradient is zero); with stride 2, `out_h` rows of `out_w`
-    /// pixels, two input columns apart, each two input rows below the last.
+    /// The walk for `g`, whose image is padded with pitch `pw`: `out_h`
+    /// rows of `out_w` pixels, `stride` input columns apart, each `stride`
+    /// input rows below the last. (With stride 1 the walk once ran over
+    /// all `out_h·pw` pixels of the padded pitch as one row, the gap
+    /// columns' gradient zero: fewer row ends, but a gap pixel in every
+    /// `pw`, 2 in 9 at 7 × 7. Skipping them measured faster on AVX2.)
     pub(super) fn new(g: &ConvGeometry, pw: usize) -> Walk {
-        match g.stride {
-            (1, 1) => Walk {
-                rows: 1,
-                width: g.out_h * pw,
-                step: 1,
-                row_step: 0,
-            },
-            (sy, sx) => Walk {
-                rows: g.out_h,
-                width: g.out_w,
-                step: sx,
-                row_step: sy * pw,
-            },
+        let (sy, sx) = g.stride;
+        Walk {
+            rows: g.out_h,
+            width: g.out_w,
+            step: sx,
+            row_step: sy * pw,
         }
     }
 
