@@ -350,10 +350,17 @@ fn pad_image(g: &ConvGeometry, x_n: &[f32], padded: &mut [f32], (pw, len): (usiz
     let (h, w) = (g.in_h, g.in_w);
     let (pt, pl) = g.pad_begin;
     for (x_c, p_c) in x_n.chunks_exact(h * w).zip(padded.chunks_exact_mut(len)) {
-        p_c.fill(0.0);
+        // Every value written once, in order: the zeros before each row
+        // (the padding above, and the gap between rows), the row, and the
+        // zeros after the last.
+        let mut at = 0;
         for (yy, row) in x_c.chunks_exact(w).enumerate() {
-            p_c[(yy + pt) * pw + pl..][..w].copy_from_slice(row);
+            let start = (yy + pt) * pw + pl;
+            p_c[at..start].fill(0.0);
+            p_c[start..][..w].copy_from_slice(row);
+            at = start + w;
         }
+        p_c[at..].fill(0.0);
     }
 }
 
