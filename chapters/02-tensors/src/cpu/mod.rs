@@ -112,7 +112,7 @@ impl CpuStorage {
     }
 }
 
-/// A dropped storage gives its buffer back to the [`pool`] for reuse.
+/// A dropped storage gives its buffer back to the buffer pool (`cpu::pool`) for reuse.
 impl Drop for CpuStorage {
     fn drop(&mut self) {
         on_storage!(self, x: T => pool::give(std::mem::take(x)))
