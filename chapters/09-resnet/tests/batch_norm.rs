@@ -174,12 +174,17 @@ enum Tail {
 
 const TAILS: [Tail; 3] = [Tail::None, Tail::Relu, Tail::AddRelu];
 
-/// `bn` applied to `t[0]` with the given tail (`t[3]` the shortcut).
-fn forward_with(bn: &BatchNorm2d, t: &[Tensor], tail: Tail) -> chapter_03::Result<Tensor> {
+/// `bn` applied to `x` with the given tail (`shortcut` for `AddRelu`).
+fn forward_with(
+    bn: &BatchNorm2d,
+    x: &Tensor,
+    shortcut: Option<&Tensor>,
+    tail: Tail,
+) -> chapter_03::Result<Tensor> {
     match tail {
-        Tail::None => bn.forward(&t[0]),
-        Tail::Relu => bn.forward_relu(&t[0]),
-        Tail::AddRelu => bn.forward_add_relu(&t[0], &t[3]),
+        Tail::None => bn.forward(x),
+        Tail::Relu => bn.forward_relu(x),
+        Tail::AddRelu => bn.forward_add_relu(x, shortcut.expect("a shortcut")),
     }
 }
 
@@ -196,7 +201,7 @@ fn batch_norm2d_gradcheck_in_training() {
                 BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev())?;
             bn.weight = Some(t[1].clone());
             bn.bias = Some(t[2].clone());
-            forward_with(&bn, t, tail)
+            forward_with(&bn, &t[0], t.get(3), tail)
         };
         let mut inputs = vec![randn(&[2, 3, 3, 2], 1), randn(&[3], 2), randn(&[3], 3)];
         if tail == Tail::AddRelu {
@@ -390,7 +395,7 @@ fn second_derivatives_gradcheck(tail: Tail) {
         let mut bn = BatchNorm2d::with_options(3, BatchNormConfig::default(), DType::F64, &dev())?;
         bn.weight = Some(t[1].clone());
         bn.bias = Some(t[2].clone());
-        let y = forward_with(&bn, &t, tail)?;
+        let y = forward_with(&bn, &t[0], t.get(3), tail)?;
         // L = Σ y ⊙ v ⊙ y: quadratic, so every derivative depends on x.
         let loss = y.mul(&v)?.mul(&y)?.sum_all()?;
         let opts = BackwardOptions {
@@ -457,101 +462,65 @@ fn batch_statistics_survive_a_large_mean_in_f32() {
 /// the two in turn.
 #[test]
 fn batch_norm2d_forward_relu_is_relu_of_forward() {
-    for dtype in [DType::F64, DType::F32] {
-        let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
-        let x_raw = randn(&[3, 4, 5, 6], 90).to_dtype(dtype).unwrap();
-        let v = Tensor::from_raw(randn(&[3, 4, 5, 6], 91).to_dtype(dtype).unwrap());
-        let run = |fused: bool, training: bool| {
-            let bn =
-                BatchNorm2d::with_options(4, BatchNormConfig::default(), dtype, &dev()).unwrap();
-            bn.set_training(training);
-            let x = Tensor::param(x_raw.clone()).unwrap();
-            let y = match fused {
-                true => bn.forward_relu(&x).unwrap(),
-                false => bn.forward(&x).unwrap().relu().unwrap(),
-            };
-            y.mul(&v).unwrap().sum_all().unwrap().backward().unwrap();
-            let weight = bn.weight.as_ref().unwrap().grad().unwrap();
-            let bias = bn.bias.as_ref().unwrap().grad().unwrap();
-            [
-                y.data(),
-                x.grad().unwrap().data(),
-                weight.data(),
-                bias.data(),
-                bn.running_mean.get(),
-                bn.running_var.get(),
-            ]
-            .map(|t| t.to_vec_f64().unwrap())
-        };
-        for training in [true, false] {
-            let (fused, apart) = (run(true, training), run(false, training));
-            let names = [
-                "output",
-                "x.grad",
-                "weight.grad",
-                "bias.grad",
-                "running_mean",
-                "running_var",
-            ];
-            for ((f, a), name) in fused.iter().zip(&apart).zip(names) {
-                assert_close(f, a, tol, &format!("{name} {dtype:?} training {training}"));
-            }
-        }
-    }
+    fused_layer_is_the_layers_in_turn(Tail::Relu);
 }
 
-/// `forward_add_relu(x, s)` is `relu(forward(x) + s)`: in training (one
-/// fused operation on the CPU) the output is the three layers' in turn to
-/// the bit, and every gradient (the shortcut's included) and the running
-/// statistics match theirs, in f64 and f32; in evaluation it is the three
-/// in turn.
+/// `forward_add_relu(x, s)` is `relu(forward(x) + s)`: likewise, with the
+/// shortcut's gradient among the gradients.
 #[test]
 fn batch_norm2d_forward_add_relu_is_the_three_layers_in_turn() {
+    fused_layer_is_the_layers_in_turn(Tail::AddRelu);
+}
+
+/// The batch norm fused with `tail` against the layers in turn, in
+/// training and evaluation, f64 and f32: the output to the bit, and every
+/// gradient (`x`'s, the shortcut's with a shortcut, `γ`'s and `β`'s) and
+/// the running statistics to `1e-12` (f64) or `1e-5` (f32).
+fn fused_layer_is_the_layers_in_turn(tail: Tail) {
+    let shortcut = tail == Tail::AddRelu;
     for dtype in [DType::F64, DType::F32] {
         let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
         let dims = [3, 4, 5, 6];
-        let x_raw = randn(&dims, 92).to_dtype(dtype).unwrap();
+        let x_raw = randn(&dims, 90).to_dtype(dtype).unwrap();
         let s_raw = randn(&dims, 93).to_dtype(dtype).unwrap();
-        let v = Tensor::from_raw(randn(&dims, 94).to_dtype(dtype).unwrap());
+        let v = Tensor::from_raw(randn(&dims, 91).to_dtype(dtype).unwrap());
         let run = |fused: bool, training: bool| {
             let bn =
                 BatchNorm2d::with_options(4, BatchNormConfig::default(), dtype, &dev()).unwrap();
             bn.set_training(training);
             let x = Tensor::param(x_raw.clone()).unwrap();
             let s = Tensor::param(s_raw.clone()).unwrap();
-            let y = match fused {
-                true => bn.forward_add_relu(&x, &s).unwrap(),
-                false => bn.forward(&x).unwrap().add(&s).unwrap().relu().unwrap(),
-            };
+            let y = match (fused, tail) {
+                (true, _) => forward_with(&bn, &x, Some(&s), tail),
+                (false, Tail::None) => bn.forward(&x),
+                (false, Tail::Relu) => bn.forward(&x).and_then(|y| y.relu()),
+                (false, Tail::AddRelu) => bn.forward(&x).and_then(|y| y.add(&s)?.relu()),
+            }
+            .unwrap();
             y.mul(&v).unwrap().sum_all().unwrap().backward().unwrap();
             let weight = bn.weight.as_ref().unwrap().grad().unwrap();
             let bias = bn.bias.as_ref().unwrap().grad().unwrap();
-            [
-                y.data(),
-                x.grad().unwrap().data(),
-                s.grad().unwrap().data(),
-                weight.data(),
-                bias.data(),
-                bn.running_mean.get(),
-                bn.running_var.get(),
-            ]
-            .map(|t| t.to_vec_f64().unwrap())
+            let mut got = vec![("output", y.data()), ("x.grad", x.grad().unwrap().data())];
+            if shortcut {
+                got.push(("shortcut.grad", s.grad().unwrap().data()));
+            }
+            got.extend([
+                ("weight.grad", weight.data()),
+                ("bias.grad", bias.data()),
+                ("running_mean", bn.running_mean.get()),
+                ("running_var", bn.running_var.get()),
+            ]);
+            got.into_iter()
+                .map(|(name, t)| (name, t.to_vec_f64().unwrap()))
+                .collect::<Vec<_>>()
         };
         for training in [true, false] {
             let (fused, apart) = (run(true, training), run(false, training));
-            assert_eq!(fused[0], apart[0], "output {dtype:?} training {training}");
-            assert!(fused[0].contains(&0.0) && fused[0].iter().any(|&y| y > 0.0));
-            let names = [
-                "output",
-                "x.grad",
-                "shortcut.grad",
-                "weight.grad",
-                "bias.grad",
-                "running_mean",
-                "running_var",
-            ];
-            for ((f, a), name) in fused.iter().zip(&apart).zip(names) {
-                assert_close(f, a, tol, &format!("{name} {dtype:?} training {training}"));
+            let what = format!("{tail:?} {dtype:?} training {training}");
+            assert_eq!(fused[0].1, apart[0].1, "output {what}");
+            assert!(fused[0].1.contains(&0.0) && fused[0].1.iter().any(|&y| y > 0.0));
+            for ((name, f), (_, a)) in fused.iter().zip(&apart) {
+                assert_close(f, a, tol, &format!("{name} {what}"));
             }
         }
     }
