@@ -526,7 +526,8 @@ fn fused_layer_is_the_layers_in_turn(tail: Tail) {
     }
 }
 
-/// A NaN in the input comes out of the fused layer as it comes out of the
+/// A NaN in the input (and, with a shortcut, NaN and infinities in the
+/// shortcut) comes out of the fused layer as it comes out of the
 /// two layers in turn: chapter 02's ReLU writes 0 where `v > 0` is false.
 #[test]
 fn batch_norm2d_forward_relu_treats_nan_as_relu_does() {
@@ -548,5 +549,25 @@ fn batch_norm2d_forward_relu_treats_nan_as_relu_does() {
     assert!(
         fused.iter().zip(&apart).all(|(&a, &b)| same(a, b)),
         "{fused:?} against {apart:?}"
+    );
+    // With a shortcut: a NaN and both infinities in it, beside the NaN of
+    // the input, come out as from the three layers in turn.
+    let mut values = randn(&[2, 2, 3, 3], 96).to_vec_f64().unwrap();
+    (values[1], values[10], values[30]) = (f64::NAN, f64::INFINITY, f64::NEG_INFINITY);
+    let s = Tensor::from_raw(
+        RawTensor::from_f64_vec(values, vec![2, 2, 3, 3], DType::F64, &dev()).unwrap(),
+    );
+    let fused = bn.forward_add_relu(&x, &s).unwrap().to_vec_f64().unwrap();
+    let apart = bn.forward(&x).unwrap().add(&s).unwrap().relu().unwrap();
+    let apart = apart.to_vec_f64().unwrap();
+    assert!(
+        fused.iter().zip(&apart).all(|(&a, &b)| same(a, b)),
+        "{fused:?} against {apart:?}"
+    );
+    // +∞ passes the ReLU; NaN (the NaN channel, the shortcut's NaN) and
+    // −∞ become 0, as chapter 02's ReLU writes them.
+    assert!(
+        fused[10] == f64::INFINITY && fused[1] == 0.0 && fused[30] == 0.0,
+        "{fused:?}"
     );
 }
